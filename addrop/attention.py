@@ -1,0 +1,208 @@
+"""The one place that touches transformers' internals: a registered attention function and its mask function.
+
+`install(model)` switches a model to the "addrop" attention implementation and attaches a `Controller`. The
+controller's per-thread state, set for one forward pass, is what the attention function reads:
+
+    drops  {layer: bool [B, H, T, T]}   positions to drop (additive dtype-min before softmax, Eq. 1 and 7)
+    keep   set of layers                whose post-softmax probabilities are kept for gradients
+    scale  {layer: float [N]}           per-row factor on the probabilities (IGA's k/m, Eq. 3)
+    gate   {layer: float [N]}           per-row factor that Captum integrates over (IG baseline = 0)
+    expand {layer: c}                   repeat the hidden states c times at the input of that layer (IGA copies
+                                        share the layers below instead of recomputing them)
+
+The probabilities of layer l pass through `controller.probes[l]`, an `nn.Identity` that Captum can attribute at.
+Layers are numbered by call order within a forward pass (ALBERT shares one attention module across layers).
+State lives in a `threading.local`, so sessions that share one cached model do not see each other's masks.
+"""
+from __future__ import annotations
+
+import threading
+from contextlib import contextmanager
+
+import torch
+from torch import nn
+from transformers import AttentionInterface
+from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS, AttentionMaskInterface, eager_mask
+
+from .errors import UnsupportedModelError
+
+IMPL = "addrop"
+SUPPORTED_FAMILIES = ("bert", "roberta", "xlm-roberta", "electra", "distilbert", "albert", "camembert")
+
+
+class _State(threading.local):
+    def __init__(self):
+        self.reset()
+
+    def __deepcopy__(self, memo):  # a copied model gets fresh, empty state
+        return _State()
+
+    def reset(self):
+        self.drops: dict[int, torch.Tensor] = {}
+        self.keep: set[int] = set()
+        self.probs: dict[int, torch.Tensor] = {}
+        self.scale: dict[int, torch.Tensor] = {}
+        self.gate: dict[int, torch.Tensor] = {}
+        self.expand: dict[int, int] = {}
+        self.calls = 0
+
+
+class Controller(nn.Module):
+    """Per-forward-pass settings of the addrop attention function for one model."""
+
+    def __init__(self, num_layers: int):
+        super().__init__()
+        self.num_layers = num_layers
+        self.probes = nn.ModuleList(nn.Identity() for _ in range(num_layers))
+        self._state = _State()
+
+    @property
+    def state(self) -> _State:
+        return self._state
+
+    def start_pass(self):
+        self._state.calls = 0
+        self._state.probs = {}
+
+    @contextmanager
+    def pass_settings(self, drops=None, keep=(), scale=None, gate=None, expand=None):
+        """Set what the next forward pass(es) do; everything is cleared on exit."""
+        s = self._state
+        s.drops, s.keep = dict(drops or {}), set(keep)
+        s.scale, s.gate, s.expand = dict(scale or {}), dict(gate or {}), dict(expand or {})
+        try:
+            yield s
+        finally:
+            s.reset()
+
+
+def _rows(factor: torch.Tensor, n: int) -> torch.Tensor:
+    # factor: [N] per row of the (possibly expanded) batch -> [N, 1, 1, 1]
+    return factor.to(torch.get_default_dtype() if not factor.is_floating_point() else factor.dtype).view(n, 1, 1, 1)
+
+
+def addrop_attention(module, query, key, value, attention_mask, scaling=None, dropout=0.0, **kwargs):
+    """Eager attention, the same operations in the same order, plus the controller's settings."""
+    ctrl: Controller | None = getattr(module, "_addrop_ctrl", None)
+    if scaling is None:
+        scaling = query.size(-1) ** -0.5
+    # query, key, value: [N, H, T, d]
+    attn_weights = torch.matmul(query, key.transpose(2, 3)) * scaling  # [N, H, T, T]
+    if attention_mask is not None:
+        if attention_mask.shape[0] != attn_weights.shape[0]:  # expanded IGA copies share the pad mask
+            attention_mask = attention_mask.repeat(attn_weights.shape[0] // attention_mask.shape[0], 1, 1, 1)
+        attn_weights = attn_weights + attention_mask
+    layer = None
+    if ctrl is not None:
+        s = ctrl.state
+        layer = s.calls % ctrl.num_layers
+        s.calls += 1
+        drop = s.drops.get(layer)
+        if drop is not None:
+            attn_weights = attn_weights.masked_fill(drop, torch.finfo(attn_weights.dtype).min)
+    attn_weights = nn.functional.softmax(attn_weights, dim=-1)
+    if layer is not None:
+        n = attn_weights.shape[0]
+        if layer in s.scale:
+            attn_weights = attn_weights * _rows(s.scale[layer], n)
+        if layer in s.gate:
+            attn_weights = attn_weights * _rows(s.gate[layer], n)
+        attn_weights = ctrl.probes[layer](attn_weights)
+        if layer in s.keep:
+            if not attn_weights.requires_grad:  # nothing upstream needs grad (e.g. frozen model): make it a leaf
+                attn_weights.requires_grad_(True)
+            s.probs[layer] = attn_weights
+    attn_weights = nn.functional.dropout(attn_weights, p=dropout, training=module.training)
+    attn_output = torch.matmul(attn_weights, value)
+    attn_output = attn_output.transpose(1, 2).contiguous()
+    return attn_output, attn_weights
+
+
+AttentionInterface.register(IMPL, addrop_attention)
+AttentionMaskInterface.register(IMPL, eager_mask)  # without it, padding would be silently ignored
+assert IMPL in ALL_MASK_ATTENTION_FUNCTIONS
+
+
+def _layer_list(model) -> nn.ModuleList | None:
+    """The per-layer module list of the encoder, if the model has one (ALBERT shares layers: None)."""
+    n = model.config.num_hidden_layers
+    for name, mod in model.named_modules():
+        if isinstance(mod, nn.ModuleList) and len(mod) == n and name.endswith(("encoder.layer", "transformer.layer", "layers")):
+            return mod
+    return None
+
+
+def _expand_hook(layer, args, kwargs):
+    """Forward pre-hook on an encoder layer: repeat its input hidden states c times (IGA copies)."""
+    c = layer._addrop_ctrl.state.expand.get(layer._addrop_index)
+    if not c or c == 1:
+        return None
+    if args:
+        hidden = args[0]
+        return (hidden.repeat(c, *([1] * (hidden.dim() - 1))),) + tuple(args[1:]), kwargs
+    key = "hidden_states" if "hidden_states" in kwargs else "hidden_state"
+    hidden = kwargs[key]
+    return args, dict(kwargs, **{key: hidden.repeat(c, *([1] * (hidden.dim() - 1)))})
+
+
+def _reset_hook(model, args, kwargs):
+    """Forward pre-hook on the top model: a new pass numbers layers from 0 again."""
+    model.addrop.start_pass()
+
+
+def install(model) -> Controller:
+    """Route the model's attention through the addrop function and check that it really is called."""
+    existing = getattr(model, "addrop", None)
+    if isinstance(existing, Controller):
+        return existing
+    model_type = getattr(model.config, "model_type", "?")
+    try:
+        model.set_attn_implementation(IMPL)
+    except Exception as e:  # noqa: BLE001 - transformers raises several types here
+        raise UnsupportedModelError(_unsupported(model_type, str(e).splitlines()[0] if str(e) else "")) from None
+    ctrl = Controller(model.config.num_hidden_layers)
+    for mod in model.modules():
+        # tag every submodule (only the attention function reads it); object.__setattr__ keeps the controller
+        # from being registered as a child of each of them
+        object.__setattr__(mod, "_addrop_ctrl", ctrl)
+    model.add_module("addrop", ctrl)  # holds the probes; no parameters, so state dicts are unchanged
+    model.register_forward_pre_hook(_reset_hook, with_kwargs=True)
+    layers = _layer_list(model)
+    ctrl.can_expand = layers is not None
+    if layers is not None:
+        for i, layer in enumerate(layers):
+            object.__setattr__(layer, "_addrop_index", i)
+            layer.register_forward_pre_hook(_expand_hook, with_kwargs=True)
+    _check_called(model, ctrl, model_type)
+    return ctrl
+
+
+def _unsupported(model_type: str, detail: str = "") -> str:
+    msg = (f"model type '{model_type}' does not route its attention through transformers' AttentionInterface, so "
+           f"AD-DROP cannot reach its attention maps; supported families: {', '.join(SUPPORTED_FAMILIES)}")
+    return msg
+
+
+def _check_called(model, ctrl: Controller, model_type: str) -> None:
+    """The config can name our implementation while the model still runs its own attention: check by calling."""
+    device = next(model.parameters()).device
+    ids = torch.tensor([[0, 1, 2]], device=device)
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad(), ctrl.pass_settings(keep=range(ctrl.num_layers)) as s:
+            model(input_ids=ids, attention_mask=torch.ones_like(ids))
+            called = len(s.probs)
+    except Exception as e:  # noqa: BLE001
+        raise UnsupportedModelError(_unsupported(model_type, str(e))) from None
+    finally:
+        model.train(was_training)
+    if called != ctrl.num_layers:
+        raise UnsupportedModelError(_unsupported(model_type))
+
+
+def controller(model) -> Controller:
+    ctrl = getattr(model, "addrop", None)
+    if not isinstance(ctrl, Controller):
+        ctrl = install(model)
+    return ctrl

@@ -1,0 +1,99 @@
+"""AD-DROP masks, paper Eq. 6-7, as boolean tensors shaped [L, B, H, T, T] (layers, batch, heads, query, key).
+
+`candidate_region` marks the candidate discard region S (True = candidate); `sample_drops` draws the dropped
+positions inside it with probability q. The additive dtype-min form exists only inside attention.py.
+"""
+from __future__ import annotations
+
+import torch
+
+
+def _real(key_mask: torch.Tensor, shape) -> tuple[torch.Tensor, torch.Tensor]:
+    """key_mask [B, T] (True = real token) -> (real keys, real query rows), broadcastable to [L, B, H, T, T]."""
+    km = key_mask.bool()
+    keys = km[None, :, None, None, :]  # [1, B, 1, 1, T]
+    rows = km[None, :, None, :, None]  # [1, B, 1, T, 1]
+    return keys, rows
+
+
+def _uniform(shape, generator: torch.Generator | None, device) -> torch.Tensor:
+    """Uniform draws from the generator's device (so a seed gives the same mask), moved to `device`."""
+    gen_device = generator.device if generator is not None else device
+    return torch.rand(shape, generator=generator, device=gen_device).to(device)
+
+
+def candidate_region(scores: torch.Tensor, key_mask: torch.Tensor, p: float, mode: str = "high",
+                     ties: str = "paper", generator: torch.Generator | None = None) -> torch.Tensor:
+    """Candidate discard region per query row, among the n real keys of that row.
+
+    high (Eq. 6): threshold = the ascending-sorted row's value at index int(n(1-p)); keys at or above it.
+    low: the keys strictly below the value at index int(pn) (the int(pn) lowest on tie-free rows).
+    random: each real key with probability p.
+    ties="strict" makes rows whose real keys all have the same score non-candidates (with GA, rows that cannot
+    reach the output are constant; the paper's rule would make the whole row a candidate).
+    Pads are never candidates, as keys or as query rows.
+    """
+    # scores: [L, B, H, T, T]; key_mask: [B, T]
+    keys, rows = _real(key_mask, scores.shape)
+    valid = keys & rows  # [1, B, 1, T, T]
+    if mode == "random":
+        return (_uniform(scores.shape, generator, scores.device) < p) & valid
+    s = scores.float()
+    n = key_mask.sum(-1).to(scores.device)  # [B] real keys per example
+    filled = s.masked_fill(~keys, float("inf"))  # pads sort to the end
+    srt = filled.sort(dim=-1).values  # [L, B, H, T, T] ascending
+    if mode == "high":
+        idx = (n * (1.0 - p)).long()
+    elif mode == "low":
+        idx = (n * p).long()
+    else:
+        raise ValueError(f"unknown mode {mode!r}")
+    idx = idx.clamp(max=key_mask.shape[-1] - 1)
+    index = idx.view(1, -1, 1, 1, 1).expand(*s.shape[:-1], 1)
+    thr = srt.gather(-1, index)  # [L, B, H, T, 1]
+    region = (s >= thr) if mode == "high" else (s < thr)
+    region &= valid
+    if ties == "strict":
+        lo = srt[..., :1]
+        hi = s.masked_fill(~keys, float("-inf")).amax(-1, keepdim=True)
+        region &= ~(hi == lo)
+    return region
+
+
+def sample_drops(region: torch.Tensor, q: float, generator: torch.Generator | None = None,
+                 fixed_rate: bool = False) -> torch.Tensor:
+    """Eq. 7: each candidate dropped with probability q (fixed_rate: every candidate dropped)."""
+    if fixed_rate:
+        return region.clone()
+    return region & (_uniform(region.shape, generator, region.device) < q)
+
+
+def keep_one(dropped: torch.Tensor, scores: torch.Tensor, key_mask: torch.Tensor, mode: str = "high") -> torch.Tensor:
+    """No row may lose every real key: where one would, give back its lowest-scored key (highest for low mode)."""
+    keys, _ = _real(key_mask, dropped.shape)
+    lost = (dropped | ~keys).all(-1, keepdim=True)  # [L, B, H, T, 1]
+    if not lost.any():
+        return dropped
+    s = scores.float()
+    if mode == "low":
+        pick = s.masked_fill(~keys, float("-inf")).argmax(-1, keepdim=True)
+    else:
+        pick = s.masked_fill(~keys, float("inf")).argmin(-1, keepdim=True)
+    give_back = torch.zeros_like(dropped).scatter_(-1, pick, True) & lost
+    return dropped & ~give_back
+
+
+def make_drops(scores: torch.Tensor, key_mask: torch.Tensor, p: float, q: float, mode: str = "high",
+               ties: str = "paper", fixed_rate: bool = False, generator: torch.Generator | None = None):
+    """Region and dropped positions in one call. Returns (region, dropped), both bool [L, B, H, T, T]."""
+    region = candidate_region(scores, key_mask, p, mode, ties, generator)
+    dropped = keep_one(sample_drops(region, q, generator, fixed_rate), scores, key_mask, mode)
+    return region, dropped
+
+
+def dropped_share(dropped: torch.Tensor, key_mask: torch.Tensor) -> float:
+    """Share of real (query row, key) positions dropped: padded rows and keys are not counted."""
+    keys, rows = _real(key_mask, dropped.shape)
+    valid = (keys & rows).expand_as(dropped)
+    total = valid.sum().item()
+    return float((dropped & valid).sum().item() / total) if total else 0.0
