@@ -424,14 +424,21 @@ def load_csv(path_or_buffer, text_col: str = "text", label_col: str = "label", p
     except UnicodeDecodeError as e:
         raise UserError(f"{fname} is not UTF-8 text (bad byte at offset {e.start}); save it as UTF-8") from None
     sep = _sniff_sep(fname, text)
+    kind_name = "TSV" if sep == "\t" else "CSV"
     try:
         kw = {"quoting": csv.QUOTE_NONE} if sep == "\t" else {}
-        df = pd.read_csv(io.StringIO(text), sep=sep, dtype=str, keep_default_na=False, **kw)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", pd.errors.ParserWarning)  # extra fields would be dropped silently
+            df = pd.read_csv(io.StringIO(text), sep=sep, dtype=str, keep_default_na=False, index_col=False, **kw)
     except pd.errors.EmptyDataError:
         raise UserError(f"{fname} is empty") from None
+    except pd.errors.ParserWarning:
+        raise UserError(f"{fname}: some rows have more fields than the header; quote texts that contain "
+                        f"{'tabs' if sep == chr(9) else 'commas'} or save as {'CSV' if sep == chr(9) else 'TSV'}") \
+            from None
     except (pd.errors.ParserError, ValueError) as e:
         msg = (str(e).strip().splitlines() or [""])[0]
-        raise UserError(f"{fname} could not be parsed as {'TSV' if sep == chr(9) else 'CSV'}: {msg}") from None
+        raise UserError(f"{fname} could not be parsed as {kind_name}: {msg}") from None
     if len(df) == 0:
         raise UserError(f"{fname} has a header but no rows")
     columns = [str(c) for c in df.columns]
@@ -546,7 +553,8 @@ def _check_split_sizes(fname, y, is_reg, tr, dv, label_names) -> None:
     if len(counts) < 2:
         raise UserError(f"{fname}: the training split has only one class; classification needs at least 2")
     if not dv:
-        raise UserError(f"{fname}: too few rows: {len(tr)} train and 0 dev; need at least 1 row in dev")
+        raise UserError(f"{fname}: too few rows: {len(tr)} train and 0 dev; need at least 1 row in dev "
+                        "besides 2 per class in train (add rows, or a split column)")
 
 
 # ----------------------------------------------------------------------------------------------------------
