@@ -156,24 +156,41 @@ def install(model) -> Controller:
     if isinstance(existing, Controller):
         return existing
     model_type = getattr(model.config, "model_type", "?")
+    previous_impl = getattr(model.config, "_attn_implementation", None)
     try:
         model.set_attn_implementation(IMPL)
     except Exception as e:  # noqa: BLE001 - transformers raises several types here
         raise UnsupportedModelError(_unsupported(model_type, str(e).splitlines()[0] if str(e) else "")) from None
     ctrl = Controller(model.config.num_hidden_layers)
-    for mod in model.modules():
+    tagged = list(model.modules())
+    for mod in tagged:
         # tag every submodule (only the attention function reads it); object.__setattr__ keeps the controller
         # from being registered as a child of each of them
         object.__setattr__(mod, "_addrop_ctrl", ctrl)
     model.add_module("addrop", ctrl)  # holds the probes; no parameters, so state dicts are unchanged
-    model.register_forward_pre_hook(_reset_hook, with_kwargs=True)
+    hooks = [model.register_forward_pre_hook(_reset_hook, with_kwargs=True)]
     layers = _layer_list(model)
     ctrl.can_expand = layers is not None
     if layers is not None:
         for i, layer in enumerate(layers):
             object.__setattr__(layer, "_addrop_index", i)
-            layer.register_forward_pre_hook(_expand_hook, with_kwargs=True)
-    _check_called(model, ctrl, model_type)
+            hooks.append(layer.register_forward_pre_hook(_expand_hook, with_kwargs=True))
+    try:
+        _check_called(model, ctrl, model_type)
+    except UnsupportedModelError:
+        # undo, so the model is not left looking installed (a second install() would return this controller)
+        for h in hooks:
+            h.remove()
+        del model._modules["addrop"]
+        for mod in tagged:
+            mod.__dict__.pop("_addrop_ctrl", None)
+            mod.__dict__.pop("_addrop_index", None)
+        if previous_impl is not None and getattr(model.config, "_attn_implementation", None) != previous_impl:
+            try:
+                model.set_attn_implementation(previous_impl)
+            except Exception:  # noqa: BLE001 - best effort; the error below is what the user sees
+                pass
+        raise
     return ctrl
 
 

@@ -433,9 +433,8 @@ def load_csv(path_or_buffer, text_col: str = "text", label_col: str = "label", p
     except pd.errors.EmptyDataError:
         raise UserError(f"{fname} is empty") from None
     except pd.errors.ParserWarning:
-        raise UserError(f"{fname}: some rows have more fields than the header; quote texts that contain "
-                        f"{'tabs' if sep == chr(9) else 'commas'} or save as {'CSV' if sep == chr(9) else 'TSV'}") \
-            from None
+        hint = "remove tabs inside texts" if sep == "\t" else "quote texts that contain commas, or save as TSV"
+        raise UserError(f"{fname}: some rows have more fields than the header; {hint}") from None
     except (pd.errors.ParserError, ValueError) as e:
         msg = (str(e).strip().splitlines() or [""])[0]
         raise UserError(f"{fname} could not be parsed as {kind_name}: {msg}") from None

@@ -1,0 +1,305 @@
+"""Attribution (paper Eq. 2-5) checked against other computations of the same quantity: central finite
+differences in float64 for GA, per-layer calls, the plain m-pass IGA loop, A * GA for one IGA step."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from addrop.attribution import attribute, encode, objective
+from addrop.config import AttributionConfig
+from addrop.errors import UserError
+from addrop.models import model_inputs
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+TINY = ("tiny-bert", "tiny-roberta", "tiny-electra", "tiny-distilbert")
+
+
+def _rel(a: torch.Tensor, b: torch.Tensor) -> float:
+    """max abs difference relative to the largest entry of b."""
+    return ((a - b).abs().max() / b.abs().max()).item()
+
+
+def _two(loaded, make_batch, sample_texts):
+    """A padded batch of 2 with different lengths."""
+    texts, pairs = sample_texts
+    batch = make_batch(loaded, texts[:2], pairs[:2])
+    lengths = batch["attention_mask"].sum(1)
+    assert lengths[0] != lengths[1]
+    return batch
+
+
+# ------------------------------------------------------------------------------------------ GA vs finite differences
+
+
+def _perturbed_objective(loaded, inputs, target, layer, pos, eps):
+    """F_c with A[layer][pos] += eps, the change made at the layer's probe (post-softmax probabilities)."""
+
+    def hook(module, args, out):
+        out = out.clone()
+        out[pos] += eps
+        return out
+
+    handle = loaded.ctrl.probes[layer].register_forward_hook(hook)
+    try:
+        with torch.no_grad():
+            return objective(loaded.model(**inputs).logits, target).item()
+    finally:
+        handle.remove()
+
+
+def _positions(scores_l: torch.Tensor, key_mask: torch.Tensor, k=3):
+    """The k largest |scores| (informative), a pad key, a zero-gradient row and a fixed interior position."""
+    flat = scores_l.abs().flatten().topk(k).indices
+    pos = [tuple(int(x) for x in torch.unravel_index(i, scores_l.shape)) for i in flat]
+    B, H, T, _ = scores_l.shape
+    n0 = int(key_mask[0].sum())
+    if n0 < T:
+        pos.append((0, H - 1, 0, T - 1))  # a pad key of a real query row
+    pos.append((1, 0, 1, 2))
+    pos.append((B - 1, H // 2, T - 1, 0))
+    return pos
+
+
+@pytest.mark.parametrize("name", ["tiny-bert", "tiny-distilbert"])
+@pytest.mark.parametrize("target", ["pseudo", "label"])
+def test_ga_equals_central_finite_differences_in_float64(load, make_batch, sample_texts, name, target):
+    loaded = load(name)
+    loaded.model.double()
+    batch = _two(loaded, make_batch, sample_texts)
+    cfg = AttributionConfig(method="ga", target=target, label=1 if target == "label" else None)
+    res = attribute(loaded, batch, cfg)
+    assert res.scores.dtype == torch.float64
+    if target == "label":
+        assert (res.target == 1).all()
+    inputs = model_inputs(loaded.model, batch)
+    eps = 1e-3  # F is smooth in A; central differences are exact to O(eps^2) and far from cancellation here
+    checked = 0
+    for i, layer in enumerate(res.layers):
+        s = res.scores[i]
+        scale = s.abs().max().item()
+        assert scale > 0
+        for pos in _positions(s, res.key_mask):
+            fd = (_perturbed_objective(loaded, inputs, res.target, layer, pos, eps)
+                  - _perturbed_objective(loaded, inputs, res.target, layer, pos, -eps)) / (2 * eps)
+            ga = s[pos].item()
+            assert abs(fd - ga) <= 1e-6 * abs(ga) + 1e-9 * scale, (layer, pos, fd, ga)
+            checked += 1
+    assert checked >= 2 * 5
+
+
+def test_ga_regression_equals_finite_differences(load, make_batch, sample_texts):
+    """num_labels=1: F is minus the squared error against the gold score (paper appendix), or the prediction."""
+    loaded = load("tiny-bert", num_labels=1)
+    loaded.model.double()
+    batch = _two(loaded, make_batch, sample_texts)
+    inputs = model_inputs(loaded.model, batch)
+    eps = 1e-3
+    for labels in (torch.tensor([0.7, -1.3], dtype=torch.float64), None):
+        res = attribute(loaded, batch, AttributionConfig(method="ga"), labels=labels)
+        target = res.target
+        assert torch.isnan(target).all() == (labels is None)
+        s = res.scores[0]
+        for pos in _positions(s, res.key_mask, k=2):
+            fd = (_perturbed_objective(loaded, inputs, target, 0, pos, eps)
+                  - _perturbed_objective(loaded, inputs, target, 0, pos, -eps)) / (2 * eps)
+            assert abs(fd - s[pos].item()) <= 1e-6 * abs(fd) + 1e-9 * s.abs().max().item(), (pos, fd)
+
+
+@pytest.mark.parametrize("name", ["tiny-bert", "tiny-distilbert", "minilm"])
+def test_ga_one_call_equals_per_layer_calls(load, minilm, make_batch, sample_texts, name):
+    loaded = minilm if name == "minilm" else load(name)
+    texts, pairs = sample_texts
+    batch = make_batch(loaded, texts, pairs)
+    full = attribute(loaded, batch, AttributionConfig(method="ga"))
+    assert full.layers == list(range(loaded.num_layers))
+    for i, l in enumerate(full.layers):
+        one = attribute(loaded, batch, AttributionConfig(method="ga", layers=(l,)))
+        assert one.layers == [l] and one.scores.shape[0] == 1
+        assert torch.equal(one.attention[0], full.attention[i])
+        assert _rel(one.scores[0], full.scores[i]) <= 1e-6
+    # negative indices count from the top and select the same layer
+    top = attribute(loaded, batch, AttributionConfig(method="ga", layers=(-1,)))
+    assert top.layers == [loaded.num_layers - 1]
+    assert _rel(top.scores[0], full.scores[-1]) <= 1e-6
+
+
+# ------------------------------------------------------------------------------------------ IGA vs the m-pass loop
+
+
+def _iga_loop(loaded, batch, layer, m, target):
+    """Eq. 3 written out: A/m * sum_{k=1..m} dF_c(k/m A)/dA, one unbatched forward/backward per step."""
+    model, ctrl = loaded.model, loaded.ctrl
+    inputs = model_inputs(model, batch)
+    B = batch["input_ids"].shape[0]
+    was = model.training
+    model.eval()
+    try:
+        with torch.no_grad(), ctrl.pass_settings(keep=[layer]) as s:
+            model(**inputs)
+            A = s.probs[layer].clone()
+        total = torch.zeros_like(A)
+        for k in range(1, m + 1):
+            scale = torch.full((B,), k / m, dtype=A.dtype)
+            with torch.enable_grad(), ctrl.pass_settings(keep=[layer], scale={layer: scale}) as s:
+                logits = model(**inputs).logits
+                (g,) = torch.autograd.grad(objective(logits, target), [s.probs[layer]])
+            total += g
+    finally:
+        model.train(was)
+    return A * total / m
+
+
+@pytest.fixture
+def iga_model(request, load, albert):
+    return albert if request.param == "albert" else load(request.param)
+
+
+@pytest.mark.parametrize("iga_model", TINY + ("albert",), indirect=True)
+def test_batched_iga_equals_the_m_pass_loop(iga_model, make_batch, sample_texts):
+    loaded = iga_model
+    batch = _two(loaded, make_batch, sample_texts)
+    m = 7  # not a multiple of the chunk sizes below: the last chunk is partial
+    results = {chunk: attribute(loaded, batch, AttributionConfig(method="iga", steps=m, iga_chunk=chunk))
+               for chunk in (0, 1, 3)}
+    ref = results[0]
+    assert ref.layers == list(range(loaded.num_layers))
+    for chunk in (1, 3):
+        assert _rel(results[chunk].scores, ref.scores) <= 1e-5, chunk
+        assert torch.equal(results[chunk].attention, ref.attention)
+    for i, layer in enumerate(ref.layers):
+        loop = _iga_loop(loaded, batch, layer, m, ref.target)
+        assert torch.equal(ref.attention[i], loaded_attention(loaded, batch, layer))
+        assert _rel(ref.scores[i], loop) <= 1e-5, layer
+    # pads: padded query rows and keys of the shorter example carry (near) zero attention and so (near) zero IGA
+    short = int(batch["attention_mask"].sum(1).argmin())
+    n = int(batch["attention_mask"][short].sum())
+    assert ref.scores[:, short, :, :n, n:].abs().max().item() <= 1e-6 * ref.scores.abs().max().item()
+
+
+def loaded_attention(loaded, batch, layer):
+    with torch.no_grad(), loaded.ctrl.pass_settings(keep=[layer]) as s:
+        loaded.model(**model_inputs(loaded.model, batch))
+        return s.probs[layer]
+
+
+def test_iga_loop_on_minilm_for_a_middle_and_top_layer(minilm, make_batch, sample_texts):
+    batch = _two(minilm, make_batch, sample_texts)
+    res = attribute(minilm, batch, AttributionConfig(method="iga", steps=4, layers=(2, 5)))
+    for i, layer in enumerate((2, 5)):
+        assert _rel(res.scores[i], _iga_loop(minilm, batch, layer, 4, res.target)) <= 1e-5
+
+
+@pytest.mark.parametrize("name", ["tiny-bert", "tiny-distilbert"])
+def test_iga_with_one_step_is_attention_times_ga(load, make_batch, sample_texts, name):
+    loaded = load(name)
+    batch = _two(loaded, make_batch, sample_texts)
+    ga = attribute(loaded, batch, AttributionConfig(method="ga"))
+    iga = attribute(loaded, batch, AttributionConfig(method="iga", steps=1))
+    assert torch.equal(iga.target, ga.target)
+    assert _rel(iga.scores, ga.attention * ga.scores) <= 1e-6
+
+
+# ------------------------------------------------------------------------------------------ AA, RD, modes, targets
+
+
+def test_aa_is_the_attention_and_rd_is_seeded_uniform(load, make_batch, sample_texts):
+    loaded = load("tiny-bert")
+    texts, pairs = sample_texts
+    batch = make_batch(loaded, texts, pairs)
+    aa = attribute(loaded, batch, AttributionConfig(method="aa"))
+    ga = attribute(loaded, batch, AttributionConfig(method="ga"))
+    assert torch.equal(aa.scores, aa.attention) and torch.equal(aa.attention, ga.attention)
+    assert torch.equal(aa.logits, ga.logits) and torch.equal(aa.target, ga.target)
+    rd = [attribute(loaded, batch, AttributionConfig(method="rd"), generator=torch.Generator().manual_seed(s))
+          for s in (4, 4, 5)]
+    assert rd[0].scores.shape == aa.scores.shape
+    assert torch.equal(rd[0].scores, rd[1].scores) and not torch.equal(rd[0].scores, rd[2].scores)
+    assert rd[0].scores.min() >= 0 and rd[0].scores.max() < 1
+
+
+@pytest.mark.parametrize("method,backend", [("ga", "native"), ("iga", "native"), ("aa", "native"), ("rd", "native"),
+                                            ("ga", "captum"), ("iga", "captum")])
+def test_training_mode_is_restored_and_attribution_runs_without_dropout(load, make_batch, sample_texts, method,
+                                                                         backend):
+    loaded = load("tiny-bert")
+    texts, pairs = sample_texts
+    batch = make_batch(loaded, texts, pairs)
+    cfg = AttributionConfig(method=method, backend=backend, steps=3)
+    results = {}
+    for training in (True, False):
+        loaded.model.train(training)
+        gen = torch.Generator().manual_seed(0)
+        results[training] = attribute(loaded, batch, cfg, generator=gen)
+        assert loaded.model.training is training
+        assert all(m.training is training for m in loaded.model.modules())
+    # in train mode dropout would make the scores random: equal scores show the passes ran in eval mode
+    assert torch.equal(results[True].scores, results[False].scores)
+    assert torch.equal(results[True].logits, results[False].logits)
+
+
+def test_gold_target_uses_labels_and_pseudo_is_the_argmax(load, make_batch, sample_texts):
+    loaded = load("tiny-bert", num_labels=3)
+    texts, pairs = sample_texts
+    batch = make_batch(loaded, texts, pairs)
+    pseudo = attribute(loaded, batch, AttributionConfig(method="ga"))
+    assert torch.equal(pseudo.target, pseudo.logits.argmax(-1))
+    labels = torch.tensor([2, 0, 1])
+    gold = attribute(loaded, dict(batch, labels=labels), AttributionConfig(method="ga", target="gold"))
+    assert torch.equal(gold.target, labels)
+    # attributing each class separately and the gold one per example agree example by example
+    per_class = {c: attribute(loaded, batch, AttributionConfig(method="ga", target="label", label=c)) for c in range(3)}
+    for b, c in enumerate(labels.tolist()):
+        assert torch.equal(gold.scores[:, b], per_class[c].scores[:, b])
+    with pytest.raises(UserError, match="gold"):
+        attribute(loaded, batch, AttributionConfig(method="ga", target="gold"))
+    with pytest.raises(UserError, match="out of range"):
+        attribute(loaded, batch, AttributionConfig(method="ga", target="label", label=3))
+
+
+# ------------------------------------------------------------------------------------------ errors
+
+
+@pytest.mark.parametrize("kw,match", [
+    (dict(p=0.0), "p must be strictly between 0 and 1"),
+    (dict(p=1.0), "p must be strictly between 0 and 1"),
+    (dict(p=1.5), "p must be strictly between 0 and 1"),
+    (dict(p=float("nan")), "p must be strictly between 0 and 1"),
+    (dict(q=0.0), "q must be strictly between 0 and 1"),
+    (dict(q=-0.2), "q must be strictly between 0 and 1"),
+    (dict(q=2), "q must be strictly between 0 and 1"),
+    (dict(steps=0), "steps must be an integer >= 1"),
+    (dict(steps=2.5), "steps must be an integer >= 1"),
+    (dict(method="shap"), "unknown attribution method 'shap'"),
+    (dict(backend="jax"), "unknown backend"),
+    (dict(method="aa", backend="captum"), "captum backend computes ga and iga only"),
+    (dict(target="label"), "needs a label index"),
+    (dict(mode="middle"), "unknown mode"),
+    (dict(ties="loose"), "unknown ties rule"),
+    (dict(layers="0,x"), "layers must be 'all' or comma-separated integers"),
+    (dict(iga_chunk=-1), "iga_chunk must be >= 0"),
+])
+def test_bad_attribution_config_is_a_user_error(kw, match):
+    with pytest.raises(UserError, match=match):
+        AttributionConfig(**kw)
+
+
+@pytest.mark.parametrize("layers", [(2,), (0, 5), (-3,)])
+@pytest.mark.parametrize("backend", ["native", "captum"])
+def test_layers_out_of_range_is_a_user_error(load, make_batch, layers, backend):
+    loaded = load("tiny-bert")  # 2 layers
+    batch = make_batch(loaded, "a sentence")
+    with pytest.raises(UserError, match=r"out of range: this model has 2 layers \(0\.\.1\)"):
+        attribute(loaded, batch, AttributionConfig(layers=layers, backend=backend))
+
+
+def test_encode_checks_empty_text_and_reports_truncation(load):
+    loaded = load("tiny-bert")
+    for text in ("", "   "):
+        with pytest.raises(UserError, match="empty"):
+            encode(loaded, text)
+    batch, tokens, truncated = encode(loaded, "one two three four five six", "  ")  # a blank pair is no pair
+    assert not truncated and tokens[0] == "[CLS]" and tokens.count("[SEP]") == 1
+    assert batch["input_ids"].shape == (1, len(tokens))
+    batch, tokens, truncated = encode(loaded, "one two three four five six", max_length=4)
+    assert truncated and len(tokens) == 4
