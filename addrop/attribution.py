@@ -147,7 +147,9 @@ def _iga(model, ctrl, inputs, layers, cfg, labels):
     with torch.no_grad():
         logits, probs = _forward(model, inputs, ctrl, keep=layers)
     target = target_classes(logits, cfg, labels)
-    att = torch.stack([probs[l] for l in layers])  # [L, B, H, T, T]
+    # detached: the kept probabilities are grad-requiring leaves (attention.py), and outside no_grad the stack
+    # and the scores built from it would carry a graph (the CLI's .numpy() then fails)
+    att = torch.stack([probs[l] for l in layers]).detach()  # [L, B, H, T, T]
     B, H, T = att.shape[1], att.shape[2], att.shape[-1]
     scores = torch.zeros_like(att)
     n_layers = ctrl.num_layers

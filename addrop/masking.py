@@ -42,10 +42,11 @@ def candidate_region(scores: torch.Tensor, key_mask: torch.Tensor, p: float, mod
     n = key_mask.sum(-1).to(scores.device)  # [B] real keys per example
     filled = s.masked_fill(~keys, float("inf"))  # pads sort to the end
     srt = filled.sort(dim=-1).values  # [L, B, H, T, T] ascending
+    # int(n(1-p)) as the decimal numbers say: float products such as 90 * 0.7 = 62.999... would floor one short
     if mode == "high":
-        idx = (n * (1.0 - p)).long()
+        idx = (n.double() * (1.0 - p) + 1e-9).floor().long()
     elif mode == "low":
-        idx = (n * p).long()
+        idx = (n.double() * p + 1e-9).floor().long()
     else:
         raise ValueError(f"unknown mode {mode!r}")
     idx = idx.clamp(max=key_mask.shape[-1] - 1)

@@ -38,8 +38,6 @@ def glue_dir() -> Path:
 # built from a config, and an unknown name must fail fast instead of retrying against the hub.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-TINY_NAMES = ("tiny-bert", "tiny-roberta", "tiny-electra", "tiny-distilbert")
-
 # A padded batch of three examples of different lengths, each a sentence pair.
 TEXTS = ("a gripping, funny film", "the plot drags on and on while nothing at all happens to anyone", "fine")
 PAIRS = ("i liked it", "boring", "it was okay i suppose, nothing special")

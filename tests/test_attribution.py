@@ -303,3 +303,16 @@ def test_encode_checks_empty_text_and_reports_truncation(load):
     assert batch["input_ids"].shape == (1, len(tokens))
     batch, tokens, truncated = encode(loaded, "one two three four five six", max_length=4)
     assert truncated and len(tokens) == 4
+
+
+@pytest.mark.parametrize("method,backend", [("ga", "native"), ("iga", "native"), ("aa", "native"), ("rd", "native"),
+                                            ("ga", "captum"), ("iga", "captum")])
+def test_results_carry_no_autograd_graph(load, make_batch, method, backend):
+    """Callers turn the tensors into numpy (the CLI, the app): none may require grad or hold a graph."""
+    loaded = load("tiny-bert")
+    batch = make_batch(loaded, ["a sentence", "another, longer sentence"])
+    res = attribute(loaded, batch, AttributionConfig(method=method, backend=backend, steps=2))
+    for name in ("attention", "scores", "logits", "target"):
+        t = getattr(res, name)
+        assert not t.requires_grad and t.grad_fn is None, name
+        t.numpy()

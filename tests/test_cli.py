@@ -67,6 +67,18 @@ def test_attribute_round_trips_through_npz(tmp_path, capsys):
             assert json.loads(str(z["settings"])) == cfg.to_dict()
 
 
+@pytest.mark.parametrize("method", ["iga", "aa", "rd"])
+def test_every_method_writes_a_file(tmp_path, capsys, method):
+    out = tmp_path / f"{method}.npz"
+    code, _, err = _run(capsys, "--model", "tiny-bert", "--text", TEXT, "--out", str(out), "--method", method,
+                        "--steps", "3", "--device", "cpu")
+    assert code == 0 and "Traceback" not in err, err
+    tokens, res, region, dropped, _ = _direct("tiny-bert", TEXT, None, 0, method=method, steps=3)
+    with np.load(out) as z:
+        np.testing.assert_array_equal(z["attribution"], res.scores[:, 0].numpy())
+        np.testing.assert_array_equal(z["dropped"], dropped.numpy())
+
+
 def test_layers_method_backend_and_label_flags(tmp_path, capsys):
     out = tmp_path / "one.npz"
     code, _, err = _run(capsys, "--model", "tiny-distilbert", "--text", TEXT, "--out", str(out), "--layers", "0",

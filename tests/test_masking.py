@@ -21,8 +21,10 @@ def _lengths_mask(lengths, T=None) -> torch.Tensor:
 
 
 def _scores(shape, seed=0) -> torch.Tensor:
-    # continuous random scores: no two entries of a row are equal (tie-free), as Eq. 6 assumes
-    return torch.rand(shape, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+    """Random tie-free scores: each row a random permutation of 0..T-1, scaled into [0, 1). (Plain float draws can
+    collide once cast to float32, the precision the masks are computed in; a permutation cannot.)"""
+    perm = torch.rand(shape, generator=torch.Generator().manual_seed(seed)).argsort(-1)
+    return perm.to(torch.float64) / shape[-1]
 
 
 def _int_exact(n: int, x: Fraction) -> int:
