@@ -65,6 +65,13 @@ def add_parser(sub):
                                    "none), same seed, into one folder with curves.html.")
     _common(p, strategy=False)
     p.set_defaults(func=_cmd_prior)
+    c = sub.add_parser("compare", help="AD-DROP against vanilla: paired runs with the same seeds, mean and spread",
+                       description="Run vanilla and one other strategy (addrop by default) with the same seeds and "
+                                   "settings into one folder; print the final dev metrics as mean and standard "
+                                   "deviation over seeds, and the cost per epoch of each.")
+    _common(c, strategy=True)
+    c.add_argument("--seeds", default="0,1,2", help="comma-separated seeds (default 0,1,2)")
+    c.set_defaults(func=_cmd_compare, strategy="addrop")
 
 
 def _config(a, strategy: str) -> TrainConfig:
@@ -127,4 +134,53 @@ def _cmd_prior(a) -> int:
     fig = loss_curves(frame, label="strategy", title=f"prior experiment: {a.model} on {cfgs[0].task}")
     atomic_write_text(os.path.join(root, "curves.html"), fig.to_html(include_plotlyjs="cdn"))
     print(f"prior experiment -> {root} (curves.html)")
+    return status
+
+
+def _cmd_compare(a) -> int:
+    import statistics
+
+    from .models import load_model
+    from .runs import safe_child, safe_run_id
+    from .training import Callbacks, load_splits, prepare_data, train
+    from .errors import UserError
+
+    try:
+        seeds = [int(x) for x in str(a.seeds).split(",") if x.strip()]
+    except ValueError:
+        raise UserError(f"--seeds must be comma-separated integers, got {a.seeds!r}") from None
+    if not seeds:
+        raise UserError("--seeds names no seed")
+    if a.strategy == "vanilla":
+        raise UserError("compare runs vanilla against another strategy: pass --strategy addrop (default) or drop-*")
+    group = safe_run_id(a.name, prefix="compare")
+    root = safe_child(a.out, group)
+    results: dict[str, list[dict]] = {"vanilla": [], a.strategy: []}
+    status = 0
+    for seed in seeds:
+        a.seed = seed
+        cfgs = [_config(a, "vanilla"), _config(a, a.strategy)]
+        splits = load_splits(cfgs[0])
+        loaded = load_model(a.model, a.device, num_labels=splits[0].num_labels, seed=seed)
+        data = prepare_data(cfgs[0], loaded.tokenizer, splits)
+        for cfg in cfgs:
+            cfg.name = f"{cfg.strategy}-s{seed}"
+            res = train(cfg, runs_dir=str(root), loaded=loaded, data=data,
+                        callbacks=Callbacks(on_epoch=_print_epoch(f"{cfg.name:>14} ")))
+            if res.status != "finished":
+                print(f"{cfg.name}: {res.status} ({res.reason})")
+                status = 1
+            elif res.metrics:
+                results[cfg.strategy].append(res.metrics[-1] | {"sec_per_epoch": statistics.mean(
+                    r["seconds"] for r in res.metrics)})
+    keys = [k for k in (results["vanilla"][0] if results["vanilla"] else {}) if k.startswith("dev_")]
+    print(f"\n{'strategy':>10} " + " ".join(f"{k:>20}" for k in keys + ["sec_per_epoch"]))
+    for strat, rows in results.items():
+        cells = []
+        for k in keys + ["sec_per_epoch"]:
+            vals = [r[k] for r in rows if k in r]
+            sd = statistics.stdev(vals) if len(vals) > 1 else 0.0
+            cells.append(f"{statistics.mean(vals):.4f} +- {sd:.4f}".rjust(20) if vals else " " * 20)
+        print(f"{strat:>10} " + " ".join(cells))
+    print(f"runs -> {root}")
     return status
