@@ -29,6 +29,7 @@ in-process (tests), the run goes on without them and says so in the record (`mal
 """
 from __future__ import annotations
 
+import bisect
 import gc
 import math
 import os
@@ -75,12 +76,12 @@ TARGETS = (
 class Settings:
     """How much to measure. `quick` is the CI setting: every key, few repeats."""
 
-    warmup: int = 2
-    repeats: int = 7  # step repeats (each method once per repeat)
+    warmup: int = 1
+    repeats: int = 5  # step repeats (each method once per repeat)
     step_batches: int = 4  # distinct batches the steps cycle through (repeat r uses batch r mod n)
     epoch_batches: int = 20  # batches per epoch of the cross-tuned pair
     epoch_repeats: int = 3
-    attr_repeats: int = 5  # native against Captum
+    attr_repeats: int = 3  # native against Captum
     explorer_repeats: int = 10
     iga_steps: int = 20
 
@@ -131,33 +132,51 @@ def interleaved(fns: dict[str, Callable[[int], object]], repeats: int, warmup: i
 
 
 # ------------------------------------------------------------------------------------------------ memory
-def peak_memory_mb(fn: Callable[[], object], device: torch.device) -> float | None:
-    """Peak tensor memory of one fn() above the level at its start, in MiB (see the module docstring)."""
-    gc.collect()
+def peak_memory_mb(fns: dict[str, Callable[[], object]], device: torch.device,
+                   before: Callable[[], object] | None = None) -> dict[str, float | None]:
+    """{name: peak tensor memory of one fn() above the level at its start, in MiB} (see the module docstring).
+    `before()` runs ahead of each fn, outside its measured range. On CPU all of them run inside one profiler
+    session (one start-up cost), each in its own labelled range."""
+    out: dict[str, float | None] = {k: None for k in fns}
     if device.type == "cuda":
-        torch.cuda.synchronize(device)
-        base = torch.cuda.memory_allocated(device)
-        torch.cuda.reset_peak_memory_stats(device)
-        fn()
-        torch.cuda.synchronize(device)
-        return (torch.cuda.max_memory_allocated(device) - base) / 2**20
-    if device.type != "cpu":
-        return None
-    try:
-        from torch.profiler import ProfilerActivity, profile
-
-        with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+        for k, fn in fns.items():
+            gc.collect()
+            if before:
+                before()
+            torch.cuda.synchronize(device)
+            base = torch.cuda.memory_allocated(device)
+            torch.cuda.reset_peak_memory_stats(device)
             fn()
-        events = [e for e in prof.profiler.kineto_results.events() if e.name() == "[memory]"
-                  and str(e.device_type()).endswith("CPU")]
+            torch.cuda.synchronize(device)
+            out[k] = (torch.cuda.max_memory_allocated(device) - base) / 2**20
+        return out
+    if device.type != "cpu":
+        return out
+    try:
+        from torch.profiler import ProfilerActivity, profile, record_function
+
+        gc.collect()
+        with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+            for k, fn in fns.items():
+                if before:
+                    before()
+                with record_function(f"addrop-mem:{k}"):
+                    fn()
+        events = prof.profiler.kineto_results.events()
+        ranges = {e.name()[len("addrop-mem:"):]: (e.start_ns(), e.end_ns()) for e in events
+                  if e.name().startswith("addrop-mem:")}
+        mem = sorted(((e.start_ns(), e.nbytes()) for e in events
+                      if e.name() == "[memory]" and str(e.device_type()).endswith("CPU")), key=lambda x: x[0])
     except Exception:  # noqa: BLE001 - a private profiler API: no number rather than a failed benchmark
-        return None
-    events.sort(key=lambda e: e.start_ns())
-    live = peak = 0
-    for e in events:
-        live += e.nbytes()
-        peak = max(peak, live)
-    return peak / 2**20
+        return out
+    times = [t for t, _ in mem]
+    for k, (t0, t1) in ranges.items():
+        live = peak = 0
+        for _, nbytes in mem[bisect.bisect_left(times, t0):bisect.bisect_right(times, t1)]:
+            live += nbytes
+            peak = max(peak, live)
+        out[k] = peak / 2**20
+    return out
 
 
 # ------------------------------------------------------------------------------------------------ data
@@ -308,9 +327,23 @@ def malloc_env_status() -> dict:
 
 
 def run_bench(model: str = "minilm", device: str = "auto", batch_size: int = 16, quick: bool = False,
-              settings: Settings | None = None, data: str = "auto", seed: int = 0,
+              settings: Settings | None = None, data: str = "auto", seed: int = 0, threads: int | None = None,
               progress: Callable[[str], None] | None = None) -> dict:
-    """Measure everything (see the module docstring) and return the JSON-ready record."""
+    """Measure everything (see the module docstring) and return the JSON-ready record. `threads` sets torch's
+    intra-op threads for the run (restored afterwards); None keeps the current setting."""
+    if threads is not None and threads < 1:
+        raise UserError(f"threads must be >= 1, got {threads}")
+    before = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(threads)
+    try:
+        return _run(model, device, batch_size, quick, settings, data, seed, progress)
+    finally:
+        torch.set_num_threads(before)
+        gc.unfreeze()
+
+
+def _run(model, device, batch_size, quick, settings, data, seed, progress) -> dict:
     say = progress or (lambda s: None)
     st = settings or (Settings.quick() if quick else Settings())
     if batch_size < 1:
@@ -410,13 +443,12 @@ def run_bench(model: str = "minilm", device: str = "auto", batch_size: int = 16,
 
     # 5. peak memory, one untimed run each
     say("memory: one run of each")
-    peak = {k: peak_memory_mb(lambda: fns[k](0), dev) for k in fns}
-    for k in cfgs:
-        peak[f"attr_{k}"] = peak_memory_mb(lambda: attr(k), dev)
-    peak["explorer_ga"] = peak_memory_mb(lambda: explore("ga"), dev)
-    peak["explorer_iga"] = peak_memory_mb(lambda: explore("iga"), dev)
+    mem_fns = {k: (lambda _k=k: fns[_k](0)) for k in fns}
+    mem_fns |= {f"attr_{k}": (lambda _k=k: attr(_k)) for k in cfgs}
+    mem_fns |= {"explorer_ga": lambda: explore("ga"), "explorer_iga": lambda: explore("iga")}
+    # each run starts without gradients (as after zero_grad), so every step counts the gradients it makes
+    peak = peak_memory_mb(mem_fns, dev, before=lambda: stepper.opt.zero_grad(set_to_none=True))
 
-    gc.unfreeze()
     step_ms = {k: statistics.median(v) for k, v in step_times.items()}
     ratios = {k: statistics.median(v) for k, v in ratio_lists.items() if not k.startswith("captum_")}
     rec = {
@@ -444,9 +476,11 @@ def run_bench(model: str = "minilm", device: str = "auto", batch_size: int = 16,
         "latency_ms_stats": {k: stats(v) for k, v in ex.items()},
         "explorer_sentence": sentence,
         "peak_mem_mb": peak,
-        "peak_mem_note": ("CUDA: max_memory_allocated above the start level" if dev.type == "cuda" else
-                          "peak live tensor bytes recorded by torch.profiler (profile_memory) above the start "
-                          "level, one untimed run; tensors only" if dev.type == "cpu" else "not measured"),
+        "peak_mem_note": ("CUDA max_memory_allocated above the level at the start of one untimed run; tensors "
+                          "only; gradients freed before each run" if dev.type == "cuda" else
+                          "peak live tensor bytes recorded by torch.profiler (profile_memory) above the level at the "
+                          "start of one untimed run; tensors only; gradients freed before each run"
+                          if dev.type == "cpu" else "not measured on this device"),
         "process_peak_rss_mb": _peak_rss_mb(),
         "seconds": time.perf_counter() - t_start,
     }

@@ -24,10 +24,12 @@ def add_parser(sub):
     p.add_argument("--quick", action="store_true", help="CI mode: few repeats and batches, every key still there")
     p.add_argument("--data", default="auto", choices=["auto", "sst-2", "demo"],
                    help="auto: SST-2 from ADDROP_GLUE_DIR or ../shared/data/glue when present, else the demo set")
-    p.add_argument("--repeats", type=int, default=None, help="interleaved repeats of the steps (default 7, quick 3)")
+    p.add_argument("--repeats", type=int, default=None, help="interleaved repeats of the steps (default 5, quick 3)")
     p.add_argument("--epoch-batches", type=int, default=None,
                    help="batches per epoch of the cross-tuned pair (default 20, quick 2)")
     p.add_argument("--iga-steps", type=int, default=20, help="IGA steps m (default 20)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch intra-op threads (default: torch's own choice, usually the core count)")
     p.add_argument("--seed", type=int, default=0, help="seed (data subset, head init, masks)")
     p.add_argument("--no-reexec", action="store_true",
                    help="do not restart the process with the allocator settings (the record says they are missing)")
@@ -79,7 +81,7 @@ def _cmd_bench(a) -> int:
         raise UserError(f"--iga-steps must be >= 1, got {a.iga_steps}")
     st = replace(st, iga_steps=a.iga_steps)
     rec = run_bench(model=a.model, device=a.device, batch_size=a.batch_size, quick=a.quick, settings=st,
-                    data=a.data, seed=a.seed, progress=lambda s: print(s, file=sys.stderr, flush=True))
+                    data=a.data, seed=a.seed, threads=a.threads, progress=lambda s: print(s, file=sys.stderr, flush=True))
     atomic_write_json(a.out, rec)
     print(format_table(rec))
     print(f"-> {a.out} ({rec['seconds']:.0f} s)")

@@ -1,12 +1,30 @@
-"""Plotly figures from tensors and tables; never from a model."""
+"""Plotly figures from tensors/arrays and tables; never from a model.
+
+- `loss_curves`: train/dev loss per epoch, one line per strategy (the prior experiment, the CLI's curves.html).
+- `attention_attribution`: one head's attention map beside its attribution map, tokens on both axes, one hover
+  text for both; the candidate discard region outlined and the sampled drops marked on the attribution map.
+- `head_grid`: every layer x head as small multiples, each titled with its summary.
+- `backend_diff`: the Captum minus native difference map of one head.
+- `mask_effect`: class probabilities before and after the AD-DROP and the random mask.
+- `seed_curves`: curves per strategy with the mean and a min-max band when several seeds ran.
+- `cost_bars`: seconds per epoch per strategy.
+"""
 from __future__ import annotations
 
+import html
+
+import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 STRATEGY_COLORS = {"none": "#636363", "drop-random": "#1f77b4", "drop-low": "#d62728", "drop-high": "#2ca02c",
                    "vanilla": "#636363", "addrop": "#9467bd"}
+STRATEGY_NAMES = {"none": "none (no drop)", "drop-random": "random", "drop-low": "low attribution",
+                  "drop-high": "high attribution", "vanilla": "vanilla", "addrop": "AD-DROP"}
+REGION_COLOR = "#111111"
+DROP_COLOR = "#ff7f0e"
+FONT = dict(family="Inter, 'Source Sans Pro', Arial, sans-serif")
 
 
 def loss_curves(frame: pd.DataFrame, label: str = "strategy", clean: bool = True, title: str | None = None) -> go.Figure:
@@ -28,3 +46,292 @@ def loss_curves(frame: pd.DataFrame, label: str = "strategy", clean: bool = True
     fig.update_xaxes(title_text="epoch", dtick=1)
     fig.update_yaxes(title_text="loss")
     return fig.update_layout(title=title, hovermode="x unified", height=380, margin=dict(t=60, b=40))
+
+
+# ------------------------------------------------------------------------------------------ one head, two maps
+
+def _np(x) -> np.ndarray:
+    if hasattr(x, "detach"):
+        x = x.detach().float().cpu().numpy()
+    return np.asarray(x)
+
+
+def _outline(region: np.ndarray) -> tuple[list, list]:
+    """Line segments (x, y with None breaks) along the border of the True cells of a [rows, cols] grid whose
+    cell (i, j) is centred on (x=j, y=i)."""
+    r = region.astype(bool)
+    rows, cols = r.shape
+    pad = np.zeros((rows + 2, cols + 2), dtype=bool)
+    pad[1:-1, 1:-1] = r
+    xs: list = []
+    ys: list = []
+    # vertical edges: between (i, j-1) and (i, j)
+    v = pad[1:-1, 1:] != pad[1:-1, :-1]  # [rows, cols + 1]
+    for i, j in zip(*np.nonzero(v)):
+        x = j - 0.5
+        xs += [x, x, None]
+        ys += [i - 0.5, i + 0.5, None]
+    h = pad[1:, 1:-1] != pad[:-1, 1:-1]  # [rows + 1, cols]
+    for i, j in zip(*np.nonzero(h)):
+        y = i - 0.5
+        xs += [j - 0.5, j + 0.5, None]
+        ys += [y, y, None]
+    return xs, ys
+
+
+def _tick_font(n: int) -> int:
+    return 12 if n <= 24 else 10 if n <= 40 else 8 if n <= 64 else 6
+
+
+def attention_attribution(tokens, attention, scores, region=None, dropped=None, title: str | None = None,
+                          key_mask=None, height: int | None = None) -> go.Figure:
+    """One head: attention (left) and attribution (right) as heatmaps with tokens on both axes (rows = query,
+    columns = key). Both maps carry the same hover text (tokens, attention, attribution, region, dropped). On
+    the attribution map the candidate discard region is outlined and the dropped positions are marked with x.
+
+    attention, scores, region, dropped: [T, T]; key_mask: [T] (pads are shown blank).
+    """
+    A, B = _np(attention).astype(float), _np(scores).astype(float)
+    T = A.shape[-1]
+    toks = [str(t) for t in tokens][:T]
+    km = np.ones(T, dtype=bool) if key_mask is None else _np(key_mask).astype(bool).reshape(-1)[:T]
+    real = np.outer(km, km)
+    A = np.where(real, A, np.nan)
+    B = np.where(real, B, np.nan)
+    reg = np.zeros((T, T), bool) if region is None else _np(region).astype(bool) & real
+    drp = np.zeros((T, T), bool) if dropped is None else _np(dropped).astype(bool) & real
+    esc = [html.escape(t) for t in toks]
+    text = [[f"query {i} <b>{esc[i]}</b> → key {j} <b>{esc[j]}</b><br>attention {A[i, j]:.4f}"
+             f"<br>attribution {B[i, j]:.3g}"
+             + ("<br>in the candidate region" if reg[i, j] else "")
+             + ("<br><b>dropped</b>" if drp[i, j] else "")
+             if real[i, j] else "" for j in range(T)] for i in range(T)]
+    fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.13,
+                        subplot_titles=("attention A (Eq. 1)", "attribution B = ∂F_c/∂A (Eq. 2/5)"))
+    amax = float(np.nanmax(A)) if np.isfinite(A).any() else 1.0
+    fig.add_trace(go.Heatmap(z=A, text=text, hovertemplate="%{text}<extra></extra>", colorscale="Blues", zmin=0,
+                             zmax=amax or 1.0, colorbar=dict(title="A", x=0.435, len=0.9, thickness=12)),
+                  row=1, col=1)
+    bmax = float(np.nanmax(np.abs(B))) if np.isfinite(B).any() else 1.0
+    fig.add_trace(go.Heatmap(z=B, text=text, hovertemplate="%{text}<extra></extra>", colorscale="RdBu_r",
+                             zmid=0, zmin=-(bmax or 1.0), zmax=bmax or 1.0,
+                             colorbar=dict(title="B", x=1.0, len=0.9, thickness=12)), row=1, col=2)
+    if reg.any():
+        xs, ys = _outline(reg)
+        fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", line=dict(color=REGION_COLOR, width=2),
+                                 name="candidate region (p)", hoverinfo="skip"), row=1, col=2)
+    if drp.any():
+        ii, jj = np.nonzero(drp)
+        fig.add_trace(go.Scatter(x=jj, y=ii, mode="markers", name="dropped (q)", hoverinfo="skip",
+                                 marker=dict(symbol="x-thin", size=max(5, min(12, 260 // max(T, 1))),
+                                             line=dict(width=2, color=DROP_COLOR), color=DROP_COLOR)),
+                      row=1, col=2)
+    tick = dict(tickmode="array", tickvals=list(range(T)), ticktext=toks, tickfont=dict(size=_tick_font(T)),
+                showgrid=False, zeroline=False)
+    fig.update_xaxes(**tick, tickangle=-60, range=[-0.5, T - 0.5], constrain="domain")
+    fig.update_yaxes(**tick, autorange=False, range=[T - 0.5, -0.5], scaleanchor=None)
+    fig.update_xaxes(matches="x", row=1, col=2)
+    fig.update_yaxes(matches="y", row=1, col=2)
+    fig.update_xaxes(title_text="key", row=1, col=1)
+    fig.update_xaxes(title_text="key", row=1, col=2)
+    fig.update_yaxes(title_text="query", row=1, col=1)
+    fig.update_layout(title=title, height=height or int(min(760, max(420, 260 + 15 * T))),
+                      margin=dict(t=70 if title else 40, b=10, l=10, r=10), font=FONT,
+                      legend=dict(orientation="h", yanchor="bottom", y=1.06, xanchor="right", x=1.0),
+                      plot_bgcolor="white")
+    return fig
+
+
+# ----------------------------------------------------------------------------------------- small multiples
+
+def head_grid(maps, key_mask=None, summary: pd.DataFrame | None = None, layers=None, selected=None,
+              tokens=None, value: str = "attribution", title: str | None = None) -> go.Figure:
+    """Every layer x head as small multiples in one heatmap trace (tiles separated by gaps).
+
+    maps: [L, H, T, T]. For value "attribution" each tile is scaled by its own largest |value| (so every head
+    uses the whole colour range); "attention" uses 0..tile max; "mask" expects 0 (kept), 1 (candidate), 2
+    (dropped). `summary` (layer, head, spearman, dropped_share) titles the tiles; `selected` = (layer, head)
+    is framed.
+    """
+    M = _np(maps).astype(float)
+    L, H, T, _ = M.shape
+    layers = list(layers) if layers is not None else list(range(L))
+    km = np.ones(T, dtype=bool) if key_mask is None else _np(key_mask).astype(bool).reshape(-1)[:T]
+    idx = np.nonzero(km)[0]
+    n = len(idx)
+    M = M[:, :, idx][:, :, :, idx]  # real tokens only
+    gap = max(1, n // 5)
+    size = n + gap
+    big = np.full((L * size, H * size), np.nan)
+    hover = np.full(big.shape, "", dtype=object)
+    toks = [str(tokens[i]) for i in idx] if tokens is not None else [str(i) for i in idx]
+    esc = [html.escape(t) for t in toks]
+    for li in range(L):
+        for h in range(H):
+            tile = M[li, h]
+            if value == "attribution":
+                s = np.abs(tile).max()
+                tile = tile / s if s > 0 else tile
+            elif value == "attention":
+                s = tile.max()
+                tile = tile / s if s > 0 else tile
+            r0, c0 = li * size, h * size
+            big[r0:r0 + n, c0:c0 + n] = tile
+            raw = M[li, h]
+            for i in range(n):
+                for j in range(n):
+                    hover[r0 + i, c0 + j] = (f"layer {layers[li]}, head {h}<br>{esc[i]} → {esc[j]}"
+                                             f"<br>{value} {raw[i, j]:.3g}")
+    if value == "attribution":
+        cs, zmin, zmax, zmid = "RdBu_r", -1, 1, 0
+        cbar = dict(title="B / max|B|", thickness=10, len=0.6)
+    elif value == "attention":
+        cs, zmin, zmax, zmid = "Blues", 0, 1, None
+        cbar = dict(title="A / max A", thickness=10, len=0.6)
+    else:
+        cs = [[0, "#f4f4f4"], [0.33, "#f4f4f4"], [0.34, "#9ecae1"], [0.66, "#9ecae1"], [0.67, DROP_COLOR],
+              [1, DROP_COLOR]]
+        zmin, zmax, zmid = 0, 2, None
+        cbar = dict(title="", tickvals=[0.33, 1, 1.67], ticktext=["kept", "candidate", "dropped"], thickness=10,
+                    len=0.6)
+    fig = go.Figure(go.Heatmap(z=big, text=hover, hovertemplate="%{text}<extra></extra>", colorscale=cs,
+                               zmin=zmin, zmax=zmax, zmid=zmid, colorbar=cbar, hoverongaps=False, xgap=0, ygap=0))
+    annotations = []
+    summ = {}
+    if summary is not None and not summary.empty:
+        for _, r in summary.iterrows():
+            summ[(int(r["layer"]), int(r["head"]))] = r
+    for li in range(L):
+        annotations.append(dict(x=-gap, y=li * size + (n - 1) / 2, text=f"layer {layers[li]}", showarrow=False,
+                                xanchor="right", font=dict(size=11)))
+        for h in range(H):
+            r = summ.get((layers[li], h))
+            if r is not None:
+                rho = r.get("spearman")
+                rho_s = "ρ n/a" if rho is None or not np.isfinite(rho) else f"ρ {rho:+.2f}"
+                share = r.get("dropped_share")
+                txt = rho_s + (f" · {share:.0%}" if share is not None and np.isfinite(share) else "")
+                annotations.append(dict(x=h * size + (n - 1) / 2, y=li * size - 0.5, text=txt, showarrow=False,
+                                        yanchor="bottom", font=dict(size=9, color="#444")))
+    for h in range(H):
+        annotations.append(dict(x=h * size + (n - 1) / 2, y=L * size - gap, text=f"head {h}", showarrow=False,
+                                yanchor="top", font=dict(size=11)))
+    shapes = []
+    if selected is not None and selected[0] in layers:
+        li, h = layers.index(selected[0]), selected[1]
+        shapes.append(dict(type="rect", x0=h * size - 0.9, x1=h * size + n - 0.1, y0=li * size - 0.9,
+                           y1=li * size + n - 0.1, line=dict(color="#000", width=2)))
+    fig.update_xaxes(visible=False, range=[-gap * 3.5, H * size], constrain="domain")
+    fig.update_yaxes(visible=False, range=[L * size + gap * 0.5, -gap * 1.6], scaleanchor="x", scaleratio=1,
+                     constrain="domain")
+    width_per = 1100 / max(H, 1)
+    fig.update_layout(annotations=annotations, shapes=shapes, title=title, font=FONT,
+                      height=int(min(1600, max(300, 80 + L * width_per * 1.05 + 40))),
+                      margin=dict(t=50 if title else 20, b=20, l=10, r=10), plot_bgcolor="white")
+    return fig
+
+
+# ----------------------------------------------------------------------------------------------- backends
+
+def backend_diff(tokens, native, captum, key_mask=None, title: str | None = None) -> go.Figure:
+    """Captum minus native attribution of one head, [T, T], on a symmetric colour scale."""
+    a, b = _np(native).astype(float), _np(captum).astype(float)
+    T = a.shape[-1]
+    km = np.ones(T, dtype=bool) if key_mask is None else _np(key_mask).astype(bool).reshape(-1)[:T]
+    real = np.outer(km, km)
+    d = np.where(real, b - a, np.nan)
+    toks = [str(t) for t in tokens][:T]
+    m = float(np.nanmax(np.abs(d))) if np.isfinite(d).any() else 0.0
+    m = m if m > 0 else 1e-12
+    esc = [html.escape(t) for t in toks]
+    text = [[f"{esc[i]} → {esc[j]}<br>native {a[i, j]:.4g}<br>captum {b[i, j]:.4g}<br>diff {b[i, j] - a[i, j]:.3g}"
+             for j in range(T)] for i in range(T)]
+    fig = go.Figure(go.Heatmap(z=d, text=text, hovertemplate="%{text}<extra></extra>", colorscale="PuOr",
+                               zmid=0, zmin=-m, zmax=m, colorbar=dict(title="Δ", thickness=12)))
+    tick = dict(tickmode="array", tickvals=list(range(T)), ticktext=toks, tickfont=dict(size=_tick_font(T)),
+                showgrid=False)
+    fig.update_xaxes(**tick, tickangle=-60, title_text="key")
+    fig.update_yaxes(**tick, autorange="reversed", title_text="query")
+    return fig.update_layout(title=title, height=int(min(620, max(360, 200 + 12 * T))), font=FONT,
+                             margin=dict(t=50 if title else 20, b=10, l=10, r=10), plot_bgcolor="white")
+
+
+# -------------------------------------------------------------------------------------------- mask effect
+
+def mask_effect(frame: pd.DataFrame, title: str | None = None) -> go.Figure:
+    """Grouped bars: the probability of each class (columns p(name)) per condition (no mask / AD-DROP / random).
+    A regression frame (column score) gets one bar per condition."""
+    fig = go.Figure()
+    if frame is None or frame.empty:
+        return fig
+    conds = list(frame["condition"])
+    pcols = [c for c in frame.columns if c.startswith("p(")]
+    palette = ["#4c78a8", "#f58518", "#54a24b", "#e45756", "#72b7b2", "#b279a2"]
+    if pcols:
+        for k, c in enumerate(pcols):
+            fig.add_trace(go.Bar(x=conds, y=frame[c], name=c[2:-1], marker_color=palette[k % len(palette)],
+                                 text=[f"{v:.2f}" for v in frame[c]], textposition="outside",
+                                 hovertemplate="%{x}<br>" + html.escape(c) + " = %{y:.3f}<extra></extra>"))
+        fig.update_yaxes(range=[0, 1.12], title_text="probability")
+    else:
+        fig.add_trace(go.Bar(x=conds, y=frame["score"], marker_color="#4c78a8", name="score"))
+        fig.update_yaxes(title_text="predicted score")
+    return fig.update_layout(barmode="group", title=title, height=320, font=FONT,
+                             margin=dict(t=50 if title else 20, b=10, l=10, r=10),
+                             legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0))
+
+
+# ----------------------------------------------------------------------------------------------- several seeds
+
+def seed_curves(frame: pd.DataFrame, label: str = "strategy", panels=None, title: str | None = None) -> go.Figure:
+    """One subplot per (column, title) in `panels` (default train and dev loss), one line per `label` value:
+    the mean over runs (seeds) per epoch with a shaded min-max band when more than one run contributed."""
+    panels = panels or [("train_loss", "training loss"), ("dev_loss", "dev loss")]
+    panels = [(c, t) for c, t in panels if frame is not None and c in frame.columns]
+    fig = make_subplots(rows=1, cols=max(1, len(panels)), subplot_titles=[t for _, t in panels] or None)
+    if frame is None or frame.empty or not panels:
+        return fig.update_layout(title=title, height=360)
+    for name, g in frame.groupby(label, sort=False):
+        color = STRATEGY_COLORS.get(str(name), None)
+        shown = STRATEGY_NAMES.get(str(name), str(name))
+        for k, (col, _) in enumerate(panels, start=1):
+            agg = g.groupby("epoch")[col].agg(["mean", "min", "max", "count"]).reset_index()
+            if agg["count"].max() > 1:
+                fig.add_trace(go.Scatter(x=list(agg["epoch"]) + list(agg["epoch"][::-1]),
+                                         y=list(agg["max"]) + list(agg["min"][::-1]), fill="toself",
+                                         fillcolor=_alpha(color, 0.18), line=dict(width=0), hoverinfo="skip",
+                                         showlegend=False, legendgroup=str(name)), row=1, col=k)
+            n = int(agg["count"].max())
+            fig.add_trace(go.Scatter(x=agg["epoch"], y=agg["mean"], mode="lines+markers", line=dict(color=color),
+                                     name=shown + (f" (mean of {n})" if n > 1 else ""), legendgroup=str(name),
+                                     showlegend=k == 1), row=1, col=k)
+    fig.update_xaxes(title_text="epoch", dtick=1)
+    return fig.update_layout(title=title, hovermode="x unified", height=380, font=FONT,
+                             margin=dict(t=70 if title else 50, b=40))
+
+
+def _alpha(color: str | None, a: float) -> str:
+    if not color or not color.startswith("#") or len(color) != 7:
+        return f"rgba(100,100,100,{a})"
+    r, g, b = int(color[1:3], 16), int(color[3:5], 16), int(color[5:7], 16)
+    return f"rgba({r},{g},{b},{a})"
+
+
+def cost_bars(frame: pd.DataFrame, label: str = "strategy", title: str | None = None) -> go.Figure:
+    """Mean seconds per epoch per `label` (and per epoch kind when an addrop_epoch column is there)."""
+    fig = go.Figure()
+    if frame is None or frame.empty or "seconds" not in frame:
+        return fig
+    rows = []
+    for name, g in frame.groupby(label, sort=False):
+        if "addrop_epoch" in g and g["addrop_epoch"].astype(bool).any() and not g["addrop_epoch"].astype(bool).all():
+            for kind, gg in g.groupby(g["addrop_epoch"].astype(bool)):
+                rows.append((f"{STRATEGY_NAMES.get(str(name), name)} ({'AD-DROP' if kind else 'plain'} epochs)",
+                             gg["seconds"].mean(), STRATEGY_COLORS.get(str(name))))
+        else:
+            rows.append((STRATEGY_NAMES.get(str(name), str(name)), g["seconds"].mean(), STRATEGY_COLORS.get(str(name))))
+    fig.add_trace(go.Bar(x=[r[1] for r in rows], y=[r[0] for r in rows], orientation="h",
+                         marker_color=[r[2] or "#888" for r in rows], text=[f"{r[1]:.1f}s" for r in rows],
+                         textposition="auto", hovertemplate="%{y}: %{x:.2f} s per epoch<extra></extra>"))
+    fig.update_xaxes(title_text="seconds per epoch")
+    return fig.update_layout(title=title, height=120 + 40 * len(rows), font=FONT, margin=dict(t=40, b=10, l=10, r=10))

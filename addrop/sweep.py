@@ -272,12 +272,14 @@ ProgressFn = Callable[[dict], None]
 def run_sweep(spec: SweepSpec, out: str | os.PathLike = "runs", backend: str = "local", max_concurrent: int = 1,
               ray_address: str | None = None, cpus_per_cell: float | None = None,
               on_cell: ProgressFn | None = None, should_stop: Callable[[], bool] | None = None,
-              on_epoch: ProgressFn | None = None) -> SweepResult:
+              on_epoch: ProgressFn | None = None, ship_records: bool = False) -> SweepResult:
     """Run every unfinished cell of `spec` under `out/<spec.name>/` and write table.csv and heatmap.html.
 
     `on_cell({"run": id, "status": ..., "done": k, "total": n, ...})` is called as each cell ends;
     `should_stop()` is checked between cells (and between steps for in-process cells); `on_epoch(record)`
-    gets each epoch record of in-process cells with the run id under "run".
+    gets each epoch record of in-process cells with the run id under "run". `ship_records` (ray): Ray trials
+    send their run files back to the driver instead of writing into the folder (automatic on nodes that cannot
+    see the folder; forcing it is for tests).
     """
     if backend not in BACKENDS:
         raise UserError(f"unknown backend {backend!r}: choose local or ray")
@@ -312,7 +314,8 @@ def run_sweep(spec: SweepSpec, out: str | os.PathLike = "runs", backend: str = "
     stopped = False
     if todo:
         if backend == "ray":
-            stopped = _run_ray(todo, folder, max_concurrent, ray_address, cpus_per_cell, report, should_stop)
+            stopped = _run_ray(todo, folder, max_concurrent, ray_address, cpus_per_cell, report, should_stop,
+                               ship_records)
         elif max_concurrent > 1 and len(todo) > 1:
             stopped = _run_processes(todo, folder, max_concurrent, report, should_stop)
         else:
@@ -477,29 +480,37 @@ def _quiet_ray_env() -> dict:
             "TUNE_RESULT_BUFFER_LENGTH": "1"}
 
 
-def _run_ray(todo, folder: Path, max_concurrent: int, address: str | None, cpus_per_cell: float | None,
-             report, should_stop, ship_records: bool = False) -> bool:
+def init_ray(address: str | None = None) -> bool:
+    """Connect to the Ray cluster at `address`, or start a quiet local instance with this machine's CPUs (and
+    addrop importable in its workers). Returns False when Ray was already initialised (nothing done)."""
     import logging
-    import tempfile
-    import warnings
 
     for k, v in _quiet_ray_env().items():
         os.environ.setdefault(k, v)
+    ray, _ = _import_ray()
+    if ray.is_initialized():
+        return False
+    kw = dict(include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR, configure_logging=True,
+              ignore_reinit_error=True)
+    if address:
+        # the cluster's workers get this addrop package, whatever they have installed
+        kw["runtime_env"] = {"py_modules": [str(Path(__file__).resolve().parent)], "env_vars": _quiet_ray_env()}
+        ray.init(address=address, **kw)
+    else:
+        root = str(Path(__file__).resolve().parent.parent)
+        path = os.pathsep.join(x for x in (root, os.environ.get("PYTHONPATH", "")) if x)
+        kw["runtime_env"] = {"env_vars": {"PYTHONPATH": path, **_quiet_ray_env()}}
+        ray.init(num_cpus=_cpus(), **kw)
+    return True
+
+
+def _run_ray(todo, folder: Path, max_concurrent: int, address: str | None, cpus_per_cell: float | None,
+             report, should_stop, ship_records: bool = False) -> bool:
+    import tempfile
+    import warnings
+
     ray, tune = _import_ray()
-    started_here = False
-    if not ray.is_initialized():
-        kw = dict(include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR,
-                  configure_logging=True, ignore_reinit_error=True)
-        if address:
-            pkg = str(Path(__file__).resolve().parent)
-            kw["runtime_env"] = {"py_modules": [pkg]}  # the cluster gets this addrop, whatever it has installed
-            ray.init(address=address, **kw)
-        else:
-            root = str(Path(__file__).resolve().parent.parent)
-            path = os.pathsep.join(x for x in (root, os.environ.get("PYTHONPATH", "")) if x)
-            kw["runtime_env"] = {"env_vars": {"PYTHONPATH": path, **_quiet_ray_env()}}
-            ray.init(num_cpus=_cpus(), **kw)
-        started_here = True
+    started_here = init_ray(address)
     try:
         total_cpus = float(ray.cluster_resources().get("CPU", _cpus()))
         per = float(cpus_per_cell) if cpus_per_cell else max(1.0, math.floor(total_cpus / max_concurrent))

@@ -1,0 +1,33 @@
+"""addrop-studio: the Streamlit app. Run with `streamlit run app.py`.
+
+The entry script: it draws the shared sidebar (model, device, data; see pages/_common.py) and hands over to the
+page chosen in the navigation. Pages live in pages/ and stay thin: inputs, one library call, drawing.
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import streamlit as st
+
+HERE = Path(__file__).resolve().parent
+if str(HERE) not in sys.path:  # `streamlit run` from another folder, or AppTest
+    sys.path.insert(0, str(HERE))
+
+from pages import _common as ui  # noqa: E402
+
+st.set_page_config(page_title="AD-DROP studio", page_icon=":material/blur_on:", layout="wide")
+
+PAGES = [
+    st.Page("pages/home.py", title="Start here", icon=":material/school:", default=True),
+    st.Page("pages/explorer.py", title="Attribution explorer", icon=":material/grid_on:"),
+    st.Page("pages/prior.py", title="Prior experiment", icon=":material/science:"),
+    st.Page("pages/compare.py", title="AD-DROP vs vanilla", icon=":material/compare_arrows:"),
+]
+if (HERE / "pages" / "sweeps.py").is_file():
+    PAGES.append(st.Page("pages/sweeps.py", title="Sweeps", icon=":material/tune:"))
+PAGES.append(st.Page("pages/runs.py", title="Runs", icon=":material/folder_open:"))
+
+page = st.navigation(PAGES)
+ui.sidebar()
+page.run()

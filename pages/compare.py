@@ -1,0 +1,168 @@
+"""AD-DROP vs vanilla fine-tuning: paired runs with the same seeds, curves, dev metrics and cost."""
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from addrop import app_jobs, plots
+from addrop.config import AttributionConfig, TrainConfig
+from addrop.errors import UserError
+from addrop.runs import list_runs, metrics_frame
+from pages import _common as ui
+
+KIND = app_jobs.COMPARE
+SS = "session"
+LRS = [1e-5, 2e-5, 3e-5, 5e-5, 1e-4, 2e-4]
+METHODS = {"ga": "GA: gradient", "iga": "IGA: integrated gradient", "aa": "AA: attention", "rd": "RD: random"}
+
+c = ui.ctx()
+st.title("AD-DROP vs vanilla")
+ui.intro(
+    "Fine-tune the same model twice per seed: once plainly (**vanilla**) and once with **AD-DROP** (Algorithm 1). "
+    "Both runs of a seed share the data subset, the data order and the new head's initial weights, so the "
+    "difference is the regularizer. With **cross-tuning** the AD-DROP run alternates plain epochs (1, 3, …) and "
+    "AD-DROP epochs (2, 4, …). Several seeds give a mean and a band (min to max). AD-DROP needs an extra "
+    "forward and backward pass for the attribution in its masked epochs: the cost table shows what it adds.",
+    r"\text{AD-DROP epoch:}\quad \tilde c=\arg\max_c P_F(c\mid x)\ \rightarrow\ "
+    r"B_h=\frac{\partial F_{\tilde c}(A)}{\partial A_h}\ \rightarrow\ M_h\ (p, q)\ \rightarrow\ "
+    r"\mathcal{L}\big(F(x; M), y\big)",
+)
+loaded = c.need_model()
+spec, train, dev = c.need_data()
+L = loaded.num_layers
+
+ui.defaults(cm_train=min(200, len(train)), cm_dev=min(100, len(dev)), cm_epochs=4, cm_batch=16, cm_lr=5e-5,
+            cm_method="ga", cm_p=0.3, cm_q=0.3, cm_layers=list(range(L)), cm_cross=True, cm_seeds=1,
+            cm_seed0=0, cm_target="pseudo", cm_steps=20, cm_maxlen=128)
+if not all(isinstance(l, int) and 0 <= l < L for l in st.session_state.get("cm_layers") or []):
+    st.session_state["cm_layers"] = list(range(L))
+for k, n in (("cm_train", len(train)), ("cm_dev", len(dev))):
+    st.session_state[k] = max(1, min(int(st.session_state[k]), n))
+
+job = ui.job_for(KIND)
+running = job is not None and not job.done
+with st.form("compare_form"):
+    st.markdown("##### AD-DROP")
+    a, b, d, e = st.columns(4)
+    method = a.selectbox("Attribution", list(METHODS), format_func=METHODS.get, key="cm_method", persist_state=SS,
+                         help="GA is the paper's default; IGA costs m extra passes; AA and RD are its ablations.")
+    p = b.slider("p: candidate region", 0.05, 0.95, step=0.05, key="cm_p", persist_state=SS,
+                 help="Share of each attention row that may be dropped (Eq. 6).")
+    q = d.slider("q: drop rate", 0.05, 0.95, step=0.05, key="cm_q", persist_state=SS,
+                 help="Probability of dropping each candidate (Eq. 7).")
+    layers = e.multiselect("Layers", list(range(L)), key="cm_layers", persist_state=SS,
+                           format_func=lambda l: f"layer {l}", help="Layers whose attention AD-DROP masks "
+                           "(the paper: all, or the first).")
+    a, b, d, e = st.columns(4)
+    cross = a.toggle("Cross-tuning", key="cm_cross", persist_state=SS,
+                     help="On: plain epochs 1, 3, 5, … and AD-DROP epochs 2, 4, … (Algorithm 1). Off: AD-DROP "
+                          "in every epoch.")
+    target = b.selectbox("Label attributed", ["pseudo", "gold"], key="cm_target", persist_state=SS,
+                         format_func=lambda t: {"pseudo": "predicted (pseudo label)", "gold": "gold label"}[t],
+                         help="AD-DROP uses the predicted label (Section 2.3); the gold label is its ablation.")
+    n_seeds = d.number_input("Seeds", 1, 10, key="cm_seeds", persist_state=SS,
+                             help="How many seed pairs to run (seeds first, first+1, …).")
+    seed0 = e.number_input("First seed", 0, 1_000_000, key="cm_seed0", persist_state=SS,
+                           help="Seeds the subset, the data order, the masks, dropout and the new head.")
+    st.markdown("##### Training")
+    a, b, d, e = st.columns(4)
+    n_train = a.number_input("Training examples", 1, len(train), step=8, key="cm_train", persist_state=SS,
+                             help=f"A seeded random subset of the {len(train):,} training examples.")
+    n_dev = b.number_input("Dev examples", 1, len(dev), step=10, key="cm_dev", persist_state=SS,
+                           help=f"A seeded random subset of the {len(dev):,} dev examples.")
+    epochs = d.number_input("Epochs", 1, 50, key="cm_epochs", persist_state=SS,
+                            help="With cross-tuning, use an even number so that half are AD-DROP epochs.")
+    batch = e.number_input("Batch size", 1, 256, key="cm_batch", persist_state=SS, help="Examples per step.")
+    with st.expander("More"):
+        a, b, d = st.columns(3)
+        lr = a.select_slider("Learning rate", LRS, key="cm_lr", persist_state=SS, format_func=lambda v: f"{v:.0e}",
+                             help="Peak learning rate of AdamW.")
+        steps = b.number_input("IGA steps m", 2, 50, key="cm_steps", persist_state=SS,
+                               help="Only used with IGA (the paper: 20).")
+        maxlen = d.number_input("Max tokens per example", 8, 512, key="cm_maxlen", persist_state=SS,
+                                help="Longer examples are cut.")
+    st.caption(f"{2 * int(n_seeds)} runs × {int(epochs)} epochs on {int(n_train)} + {int(n_dev)} examples.")
+    start = st.form_submit_button("Start the comparison", type="primary", icon=":material/play_arrow:",
+                                  disabled=running)
+
+if start:
+    try:
+        if not layers:
+            raise UserError("choose at least one layer for AD-DROP")
+        attr = AttributionConfig(method=method, target=target, layers=list(layers), p=float(p), q=float(q),
+                                 steps=int(steps))
+        base = TrainConfig(model=c.model_name, device=c.device, **c.data_args, epochs=int(epochs),
+                           train_size=int(n_train), dev_size=int(n_dev), batch_size=int(batch), lr=float(lr),
+                           max_length=int(maxlen))
+        seeds = list(range(int(seed0), int(seed0) + int(n_seeds)))
+        plan = app_jobs.compare_plan(base, attr, bool(cross), seeds, str(ui.runs_dir()))
+        app_jobs.check_plan(plan, L)
+    except UserError as err:
+        st.error(str(err))
+    else:
+        new = ui.submit_job(KIND, plan.group, app_jobs.run_plan, plan, loaded, (spec, train, dev))
+        if new is not None:
+            job = new
+            st.rerun()
+
+other = ui.other_job_running(KIND)
+if other is not None and not running:
+    st.info(f"Another job is running on this server ({other.describe()}); only one runs at a time.")
+
+
+def show(frame: pd.DataFrame, key: str, title: str = "") -> None:
+    if frame.empty:
+        st.caption("The curves appear when the first epoch ends.")
+        return
+    panels = app_jobs._compare_panels(frame)
+    st.plotly_chart(plots.seed_curves(frame, label="strategy", panels=panels, title=title), key=f"cm_fig_{key}")
+    metrics, cost, ratio = app_jobs.compare_summary(frame)
+    left, right = st.columns([3, 2], gap="large")
+    with left:
+        st.markdown("**Dev metrics at the last epoch** (mean over seeds; sd when several)")
+        st.dataframe(metrics, hide_index=True, column_config={
+            col: st.column_config.NumberColumn(format="%.4f") for col in metrics.columns
+            if col.startswith("dev_")})
+    with right:
+        st.markdown("**Cost**")
+        st.dataframe(cost, hide_index=True, column_config={
+            col: st.column_config.NumberColumn(format="%.2f s") for col in cost.columns if col.startswith("sec")})
+        if ratio is not None:
+            st.metric("AD-DROP epoch / vanilla epoch", f"{ratio:.2f}×",
+                      help="Seconds per AD-DROP epoch (masked epochs only, with cross-tuning) over seconds per "
+                           "vanilla epoch.")
+
+
+def draw(snap: dict) -> None:
+    prog = snap.get("progress") or {}
+    frame = pd.DataFrame(prog.get("epochs") or [])
+    show(frame, "live", prog.get("group", ""))
+    if prog.get("path"):
+        st.caption(f"Run records: `{prog['path']}`")
+
+
+if job is not None:
+    st.subheader("This comparison" if running else "Latest comparison")
+    ui.live_job(job, draw, key=KIND)
+
+st.subheader("Reopen a comparison")
+groups = app_jobs.list_groups(ui.runs_dir(), kind=KIND)
+if not groups:
+    st.caption(f"No comparisons under `{ui.runs_dir()}` yet.")
+else:
+    info = {g["name"]: g for g in groups}
+    pick = st.selectbox("Comparison", list(info), key="cm_reopen", persist_state=SS,
+                        format_func=lambda n: f"{n} ({info[n]['status']}, {info[n]['runs']} runs)",
+                        help=f"Comparisons kept under {ui.runs_dir()} (ADDROP_RUNS_DIR), newest first.")
+    if pick:
+        recs = list_runs(info[pick]["path"])
+        frame = metrics_frame(recs)
+        if not frame.empty and "seed" not in frame:
+            frame["seed"] = [next((r.config.get("seed") for r in recs if r.id == run), None) for run in frame["run"]]
+        show(frame, "old", pick)
+        att = (recs[0].config.get("attribution") or {}) if recs else {}
+        cfg = recs[0].config if recs else {}
+        st.caption(f"{cfg.get('model')} on {cfg.get('task')} · {cfg.get('num_train')} train / {cfg.get('num_dev')} "
+                   f"dev · {cfg.get('epochs')} epochs · {att.get('method')} p={att.get('p')} q={att.get('q')} "
+                   f"layers {att.get('layers')} · cross-tuning {cfg.get('cross_tuning')} · "
+                   + ", ".join(f"{r.id}: {r.status}" for r in recs))

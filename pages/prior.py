@@ -1,0 +1,159 @@
+"""Prior experiment (paper Section 2.2): drop high / low / random / no attention positions while fine-tuning."""
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from addrop import app_jobs, plots
+from addrop.config import TrainConfig
+from addrop.errors import UserError
+from addrop.runs import list_runs, metrics_frame
+from pages import _common as ui
+
+KIND = app_jobs.PRIOR
+SS = "session"
+LRS = [1e-5, 2e-5, 3e-5, 5e-5, 1e-4, 2e-4]
+CLEAN_NOTE = (
+    "**Masked vs clean training loss.** The solid training curves are the loss the optimizer sees, *with* the "
+    "masks; the dotted ones are the *clean* training loss, the same model on the same training examples without "
+    "any mask. They part because the masks here come from the **gold** label's attribution: the pattern of "
+    "dropped positions carries information about the label. A model trained with drop-low masks can learn to "
+    "read the label from which positions are missing, so its masked loss falls fast while its clean loss and its "
+    "dev loss (where there is no mask and no label) do not follow. That is one reason AD-DROP attributes the "
+    "*predicted* label instead."
+)
+
+c = ui.ctx()
+st.title("Prior experiment")
+ui.intro(
+    "Section 2.2 of the paper asks whether all attention positions matter equally for overfitting. Each "
+    "training batch is attributed with the **gold** label by gradient attribution (Eq. 2) in the chosen layers; "
+    "then a fixed share of every attention row is dropped: the positions with the **highest** attribution, the "
+    "**lowest**, **random** ones, or **none**. Same data, seed and model for all four. In the paper (RoBERTa on "
+    "MRPC) dropping low-attribution positions fits the training data fastest but generalizes worst, and "
+    "dropping high-attribution positions slows fitting the most: the observation AD-DROP is built on.",
+    r"B_h = \frac{\partial F_{y}(A)}{\partial A_h}\ \text{(gold label } y\text{)}\qquad "
+    r"M_h[i,j] = -\infty \ \text{for the } \mathrm{int}(n\,r) \text{ highest / lowest / random } b_{i,j} "
+    r"\text{ of row } i",
+)
+loaded = c.need_model()
+spec, train, dev = c.need_data()
+L = loaded.num_layers
+
+ui.defaults(pr_train=min(200, len(train)), pr_dev=min(100, len(dev)), pr_epochs=3, pr_batch=16, pr_lr=5e-5,
+            pr_layers=[0], pr_rate=0.3, pr_seed=0, pr_maxlen=128)
+if not all(isinstance(l, int) and 0 <= l < L for l in st.session_state.get("pr_layers") or []):
+    st.session_state["pr_layers"] = [0]
+for k, n in (("pr_train", len(train)), ("pr_dev", len(dev))):
+    st.session_state[k] = max(1, min(int(st.session_state[k]), n))
+
+job = ui.job_for(KIND)
+running = job is not None and not job.done
+with st.form("prior_form", border=True):
+    st.markdown("##### Settings")
+    a, b, d, e = st.columns(4)
+    n_train = a.number_input("Training examples", 1, len(train), step=8, key="pr_train", persist_state=SS,
+                             help=f"A seeded random subset of the {len(train):,} training examples.")
+    n_dev = b.number_input("Dev examples", 1, len(dev), step=10, key="pr_dev", persist_state=SS,
+                           help=f"A seeded random subset of the {len(dev):,} dev examples.")
+    epochs = d.number_input("Epochs", 1, 50, key="pr_epochs", persist_state=SS,
+                            help="Every epoch of every strategy uses its masks (no cross-tuning here).")
+    batch = e.number_input("Batch size", 1, 256, key="pr_batch", persist_state=SS,
+                           help="Examples per training step.")
+    a, b, d, e = st.columns(4)
+    lr = a.select_slider("Learning rate", LRS, key="pr_lr", persist_state=SS, format_func=lambda v: f"{v:.0e}",
+                         help="Peak learning rate of AdamW (linear warm-up over 10% of the steps, then decay).")
+    layers = b.multiselect("Layers masked", list(range(L)), key="pr_layers", persist_state=SS,
+                           format_func=lambda l: f"layer {l}",
+                           help="The paper masks the first layer; its Appendix B tries others.")
+    rate = d.slider("Drop rate r", 0.05, 0.9, step=0.05, key="pr_rate", persist_state=SS,
+                    help="Share of each attention row dropped (the paper uses 0.3).")
+    seed = e.number_input("Seed", 0, 1_000_000, key="pr_seed", persist_state=SS,
+                          help="Seeds the subsets, the data order, the masks, dropout and the new head.")
+    with st.expander("More"):
+        maxlen = st.number_input("Max tokens per example", 8, 512, key="pr_maxlen", persist_state=SS,
+                                 help="Longer examples are cut.")
+    est = 4 * int(epochs) * (2 * int(n_train) + int(n_dev))
+    st.caption(f"4 runs × {int(epochs)} epochs on {int(n_train)} + {int(n_dev)} examples "
+               f"(about {est:,} example passes). With minilm on a laptop CPU the defaults take a few minutes; the "
+               "tiny models finish in seconds.")
+    start = st.form_submit_button("Start the prior experiment", type="primary", icon=":material/play_arrow:",
+                                  disabled=running)
+
+if start:
+    try:
+        if not layers:
+            raise UserError("choose at least one layer to mask")
+        base = TrainConfig(model=c.model_name, device=c.device, **c.data_args, epochs=int(epochs),
+                           train_size=int(n_train), dev_size=int(n_dev), batch_size=int(batch), lr=float(lr),
+                           max_length=int(maxlen), seed=int(seed))
+        plan = app_jobs.prior_plan(base, float(rate), list(layers), str(ui.runs_dir()))
+        app_jobs.check_plan(plan, L)
+    except UserError as err:
+        st.error(str(err))
+    else:
+        new = ui.submit_job(KIND, plan.group, app_jobs.run_plan, plan, loaded, (spec, train, dev))
+        if new is not None:
+            job = new
+            st.rerun()
+
+other = ui.other_job_running(KIND)
+if other is not None and not running:
+    st.info(f"Another job is running on this server ({other.describe()}); only one runs at a time.")
+
+
+def draw(snap: dict) -> None:
+    prog = snap.get("progress") or {}
+    frame = pd.DataFrame(prog.get("epochs") or [])
+    show_clean = st.toggle("Show the clean training loss (dotted)", value=True, key="pr_clean",
+                           help="The training loss of the same model without masks, measured after each epoch.")
+    if frame.empty:
+        st.caption("The curves appear when the first epoch ends.")
+        return
+    st.plotly_chart(plots.loss_curves(frame, label="strategy", clean=show_clean,
+                                      title=f"{prog.get('group', '')}"), key="pr_fig_live")
+    if show_clean:
+        st.markdown(CLEAN_NOTE)
+    _table(frame)
+    if prog.get("path"):
+        st.caption(f"Run records: `{prog['path']}`")
+
+
+def _table(frame: pd.DataFrame) -> None:
+    cols = [c for c in ("strategy", "epoch", "train_loss", "clean_train_loss", "dev_loss") if c in frame]
+    cols += [c for c in frame.columns if c.startswith("dev_") and c != "dev_loss"]
+    cols += [c for c in ("dropped_share", "seconds") if c in frame]
+    st.dataframe(frame[cols], hide_index=True, column_config={
+        c: st.column_config.NumberColumn(format="%.4f") for c in cols if c not in ("strategy", "epoch")})
+
+
+if job is not None:
+    st.subheader("This experiment" if running else "Latest experiment")
+    ui.live_job(job, draw, key=KIND)
+
+st.subheader("Reopen an experiment")
+groups = app_jobs.list_groups(ui.runs_dir(), kind=KIND)
+if not groups:
+    st.caption(f"No finished prior experiments under `{ui.runs_dir()}` yet.")
+else:
+    names = [g["name"] for g in groups]
+    info = {g["name"]: g for g in groups}
+    pick = st.selectbox("Experiment", names, key="pr_reopen", persist_state=SS,
+                        format_func=lambda n: f"{n} ({info[n]['status']}, {info[n]['runs']} runs)",
+                        help=f"Prior experiments kept under {ui.runs_dir()} (ADDROP_RUNS_DIR), newest first.")
+    if pick:
+        recs = list_runs(info[pick]["path"])
+        frame = metrics_frame(recs)
+        if frame.empty:
+            st.caption("No finished epochs in this experiment.")
+        else:
+            show_clean = st.toggle("Show the clean training loss (dotted)", value=True, key="pr_clean_old")
+            st.plotly_chart(plots.loss_curves(frame, label="strategy", clean=show_clean, title=pick),
+                            key="pr_fig_old")
+            cfg = recs[0].config
+            att = cfg.get("attribution") or {}
+            st.caption(f"{cfg.get('model')} on {cfg.get('task')} · {cfg.get('num_train')} train / "
+                       f"{cfg.get('num_dev')} dev · {cfg.get('epochs')} epochs · lr {cfg.get('lr')} · layers "
+                       f"{att.get('layers')} · rate {att.get('p')} · seed {cfg.get('seed')} · "
+                       + ", ".join(f"{r.id}: {r.status}" for r in recs))
+            _table(frame)

@@ -1,0 +1,84 @@
+"""Runs: every run record under the runs folder; reopen a group's curves or one run's metrics and settings."""
+from __future__ import annotations
+
+import json
+
+import streamlit as st
+
+from addrop import app_jobs, plots
+from addrop.runs import list_runs, metrics_frame, runs_table
+from pages import _common as ui
+
+SS = "session"
+UNGROUPED = "(runs outside a group)"
+
+st.title("Runs")
+root = ui.runs_dir()
+st.markdown(f"Every run the app (or `python -m addrop train` / `prior` with `--out {root}`) wrote under "
+            f"`{root}` (set `ADDROP_RUNS_DIR` to use another folder). A run is a folder with `config.json`, "
+            "`metrics.jsonl` (one line per epoch) and `status.json`; the prior experiment and the comparison keep "
+            "their runs together in a group folder with `curves.html`. Runs stay here after a restart.")
+
+records = list_runs(root)
+if not records:
+    st.info("No runs yet. Start one on the Prior experiment or AD-DROP vs vanilla page.")
+    st.stop()
+
+table = runs_table(records)
+st.dataframe(table, hide_index=True, column_config={
+    c: st.column_config.NumberColumn(format="%.4f") for c in table.columns
+    if c.endswith("loss") or c.startswith("dev_")})
+
+groups = sorted({r.group.split("/")[0] for r in records if r.group}, reverse=True)
+options = groups + ([UNGROUPED] if any(not r.group for r in records) else [])
+if st.session_state.get("rn_group") not in options:
+    st.session_state["rn_group"] = options[0]
+a, b = st.columns(2)
+group = a.selectbox("Group", options, key="rn_group", persist_state=SS,
+                    help="A prior experiment or a comparison (newest first), or the runs outside any group.")
+in_group = [r for r in records if (r.group or UNGROUPED).split("/")[0] == group] if group != UNGROUPED else \
+    [r for r in records if not r.group]
+ids = [r.id for r in in_group]
+if st.session_state.get("rn_run") not in ids:
+    st.session_state["rn_run"] = ids[0]
+run_id = b.selectbox("Run", ids, key="rn_run", persist_state=SS, help="One run of the group: its settings and "
+                     "its epoch records.")
+
+frame = metrics_frame(in_group)
+if not frame.empty:
+    kind = app_jobs.group_kind(root / group) if group != UNGROUPED else None
+    if kind == app_jobs.COMPARE:
+        frame["seed"] = [next((r.config.get("seed") for r in in_group if r.id == x), None) for x in frame["run"]]
+        fig = plots.seed_curves(frame, label="strategy", panels=app_jobs._compare_panels(frame), title=group)
+    else:
+        fig = plots.loss_curves(frame, label="run" if kind is None else "strategy", title=group)
+    st.plotly_chart(fig, key="rn_fig")
+else:
+    st.caption("No epoch has finished in this group.")
+
+rec = next(r for r in in_group if r.id == run_id)
+st.subheader(f"Run {rec.id}")
+st.markdown(f"Status **{rec.status}**" + (f": {rec.reason}" if rec.reason else "") +
+            f" · {rec.epochs_done} epoch(s) · started {rec.started or '?'} · `{rec.path}`")
+c1, c2 = st.columns([3, 2], gap="large")
+with c1:
+    one = metrics_frame([rec])
+    if one.empty:
+        st.caption("No epoch records.")
+    else:
+        st.dataframe(one.drop(columns=[c for c in ("run", "group") if c in one]), hide_index=True)
+with c2:
+    with st.expander("Settings (config.json)"):
+        st.json(rec.config, expanded=1)
+d1, d2, d3 = st.columns(3)
+d1.download_button("Metrics (CSV)", data=lambda: metrics_frame([rec]).to_csv(index=False),
+                   file_name=f"{rec.id}-metrics.csv", mime="text/csv", icon=":material/download:", key="rn_dl_csv",
+                   help="One row per epoch.")
+d2.download_button("Settings (JSON)", data=lambda: json.dumps(rec.config, indent=2), file_name=f"{rec.id}-config.json",
+                   mime="application/json", icon=":material/download:", key="rn_dl_json",
+                   help="The run's config.json.")
+curves = (root / group / "curves.html") if group != UNGROUPED else None
+if curves is not None and curves.is_file():
+    d3.download_button("Group curves (HTML)", data=lambda: curves.read_bytes(), file_name=f"{group}-curves.html",
+                       mime="text/html", icon=":material/download:", key="rn_dl_curves",
+                       help="The group's curves.html (loads plotly from the internet).")

@@ -1,0 +1,203 @@
+"""Sweeps: the p x q heatmap (paper Figure 6) filling in live, the best cell and its curves, and a small sweep
+started in the background. Thin: every number comes from addrop.sweep reading the run records."""
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+
+import streamlit as st
+
+from addrop import sweep as sw
+from addrop.errors import UserError
+from addrop.jobs import default_runner, format_duration
+
+RUNS_DIR = os.environ.get("ADDROP_RUNS_DIR", "runs")
+
+
+def _setting(keys, default):
+    """A value from the sidebar's session state when the app set one (several key spellings), else default."""
+    for k in keys:
+        v = st.session_state.get(k)
+        if v not in (None, ""):
+            return v
+    return default
+
+
+def _sweep_job(job, spec: sw.SweepSpec, runs_dir: str):
+    def on_cell(info):
+        job.update(fraction=info["done"] / max(info["total"], 1),
+                   message=f"{info['done']}/{info['total']} runs: {info['run']} {info['status']}",
+                   folder=str(Path(runs_dir) / spec.name))
+        job.add_event(info)
+
+    job.update(fraction=0.0, message=f"starting sweep {spec.name}", folder=str(Path(runs_dir) / spec.name))
+    res = sw.run_sweep(spec, runs_dir, backend="local", on_cell=on_cell, should_stop=job.should_stop)
+    return {"path": res.path, "ran": res.ran, "failed": res.failed, "stopped": res.stopped}
+
+
+def _start_form(runs_dir: str):
+    from addrop.config import AttributionConfig, TrainConfig
+
+    with st.form("start-sweep"):
+        st.caption("A small grid runs in the background on this machine, one run after another; the heatmap above "
+                   "fills in as cells finish. Running it again with the same name resumes it.")
+        c1, c2, c3 = st.columns(3)
+        model = c1.text_input("model", value=str(_setting(("model", "model_name", "sidebar_model"), "minilm")))
+        task = c2.text_input("task", value=str(_setting(("task", "task_name", "sidebar_task"), "demo")))
+        data_dir = c3.text_input("GLUE folder (optional)",
+                                 value=str(_setting(("data_dir", "glue_dir"), os.environ.get("ADDROP_GLUE_DIR", ""))))
+        c1, c2, c3 = st.columns(3)
+        ps = c1.text_input("p values", value="0.1,0.3,0.5", help="start:stop:step (0.1:0.9:0.1) or a list")
+        qs = c2.text_input("q values", value="0.1,0.3,0.5")
+        seeds = c3.text_input("seeds", value="0")
+        c1, c2, c3, c4 = st.columns(4)
+        epochs = c1.number_input("epochs", 1, 20, 2)
+        train_size = c2.number_input("train examples (0 = all)", 0, 1_000_000, 128, step=32)
+        dev_size = c3.number_input("dev examples (0 = all)", 0, 1_000_000, 0, step=32)
+        batch = c4.number_input("batch size", 1, 256, 16)
+        c1, c2, c3 = st.columns(3)
+        lr = c1.number_input("learning rate", 1e-7, 1.0, 1e-4, format="%.0e")
+        method = c2.selectbox("attribution", ["ga", "iga", "aa", "rd"])
+        baseline = c3.checkbox("vanilla baseline", value=True)
+        name = st.text_input("sweep name (empty: sweep-<task>-<model>)", value="")
+        submitted = st.form_submit_button("Start sweep", type="primary")
+    if not submitted:
+        return
+    try:
+        base = TrainConfig(model=model.strip(), task=task.strip(), data_dir=data_dir.strip() or None,
+                           strategy="addrop", attribution=AttributionConfig(method=method), epochs=int(epochs),
+                           train_size=int(train_size) or None, dev_size=int(dev_size) or None,
+                           batch_size=int(batch), lr=float(lr),
+                           device=str(_setting(("device",), "auto")))
+        spec = sw.SweepSpec(name=name.strip() or sw.default_name(base), base=base, ps=ps, qs=qs, seeds=seeds,
+                            baseline=baseline)
+        sw.prepare(spec, runs_dir)  # refuses clashing settings before the job starts
+        default_runner().submit(f"sweep {spec.name}", _sweep_job, spec, runs_dir,
+                                owner=st.session_state.get("user") or None)
+    except UserError as e:  # Busy is a UserError too
+        st.warning(str(e)) if "busy" in str(e) else st.error(str(e))
+        return
+    st.session_state["sweep_selected"] = spec.name
+    st.success(f"sweep {spec.name} started: {len(spec.cells())} runs")
+    st.rerun()
+
+
+def _job_panel():
+    job = default_runner().current() or default_runner().latest()
+    if job is None or not job.name.startswith("sweep "):
+        return None
+    snap = job.snapshot()
+    if snap["status"] == "running":
+        c1, c2 = st.columns([4, 1])
+        c1.progress(snap["fraction"] or 0.0, text=f"{snap['name']}: {snap['message'] or ''} "
+                    f"({format_duration(snap['elapsed'])}, about {format_duration(snap['eta'])} left)")
+        if c2.button("Stop after this run", disabled=snap["stop_requested"]):
+            job.stop()
+    elif snap["status"] == "failed":
+        st.error(f"{snap['name']} failed: {snap['error']}")
+    return snap
+
+
+def _cell_label(row) -> str:
+    if row["kind"] == "baseline":
+        return "baseline (vanilla)"
+    return f"p={row['p']:g} q={row['q']:g}"
+
+
+def _show_sweep(folder: Path, live: bool):
+    try:
+        table = sw.sweep_table(folder, which=st.session_state.get("sweep_which", "best"))
+        prog = sw.progress(folder)
+    except UserError as e:
+        st.error(str(e))
+        return
+    done, expected = prog["finished"], prog["expected"]
+    st.progress(min(1.0, done / max(expected, 1)),
+                text=f"{done}/{expected} runs finished" + (f"; running: {', '.join(prog['running'])}"
+                                                            if prog["running"] else ""))
+    fig = sw.sweep_heatmap(table)
+    event = st.plotly_chart(fig, key=f"heat-{folder.name}", on_select="rerun", selection_mode="points",
+                            width="stretch")
+    best = sw.best_cell(table)
+    base = table.attrs.get("baseline", math.nan)
+    metric = table.attrs.get("metric", "metric")
+    c1, c2, c3 = st.columns(3)
+    c1.metric(f"baseline {metric}", "–" if base != base else f"{base:.4f}")
+    if best:
+        c2.metric("best cell", f"p={best['p']:g} q={best['q']:g}", None if best["delta"] != best["delta"]
+                  else f"{best['delta'] * 100:+.2f} points")
+        c3.metric(f"best {metric}", f"{best['mean']:.4f}", f"± {best['std']:.4f} ({best['n']} seed(s))",
+                  delta_color="off")
+
+    # the cell whose curves are shown: a click on the heatmap, else the selector (best cell first)
+    rows = [r for _, r in table.iterrows() if r["n"] > 0 or r["running"]]
+    labels = [_cell_label(r) for r in rows]
+    clicked = None
+    try:
+        pts = (event or {}).get("selection", {}).get("points", []) if event else []
+        if pts:
+            clicked = f"p={float(pts[0]['y']):g} q={float(pts[0]['x']):g}"
+    except (AttributeError, KeyError, TypeError, ValueError):
+        clicked = None
+    default = clicked or (f"p={best['p']:g} q={best['q']:g}" if best else None)
+    if not labels:
+        st.info("no run has finished yet: the heatmap fills in as cells finish")
+        return
+    index = labels.index(default) if default in labels else 0
+    choice = st.selectbox("cell to plot (or click one on the heatmap)", labels, index=index,
+                          key=f"cell-{folder.name}-{clicked or ''}")
+    row = rows[labels.index(choice)]
+    from addrop.plots import loss_curves
+    from addrop.runs import metrics_frame
+
+    runs = sw.cell_runs(folder, None if row["kind"] == "baseline" else row["p"],
+                        None if row["kind"] == "baseline" else row["q"])
+    if row["kind"] != "baseline":
+        runs += sw.cell_runs(folder, None, None)
+    frame = metrics_frame(runs)
+    if not frame.empty:
+        frame["label"] = frame["run"]
+        st.plotly_chart(loss_curves(frame, label="label", title=f"{choice} and the baseline"),
+                        width="stretch")
+        dev_cols = [c for c in frame.columns if c.startswith("dev_") and c != "dev_loss"]
+        st.dataframe(frame[["run", "epoch", "addrop_epoch", "train_loss", "dev_loss", *dev_cols,
+                            "dropped_share"]].round(4) if "addrop_epoch" in frame else frame,
+                     hide_index=True, width="stretch")
+    with st.expander("table (table.csv)"):
+        st.dataframe(table.round(4), hide_index=True, width="stretch")
+        st.caption(f"{folder / sw.TABLE_FILE}  ·  {folder / sw.HEATMAP_FILE}")
+
+
+def main():
+    st.title("p × q sweeps")
+    st.caption("AD-DROP's two hyper-parameters over a grid (the paper's 9 × 9 search and its Figure 6): each cell's "
+               "dev metric minus the vanilla baseline with the same seeds. Command line: "
+               "`python -m addrop sweep --model minilm --task mrpc --p 0.1:0.9:0.1 --q 0.1:0.9:0.1 --out runs`.")
+    runs_dir = RUNS_DIR
+    snap = _job_panel()
+    folders = sw.list_sweeps(runs_dir)
+    if not Path(runs_dir).is_dir():
+        st.info(f"no runs folder yet at {os.path.abspath(runs_dir)} (set ADDROP_RUNS_DIR): start a sweep below")
+    elif not folders:
+        st.info(f"no sweep in {os.path.abspath(runs_dir)} yet: start one below or with `python -m addrop sweep`")
+    if folders:
+        names = [str(f.relative_to(runs_dir)) for f in folders]
+        want = st.session_state.get("sweep_selected")
+        c1, c2 = st.columns([3, 1])
+        pick = c1.selectbox("sweep", names, index=names.index(want) if want in names else 0)
+        c2.radio("score of a run", ["best", "last"], key="sweep_which", horizontal=True,
+                 help="best: its best dev epoch (early stopping, as in the paper); last: the final epoch")
+        folder = Path(runs_dir) / pick
+        running_here = bool(snap and snap["status"] == "running"
+                            and Path(snap["progress"].get("folder", "")).resolve() == folder.resolve())
+        try:
+            live = running_here or bool(sw.progress(folder)["running"])
+        except UserError:
+            live = False
+        st.fragment(run_every=2 if live else None)(_show_sweep)(folder, live)
+    with st.expander("Start a sweep", expanded=not folders):
+        _start_form(runs_dir)
+
+
+main()

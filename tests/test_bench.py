@@ -1,0 +1,94 @@
+"""The benchmark in quick mode on tiny-bert: every key is there and every number is sane. No timing assertions:
+speed is measured by `python -m addrop bench`, never asserted by a test."""
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import torch
+
+from addrop import cli
+from addrop.bench import MALLOC_ENV, STEP_KEYS, Settings, check_targets, format_table, max_rel_diff, run_bench
+from addrop.errors import UserError
+
+RATIO_KEYS = ("ga_all", "ga_layer0", "ga_reference_all", "iga_all", "aa_all", "rd_all", "crosstuned_pair")
+CAPTUM_KEYS = ("ga_time_ratio", "ga_max_rel_diff", "iga_time_ratio", "iga_max_rel_diff")
+
+
+@pytest.fixture(scope="module")
+def record(tmp_path_factory):
+    out = tmp_path_factory.mktemp("bench") / "bench.json"
+    threads = torch.get_num_threads()
+    rc = cli.main(["bench", "--model", "tiny-bert", "--device", "cpu", "--quick", "--threads", "1",
+                   "--out", str(out)])
+    assert rc == 0
+    assert torch.get_num_threads() == threads  # the run's thread setting does not leak
+    return json.loads(out.read_text())
+
+
+def _finite_positive(x) -> bool:
+    return isinstance(x, (int, float)) and math.isfinite(x) and x > 0
+
+
+def test_record_has_every_key(record):
+    for key in ("device", "model", "batch_size", "ratios", "captum", "latency_ms", "step_ms", "peak_mem_mb",
+                "ratio_stats", "step_ms_stats", "machine", "malloc_env", "targets"):
+        assert key in record, key
+    assert record["device"] == "cpu" and record["model"] == "tiny-bert" and record["batch_size"] == 16
+    assert record["quick"] is True
+    assert set(RATIO_KEYS) <= set(record["ratios"])
+    assert set(CAPTUM_KEYS) <= set(record["captum"])
+    assert set(record["latency_ms"]) == {"explorer_ga", "explorer_iga"}
+    assert set(STEP_KEYS) <= set(record["step_ms"])
+
+
+def test_numbers_are_sane(record):
+    for k in RATIO_KEYS:
+        assert _finite_positive(record["ratios"][k]), (k, record["ratios"][k])
+        s = record["ratio_stats"][k]
+        assert s["min"] <= s["median"] <= s["max"]
+    for k, v in record["step_ms"].items():
+        assert _finite_positive(v), (k, v)
+    for k in ("ga_time_ratio", "iga_time_ratio"):
+        assert _finite_positive(record["captum"][k])
+    for v in record["latency_ms"].values():
+        assert _finite_positive(v)
+    for k, v in record["peak_mem_mb"].items():  # None only where the profiler could not tell
+        assert v is None or (math.isfinite(v) and v >= 0), (k, v)
+    assert record["peak_mem_mb"]["iga_all"] is None or record["peak_mem_mb"]["iga_all"] > 0
+
+
+def test_native_matches_captum(record):
+    assert record["captum"]["ga_max_rel_diff"] <= 1e-5
+    assert record["captum"]["iga_max_rel_diff"] <= 1e-5
+
+
+def test_table_and_targets(record):
+    text = format_table(record)
+    assert "vanilla step" in text and "cross-tuned" in text and "explorer" in text
+    assert set(check_targets(record)) == set(record["targets"])
+    for t in record["targets"].values():
+        assert isinstance(t["met"], bool)
+
+
+def test_in_process_run_does_not_reexec(record):
+    # called through cli.main inside pytest, the command must not replace this process: the record says whether
+    # the allocator variables were there
+    assert set(MALLOC_ENV) <= set(record["malloc_env"])
+
+
+def test_max_rel_diff():
+    a = torch.tensor([[1.0, 2.0], [0.0, 0.0]])
+    assert max_rel_diff(a, a) == 0.0
+    b = a.clone()
+    b[0, 1] = 2.2
+    assert max_rel_diff(b, a) == pytest.approx(0.1)
+
+
+def test_bad_arguments():
+    with pytest.raises(UserError):
+        run_bench("tiny-bert", "cpu", batch_size=0, settings=Settings.quick())
+    with pytest.raises(UserError):
+        run_bench("tiny-bert", "cpu", threads=0, settings=Settings.quick())
+    assert cli.main(["bench", "--model", "tiny-bert", "--out", "x.txt"]) == 2

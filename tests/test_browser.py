@@ -1,0 +1,225 @@
+"""The app in a real browser: `streamlit run app.py` in a subprocess, driven by Debian's Chromium through
+Playwright. Opens every page, runs an attribution, a one-epoch prior experiment and a short comparison on a
+tiny model with the demo data, checks that plotly charts are drawn and that no exception box appears, and saves
+screenshots into test-artifacts/ (and into $ADDROP_SCREENSHOTS, e.g. docs/screenshots, when set).
+
+Knobs (environment): ADDROP_BROWSER_MODEL (default tiny-bert), ADDROP_BROWSER_EPOCHS (prior experiment epochs,
+default 1), ADDROP_BROWSER_SIZES ("train,dev", default "32,16"), ADDROP_SCREENSHOTS.
+Skips when /usr/bin/chromium is missing, except on CI (CI=true), where that fails.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+        "--disable-sync", "--no-first-run"]
+ARTIFACTS = ROOT / "test-artifacts"
+
+pytestmark = pytest.mark.browser
+
+
+def _on_ci() -> bool:
+    return os.environ.get("CI", "").strip().lower() in ("1", "true", "yes")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def chromium() -> str:
+    if not Path(CHROMIUM).is_file():
+        msg = f"{CHROMIUM} is missing (apt-get install chromium)"
+        if _on_ci():
+            pytest.fail(msg)
+        pytest.skip(msg)
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        if _on_ci():
+            pytest.fail("playwright is not installed")
+        pytest.skip("playwright is not installed")
+    return CHROMIUM
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    """A streamlit server on a free port with the browser-test model and a temporary runs folder."""
+    port = _free_port()
+    runs = tmp_path_factory.mktemp("runs")
+    env = dict(os.environ, ADDROP_DEFAULT_MODEL=os.environ.get("ADDROP_BROWSER_MODEL", "tiny-bert"),
+               ADDROP_RUNS_DIR=str(runs), STREAMLIT_BROWSER_GATHER_USAGE_STATS="false", HF_HUB_OFFLINE="1",
+               PYTHONUNBUFFERED="1")
+    log = open(tmp_path_factory.mktemp("log") / "streamlit.log", "w+")
+    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
+                             "--server.headless", "true", "--server.address", "127.0.0.1"],
+                            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 90
+    import urllib.request
+
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            log.seek(0)
+            pytest.fail(f"streamlit exited early:\n{log.read()[-3000:]}")
+        try:
+            with urllib.request.urlopen(url + "/_stcore/health", timeout=2) as r:
+                if r.status == 200:
+                    break
+        except OSError:
+            time.sleep(0.5)
+    else:
+        proc.terminate()
+        pytest.fail("streamlit did not answer within 90 s")
+    yield url
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    log.seek(0)
+    (ARTIFACTS / "streamlit.log").parent.mkdir(exist_ok=True)
+    (ARTIFACTS / "streamlit.log").write_text(log.read())
+    log.close()
+
+
+def _idle(page, timeout: float = 120) -> None:
+    """Wait until the app has finished its run (no 'running' status widget) and the page has settled."""
+    page.wait_for_selector('[data-testid="stApp"]', timeout=timeout * 1000)
+    end = time.time() + timeout
+    quiet = 0
+    while time.time() < end:
+        running = page.locator('[data-testid="stStatusWidget"]').filter(has_text="Running").count() > 0 or \
+            page.locator('[data-testid="stSpinner"]').count() > 0
+        quiet = 0 if running else quiet + 1
+        if quiet >= 4:
+            return
+        page.wait_for_timeout(250)
+    raise AssertionError("the app kept running")
+
+
+def _open(page, url: str, title: str, timeout: float = 180) -> None:
+    """Go to a page and wait until its title is drawn and the app has settled."""
+    page.goto(url, wait_until="domcontentloaded")
+    page.get_by_role("heading", name=title, exact=True).first.wait_for(timeout=timeout * 1000)
+    _idle(page, timeout)
+
+
+def _no_exception(page, where: str) -> None:
+    n = page.locator('[data-testid="stException"]').count()
+    assert n == 0, f"{where}: {n} exception box(es): " + page.locator('[data-testid="stException"]').first.inner_text()
+
+
+def _shoot(page, name: str) -> None:
+    """A screenshot of the whole page (Streamlit scrolls inside its main container, so the viewport is made tall
+    enough to hold it first)."""
+    h = page.evaluate("""() => { const m = document.querySelector('[data-testid="stMain"]') ||
+                                 document.querySelector('section.main') || document.body;
+                                 return Math.max(m.scrollHeight, document.body.scrollHeight); }""")
+    width = page.viewport_size["width"]
+    page.set_viewport_size({"width": width, "height": int(min(max(h + 40, 900), 7000))})
+    page.wait_for_timeout(1200)  # plotly re-lays out after the resize
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+    extra = os.environ.get("ADDROP_SCREENSHOTS")
+    if extra:
+        dest = Path(extra)
+        dest = dest if dest.is_absolute() else ROOT / dest
+        dest.mkdir(parents=True, exist_ok=True)
+        shutil.copy(ARTIFACTS / f"{name}.png", dest / f"{name}.png")
+    page.set_viewport_size({"width": width, "height": 900})
+
+
+def _plots(page) -> int:
+    return page.locator(".js-plotly-plot").count()
+
+
+def _fill_number(page, label: str, value) -> None:
+    box = page.get_by_label(label, exact=True)
+    box.fill(str(value))
+    box.press("Enter")
+
+
+def _wait_text(page, text: str, timeout: float) -> None:
+    page.get_by_text(text).first.wait_for(timeout=timeout * 1000)
+
+
+def test_every_page_in_chromium(chromium, server):
+    from playwright.sync_api import sync_playwright
+
+    train, dev = (int(x) for x in os.environ.get("ADDROP_BROWSER_SIZES", "32,16").split(","))
+    epochs = int(os.environ.get("ADDROP_BROWSER_EPOCHS", "1"))
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, args=ARGS)
+        page = browser.new_page(viewport={"width": 1440, "height": 900})
+        try:
+            # Start here
+            _open(page, server + "/", "AD-DROP studio")
+            page.get_by_text("AD-DROP in four steps", exact=True).wait_for(timeout=60_000)
+            _no_exception(page, "home")
+            _shoot(page, "home")
+
+            # Attribution explorer: the start-here example, then the charts
+            page.get_by_role("button", name="Show me an example").click()
+            page.wait_for_url("**/explorer", timeout=120_000)
+            _idle(page, 180)
+            page.get_by_text("Every layer and head", exact=True).wait_for(timeout=120_000)
+            page.wait_for_function("document.querySelectorAll('.js-plotly-plot').length >= 3", timeout=60_000)
+            _no_exception(page, "explorer")
+            assert _plots(page) >= 3
+            _shoot(page, "explorer")
+
+            # Prior experiment: a short run, curves drawn live
+            _open(page, server + "/prior", "Prior experiment")
+            _fill_number(page, "Training examples", train)
+            _fill_number(page, "Dev examples", dev)
+            _fill_number(page, "Epochs", epochs)
+            page.get_by_role("button", name="Start the prior experiment").click()
+            _wait_text(page, "Finished in", 600)
+            _idle(page)
+            page.wait_for_function("document.querySelectorAll('.js-plotly-plot').length >= 2", timeout=60_000)
+            _no_exception(page, "prior")
+            _shoot(page, "prior")
+
+            # AD-DROP vs vanilla: a short pair of runs (2 epochs: one plain, one AD-DROP with cross-tuning)
+            _open(page, server + "/compare", "AD-DROP vs vanilla")
+            _fill_number(page, "Training examples", train)
+            _fill_number(page, "Dev examples", dev)
+            _fill_number(page, "Epochs", max(2, epochs))
+            page.get_by_role("button", name="Start the comparison").click()
+            _wait_text(page, "Finished in", 600)
+            _idle(page)
+            page.wait_for_function("document.querySelectorAll('.js-plotly-plot').length >= 2", timeout=60_000)
+            _no_exception(page, "compare")
+            _shoot(page, "compare")
+
+            # Runs: the records written above
+            _open(page, server + "/runs", "Runs")
+            page.wait_for_function("document.querySelectorAll('.js-plotly-plot').length >= 1", timeout=60_000)
+            _no_exception(page, "runs")
+            _shoot(page, "runs")
+
+            if (ROOT / "pages" / "sweeps.py").is_file():
+                page.goto(server + "/sweeps", wait_until="domcontentloaded")
+                page.wait_for_selector('[data-testid="stMain"] h1', timeout=180_000)
+                _idle(page)
+                _no_exception(page, "sweeps")
+                _shoot(page, "sweeps")
+        except Exception:
+            ARTIFACTS.mkdir(exist_ok=True)
+            page.screenshot(path=str(ARTIFACTS / "failure.png"), full_page=True)
+            raise
+        finally:
+            browser.close()
