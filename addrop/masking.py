@@ -22,6 +22,20 @@ def _uniform(shape, generator: torch.Generator | None, device) -> torch.Tensor:
     return torch.rand(shape, generator=generator, device=gen_device).to(device)
 
 
+def _value_at_rank(s: torch.Tensor, keys: torch.Tensor, asc: torch.Tensor, n: torch.Tensor) -> torch.Tensor:
+    """Per row, the value at ascending index asc[b] among the real keys (what sorting the row would give), with
+    one partial top-k from whichever end is nearer instead of a full sort."""
+    desc = n - 1 - asc  # the same position counted from the top
+    if int(desc.max()) <= int(asc.max()):
+        vals = s.masked_fill(~keys, float("-inf")).topk(int(desc.max()) + 1, dim=-1, largest=True).values
+        pos = desc
+    else:
+        vals = s.masked_fill(~keys, float("inf")).topk(int(asc.max()) + 1, dim=-1, largest=False).values
+        pos = asc
+    index = pos.view(1, -1, 1, 1, 1).expand(*s.shape[:-1], 1)
+    return vals.gather(-1, index)
+
+
 def candidate_region(scores: torch.Tensor, key_mask: torch.Tensor, p: float, mode: str = "high",
                      ties: str = "paper", generator: torch.Generator | None = None) -> torch.Tensor:
     """Candidate discard region per query row, among the n real keys of that row.
@@ -40,22 +54,19 @@ def candidate_region(scores: torch.Tensor, key_mask: torch.Tensor, p: float, mod
         return (_uniform(scores.shape, generator, scores.device) < p) & valid
     s = scores.float()
     n = key_mask.sum(-1).to(scores.device)  # [B] real keys per example
-    filled = s.masked_fill(~keys, float("inf"))  # pads sort to the end
-    srt = filled.sort(dim=-1).values  # [L, B, H, T, T] ascending
     # int(n(1-p)) as the decimal numbers say: float products such as 90 * 0.7 = 62.999... would floor one short
     if mode == "high":
-        idx = (n.double() * (1.0 - p) + 1e-9).floor().long()
+        asc = (n.double() * (1.0 - p) + 1e-9).floor().long()
     elif mode == "low":
-        idx = (n.double() * p + 1e-9).floor().long()
+        asc = (n.double() * p + 1e-9).floor().long()
     else:
         raise ValueError(f"unknown mode {mode!r}")
-    idx = idx.clamp(max=key_mask.shape[-1] - 1)
-    index = idx.view(1, -1, 1, 1, 1).expand(*s.shape[:-1], 1)
-    thr = srt.gather(-1, index)  # [L, B, H, T, 1]
+    asc = torch.minimum(asc, n - 1).clamp(min=0)  # [B] ascending index of the threshold among the real keys
+    thr = _value_at_rank(s, keys, asc, n)  # [L, B, H, T, 1]
     region = (s >= thr) if mode == "high" else (s < thr)
     region &= valid
     if ties == "strict":
-        lo = srt[..., :1]
+        lo = s.masked_fill(~keys, float("inf")).amin(-1, keepdim=True)
         hi = s.masked_fill(~keys, float("-inf")).amax(-1, keepdim=True)
         region &= ~(hi == lo)
     return region

@@ -18,7 +18,7 @@ from typing import Callable
 
 import torch
 
-from .attribution import attribute
+from .attribution import attribute, frozen
 from .config import AttributionConfig, TrainConfig, resolve_layers
 from .data import batches, compute_metrics, encode, k_shot, load_data, num_batches, subset
 from .errors import UserError
@@ -101,7 +101,8 @@ def drops_for(loaded: Loaded, batch: dict, acfg: AttributionConfig, generator: t
         shape = (len(layers), B, loaded.num_heads, T, T)
         scores = torch.rand(shape, generator=generator, device=generator.device).to(key_mask.device)
     else:
-        scores = attribute(loaded, batch, acfg, labels=batch.get("labels")).scores
+        with frozen(loaded.model):  # a private training copy: safe to stop weight-gradient bookkeeping
+            scores = attribute(loaded, batch, acfg, labels=batch.get("labels")).scores
     _, dropped = make_drops(scores, key_mask, acfg.p, acfg.q, acfg.mode, acfg.ties, acfg.fixed_rate, generator)
     return {l: dropped[i] for i, l in enumerate(layers)}, dropped_share(dropped, key_mask)
 
