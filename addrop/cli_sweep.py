@@ -24,6 +24,8 @@ def add_parser(sub):
                    "on; --no-baseline: the heatmap shows the metric itself)")
     g.add_argument("--name", default=None, help="sweep folder name (default sweep-<task>-<model>, so the same "
                    "command resumes)")
+    g.add_argument("--metric", default=None, help="dev metric of the table and heatmap: accuracy, f1, mcc, pearson, "
+                   "spearman or loss (lower is better); default the task's primary metric")
     g.add_argument("--metric-epoch", default="best", choices=["best", "last"],
                    help="score of a run: its best dev epoch (default, as early stopping picks) or the last one")
     b = p.add_argument_group("backend")
@@ -104,7 +106,8 @@ def _cmd_sweep(a) -> int:
 
     res = run_sweep(spec, a.out, backend=a.backend, max_concurrent=a.max_concurrent, ray_address=a.ray_address,
                     cpus_per_cell=a.cpus_per_cell, on_cell=on_cell)
-    table = write_outputs(res.path, which=a.metric_epoch) if a.metric_epoch != "best" else res.table
+    table = (write_outputs(res.path, which=a.metric_epoch, metric=a.metric)
+             if a.metric_epoch != "best" or a.metric else res.table)
     metric, base = table.attrs.get("metric"), table.attrs.get("baseline")
     best = best_cell(table)
     if res.skipped and not a.quiet:
@@ -115,7 +118,8 @@ def _cmd_sweep(a) -> int:
     if best:
         line += f"; best p={best['p']:g} q={best['q']:g}: {best['mean']:.4f}"
         if best.get("delta") == best.get("delta"):
-            line += f" ({best['delta'] * 100:+.2f} points)"
+            line += (f" ({best['delta'] * 100:+.2f} points)" if table.attrs.get("higher_is_better", True)
+                     else f" ({best['delta']:+.4f})")
     print(line)
     print(f"table -> {os.path.join(res.path, TABLE_FILE)}; heatmap -> {os.path.join(res.path, HEATMAP_FILE)}")
     if res.failed:

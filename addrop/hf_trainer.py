@@ -101,6 +101,10 @@ class ADDropTrainer(Trainer):
         self._addrop_shares: list[float] = []
         self._addrop_last_epoch: int | None = None
         self.addrop_epochs: list[int] = []  # the epochs (from 1) in which masked steps ran
+        if self.addrop_enabled and self.args.n_gpu > 1:
+            # DataParallel runs replicas in threads, and the mask settings are per thread: they would be lost
+            raise UserError(f"AD-DROP cannot run under DataParallel ({self.args.n_gpu} GPUs in one process): launch "
+                            "one process per GPU (torchrun or accelerate launch), or make one GPU visible")
         if self.addrop_enabled and self.model is not None:
             self._addrop_install(self.model)
 

@@ -301,7 +301,7 @@ def run_sweep(spec: SweepSpec, out: str | os.PathLike = "runs", backend: str = "
         state["done"] += 1
         if status == "finished":
             ran.append(run_id)
-        else:
+        elif status != "stopped":  # a stopped run is resumed next time, not a failure
             failed[run_id] = reason or status
         if on_cell:
             on_cell({"run": run_id, "status": status, "reason": reason, "done": state["done"],
@@ -408,8 +408,10 @@ def _import_ray():
     try:
         import ray  # noqa: F401
         from ray import tune  # noqa: F401
-    except ImportError:
-        raise UserError(RAY_MISSING) from None
+    except ImportError as e:
+        if e.name in (None, "ray") or (e.name or "").startswith("ray."):
+            raise UserError(RAY_MISSING) from None
+        raise UserError(f"Ray is installed but cannot be imported ({e}); reinstall it: pip install 'ray[tune]'") from None
     return ray, tune
 
 
@@ -500,6 +502,9 @@ def init_ray(address: str | None = None) -> bool:
         root = str(Path(__file__).resolve().parent.parent)
         path = os.pathsep.join(x for x in (root, os.environ.get("PYTHONPATH", "")) if x)
         kw["runtime_env"] = {"env_vars": {"PYTHONPATH": path, **_quiet_ray_env()}}
+        # Ray runs its workers at nice 15 by default: on a busy machine the trials would starve behind every
+        # other process (and behind a local sweep); this instance exists only for them
+        kw["_system_config"] = {"worker_niceness": 0}
         ray.init(num_cpus=_cpus(), **kw)
     return True
 
@@ -517,6 +522,12 @@ def _run_ray(todo, folder: Path, max_concurrent: int, address: str | None, cpus_
         if per > total_cpus:
             raise UserError(f"each cell asks for {per:g} CPUs but the Ray cluster has {total_cpus:g}")
         threads = max(1, int(per))
+        reported: set = set()
+
+        def report_once(run_id, status, reason=None, **extra):
+            reported.add(run_id)
+            report(run_id, status, reason, **extra)
+
         configs = [{"cfg": c.to_dict(), "runs_dir": str(folder.resolve()), "threads": threads,
                     "ship_records": ship_records} for c in todo]
         stopper = _ray_stopper(should_stop)
@@ -527,11 +538,12 @@ def _run_ray(todo, folder: Path, max_concurrent: int, address: str | None, cpus_
                 param_space={"cell": tune.grid_search(configs)},
                 tune_config=tune.TuneConfig(max_concurrent_trials=max_concurrent, num_samples=1),
                 run_config=tune.RunConfig(name="addrop-sweep", storage_path=storage, verbose=0,
-                                          stop=stopper, callbacks=[_ray_callback(folder, report)],
+                                          stop=stopper, callbacks=[_ray_callback(folder, report_once)],
                                           log_to_file=False),
             )
             tuner.fit()
-        return stopper.stopped
+        # Tune ends quietly on Ctrl-C (it handles SIGINT itself): cells that never reported were stopped
+        return stopper.stopped or bool(set(c.name for c in todo) - reported)
     finally:
         if started_here:
             ray.shutdown()
@@ -567,12 +579,19 @@ def primary_metric(records: Iterable[RunRecord]) -> str:
     return "accuracy"
 
 
+def higher_is_better(metric: str) -> bool:
+    """Every GLUE metric is; a loss is not."""
+    return not metric.endswith("loss")
+
+
 def _score(rec: RunRecord, key: str, which: str) -> float | None:
     vals = [m.get(key) for m in rec.metrics if isinstance(m.get(key), (int, float))
             and not isinstance(m.get(key), bool) and math.isfinite(m.get(key))]
     if not vals:
         return None
-    return float(max(vals)) if which == "best" else float(vals[-1])
+    if which != "best":
+        return float(vals[-1])
+    return float(max(vals)) if higher_is_better(key) else float(min(vals))
 
 
 def load_sweep(folder: str | os.PathLike) -> tuple[dict, list[RunRecord]]:
@@ -600,11 +619,14 @@ def sweep_table(folder: str | os.PathLike, which: str = "best", metric: str | No
     """One row per cell (p, q) plus one `baseline` row: mean/std over seeds of the dev metric, one column per
     seed, the difference of the mean to the baseline's mean (`delta`), and how many seeds are finished.
 
-    `which`: best (the best epoch, as the paper's early stopping picks it) or last (the final epoch). The table
-    carries `metric`, `which` and `baseline` in ``table.attrs``.
+    `which`: best (the best epoch, as the paper's early stopping picks it) or last (the final epoch). `metric`:
+    a dev metric name (accuracy, f1, mcc, pearson, ... or loss, where lower is better); default the task's
+    primary metric. The table carries `metric`, `which`, `baseline` and `higher_is_better` in ``table.attrs``.
     """
     import pandas as pd
 
+    if which not in ("best", "last"):
+        raise UserError(f"unknown score {which!r}: choose best or last")
     meta, records = load_sweep(folder)
     grid = meta.get("grid") or {}
     seeds = [int(s) for s in grid.get("seeds", [])]
@@ -628,6 +650,10 @@ def sweep_table(folder: str | os.PathLike, which: str = "best", metric: str | No
         s = _score(r, key, which) if r.status == "finished" else None
         if s is not None:
             values.setdefault(k, {})[seed] = s
+    seen = {k for r in records for m in r.metrics for k in m if k.startswith("dev_")}
+    if seen and key not in seen:
+        names = ", ".join(sorted(k[4:] for k in seen))
+        raise UserError(f"the runs of this sweep have no dev metric {metric!r}: choose one of {names}")
     keys = [("baseline", None, None)] if grid.get("baseline", True) else []
     keys += [("cell", round(float(p), 6), round(float(q), 6)) for p in grid.get("p", []) for q in grid.get("q", [])]
     for k in list(values) + list(statuses):  # cells from a merged, older grid
@@ -651,27 +677,30 @@ def sweep_table(folder: str | os.PathLike, which: str = "best", metric: str | No
     base = table.loc[table["kind"] == "baseline", "mean"]
     base_mean = float(base.iloc[0]) if len(base) and not math.isnan(base.iloc[0]) else math.nan
     table["delta"] = table["mean"] - base_mean if not math.isnan(base_mean) else math.nan
-    table.attrs.update(metric=metric, which=which, baseline=base_mean, name=meta.get("name"),
+    table.attrs.update(metric=metric, which=which, baseline=base_mean, higher_is_better=higher_is_better(key),
+                       name=meta.get("name"),
                        task=(meta.get("base") or {}).get("task"), model=(meta.get("base") or {}).get("model"),
                        expected=len(keys) * max(1, len(seeds)))
     return table
 
 
 def best_cell(table) -> dict | None:
-    """The cell with the highest mean (ties: smaller p, then smaller q) as a dict, or None."""
+    """The cell with the best mean (the highest; the lowest for a loss; ties: smaller p, then smaller q) as a
+    dict, or None."""
     cells = table[(table["kind"] == "cell") & table["n"].gt(0)]
     if cells.empty:
         return None
-    row = cells.sort_values(["mean", "p", "q"], ascending=[False, True, True]).iloc[0]
+    higher = table.attrs.get("higher_is_better", True)
+    row = cells.sort_values(["mean", "p", "q"], ascending=[not higher, True, True]).iloc[0]
     return {k: (v.item() if hasattr(v, "item") else v) for k, v in row.to_dict().items()}
 
 
-def sweep_heatmap(table, title: str | None = None, scale: str = "points"):
+def sweep_heatmap(table, title: str | None = None, scale: str | None = None):
     """The paper's Figure 6: rows are p, columns are q, each cell the mean dev metric of AD-DROP minus the
-    baseline's (red above, blue below, white at zero), annotated, with the best cell outlined.
+    baseline's (red better than the baseline, blue worse, white equal), annotated, with the best cell outlined.
 
-    `scale`: points (the difference x 100, as GLUE scores are usually quoted), raw (the difference as a
-    fraction) or maxabs (divided by the largest |difference|, into [-1, 1], as the paper's MaxAbsScaler).
+    `scale`: points (the difference x 100, as GLUE scores are usually quoted; the default for metrics), raw
+    (the difference itself; the default for a loss) or maxabs (divided by the largest |difference|, into [-1, 1], as the paper's MaxAbsScaler).
     Without a baseline the cells show the metric itself.
     """
     import plotly.graph_objects as go
@@ -680,9 +709,11 @@ def sweep_heatmap(table, title: str | None = None, scale: str = "points"):
     ps = sorted({float(p) for p in cells["p"].dropna()})
     qs = sorted({float(q) for q in cells["q"].dropna()})
     metric = table.attrs.get("metric", "metric")
+    higher = table.attrs.get("higher_is_better", True)
     base = table.attrs.get("baseline", math.nan)
     has_base = isinstance(base, float) and not math.isnan(base)
     col = "delta" if has_base else "mean"
+    scale = scale or ("points" if higher else "raw")
     lookup = {(round(float(r.p), 6), round(float(r.q), 6)): r for r in cells.itertuples()}
     z, text, hover = [], [], []
     raw = [[getattr(lookup.get((round(p, 6), round(q, 6))), col, math.nan) for q in qs] for p in ps]
@@ -716,7 +747,8 @@ def sweep_heatmap(table, title: str | None = None, scale: str = "points"):
     zlabel = (f"Δ {metric}{unit}" if has_base else f"{metric}{' x 100' if scale == 'points' else ''}")
     heat = go.Heatmap(z=z, x=[f"{q:g}" for q in qs], y=[f"{p:g}" for p in ps], text=text,
                       texttemplate="%{text}", hovertext=hover, hoverinfo="text",
-                      colorscale="RdBu_r" if has_base else "Viridis", zmid=0 if has_base else None,
+                      colorscale=("RdBu_r" if higher else "RdBu") if has_base else "Viridis",
+                      zmid=0 if has_base else None,
                       colorbar=dict(title=dict(text=zlabel)), xgap=2, ygap=2)
     fig = go.Figure(heat)
     b = best_cell(table)
@@ -735,10 +767,10 @@ def sweep_heatmap(table, title: str | None = None, scale: str = "points"):
     return fig
 
 
-def write_outputs(folder: str | os.PathLike, which: str = "best"):
+def write_outputs(folder: str | os.PathLike, which: str = "best", metric: str | None = None):
     """(Re)write table.csv and heatmap.html of a sweep folder; returns the table."""
     folder = Path(folder)
-    table = sweep_table(folder, which=which)
+    table = sweep_table(folder, which=which, metric=metric)
     atomic_write_text(folder / TABLE_FILE, table.to_csv(index=False, float_format="%.6g"))
     fig = sweep_heatmap(table)
     atomic_write_text(folder / HEATMAP_FILE, fig.to_html(include_plotlyjs="cdn", full_html=True))

@@ -461,6 +461,7 @@ def load_start_example(c: Ctx) -> bool:
     st.session_state.update({
         "ex_source": "Type your own", "ex_text": case.text, "ex_pair": case.pair or "", "ex_method": "ga",
         "ex_backend": "native", "ex_target": "predicted", "ex_p": START_P, "ex_q": START_Q, "ex_mode": "high",
+        "ex_ties": "paper",
         "ex_seed": START_SEED, "ex_layer": case.layer, "ex_head": case.head,
         "ex_mask_layers": list(range(loaded.num_layers)),
     })

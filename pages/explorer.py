@@ -51,7 +51,7 @@ label_names = c.label_names if spec is not None else ()
 regression = spec is not None and spec.is_regression
 
 ui.defaults(ex_source=SOURCES[0], ex_text=DEFAULT_TEXT, ex_pair="", ex_method="ga", ex_backend="native",
-            ex_target="predicted", ex_steps=20, ex_p=0.3, ex_q=0.3, ex_mode="high", ex_seed=0, ex_layer=0,
+            ex_target="predicted", ex_steps=20, ex_p=0.3, ex_q=0.3, ex_mode="high", ex_ties="paper", ex_seed=0, ex_layer=0,
             ex_head=0, ex_mask_layers=list(range(L)), ex_grid_value="attribution", ex_compare=True,
             ex_example=0)
 # the model may have changed since these were set
@@ -148,9 +148,15 @@ with col_mask:
                   help="Share of each row (of the real tokens) that forms the candidate discard region (Eq. 6).")
     q = st.slider("q: drop rate in the region", 0.05, 0.95, step=0.05, key="ex_q", persist_state=SS,
                   help="Each candidate is dropped with probability q (Eq. 7).")
-    mode = st.selectbox("Region", list(MODES), format_func=MODES.get, key="ex_mode", persist_state=SS,
+    r1, r2 = st.columns([3, 2])
+    mode = r1.selectbox("Region", list(MODES), format_func=MODES.get, key="ex_mode", persist_state=SS,
                         help="high is AD-DROP; low and random are the prior experiment's contrasts.")
-    s1, s2 = st.columns([3, 2], vertical_alignment="bottom")
+    ties = r2.selectbox("Ties", ["paper", "strict"], key="ex_ties", persist_state=SS,
+                        help="paper: Eq. 6 as written (scores ≥ the threshold are candidates), so a row whose "
+                             "scores are all equal, e.g. all zero, is a candidate as a whole. With GA that happens in "
+                             "the last layer, where only the [CLS] row reaches the output. strict: such rows are "
+                             "left alone.")
+    s1, s2 = st.columns([1, 1], vertical_alignment="bottom")
     seed = s1.number_input("Seed", 0, 1_000_000, step=1, key="ex_seed", persist_state=SS,
                            help="Seeds the draw of the mask (and of RD scores); the same seed gives the same mask.")
 
@@ -174,10 +180,12 @@ try:
     cfg = AttributionConfig(method=method, backend=backend if can_captum else "native", steps=int(steps),
                             target="pseudo" if target == "predicted" else ("gold" if target == "gold" else "label"),
                             label=int(target.split(":")[1]) if target.startswith("class:") else None,
-                            p=float(p), q=float(q), mode=mode, seed=int(seed))
-    cfg_items = tuple(sorted((k, v) for k, v in cfg.to_dict().items() if k != "layers"))
+                            p=float(p), q=float(q), mode=mode, ties=ties, seed=int(seed))
+    # the attribution's cache key: the mask settings (p, q, mode, ties) do not change the scores
+    mask_only = ("layers", "p", "q", "mode", "ties", "fixed_rate") + (() if method == "rd" else ("seed",))
+    cfg_items = tuple(sorted((k, v) for k, v in cfg.to_dict().items() if k not in mask_only))
     expl = cached_explain(c.model_key, loaded, text, pair or None, cfg_items, gold, tuple(label_names))
-    mask = explore.draw_mask(expl, p, q, mode, seed=int(seed), layers=mask_layers)
+    mask = explore.draw_mask(expl, p, q, mode, ties=ties, seed=int(seed), layers=mask_layers)
     import torch
 
     rand = explore.random_like(mask.dropped, expl.key_mask[0], torch.Generator().manual_seed(int(seed) + 7919))
@@ -302,10 +310,15 @@ else:
             k3.metric("Native time", f"{cmp.native_seconds * 1000:.0f} ms", help="All layers, this example.")
             k4.metric("Captum time", f"{cmp.captum_seconds * 1000:.0f} ms", help="All layers, this example.")
             li = expl.layers.index(layer)
-            st.plotly_chart(plots.backend_diff(
-                expl.tokens, cmp.native.scores[li, 0, head], cmp.captum.scores[li, 0, head],
-                key_mask=expl.key_mask[0], title=f"captum − native, layer {layer}, head {head}"),
-                key="ex_fig_diff")
+            if cmp.max_abs_diff == 0:
+                st.success("The two backends give exactly the same scores for this example: the difference map "
+                           "is zero everywhere.")
+            else:
+                st.plotly_chart(plots.backend_diff(
+                    expl.tokens, cmp.native.scores[li, 0, head], cmp.captum.scores[li, 0, head],
+                    key_mask=expl.key_mask[0], title=f"captum − native, layer {layer}, head {head}"),
+                    key="ex_fig_diff")
+                st.caption("Differences at the level of float rounding (relative ~1e-6) mean the backends agree.")
 
 st.subheader("Export")
 settings = dict(model=c.model_name, device=c.device, text=text, pair=pair or None, gold=gold,

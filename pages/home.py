@@ -42,7 +42,7 @@ with right:
     st.subheader("Start here")
     st.markdown("Load an example sentence where the idea shows at once: the AD-DROP mask changes the "
                 "prediction, while a random mask that drops just as many positions in every row does not.")
-    if st.button("Show me an example", type="primary", icon=":material/play_arrow:",
+    if st.button("Show me an example", type="primary", icon=":material/play_arrow:", key="home_start",
                  help="Searches a few sentences of the chosen data set (the demo data when it is not a "
                       "classification task) and opens the explorer on the first one where this happens."):
         if ui.load_start_example(c):

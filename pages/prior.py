@@ -132,9 +132,10 @@ if job is not None:
     ui.live_job(job, draw, key=KIND)
 
 st.subheader("Reopen an experiment")
-groups = app_jobs.list_groups(ui.runs_dir(), kind=KIND)
+live_group = job.name.split(": ", 1)[-1] if job is not None else None
+groups = [g for g in app_jobs.list_groups(ui.runs_dir(), kind=KIND) if g["name"] != live_group]
 if not groups:
-    st.caption(f"No finished prior experiments under `{ui.runs_dir()}` yet.")
+    st.caption(f"No earlier prior experiments under `{ui.runs_dir()}` yet.")
 else:
     names = [g["name"] for g in groups]
     info = {g["name"]: g for g in groups}

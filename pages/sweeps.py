@@ -3,50 +3,39 @@ started in the background. Thin: every number comes from addrop.sweep reading th
 from __future__ import annotations
 
 import math
-import os
 from pathlib import Path
 
 import streamlit as st
 
 from addrop import sweep as sw
 from addrop.errors import UserError
-from addrop.jobs import default_runner, format_duration
-
-RUNS_DIR = os.environ.get("ADDROP_RUNS_DIR", "runs")
-
-
-def _setting(keys, default):
-    """A value from the sidebar's session state when the app set one (several key spellings), else default."""
-    for k in keys:
-        v = st.session_state.get(k)
-        if v not in (None, ""):
-            return v
-    return default
+from pages import _common as ui
 
 
 def _sweep_job(job, spec: sw.SweepSpec, runs_dir: str):
     def on_cell(info):
         job.update(fraction=info["done"] / max(info["total"], 1),
-                   message=f"{info['done']}/{info['total']} runs: {info['run']} {info['status']}",
-                   folder=str(Path(runs_dir) / spec.name))
+                   message=f"{info['done']}/{info['total']} runs: {info['run']} {info['status']}")
         job.add_event(info)
 
-    job.update(fraction=0.0, message=f"starting sweep {spec.name}", folder=str(Path(runs_dir) / spec.name))
+    job.update(fraction=0.0, message=f"sweep {spec.name}: starting")
     res = sw.run_sweep(spec, runs_dir, backend="local", on_cell=on_cell, should_stop=job.should_stop)
     return {"path": res.path, "ran": res.ran, "failed": res.failed, "stopped": res.stopped}
 
 
-def _start_form(runs_dir: str):
+def _start_form(runs_dir: Path):
     from addrop.config import AttributionConfig, TrainConfig
 
+    c = ui.ctx()
+    data = dict(c.data_args or {})
     with st.form("start-sweep"):
         st.caption("A small grid runs in the background on this machine, one run after another; the heatmap above "
-                   "fills in as cells finish. Running it again with the same name resumes it.")
+                   "fills in as runs finish. Starting it again with the same name resumes it. Model, device and "
+                   "data default to the sidebar's.")
         c1, c2, c3 = st.columns(3)
-        model = c1.text_input("model", value=str(_setting(("model", "model_name", "sidebar_model"), "minilm")))
-        task = c2.text_input("task", value=str(_setting(("task", "task_name", "sidebar_task"), "demo")))
-        data_dir = c3.text_input("GLUE folder (optional)",
-                                 value=str(_setting(("data_dir", "glue_dir"), os.environ.get("ADDROP_GLUE_DIR", ""))))
+        model = c1.text_input("model", value=c.model_name or ui.default_model())
+        task = c2.text_input("task", value=str(data.get("task") or "demo"))
+        data_dir = c3.text_input("GLUE folder", value=str(data.get("data_dir") or ui.default_glue_dir()))
         c1, c2, c3 = st.columns(3)
         ps = c1.text_input("p values", value="0.1,0.3,0.5", help="start:stop:step (0.1:0.9:0.1) or a list")
         qs = c2.text_input("q values", value="0.1,0.3,0.5")
@@ -64,39 +53,27 @@ def _start_form(runs_dir: str):
         submitted = st.form_submit_button("Start sweep", type="primary")
     if not submitted:
         return
+    task = task.strip()
+    same_task = task == str(data.get("task") or "")
     try:
-        base = TrainConfig(model=model.strip(), task=task.strip(), data_dir=data_dir.strip() or None,
+        base = TrainConfig(model=model.strip(), task=task, data_dir=data_dir.strip() or None,
+                           source=str(data.get("source") or "auto") if same_task else "auto",
+                           csv=data.get("csv") if same_task else None,
+                           text_col=str(data.get("text_col") or "text"), pair_col=data.get("pair_col"),
+                           label_col=str(data.get("label_col") or "label"),
                            strategy="addrop", attribution=AttributionConfig(method=method), epochs=int(epochs),
                            train_size=int(train_size) or None, dev_size=int(dev_size) or None,
-                           batch_size=int(batch), lr=float(lr),
-                           device=str(_setting(("device",), "auto")))
+                           batch_size=int(batch), lr=float(lr), device=c.device_choice or "auto")
         spec = sw.SweepSpec(name=name.strip() or sw.default_name(base), base=base, ps=ps, qs=qs, seeds=seeds,
                             baseline=baseline)
         sw.prepare(spec, runs_dir)  # refuses clashing settings before the job starts
-        default_runner().submit(f"sweep {spec.name}", _sweep_job, spec, runs_dir,
-                                owner=st.session_state.get("user") or None)
-    except UserError as e:  # Busy is a UserError too
-        st.warning(str(e)) if "busy" in str(e) else st.error(str(e))
+    except UserError as e:
+        st.error(str(e))
         return
-    st.session_state["sweep_selected"] = spec.name
-    st.success(f"sweep {spec.name} started: {len(spec.cells())} runs")
-    st.rerun()
-
-
-def _job_panel():
-    job = default_runner().current() or default_runner().latest()
-    if job is None or not job.name.startswith("sweep "):
-        return None
-    snap = job.snapshot()
-    if snap["status"] == "running":
-        c1, c2 = st.columns([4, 1])
-        c1.progress(snap["fraction"] or 0.0, text=f"{snap['name']}: {snap['message'] or ''} "
-                    f"({format_duration(snap['elapsed'])}, about {format_duration(snap['eta'])} left)")
-        if c2.button("Stop after this run", disabled=snap["stop_requested"]):
-            job.stop()
-    elif snap["status"] == "failed":
-        st.error(f"{snap['name']} failed: {snap['error']}")
-    return snap
+    job = ui.submit_job("sweep", spec.name, _sweep_job, spec, str(runs_dir))  # Busy: shown, None returned
+    if job is not None:
+        st.session_state["sweep_selected"] = spec.name
+        st.rerun()
 
 
 def _cell_label(row) -> str:
@@ -174,25 +151,25 @@ def main():
     st.caption("AD-DROP's two hyper-parameters over a grid (the paper's 9 × 9 search and its Figure 6): each cell's "
                "dev metric minus the vanilla baseline with the same seeds. Command line: "
                "`python -m addrop sweep --model minilm --task mrpc --p 0.1:0.9:0.1 --q 0.1:0.9:0.1 --out runs`.")
-    runs_dir = RUNS_DIR
-    snap = _job_panel()
+    runs_dir = ui.runs_dir()
+    job = ui.job_for("sweep")
+    if job is not None and not job.done:
+        ui.live_job(job, lambda snap: None, key="sweep", every=2.0)
     folders = sw.list_sweeps(runs_dir)
-    if not Path(runs_dir).is_dir():
-        st.info(f"no runs folder yet at {os.path.abspath(runs_dir)} (set ADDROP_RUNS_DIR): start a sweep below")
+    if not runs_dir.is_dir():
+        st.info(f"no runs folder yet at {runs_dir.resolve()} (set ADDROP_RUNS_DIR): start a sweep below")
     elif not folders:
-        st.info(f"no sweep in {os.path.abspath(runs_dir)} yet: start one below or with `python -m addrop sweep`")
+        st.info(f"no sweep in {runs_dir.resolve()} yet: start one below or with `python -m addrop sweep`")
     if folders:
-        names = [str(f.relative_to(runs_dir)) for f in folders]
+        names = [f.relative_to(runs_dir).as_posix() for f in folders]
         want = st.session_state.get("sweep_selected")
         c1, c2 = st.columns([3, 1])
         pick = c1.selectbox("sweep", names, index=names.index(want) if want in names else 0)
         c2.radio("score of a run", ["best", "last"], key="sweep_which", horizontal=True,
                  help="best: its best dev epoch (early stopping, as in the paper); last: the final epoch")
-        folder = Path(runs_dir) / pick
-        running_here = bool(snap and snap["status"] == "running"
-                            and Path(snap["progress"].get("folder", "")).resolve() == folder.resolve())
+        folder = runs_dir / pick
         try:
-            live = running_here or bool(sw.progress(folder)["running"])
+            live = bool(sw.progress(folder)["running"]) or (job is not None and not job.done)
         except UserError:
             live = False
         st.fragment(run_every=2 if live else None)(_show_sweep)(folder, live)

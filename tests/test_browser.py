@@ -130,7 +130,11 @@ def _shoot(page, name: str) -> None:
                                  return Math.max(m.scrollHeight, document.body.scrollHeight); }""")
     width = page.viewport_size["width"]
     page.set_viewport_size({"width": width, "height": int(min(max(h + 40, 900), 7000))})
-    page.wait_for_timeout(1200)  # plotly re-lays out after the resize
+    page.wait_for_timeout(1500)  # plotly re-lays out after the resize
+    page.evaluate("() => document.fonts.ready.then(() => true)")
+    page.wait_for_function("""() => [...document.querySelectorAll('[data-testid="stLatex"]')]
+                                     .every(e => e.querySelector('.katex'))""", timeout=30_000)
+    page.wait_for_timeout(500)
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
     extra = os.environ.get("ADDROP_SCREENSHOTS")
@@ -147,9 +151,10 @@ def _plots(page) -> int:
 
 
 def _fill_number(page, label: str, value) -> None:
+    """Type into a number input; Tab commits it (Enter would submit the form it is in)."""
     box = page.get_by_label(label, exact=True)
     box.fill(str(value))
-    box.press("Enter")
+    box.press("Tab")
 
 
 def _wait_text(page, text: str, timeout: float) -> None:

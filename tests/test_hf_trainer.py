@@ -232,3 +232,18 @@ def test_unsupported_model_and_bad_layers_are_user_errors():
     model = load_model("tiny-bert", "cpu").model
     with pytest.raises(UserError, match="out of range"):
         ADDropTrainer(model=model, args=args, addrop={"layers": "5"})
+
+
+@pytest.mark.slow
+def test_readme_example_runs(tmp_path, capsys):
+    """examples/hf_trainer_example.py (the README's ADDropTrainer example) on a few demo examples."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "examples" / "hf_trainer_example.py"
+    mod_spec = importlib.util.spec_from_file_location("hf_trainer_example", path)
+    mod = importlib.util.module_from_spec(mod_spec)
+    mod_spec.loader.exec_module(mod)
+    result = mod.main(["--task", "demo", "--train-size", "16", "--dev-size", "8", "--epochs", "2",
+                       "--out", str(tmp_path)])
+    assert result["epoch"] == 2.0 and 0.0 <= result["eval_accuracy"] <= 1.0

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import math
 import os
 import sys
 
@@ -140,6 +139,21 @@ def test_table_has_per_cell_mean_std_seeds_and_delta(local_sweep):
     assert progress(out / "s")["finished"] == 5
 
 
+def test_loss_table_prefers_lower_values(local_sweep):
+    out, _, _ = local_sweep
+    t = sweep_table(out / "s", metric="loss")
+    assert t.attrs["higher_is_better"] is False and t.attrs["metric"] == "loss"
+    row = t[(t["p"] == 0.2) & (t["q"] == 0.3)].iloc[0]
+    assert row["mean"] == pytest.approx(min(e["dev_loss"] for e in _metrics(out / "s", "p0.2-q0.3-s0")))
+    assert best_cell(t)["mean"] == t[t["kind"] == "cell"]["mean"].min()
+    heat = sweep_heatmap(t).data[0]
+    assert heat.colorscale[0][1] != sweep_heatmap(sweep_table(out / "s")).data[0].colorscale[0][1]  # flipped
+    with pytest.raises(UserError, match="no dev metric 'mcc'"):
+        sweep_table(out / "s", metric="mcc")
+    with pytest.raises(UserError):
+        sweep_table(out / "s", which="median")
+
+
 def test_heatmap_is_figure_6(local_sweep):
     out, _, _ = local_sweep
     t = sweep_table(out / "s")
@@ -196,8 +210,14 @@ def test_stop_between_cells_then_resume(tmp_path):
     res = run_sweep(_spec(name="stop", ps="0.3", qs="0.3,0.6"), tmp_path, on_cell=calls.append,
                     should_stop=lambda: len(calls) >= 1)
     assert res.stopped and len(calls) == 1
+    # a stop during a run: that run is kept as stopped (not a failure) and runs again on resume
+    flag = []
+    res = run_sweep(_spec(name="stop", ps="0.3", qs="0.3,0.6"), tmp_path, should_stop=lambda: bool(flag),
+                    on_epoch=lambda rec: flag.append(rec["run"]))
+    assert res.stopped and not res.failed and res.ran == [] and flag == ["p0.3-q0.3-s0"]
+    assert json.loads((tmp_path / "stop" / "p0.3-q0.3-s0" / "status.json").read_text())["status"] == "stopped"
     res = run_sweep(_spec(name="stop", ps="0.3", qs="0.3,0.6"), tmp_path)
-    assert not res.stopped and len(res.ran) == 2 and res.skipped == ["vanilla-s0"]
+    assert not res.stopped and res.ran == ["p0.3-q0.3-s0", "p0.3-q0.6-s0"] and res.skipped == ["vanilla-s0"]
 
 
 def test_processes_give_the_same_numbers_as_inline(local_sweep, tmp_path):

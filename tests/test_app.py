@@ -1,0 +1,269 @@
+"""The Streamlit app through streamlit.testing.v1.AppTest: every page renders, the explorer draws its charts,
+tiny training runs finish and show their curves, bad input shows an error message instead of an exception.
+
+The tiny model (ADDROP_DEFAULT_MODEL=tiny-bert) and a temporary runs folder (ADDROP_RUNS_DIR) keep it fast.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from streamlit import config as st_config
+from streamlit.testing.v1 import AppTest
+
+ROOT = Path(__file__).resolve().parents[1]
+APP = str(ROOT / "app.py")
+PAGES = {"pages/home.py": "AD-DROP studio", "pages/explorer.py": "Attribution explorer",
+         "pages/prior.py": "Prior experiment", "pages/compare.py": "AD-DROP vs vanilla", "pages/runs.py": "Runs"}
+
+
+@pytest.fixture(autouse=True)
+def env(tmp_path, monkeypatch):
+    runs = tmp_path / "runs"
+    monkeypatch.setenv("ADDROP_DEFAULT_MODEL", "tiny-bert")
+    monkeypatch.setenv("ADDROP_RUNS_DIR", str(runs))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    st_config.set_option("client.showErrorDetails", "full")  # real messages if something does break
+    yield runs
+    from addrop.jobs import default_runner
+
+    job = default_runner().current()
+    if job is not None:  # never leave a job running for the next test
+        job.stop()
+        job.wait(60)
+
+
+def _app(page: str | None = None, **state) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=180)
+    for k, v in state.items():
+        at.session_state[k] = v
+    at.run()
+    if page:
+        at.switch_page(page)
+        at.run()
+    return at
+
+
+def _ok(at: AppTest) -> None:
+    assert not at.exception, [e.value for e in at.exception]
+
+
+def _errors(at: AppTest) -> list[str]:
+    return [e.value for e in at.error]
+
+
+def _charts(at: AppTest) -> int:
+    return len(at.get("plotly_chart"))
+
+
+def _wait_job(at: AppTest, timeout: float = 120) -> AppTest:
+    """Rerun the page until its job has ended (the page shows a success, warning or error box)."""
+    end = time.time() + timeout
+    while time.time() < end:
+        time.sleep(0.5)
+        at.run()
+        _ok(at)
+        if any("Finished in" in s.value for s in at.success):
+            return at
+        if any("Stopped" in w.value for w in at.warning):
+            return at
+        assert not _errors(at), _errors(at)
+    raise AssertionError("the job did not end in time")
+
+
+def test_every_page_renders():
+    at = _app()
+    _ok(at)
+    assert at.title[0].value == "AD-DROP studio"
+    assert any("tiny-bert" in c.value for c in at.sidebar.caption)  # the model in use, in the sidebar
+    assert at.sidebar.selectbox(key="model_choice").value == "tiny-bert"
+    assert at.get("latex"), "the page opens with the paper's equations"
+    for page, title in PAGES.items():
+        at.switch_page(page)
+        at.run()
+        _ok(at)
+        assert at.title[0].value == title
+        assert not _errors(at), (page, _errors(at))
+
+
+def test_sweeps_page_in_navigation_when_present():
+    at = _app()
+    _ok(at)
+    if (ROOT / "pages" / "sweeps.py").is_file():
+        at.switch_page("pages/sweeps.py")  # raises when st.navigation did not register it
+        at.run()
+
+
+def test_explorer_draws_every_chart():
+    at = _app("pages/explorer.py")
+    _ok(at)
+    assert not _errors(at)
+    assert _charts(at) >= 3  # one head, the grid, the mask effect (+ the backend difference unless exactly 0)
+    labels = [m.label for m in at.metric]
+    assert {"Prediction", "Attributed class c", "Tokens", "Positions dropped"} <= set(labels)
+    assert "Largest relative difference" in labels  # native vs captum cross-check
+    assert float(next(m.value for m in at.metric if m.label == "Largest relative difference")) < 1e-4
+    assert len(at.get("download_button")) == 4
+    assert at.dataframe, "the mask-effect table"
+    # another head, IGA through Captum, a resample: still fine
+    at.selectbox(key="ex_head").set_value(1)
+    at.selectbox(key="ex_method").set_value("iga")
+    at.run()
+    at.radio(key="ex_backend").set_value("captum")
+    at.button(key="ex_resample").click()
+    at.run()
+    _ok(at)
+    assert not _errors(at)
+    assert at.session_state["ex_seed"] == 1
+    assert _charts(at) >= 3
+
+
+def test_explorer_example_from_the_data_set_and_gold_label():
+    at = _app("pages/explorer.py", ex_source="Pick from the data set", ex_example=3)
+    _ok(at)
+    at.selectbox(key="ex_target").set_value("gold")
+    at.run()
+    _ok(at)
+    assert not _errors(at)
+    assert _charts(at) >= 3
+
+
+def test_explorer_empty_and_long_text():
+    at = _app("pages/explorer.py", ex_text="   ")
+    _ok(at)
+    assert any("empty" in e for e in _errors(at))
+    at.text_area(key="ex_text").set_value("great " * 600)
+    at.run()
+    _ok(at)
+    assert any("longer than" in w.value for w in at.warning)
+    assert _charts(at) >= 2
+
+
+def test_start_here_example_opens_the_explorer():
+    at = _app()
+    at.button[0].click()  # "Show me an example"
+    at.run()
+    _ok(at)
+    assert at.title[0].value == "Attribution explorer"
+    assert any("Start-here example" in i.value for i in at.info)
+    assert _charts(at) >= 3
+
+
+@pytest.mark.parametrize("name, message", [("no/such/thing/here", "unknown model"),
+                                           ("acme/not-a-model", "cannot load"),
+                                           ("./no-such-folder", "does not exist")])
+def test_bad_model_shows_an_error(name, message):
+    at = _app("pages/explorer.py", model_choice="other (Hugging Face id or folder)", model_custom=name)
+    _ok(at)
+    assert any(message in e for e in _errors(at)), _errors(at)
+    at.switch_page("pages/prior.py")
+    at.run()
+    _ok(at)
+    assert any(message in e for e in _errors(at))
+
+
+def test_bad_and_good_csv():
+    at = _app(data_source="csv")
+    _ok(at)
+    at.sidebar.file_uploader[0].set_value(("one.csv", b"text,label\na,1\nb,1\nc,1\n", "text/csv"))
+    at.run()
+    _ok(at)
+    assert any("only one class" in e for e in _errors(at)), _errors(at)
+    at.sidebar.file_uploader[0].set_value(("junk.csv", b"\x00\xff\xfe garbage", "text/csv"))
+    at.run()
+    _ok(at)
+    assert _errors(at)
+    rows = "".join(f"sentence {i} is {'good' if i % 2 else 'bad'},{'pos' if i % 2 else 'neg'}\n" for i in range(20))
+    at.sidebar.file_uploader[0].set_value(("mine.csv", ("text,label\n" + rows).encode(), "text/csv"))
+    at.run()
+    _ok(at)
+    assert not _errors(at)
+    assert any("csv" in c.value and "train" in c.value for c in at.sidebar.caption)
+
+
+def test_prior_experiment_runs_and_shows_curves(env):
+    at = _app("pages/prior.py", pr_train=32, pr_dev=16, pr_epochs=1, pr_layers=[7])  # layer 7: out of range
+    _ok(at)
+    assert at.session_state["pr_layers"] == [0]  # reset to a layer this model has
+    at.button[0].click()  # Start the prior experiment
+    at.run()
+    _ok(at)
+    assert not _errors(at), _errors(at)
+    _wait_job(at)
+    assert _charts(at) >= 1
+    groups = [p for p in env.iterdir() if p.name.startswith("prior-")]
+    assert len(groups) == 1
+    runs = sorted(p.name for p in groups[0].iterdir() if p.is_dir())
+    assert runs == ["drop-high", "drop-low", "drop-random", "none"]
+    assert (groups[0] / "curves.html").is_file()
+    # a new session (think: after a restart) reopens it, on this page and on the Runs page
+    again = _app("pages/prior.py")
+    _ok(again)
+    assert any(s.value == "Reopen an experiment" for s in again.subheader)
+    assert _charts(again) >= 1
+    runs_page = _app("pages/runs.py")
+    _ok(runs_page)
+    assert _charts(runs_page) >= 1 and runs_page.dataframe
+
+
+def test_compare_runs_and_reports_cost(env):
+    at = _app("pages/compare.py", cm_train=32, cm_dev=16, cm_epochs=2)
+    at.button[0].click()
+    at.run()
+    _ok(at)
+    _wait_job(at)
+    assert _charts(at) >= 1
+    assert any(m.label == "AD-DROP epoch / vanilla epoch" for m in at.metric)
+    group = next(p for p in env.iterdir() if p.name.startswith("compare-"))
+    assert sorted(p.name for p in group.iterdir() if p.is_dir()) == ["addrop-s0", "vanilla-s0"]
+
+
+def test_busy_server_says_so_and_stop_is_recorded(env):
+    from addrop.jobs import default_runner
+
+    release = threading.Event()
+    blocker = default_runner().submit("someone else's job", lambda job: release.wait(60), owner="session other")
+    try:
+        at = _app("pages/prior.py", pr_train=32, pr_dev=16, pr_epochs=1)
+        assert any("Another job is running" in i.value for i in at.info)
+        at.button[0].click()
+        at.run()
+        _ok(at)
+        assert any(e.startswith("busy:") for e in _errors(at)), _errors(at)
+    finally:
+        release.set()
+        blocker.wait(30)
+    # now it starts; stopping leaves a record marked stopped
+    at = _app("pages/prior.py", pr_train=64, pr_dev=16, pr_epochs=3)
+    at.button[0].click()
+    at.run()
+    _ok(at)
+    job = default_runner().current()
+    assert job is not None
+    job.stop()
+    _wait_job(at)
+    assert any("Stopped" in w.value for w in at.warning)
+    from addrop.runs import list_runs
+
+    statuses = {r.id: r.status for r in list_runs(env)}
+    assert "stopped" in statuses.values()
+
+
+def test_cached_model_stays_pristine():
+    import torch
+
+    from addrop.models import load_model
+
+    at = _app("pages/explorer.py")
+    _ok(at)
+    from pages._common import cached_model
+
+    cached = cached_model("tiny-bert", "cpu", 2)
+    fresh = load_model("tiny-bert", "cpu", num_labels=2, seed=0)
+    a, b = cached.model.state_dict(), fresh.model.state_dict()
+    assert a.keys() == b.keys()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert not cached.model.training
+    assert all(p.grad is None for p in cached.model.parameters())
