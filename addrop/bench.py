@@ -24,8 +24,9 @@ Python heap or the model's own weights), in one separate, untimed run per method
 
 The allocator: glibc returns big blocks to the OS on free and maps them again on the next step, which costs
 15-20% system time per step and adds noise. `MALLOC_ENV` keeps them in the heap; glibc reads these variables
-at start-up only, so `python -m addrop bench` re-executes itself with them set (see cli_bench.py); called
-in-process (tests), the run goes on without them and says so in the record (`malloc_env`).
+at start-up only, so `python -m addrop bench` re-executes itself with them set (see cli_bench.py). Called
+in-process without them (tests), the run sets the same thresholds with mallopt() for its duration and puts the
+defaults back afterwards; the record says which (`malloc_env`).
 """
 from __future__ import annotations
 
@@ -348,6 +349,39 @@ def malloc_env_status() -> dict:
         "set": all(os.environ.get(k) for k in MALLOC_ENV)}
 
 
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameters
+_GLIBC_DEFAULT = 128 * 1024
+
+
+def _mallopt(mmap_threshold: int, trim_threshold: int) -> bool:
+    """Set glibc's thresholds in this process (False where there is no glibc)."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6")
+        return bool(libc.mallopt(_M_MMAP_THRESHOLD, ctypes.c_int(mmap_threshold))
+                    and libc.mallopt(_M_TRIM_THRESHOLD, ctypes.c_int(trim_threshold)))
+    except (OSError, AttributeError):
+        return False
+
+
+class allocator_tuned:
+    """Without the MALLOC_* variables (an in-process run, e.g. a test), set the same thresholds with mallopt()
+    for the duration of the run and put glibc's defaults back afterwards (mallopt's values are capped at
+    2 GiB; nothing this benchmark allocates comes near)."""
+
+    def __enter__(self):
+        self.applied = not malloc_env_status()["set"] and _mallopt(2**30, 2**31 - 1)
+        return self
+
+    def __exit__(self, *exc):
+        if self.applied:
+            _mallopt(_GLIBC_DEFAULT, _GLIBC_DEFAULT)
+        return False
+
+
 def run_bench(model: str = "minilm", device: str = "auto", batch_size: int = 16, quick: bool = False,
               settings: Settings | None = None, data: str = "auto", seed: int = 0, threads: int | None = None,
               progress: Callable[[str], None] | None = None) -> dict:
@@ -359,7 +393,10 @@ def run_bench(model: str = "minilm", device: str = "auto", batch_size: int = 16,
     if threads is not None:
         torch.set_num_threads(threads)
     try:
-        return _run(model, device, batch_size, quick, settings, data, seed, progress)
+        with allocator_tuned() as tuned:
+            rec = _run(model, device, batch_size, quick, settings, data, seed, progress)
+        rec["malloc_env"]["mallopt_in_process"] = tuned.applied
+        return rec
     finally:
         torch.set_num_threads(before)
         gc.unfreeze()

@@ -286,6 +286,25 @@ def head_summary(expl: Explanation, mask: Mask | None = None):
 
 
 @dataclass
+class Analysis:
+    """Everything the explorer shows about one explanation and one mask draw."""
+
+    mask: Mask
+    random_dropped: torch.Tensor  # [L, H, T, T] same number of drops per row as mask.dropped
+    effect: Effect
+    summary: object  # pandas DataFrame, one row per (layer, head)
+
+
+def analyse(loaded: Loaded, expl: Explanation, p: float = 0.3, q: float = 0.3, mode: str = "high",
+            ties: str = "paper", seed: int = 0, layers=None) -> Analysis:
+    """The AD-DROP mask (Eq. 6-7), a random mask with the same number of drops in every row (drawn from
+    seed + 7919), what both do to the prediction, and the per-head summary: one call for the explorer page."""
+    mask = draw_mask(expl, p, q, mode, ties=ties, seed=seed, layers=layers)
+    rand = random_like(mask.dropped, expl.key_mask[0], torch.Generator().manual_seed(int(seed) + 7919))
+    return Analysis(mask, rand, mask_effect(loaded, expl, mask, rand), head_summary(expl, mask))
+
+
+@dataclass
 class BackendComparison:
     native: Attribution
     captum: Attribution

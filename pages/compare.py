@@ -83,7 +83,8 @@ with st.form("compare_form"):
                                 help="Longer examples are cut.")
     st.caption(f"{2 * int(n_seeds)} runs × {int(epochs)} epochs on {int(n_train)} + {int(n_dev)} examples.")
     start = st.form_submit_button("Start the comparison", type="primary", icon=":material/play_arrow:",
-                                  disabled=running)
+                                  disabled=running, help="Train the runs one after the other in the background "
+                                  "(one job per server); you can leave the page meanwhile.")
 
 if start:
     try:
@@ -124,9 +125,9 @@ def show(frame: pd.DataFrame, key: str, title: str = "") -> None:
             col: st.column_config.NumberColumn(format="%.4f") for col in metrics.columns
             if col.startswith("dev_")})
     with right:
-        st.markdown("**Cost**")
+        st.markdown("**Cost**: seconds per epoch")
         st.dataframe(cost, hide_index=True, column_config={
-            col: st.column_config.NumberColumn(format="%.2f s") for col in cost.columns if col.startswith("sec")})
+            col: st.column_config.NumberColumn(format="%.2f s") for col in cost.columns if col != "strategy"})
         if ratio is not None:
             st.metric("AD-DROP epoch / vanilla epoch", f"{ratio:.2f}×",
                       help="Seconds per AD-DROP epoch (masked epochs only, with cross-tuning) over seconds per "

@@ -185,12 +185,8 @@ try:
     mask_only = ("layers", "p", "q", "mode", "ties", "fixed_rate") + (() if method == "rd" else ("seed",))
     cfg_items = tuple(sorted((k, v) for k, v in cfg.to_dict().items() if k not in mask_only))
     expl = cached_explain(c.model_key, loaded, text, pair or None, cfg_items, gold, tuple(label_names))
-    mask = explore.draw_mask(expl, p, q, mode, ties=ties, seed=int(seed), layers=mask_layers)
-    import torch
-
-    rand = explore.random_like(mask.dropped, expl.key_mask[0], torch.Generator().manual_seed(int(seed) + 7919))
-    effect = explore.mask_effect(loaded, expl, mask, rand)
-    summary = explore.head_summary(expl, mask)
+    view = explore.analyse(loaded, expl, p, q, mode, ties=ties, seed=int(seed), layers=mask_layers)
+    mask, rand, effect, summary = view.mask, view.random_dropped, view.effect, view.summary
 except UserError as e:
     st.error(str(e))
     st.stop()

@@ -78,7 +78,8 @@ with st.form("prior_form", border=True):
                f"(about {est:,} example passes). With minilm on a laptop CPU the defaults take a few minutes; the "
                "tiny models finish in seconds.")
     start = st.form_submit_button("Start the prior experiment", type="primary", icon=":material/play_arrow:",
-                                  disabled=running)
+                                  disabled=running, help="Train the four runs one after the other in the background "
+                                  "(one job per server); you can leave the page meanwhile.")
 
 if start:
     try:
@@ -148,7 +149,8 @@ else:
         if frame.empty:
             st.caption("No finished epochs in this experiment.")
         else:
-            show_clean = st.toggle("Show the clean training loss (dotted)", value=True, key="pr_clean_old")
+            show_clean = st.toggle("Show the clean training loss (dotted)", value=True, key="pr_clean_old",
+                                   help="The training loss of the same model without masks, after each epoch.")
             st.plotly_chart(plots.loss_curves(frame, label="strategy", clean=show_clean, title=pick),
                             key="pr_fig_old")
             cfg = recs[0].config

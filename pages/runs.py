@@ -14,10 +14,12 @@ UNGROUPED = "(runs outside a group)"
 
 st.title("Runs")
 root = ui.runs_dir()
-st.markdown(f"Every run the app (or `python -m addrop train` / `prior` with `--out {root}`) wrote under "
-            f"`{root}` (set `ADDROP_RUNS_DIR` to use another folder). A run is a folder with `config.json`, "
-            "`metrics.jsonl` (one line per epoch) and `status.json`; the prior experiment and the comparison keep "
-            "their runs together in a group folder with `curves.html`. Runs stay here after a restart.")
+ui.intro(f"Every run the app (or `python -m addrop train` / `prior` with `--out {root}`) wrote under `{root}` (set "
+         "`ADDROP_RUNS_DIR` to use another folder). A run is a folder with `config.json`, `metrics.jsonl` (one line "
+         "per epoch) and `status.json`; the prior experiment and the comparison keep their runs together in a group "
+         "folder with `curves.html`. Runs stay here after a restart. The curves show the mean cross-entropy loss on "
+         "the training set (with the run's masks) and on the dev set (no masks):",
+         r"\mathcal{L} = -rac{1}{N}\sum_{i=1}^{N} \log P_F(y_i \mid x_i)")
 
 records = list_runs(root)
 if not records:
@@ -29,7 +31,7 @@ st.dataframe(table, hide_index=True, column_config={
     c: st.column_config.NumberColumn(format="%.4f") for c in table.columns
     if c.endswith("loss") or c.startswith("dev_")})
 
-groups = sorted({r.group.split("/")[0] for r in records if r.group}, reverse=True)
+groups = [g["name"] for g in app_jobs.list_groups(root)]  # newest first
 options = groups + ([UNGROUPED] if any(not r.group for r in records) else [])
 if st.session_state.get("rn_group") not in options:
     st.session_state["rn_group"] = options[0]
@@ -57,7 +59,7 @@ else:
     st.caption("No epoch has finished in this group.")
 
 rec = next(r for r in in_group if r.id == run_id)
-st.subheader(f"Run {rec.id}")
+st.subheader(f"Run: {rec.id}")
 st.markdown(f"Status **{rec.status}**" + (f": {rec.reason}" if rec.reason else "") +
             f" · {rec.epochs_done} epoch(s) · started {rec.started or '?'} · `{rec.path}`")
 c1, c2 = st.columns([3, 2], gap="large")

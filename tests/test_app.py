@@ -21,6 +21,18 @@ PAGES = {"pages/home.py": "AD-DROP studio", "pages/explorer.py": "Attribution ex
 
 @pytest.fixture(autouse=True)
 def env(tmp_path, monkeypatch):
+    # AppTest resets Streamlit's "app has a pages/ folder" flag before every run, which puts each run in the old
+    # pages-folder mode until app.py's st.navigation switches it off, and widget ids then differ between runs
+    # (clicks get lost). A real server switches it off once for good (see pages/_common.py); do the same here.
+    from streamlit.runtime.pages_manager import PagesManager
+
+    init = PagesManager.__init__
+
+    def init_v2(self, *a, **k):
+        init(self, *a, **k)
+        PagesManager.uses_pages_directory = False
+
+    monkeypatch.setattr(PagesManager, "__init__", init_v2)
     runs = tmp_path / "runs"
     monkeypatch.setenv("ADDROP_DEFAULT_MODEL", "tiny-bert")
     monkeypatch.setenv("ADDROP_RUNS_DIR", str(runs))

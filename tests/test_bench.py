@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 
 import pytest
 import torch
@@ -75,7 +76,10 @@ def test_table_and_targets(record):
 def test_in_process_run_does_not_reexec(record):
     # called through cli.main inside pytest, the command must not replace this process: the record says whether
     # the allocator variables were there
-    assert set(MALLOC_ENV) <= set(record["malloc_env"])
+    env = record["malloc_env"]
+    assert set(MALLOC_ENV) <= set(env)
+    # without the variables, the in-process run tunes glibc with mallopt() instead (Linux)
+    assert env["set"] or env["mallopt_in_process"] or not sys.platform.startswith("linux")
 
 
 def test_max_rel_diff():

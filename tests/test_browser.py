@@ -64,7 +64,8 @@ def server(tmp_path_factory):
                PYTHONUNBUFFERED="1")
     log = open(tmp_path_factory.mktemp("log") / "streamlit.log", "w+")
     proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
-                             "--server.headless", "true", "--server.address", "127.0.0.1"],
+                             "--server.headless", "true", "--server.address", "127.0.0.1",
+                             "--server.fileWatcherType", "none"],
                             cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     deadline = time.time() + 90
@@ -166,6 +167,7 @@ def test_every_page_in_chromium(chromium, server):
 
     train, dev = (int(x) for x in os.environ.get("ADDROP_BROWSER_SIZES", "32,16").split(","))
     epochs = int(os.environ.get("ADDROP_BROWSER_EPOCHS", "1"))
+    wait = 600 if train * epochs <= 200 else 3600  # seconds a training job may take
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=chromium, args=ARGS)
         page = browser.new_page(viewport={"width": 1440, "height": 900})
@@ -192,9 +194,9 @@ def test_every_page_in_chromium(chromium, server):
             _fill_number(page, "Dev examples", dev)
             _fill_number(page, "Epochs", epochs)
             page.get_by_role("button", name="Start the prior experiment").click()
-            _wait_text(page, "Finished in", 600)
+            _wait_text(page, "Finished in", wait)
             _idle(page)
-            page.wait_for_function("document.querySelectorAll('.js-plotly-plot').length >= 2", timeout=60_000)
+            page.wait_for_function("document.querySelectorAll('.js-plotly-plot').length >= 1", timeout=60_000)
             _no_exception(page, "prior")
             _shoot(page, "prior")
 
@@ -202,11 +204,11 @@ def test_every_page_in_chromium(chromium, server):
             _open(page, server + "/compare", "AD-DROP vs vanilla")
             _fill_number(page, "Training examples", train)
             _fill_number(page, "Dev examples", dev)
-            _fill_number(page, "Epochs", max(2, epochs))
+            _fill_number(page, "Epochs", max(2, epochs + epochs % 2))  # even: half the epochs are AD-DROP epochs
             page.get_by_role("button", name="Start the comparison").click()
-            _wait_text(page, "Finished in", 600)
+            _wait_text(page, "Finished in", wait)
             _idle(page)
-            page.wait_for_function("document.querySelectorAll('.js-plotly-plot').length >= 2", timeout=60_000)
+            page.wait_for_function("document.querySelectorAll('.js-plotly-plot').length >= 1", timeout=60_000)
             _no_exception(page, "compare")
             _shoot(page, "compare")
 
