@@ -13,7 +13,7 @@ import time
 
 import torch
 
-from .attribution import Attribution, eval_mode, objective, target_classes
+from .attribution import Attribution, eval_mode, objective, real_only, target_classes
 from .config import AttributionConfig, resolve_layers
 from .errors import UserError
 from .models import model_inputs
@@ -74,5 +74,6 @@ def attribute_captum(loaded, batch: dict, cfg: AttributionConfig, labels: torch.
                                    additional_forward_args=args, n_steps=cfg.steps, method="riemann_right")
                 per_layer.append(r.detach())
             scores = torch.stack(per_layer)
+    att, scores = real_only(att, key_mask), real_only(scores, key_mask)
     return Attribution(cfg.method, "captum", layers, att, scores, logits.detach(), target, key_mask,
                        time.perf_counter() - t0)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from addrop.attribution import attribute, encode, objective
+from addrop.attribution import real_only, attribute, encode, objective
 from addrop.config import AttributionConfig
 from addrop.errors import UserError
 from addrop.models import model_inputs
@@ -80,6 +80,10 @@ def test_ga_equals_central_finite_differences_in_float64(load, make_batch, sampl
         scale = s.abs().max().item()
         assert scale > 0
         for pos in _positions(s, res.key_mask):
+            b, _, qi, kj = pos
+            if not (res.key_mask[b, qi] and res.key_mask[b, kj]):
+                assert s[pos].item() == 0.0  # pad positions are zeroed by design (real_only)
+                continue
             fd = (_perturbed_objective(loaded, inputs, res.target, layer, pos, eps)
                   - _perturbed_objective(loaded, inputs, res.target, layer, pos, -eps)) / (2 * eps)
             ga = s[pos].item()
@@ -101,6 +105,9 @@ def test_ga_regression_equals_finite_differences(load, make_batch, sample_texts)
         assert torch.isnan(target).all() == (labels is None)
         s = res.scores[0]
         for pos in _positions(s, res.key_mask, k=2):
+            if not (res.key_mask[pos[0], pos[2]] and res.key_mask[pos[0], pos[3]]):
+                assert s[pos].item() == 0.0  # pad positions are zeroed by design (real_only)
+                continue
             fd = (_perturbed_objective(loaded, inputs, target, 0, pos, eps)
                   - _perturbed_objective(loaded, inputs, target, 0, pos, -eps)) / (2 * eps)
             assert abs(fd - s[pos].item()) <= 1e-6 * abs(fd) + 1e-9 * s.abs().max().item(), (pos, fd)
@@ -147,7 +154,7 @@ def _iga_loop(loaded, batch, layer, m, target):
             total += g
     finally:
         model.train(was)
-    return A * total / m
+    return real_only((A * total / m)[None], batch["attention_mask"])[0]  # pads zeroed, as attribute() does
 
 
 @pytest.fixture
@@ -180,7 +187,7 @@ def test_batched_iga_equals_the_m_pass_loop(iga_model, make_batch, sample_texts)
 def loaded_attention(loaded, batch, layer):
     with torch.no_grad(), loaded.ctrl.pass_settings(keep=[layer]) as s:
         loaded.model(**model_inputs(loaded.model, batch))
-        return s.probs[layer]
+        return real_only(s.probs[layer][None], batch["attention_mask"])[0]
 
 
 def test_iga_loop_on_minilm_for_a_middle_and_top_layer(minilm, make_batch, sample_texts):
@@ -316,3 +323,20 @@ def test_results_carry_no_autograd_graph(load, make_batch, method, backend):
         t = getattr(res, name)
         assert not t.requires_grad and t.grad_fn is None, name
         t.numpy()
+
+
+@pytest.mark.parametrize("method", ["ga", "iga", "aa"])
+def test_length_split_equals_one_padded_pass(load, method, monkeypatch):
+    """A padded CPU batch is attributed in length-sorted sub-batches: the same numbers as one padded pass."""
+    import addrop.attribution as A
+
+    loaded = load("tiny-bert")
+    texts = ["a", "a fine film", "the plot drags on and on and on", "ok", "what a waste of two hours", "yes", "no way"]
+    batch = dict(loaded.tokenizer(texts, padding=True, return_tensors="pt"))
+    cfg = AttributionConfig(method=method, steps=3)
+    split = attribute(loaded, batch, cfg)
+    monkeypatch.setattr(A, "SUB_BATCH", 10**6)
+    whole = attribute(loaded, batch, cfg)
+    assert _rel(split.scores, whole.scores) <= 1e-5
+    assert _rel(split.attention, whole.attention) <= 1e-5
+    assert torch.allclose(split.logits, whole.logits, atol=1e-6) and torch.equal(split.target, whole.target)
