@@ -9,13 +9,15 @@ one, else the demo set), with dynamic padding (`data.batches`):
 - a GA step done the reference way (one `torch.autograd.grad` call per layer) beside ours;
 - a cross-tuned epoch pair (one plain epoch, one AD-DROP GA epoch) against two vanilla epochs;
 - the native GA and IGA attribution against Captum's: time ratio and largest relative difference;
-- the explorer's latency for one sentence (tokenize + attribution + mask), GA and IGA, all layers;
+- the explorer's latency for one sentence (explore.explain + explore.draw_mask: tokenize, attribution of
+  every layer and head, the mask), GA and IGA;
 - the peak memory of each of them.
 
 Timing: warm-up runs first; then every repeat runs each method once, in an order rotated by one place per
-repeat, so that drift and neighbours' load hit all methods alike. Times are wall clock (synchronised on GPUs);
-each ratio is the median over repeats of (method time / vanilla time of the same repeat), reported with its
-min and max. Speed is measured here, never asserted by a test.
+repeat, so that drift and neighbours' load hit all methods alike. Each ratio is the median over repeats of
+(method time / vanilla time of the same repeat), reported with its min and max. Two clocks: wall clock
+(synchronised on GPUs), the headline figures; and process CPU time (`cpu` in the record), which does not count
+time spent waiting for a core on a shared machine. Speed is measured here, never asserted by a test.
 
 Peak memory (`peak_mem_mb`): on CUDA, `torch.cuda.max_memory_allocated` during one run of the method minus
 what was allocated before it; elsewhere, the peak of live tensor bytes that torch's profiler (profile_memory)
@@ -45,7 +47,7 @@ from typing import Callable
 
 import torch
 
-from .attribution import attribute, encode as encode_one, eval_mode, objective, target_classes
+from .attribution import attribute, eval_mode, objective, target_classes
 from .config import AttributionConfig, TrainConfig, resolve_layers
 from .data import batches, encode, glue_root, load_data, subset
 from .errors import UserError
@@ -212,8 +214,8 @@ def _default_glue() -> Path | None:
 
 
 def bench_data(tokenizer, n_batches: int, batch_size: int, data: str = "auto", seed: int = 0):
-    """(source name, list of batches, dev texts): a seeded subset of SST-2 train (GLUE folder) or of the demo
-    set, n_batches * batch_size sentences in dynamically padded batches."""
+    """(source name, task spec, batches, dev split): a seeded subset of SST-2 train (the GLUE folder) or of the
+    demo set, n_batches * batch_size sentences in dynamically padded batches."""
     root = _default_glue() if data in ("auto", "sst-2") else None
     if data == "sst-2" and root is None:
         raise UserError("SST-2 not found: set ADDROP_GLUE_DIR to a GLUE folder holding SST-2/train.tsv")
@@ -486,17 +488,15 @@ def _run(model, device, batch_size, quick, settings, data, seed, progress) -> di
             dst[f"{m}_captum_ms"] = statistics.median(t[f"captum_{m}"])
         captum[f"{m}_max_rel_diff"] = max_rel_diff(results[f"native_{m}"], results[f"captum_{m}"])
 
-    # 4. explorer latency: one typical sentence, tokenize + attribution + mask, all layers
+    # 4. explorer latency: one typical sentence, the explorer's own calls (tokenize + attribution of every
+    # layer and head: explore.explain; the Eq. 6-7 mask: explore.draw_mask)
+    from .explore import draw_mask, explain
+
     sentence = typical_sentence(loaded.tokenizer, dev_split.texts)
     say(f"explorer: one sentence ({len(loaded.tokenizer(sentence)['input_ids'])} tokens), GA and IGA")
-    mask_gen = torch.Generator(device="cpu").manual_seed(seed)
 
     def explore(method: str):
-        cfg = AttributionConfig(method=method, steps=st.iga_steps)
-        b = encode_one(loaded, sentence)[0]
-        res = attribute(loaded, b, cfg)
-        make_drops(res.scores, res.key_mask, cfg.p, cfg.q, cfg.mode, cfg.ties, cfg.fixed_rate,
-                   mask_gen if res.scores.device.type == "cpu" else None)
+        draw_mask(explain(loaded, sentence, cfg=AttributionConfig(method=method, steps=st.iga_steps)), seed=seed)
 
     ex = interleaved({"explorer_ga": lambda r: explore("ga"), "explorer_iga": lambda r: explore("iga")},
                      st.explorer_repeats, min(st.warmup, 1), dev, say)

@@ -134,7 +134,8 @@ def draw_mask(expl: Explanation, p: float = 0.3, q: float = 0.3, mode: str = "hi
     return Mask(region & keep, dropped & keep, masked, p, q, mode, int(seed))
 
 
-def random_like(dropped: torch.Tensor, key_mask: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+def random_like(dropped: torch.Tensor, key_mask: torch.Tensor,
+                generator: torch.Generator | None = None) -> torch.Tensor:
     """A random mask with exactly as many dropped keys in every row as `dropped`, among that row's real keys.
 
     dropped: bool [..., T, T] (query, key); key_mask: bool [T] or [1, T] (True = real token).
@@ -257,8 +258,8 @@ def _spearman_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 def head_summary(expl: Explanation, mask: Mask | None = None):
     """One row per (layer, head): Spearman rank correlation of attention and attribution over the real
-    (query, key) positions (a seeded sample of SPEARMAN_SAMPLE of them for long inputs), the share of real positions dropped and in the candidate region, and the largest
-    absolute attribution."""
+    (query, key) positions (a seeded sample of SPEARMAN_SAMPLE of them for long inputs), the share of real
+    positions dropped and in the candidate region, and the largest absolute attribution."""
     import pandas as pd
 
     att, sc = expl.attention, expl.scores  # [L, H, T, T]
@@ -355,7 +356,7 @@ class FlipCase:
     after_random: str
     margin_change_addrop: float  # change of the (original prediction's) margin under the AD-DROP mask
     margin_change_random: float
-    layer: int = 0  # a head worth looking at first: where the most is dropped
+    layer: int = 0  # a head worth looking at first: strong attribution, a typical region
     head: int = 0
     gold: float | int | None = None
     settings: dict = field(default_factory=dict)
@@ -392,7 +393,11 @@ def find_flip(loaded: Loaded, texts, pairs=None, golds=None, cfg: AttributionCon
         k = before["predicted"]
         d_ad, d_rd = _margin(ad, k) - _margin(before, k), _margin(rd, k) - _margin(before, k)
         summ = head_summary(expl, mask)
-        top = summ.sort_values(["dropped_share", "max_abs_attribution"], ascending=False).iloc[0]
+        # a head to look at first: the strongest attribution among heads whose region is not inflated by
+        # constant rows (with GA, the top layer's rows other than [CLS] are all zero and, under Eq. 6's ">=",
+        # wholly candidates)
+        typical = summ[summ["region_share"] <= p + 0.1]
+        top = (typical if len(typical) else summ).sort_values("max_abs_attribution", ascending=False).iloc[0]
         case = FlipCase(i, text, pair, eff.addrop_flips and not eff.random_flips, n, before["prediction"],
                         ad["prediction"], rd["prediction"], d_ad, d_rd, int(top["layer"]), int(top["head"]),
                         golds[i] if golds is not None else None,

@@ -724,6 +724,9 @@ def sweep_heatmap(table, title: str | None = None, scale: str | None = None):
         raise UserError(f"unknown heatmap scale {scale!r}: choose points, raw or maxabs")
     if not has_base and scale == "points":
         factor = 100.0
+    shown = top * factor if has_base else max((abs(v) * factor for v in finite), default=0.0)
+    # enough decimals for the largest value to show two significant digits (0.0009 -> 0.00090)
+    decimals = 2 if shown >= 0.1 or shown == 0 else min(6, 1 - int(math.floor(math.log10(shown))))
     for i, p in enumerate(ps):
         zr, tr, hr = [], [], []
         for j, q in enumerate(qs):
@@ -732,7 +735,7 @@ def sweep_heatmap(table, title: str | None = None, scale: str | None = None):
             ok = isinstance(v, float) and not math.isnan(v)
             zr.append(v * factor if ok else None)
             if ok:
-                tr.append(f"{v * factor:+.2f}" if has_base else f"{v * factor:.2f}")
+                tr.append(f"{v * factor:+.{decimals}f}" if has_base else f"{v * factor:.{decimals}f}")
             else:
                 tr.append("running" if r is not None and r.running else "")
             n = int(r.n) if r is not None else 0

@@ -363,7 +363,7 @@ def other_job_running(kind: str):
     return None
 
 
-def live_job(job, draw, key: str, every: float = 1.0) -> None:
+def live_job(job, draw, key: str, every: float = 2.0) -> None:
     """Progress bar, elapsed / remaining time, a stop button and `draw(snapshot)`, redrawn every `every`
     seconds while the job runs (an st.fragment); one full rerun when it ends."""
     from addrop.jobs import format_duration
@@ -468,7 +468,7 @@ def load_start_example(c: Ctx) -> bool:
         note = (f"**Start-here example.** Under the AD-DROP mask (p = {START_P}, q = {START_Q}, all layers) the "
                 f"prediction flips from **{case.before}** to **{case.after_addrop}**; under a random mask that "
                 f"drops exactly as many positions in every row it stays **{case.after_random}**. The head shown "
-                f"(layer {case.layer}, head {case.head}) is one where much is dropped.")
+                f"(layer {case.layer}, head {case.head}) has strong attribution.")
     else:
         note = (f"**Start-here example.** Among the {case.searched} sentences searched, none flipped under the "
                 f"AD-DROP mask alone; this one is where the AD-DROP mask lowers the prediction's margin the most "

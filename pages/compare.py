@@ -117,6 +117,10 @@ def show(frame: pd.DataFrame, key: str, title: str = "") -> None:
         return
     panels = app_jobs._compare_panels(frame)
     st.plotly_chart(plots.seed_curves(frame, label="strategy", panels=panels, title=title), key=f"cm_fig_{key}")
+    if "addrop_epoch" in frame and frame["addrop_epoch"].astype(bool).any():
+        st.caption("The AD-DROP run's training loss is measured with its masks in the AD-DROP epochs; with "
+                   "cross-tuning those alternate with plain epochs, so its training curve can zig-zag. The dev "
+                   "loss and metrics are always measured without masks.")
     metrics, cost, ratio = app_jobs.compare_summary(frame)
     left, right = st.columns([3, 2], gap="large")
     with left:
@@ -126,8 +130,11 @@ def show(frame: pd.DataFrame, key: str, title: str = "") -> None:
             if col.startswith("dev_")})
     with right:
         st.markdown("**Cost**: seconds per epoch")
-        st.dataframe(cost, hide_index=True, column_config={
-            col: st.column_config.NumberColumn(format="%.2f s") for col in cost.columns if col != "strategy"})
+        shown = cost.copy()
+        for col in shown.columns:
+            if col != "strategy":
+                shown[col] = [f"{v:.2f} s" if v is not None and v == v else "–" for v in cost[col]]
+        st.dataframe(shown, hide_index=True)
         if ratio is not None:
             st.metric("AD-DROP epoch / vanilla epoch", f"{ratio:.2f}×",
                       help="Seconds per AD-DROP epoch (masked epochs only, with cross-tuning) over seconds per "

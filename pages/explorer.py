@@ -15,20 +15,19 @@ METHODS = {
     "aa": "AA: attention as attribution",
     "rd": "RD: random scores",
 }
-MODES = {"high": "high: top p of each row (AD-DROP)", "low": "low: bottom p of each row",
-         "random": "random: each key with probability p"}
+MODES = {"high": "high (AD-DROP)", "low": "low", "random": "random"}
 SOURCES = ("Type your own", "Pick from the data set")
 SS = "session"  # widget values survive page switches
 
 
-@st.cache_resource(show_spinner="Computing attention and attribution…", max_entries=24)
+@st.cache_resource(show_spinner="Computing attention and attribution…", max_entries=12)
 def cached_explain(model_key: tuple, _loaded, text: str, pair: str | None, cfg_items: tuple, gold,
                    label_names: tuple):
     return explore.explain(_loaded, text, pair, AttributionConfig(**dict(cfg_items)), gold=gold,
                            label_names=label_names)
 
 
-@st.cache_resource(show_spinner="Attributing with the other backend…", max_entries=8)
+@st.cache_resource(show_spinner="Attributing with the other backend…", max_entries=4)
 def cached_compare(model_key: tuple, text: str, pair: str | None, cfg_items: tuple, gold, _loaded, _expl):
     return explore.compare_backends(_loaded, _expl)
 
@@ -42,7 +41,8 @@ ui.intro(
     "highest share p as the *candidate discard region* and drops each candidate with probability q; the "
     "dropped positions get −∞ before the softmax in the next forward pass.",
     r"B_h = \frac{\partial F_c(A)}{\partial A_h}\quad\text{(GA, Eq. 5)}\qquad "
-    r"B_h = \frac{A_h}{m} \odot \sum_{k=1}^{m} \frac{\partial F_c(\tfrac{k}{m}A)}{\partial A_h}\quad\text{(IGA, Eq. 3)}",
+    r"B_h = \frac{A_h}{m} \odot \sum_{k=1}^{m} \frac{\partial F_c(\tfrac{k}{m}A)}{\partial A_h}"
+    r"\quad\text{(IGA, Eq. 3)}",
 )
 loaded = c.need_model()
 L, H = loaded.num_layers, loaded.num_heads
@@ -51,8 +51,8 @@ label_names = c.label_names if spec is not None else ()
 regression = spec is not None and spec.is_regression
 
 ui.defaults(ex_source=SOURCES[0], ex_text=DEFAULT_TEXT, ex_pair="", ex_method="ga", ex_backend="native",
-            ex_target="predicted", ex_steps=20, ex_p=0.3, ex_q=0.3, ex_mode="high", ex_ties="paper", ex_seed=0, ex_layer=0,
-            ex_head=0, ex_mask_layers=list(range(L)), ex_grid_value="attribution", ex_compare=True,
+            ex_target="predicted", ex_steps=20, ex_p=0.3, ex_q=0.3, ex_mode="high", ex_ties="paper", ex_seed=0,
+            ex_layer=0, ex_head=0, ex_mask_layers=list(range(L)), ex_grid_value="attribution", ex_compare=True,
             ex_example=0)
 # the model may have changed since these were set
 if st.session_state.get("ex_layer") not in range(L):
@@ -84,9 +84,12 @@ with col_in:
         text = st.text_area("Text", key="ex_text", height=90, persist_state=SS,
                             help="Longer texts are cut to the model's maximum length (you will be told).")
         pair = None
-        if spec is not None and spec.has_pairs:
+        pair_task = spec is not None and spec.has_pairs
+        if pair_task or st.toggle("Add a second text (sentence pair)", key="ex_use_pair", persist_state=SS,
+                                  help="Pair tasks (MRPC, RTE, …) read two texts joined with [SEP]; the chosen "
+                                       "data here is single sentences, so this is for exploring only."):
             pair = st.text_area("Second text (pair)", key="ex_pair", height=70, persist_state=SS,
-                                help="This task takes sentence pairs; the two texts are joined with [SEP].")
+                                help="The second text; the tokenizer joins the two with [SEP].")
     else:
         n = min(len(c.dev), 500)
         if st.session_state.get("ex_example") not in range(n):
@@ -131,16 +134,16 @@ with col_attr:
 
     def fmt_target(t: str) -> str:
         if t == "predicted":
-            return "the predicted class (pseudo label, Eq. 4)"
+            return "predicted (pseudo label)"
         if t == "gold":
-            return f"the gold label ({label_names[int(gold)]})"
+            return f"gold label: {label_names[int(gold)]}"
         k = int(t.split(":")[1])
         return f"class {k}: {label_names[k]}"
 
     target = st.selectbox("Label to attribute (c)", targets, format_func=fmt_target, key="ex_target",
                           persist_state=SS, disabled=regression,
-                          help="AD-DROP attributes the class the model predicts (the pseudo label). The gold "
-                               "label is what the prior experiment uses; any class can be chosen.")
+                          help="AD-DROP attributes the class the model predicts (the pseudo label, Eq. 4). The "
+                               "gold label is what the prior experiment uses; any class can be chosen.")
 
 with col_mask:
     st.markdown("##### Mask")
@@ -150,7 +153,8 @@ with col_mask:
                   help="Each candidate is dropped with probability q (Eq. 7).")
     r1, r2 = st.columns([3, 2])
     mode = r1.selectbox("Region", list(MODES), format_func=MODES.get, key="ex_mode", persist_state=SS,
-                        help="high is AD-DROP; low and random are the prior experiment's contrasts.")
+                        help="high (AD-DROP): the top p of each row by attribution. low: the bottom p. random: each "
+                             "key with probability p. low and random are the prior experiment's contrasts.")
     ties = r2.selectbox("Ties", ["paper", "strict"], key="ex_ties", persist_state=SS,
                         help="paper: Eq. 6 as written (scores ≥ the threshold are candidates), so a row whose "
                              "scores are all equal, e.g. all zero, is a candidate as a whole. With GA that happens in "
@@ -225,8 +229,9 @@ head = h2.selectbox("Head", list(range(H)), key="ex_head", persist_state=SS, for
                     help="Which head of that layer to show.")
 row = summary[(summary["layer"] == layer) & (summary["head"] == head)].iloc[0]
 rho = row["spearman"]
+rho_text = "n/a" if rho != rho else f"{rho:+.2f}"
 h3.caption(f"Spearman ρ between attention and attribution over the real positions: "
-           f"**{'n/a' if rho != rho else f'{rho:+.2f}'}** · dropped in this head: **{row['dropped_share']:.1%}** of the "
+           f"**{rho_text}** · dropped in this head: **{row['dropped_share']:.1%}** of the "
            f"positions · candidate region: **{row['region_share']:.1%}**"
            + ("" if layer in mask.masked_layers else " · (this layer is not masked)"))
 fig_head = plots.attention_attribution(
@@ -236,7 +241,7 @@ fig_head = plots.attention_attribution(
           f"{'score' if regression else expl.class_name(int(expl.target))}")
 st.plotly_chart(fig_head, key="ex_fig_head")
 st.caption("Rows are query tokens, columns key tokens. On the attribution map the black outline is the "
-           f"candidate discard region ({MODES[mode].split(':')[0]} p = {p:.2f} of each row) and the orange × are "
+           f"candidate discard region ({mode} p = {p:.2f} of each row) and the orange × are "
            f"the positions dropped with probability q = {q:.2f} (seed {seed}). Hover a cell on either map to read "
            "both values.")
 

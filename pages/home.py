@@ -25,12 +25,13 @@ with left:
     st.markdown("**2. Attribution.** For every head h, how much the logit of that class would change with each "
                 "attention weight, the gradient of the logit with respect to the attention map (Eq. 5):")
     st.latex(r"B_h = \frac{\partial F_{\tilde c}(A)}{\partial A_h}")
-    st.markdown("**3. The mask.** Each row of B_h is sorted; the positions with the highest attribution, a share "
-                "p of the row, form the *candidate discard region* (s = 0 in Eq. 6). Each candidate is dropped "
-                "with probability q (Eq. 7), by a mask value of −∞:")
+    st.markdown("**3. The mask.** Each row of $B_h$ is sorted; the positions with the highest attribution, a "
+                "share $p$ of the row, form the *candidate discard region* ($s_{i,j} = 0$ in Eq. 6). Each candidate "
+                "is dropped with probability $q$ (Eq. 7), by a mask value of $-\\infty$:")
     st.latex(r"s_{i,j} = \begin{cases}1, & b_{i,j} < \hat b_{i,\,\mathrm{int}(n(1-p))}\\ 0, & \text{otherwise}"
-             r"\end{cases}\qquad m_{i,j} = \begin{cases}-\infty, & s_{i,j} + u_{i,j} = 0\\ 0, & \text{otherwise}"
-             r"\end{cases},\quad u_{i,j}\sim\mathrm{Bernoulli}(1-q)")
+             r"\end{cases}")
+    st.latex(r"m_{i,j} = \begin{cases}-\infty, & s_{i,j} + u_{i,j} = 0\\ 0, & \text{otherwise}\end{cases},"
+             r"\qquad u_{i,j}\sim\mathrm{Bernoulli}(1-q)")
     st.markdown("**4. A second forward pass** with the mask added before the softmax (Eq. 1) gives the loss "
                 "that is backpropagated:")
     st.latex(r"\mathrm{Attention}(Q_h, K_h, V_h) = \mathrm{softmax}\!\left(\frac{Q_h K_h^\top}{\sqrt{d_k}} + "

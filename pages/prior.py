@@ -75,8 +75,8 @@ with st.form("prior_form", border=True):
                                  help="Longer examples are cut.")
     est = 4 * int(epochs) * (2 * int(n_train) + int(n_dev))
     st.caption(f"4 runs × {int(epochs)} epochs on {int(n_train)} + {int(n_dev)} examples "
-               f"(about {est:,} example passes). With minilm on a laptop CPU the defaults take a few minutes; the "
-               "tiny models finish in seconds.")
+               f"(about {est:,} example passes). With minilm the defaults take about two minutes on a 2-core "
+               "laptop CPU; the tiny models finish in seconds.")
     start = st.form_submit_button("Start the prior experiment", type="primary", icon=":material/play_arrow:",
                                   disabled=running, help="Train the four runs one after the other in the background "
                                   "(one job per server); you can leave the page meanwhile.")

@@ -19,7 +19,7 @@ ui.intro(f"Every run the app (or `python -m addrop train` / `prior` with `--out 
          "per epoch) and `status.json`; the prior experiment and the comparison keep their runs together in a group "
          "folder with `curves.html`. Runs stay here after a restart. The curves show the mean cross-entropy loss on "
          "the training set (with the run's masks) and on the dev set (no masks):",
-         r"\mathcal{L} = -rac{1}{N}\sum_{i=1}^{N} \log P_F(y_i \mid x_i)")
+         r"\mathcal{L} = -\frac{1}{N}\sum_{i=1}^{N} \log P_F(y_i \mid x_i)")
 
 records = list_runs(root)
 if not records:

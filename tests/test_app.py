@@ -132,6 +132,16 @@ def test_explorer_draws_every_chart():
     assert _charts(at) >= 3
 
 
+def test_explorer_sentence_pair():
+    at = _app("pages/explorer.py", ex_use_pair=True, ex_pair="And here is the second sentence.")
+    _ok(at)
+    assert not _errors(at)
+    tokens = int(next(m.value for m in at.metric if m.label == "Tokens"))
+    at.toggle(key="ex_use_pair").set_value(False)
+    at.run()
+    assert int(next(m.value for m in at.metric if m.label == "Tokens")) < tokens
+
+
 def test_explorer_example_from_the_data_set_and_gold_label():
     at = _app("pages/explorer.py", ex_source="Pick from the data set", ex_example=3)
     _ok(at)
@@ -151,6 +161,20 @@ def test_explorer_empty_and_long_text():
     _ok(at)
     assert any("longer than" in w.value for w in at.warning)
     assert _charts(at) >= 2
+
+
+@pytest.mark.parametrize("task", ["sts-b", "mrpc"])
+def test_explorer_on_glue_regression_and_pairs(glue_dir, task):
+    at = _app("pages/explorer.py", data_source="glue", data_task=task, data_dir=str(glue_dir),
+              ex_source="Pick from the data set", ex_example=0)
+    _ok(at)
+    assert not _errors(at), _errors(at)
+    assert _charts(at) >= 3
+    assert any(task in c.value for c in at.sidebar.caption)
+    at.radio(key="ex_source").set_value("Type your own")
+    at.run()
+    _ok(at)
+    assert not _errors(at), _errors(at)
 
 
 def test_start_here_example_opens_the_explorer():
@@ -279,3 +303,102 @@ def test_cached_model_stays_pristine():
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert not cached.model.training
     assert all(p.grad is None for p in cached.model.parameters())
+
+
+# ---------------------------------------------------------------------------- the job function, no Streamlit
+
+class _FakeJob:
+    """What run_plan needs of a jobs.Job; stops itself after `stop_after` epoch records when given."""
+
+    def __init__(self, stop_after: int | None = None):
+        self.progress: dict = {}
+        self.events: list = []
+        self.stop_after = stop_after
+
+    def update(self, **kw):
+        self.progress.update(kw)
+
+    def add_event(self, e):
+        self.events.append(e)
+
+    def should_stop(self) -> bool:
+        return self.stop_after is not None and len(self.progress.get("epochs") or []) >= self.stop_after
+
+
+def _tiny_base(**kw):
+    from addrop.config import TrainConfig
+
+    return TrainConfig(model="tiny-bert", device="cpu", task="demo", source="demo", epochs=kw.pop("epochs", 1),
+                       train_size=16, dev_size=8, batch_size=8, lr=1e-4, **kw)
+
+
+def test_run_plan_prior_layout_and_progress(tmp_path):
+    from addrop import app_jobs
+    from addrop.models import load_model
+    from addrop.runs import list_runs
+    from addrop.training import load_splits
+
+    base = _tiny_base()
+    plan = app_jobs.prior_plan(base, 0.3, [0], str(tmp_path), group="prior-test")
+    assert [c.strategy for c in plan.configs] == ["none", "drop-random", "drop-low", "drop-high"]
+    assert all(c.attribution.target == "gold" and c.attribution.p == 0.3 for c in plan.configs)
+    job = _FakeJob()
+    out = app_jobs.run_plan(job, plan, load_model("tiny-bert", "cpu", 2), load_splits(base))
+    assert [r["status"] for r in out["runs"]] == ["finished"] * 4
+    assert (tmp_path / "prior-test" / "curves.html").is_file()
+    assert {r.id for r in list_runs(tmp_path / "prior-test")} == {"none", "drop-random", "drop-low", "drop-high"}
+    epochs = job.progress["epochs"]
+    assert len(epochs) == 4 and {e["run"] for e in epochs} == {"none", "drop-random", "drop-low", "drop-high"}
+    assert all("clean_train_loss" in e for e in epochs)
+    assert job.progress["fraction"] == pytest.approx(1.0)
+    assert app_jobs.list_groups(tmp_path, kind="prior")[0]["name"] == "prior-test"
+    with pytest.raises(Exception, match="already exists"):
+        app_jobs.check_plan(app_jobs.prior_plan(base, 0.3, [0], str(tmp_path), group="prior-test"), 2)
+
+
+def test_run_plan_stop_marks_the_run_stopped(tmp_path):
+    from addrop import app_jobs
+    from addrop.models import load_model
+    from addrop.runs import list_runs
+    from addrop.training import load_splits
+
+    base = _tiny_base(epochs=3)
+    plan = app_jobs.prior_plan(base, 0.3, [0], str(tmp_path), group="stopped")
+    out = app_jobs.run_plan(_FakeJob(stop_after=1), plan, load_model("tiny-bert", "cpu", 2), load_splits(base))
+    assert [r["status"] for r in out["runs"]] == ["stopped", "waiting", "waiting", "waiting"]
+    recs = list_runs(tmp_path / "stopped")
+    assert [(r.id, r.status, r.epochs_done) for r in recs] == [("none", "stopped", 1)]
+
+
+def test_compare_plan_pairs_and_validation(tmp_path):
+    from addrop import app_jobs
+    from addrop.config import AttributionConfig
+    from addrop.errors import UserError
+
+    plan = app_jobs.compare_plan(_tiny_base(epochs=2), AttributionConfig(layers=[5]), True, [0, 1], str(tmp_path))
+    assert [c.name for c in plan.configs] == ["vanilla-s0", "addrop-s0", "vanilla-s1", "addrop-s1"]
+    assert [c.seed for c in plan.configs] == [0, 0, 1, 1]
+    with pytest.raises(UserError, match="out of range"):
+        app_jobs.check_plan(plan, 2)
+    with pytest.raises(UserError, match="differ"):
+        app_jobs.compare_plan(_tiny_base(), AttributionConfig(), True, [1, 1], str(tmp_path))
+
+
+def test_compare_summary_ratio():
+    import pandas as pd
+
+    from addrop import app_jobs
+
+    rows = []
+    for seed in (0, 1):
+        for e in (1, 2):
+            rows.append({"run": f"vanilla-s{seed}", "strategy": "vanilla", "seed": seed, "epoch": e, "seconds": 2.0,
+                         "addrop_epoch": False, "dev_loss": 0.5, "dev_accuracy": 0.7 + 0.1 * seed})
+            rows.append({"run": f"addrop-s{seed}", "strategy": "addrop", "seed": seed, "epoch": e,
+                         "seconds": 2.0 if e == 1 else 5.0, "addrop_epoch": e == 2, "dev_loss": 0.4,
+                         "dev_accuracy": 0.8})
+    metrics, cost, ratio = app_jobs.compare_summary(pd.DataFrame(rows))
+    assert ratio == pytest.approx(2.5)  # AD-DROP epochs 5 s / vanilla 2 s
+    van = metrics[metrics["strategy"] == "vanilla"].iloc[0]
+    assert van["dev_accuracy"] == pytest.approx(0.75) and van["dev_accuracy (sd)"] > 0
+    assert set(cost.columns) >= {"all epochs", "plain epochs", "AD-DROP epochs"}

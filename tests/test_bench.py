@@ -96,3 +96,17 @@ def test_bad_arguments():
     with pytest.raises(UserError):
         run_bench("tiny-bert", "cpu", threads=0, settings=Settings.quick())
     assert cli.main(["bench", "--model", "tiny-bert", "--out", "x.txt"]) == 2
+
+
+def test_data_falls_back_to_the_demo_set(monkeypatch, tmp_path):
+    from addrop.bench import bench_data
+    from addrop.models import minilm_path
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(minilm_path(), local_files_only=True)
+    monkeypatch.setenv("ADDROP_GLUE_DIR", str(tmp_path))  # a GLUE folder without SST-2
+    source, spec, got, dev = bench_data(tok, n_batches=2, batch_size=4)
+    assert source == "demo train" and len(got) == 2
+    assert all(b["input_ids"].shape[0] == 4 and "labels" in b for b in got)
+    with pytest.raises(UserError):
+        bench_data(tok, 1, 4, data="sst-2")

@@ -162,6 +162,12 @@ def _wait_text(page, text: str, timeout: float) -> None:
     page.get_by_text(text).first.wait_for(timeout=timeout * 1000)
 
 
+def _wait_live(page, timeout: float = 120) -> None:
+    """After a start: the progress bar of the running job shows (or the job has already finished)."""
+    page.wait_for_function("""() => document.querySelector('[data-testid="stProgress"]') ||
+                                     document.body.innerText.includes('Finished in')""", timeout=timeout * 1000)
+
+
 def test_every_page_in_chromium(chromium, server):
     from playwright.sync_api import sync_playwright
 
@@ -194,6 +200,7 @@ def test_every_page_in_chromium(chromium, server):
             _fill_number(page, "Dev examples", dev)
             _fill_number(page, "Epochs", epochs)
             page.get_by_role("button", name="Start the prior experiment").click()
+            _wait_live(page)
             _wait_text(page, "Finished in", wait)
             _idle(page)
             page.wait_for_function("document.querySelectorAll('.js-plotly-plot').length >= 1", timeout=60_000)
@@ -206,6 +213,7 @@ def test_every_page_in_chromium(chromium, server):
             _fill_number(page, "Dev examples", dev)
             _fill_number(page, "Epochs", max(2, epochs + epochs % 2))  # even: half the epochs are AD-DROP epochs
             page.get_by_role("button", name="Start the comparison").click()
+            _wait_live(page)
             _wait_text(page, "Finished in", wait)
             _idle(page)
             page.wait_for_function("document.querySelectorAll('.js-plotly-plot').length >= 1", timeout=60_000)

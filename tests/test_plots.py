@@ -16,7 +16,8 @@ def _frame(seeds=(0,), strategies=("none", "drop-high"), epochs=3, clean=True):
             for e in range(1, epochs + 1):
                 r = {"run": f"{strat}-s{s}", "strategy": strat, "seed": s, "epoch": e,
                      "train_loss": 1.0 / e + 0.1 * k + 0.01 * s, "dev_loss": 0.8 + 0.05 * e - 0.1 * k,
-                     "dev_accuracy": 0.5 + 0.1 * e, "seconds": 1.0 + k, "addrop_epoch": strat not in ("none", "vanilla") and e % 2 == 0}
+                     "dev_accuracy": 0.5 + 0.1 * e, "seconds": 1.0 + k,
+                     "addrop_epoch": strat not in ("none", "vanilla") and e % 2 == 0}
                 if clean:
                     r["clean_train_loss"] = r["train_loss"] + 0.05
                 rows.append(r)
