@@ -37,8 +37,10 @@ def env(tmp_path, monkeypatch):
     monkeypatch.setenv("ADDROP_DEFAULT_MODEL", "tiny-bert")
     monkeypatch.setenv("ADDROP_RUNS_DIR", str(runs))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    before = st_config.get_option("client.showErrorDetails")
     st_config.set_option("client.showErrorDetails", "full")  # real messages if something does break
     yield runs
+    st_config.set_option("client.showErrorDetails", before)
     from addrop.jobs import default_runner
 
     job = default_runner().current()
