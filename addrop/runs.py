@@ -179,6 +179,7 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600 files; records are meant to be read by others
         os.replace(tmp, path)
     except BaseException:
         try:
