@@ -338,6 +338,28 @@ def submit_job(kind: str, name: str, fn, *args, **kwargs):
     return job
 
 
+def start_plan(kind: str, build, loaded, data, num_layers: int) -> None:
+    """Build a training plan (`build()` may raise UserError), check it against the model and start it as this
+    session's job. Errors and Busy show on the page; the page reruns once the job has started."""
+    from addrop import app_jobs
+
+    try:
+        plan = build()
+        app_jobs.check_plan(plan, num_layers)
+    except UserError as err:
+        st.error(str(err))
+        return
+    if submit_job(kind, plan.group, app_jobs.run_plan, plan, loaded, data) is not None:
+        st.rerun()
+
+
+def note_other_job(kind: str, running: bool) -> None:
+    """Say so when another kind of job occupies the server (one job at a time)."""
+    other = other_job_running(kind)
+    if other is not None and not running:
+        st.info(f"Another job is running on this server ({other.describe()}); only one runs at a time.")
+
+
 def job_for(kind: str):
     """This session's latest job of `kind`, else a running job of that kind started elsewhere (so a reload or
     another tab still sees and can stop it)."""

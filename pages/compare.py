@@ -86,29 +86,21 @@ with st.form("compare_form"):
                                   disabled=running, help="Train the runs one after the other in the background "
                                   "(one job per server); you can leave the page meanwhile.")
 
-if start:
-    try:
-        if not layers:
-            raise UserError("choose at least one layer for AD-DROP")
-        attr = AttributionConfig(method=method, target=target, layers=list(layers), p=float(p), q=float(q),
-                                 steps=int(steps))
-        base = TrainConfig(model=c.model_name, device=c.device, **c.data_args, epochs=int(epochs),
-                           train_size=int(n_train), dev_size=int(n_dev), batch_size=int(batch), lr=float(lr),
-                           max_length=int(maxlen))
-        seeds = list(range(int(seed0), int(seed0) + int(n_seeds)))
-        plan = app_jobs.compare_plan(base, attr, bool(cross), seeds, str(ui.runs_dir()))
-        app_jobs.check_plan(plan, L)
-    except UserError as err:
-        st.error(str(err))
-    else:
-        new = ui.submit_job(KIND, plan.group, app_jobs.run_plan, plan, loaded, (spec, train, dev))
-        if new is not None:
-            job = new
-            st.rerun()
+def _plan():
+    if not layers:
+        raise UserError("choose at least one layer for AD-DROP")
+    attr = AttributionConfig(method=method, target=target, layers=list(layers), p=float(p), q=float(q),
+                             steps=int(steps))
+    base = TrainConfig(model=c.model_name, device=c.device, **c.data_args, epochs=int(epochs),
+                       train_size=int(n_train), dev_size=int(n_dev), batch_size=int(batch), lr=float(lr),
+                       max_length=int(maxlen))
+    seeds = list(range(int(seed0), int(seed0) + int(n_seeds)))
+    return app_jobs.compare_plan(base, attr, bool(cross), seeds, str(ui.runs_dir()))
 
-other = ui.other_job_running(KIND)
-if other is not None and not running:
-    st.info(f"Another job is running on this server ({other.describe()}); only one runs at a time.")
+
+if start:
+    ui.start_plan(KIND, _plan, loaded, (spec, train, dev), L)
+ui.note_other_job(KIND, running)
 
 
 def show(frame: pd.DataFrame, key: str, title: str = "") -> None:

@@ -81,26 +81,18 @@ with st.form("prior_form", border=True):
                                   disabled=running, help="Train the four runs one after the other in the background "
                                   "(one job per server); you can leave the page meanwhile.")
 
-if start:
-    try:
-        if not layers:
-            raise UserError("choose at least one layer to mask")
-        base = TrainConfig(model=c.model_name, device=c.device, **c.data_args, epochs=int(epochs),
-                           train_size=int(n_train), dev_size=int(n_dev), batch_size=int(batch), lr=float(lr),
-                           max_length=int(maxlen), seed=int(seed))
-        plan = app_jobs.prior_plan(base, float(rate), list(layers), str(ui.runs_dir()))
-        app_jobs.check_plan(plan, L)
-    except UserError as err:
-        st.error(str(err))
-    else:
-        new = ui.submit_job(KIND, plan.group, app_jobs.run_plan, plan, loaded, (spec, train, dev))
-        if new is not None:
-            job = new
-            st.rerun()
+def _plan():
+    if not layers:
+        raise UserError("choose at least one layer to mask")
+    base = TrainConfig(model=c.model_name, device=c.device, **c.data_args, epochs=int(epochs),
+                       train_size=int(n_train), dev_size=int(n_dev), batch_size=int(batch), lr=float(lr),
+                       max_length=int(maxlen), seed=int(seed))
+    return app_jobs.prior_plan(base, float(rate), list(layers), str(ui.runs_dir()))
 
-other = ui.other_job_running(KIND)
-if other is not None and not running:
-    st.info(f"Another job is running on this server ({other.describe()}); only one runs at a time.")
+
+if start:
+    ui.start_plan(KIND, _plan, loaded, (spec, train, dev), L)
+ui.note_other_job(KIND, running)
 
 
 def draw(snap: dict) -> None:
