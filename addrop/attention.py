@@ -9,9 +9,14 @@ controller's per-thread state, set for one forward pass, is what the attention f
     gate   {layer: float [N]}           per-row factor that Captum integrates over (IG baseline = 0)
     expand {layer: c}                   repeat the hidden states c times at the input of that layer (IGA copies
                                         share the layers below instead of recomputing them)
+    cls_only bool                       the top layer computes its output for the first token only (see below)
 
 The probabilities of layer l pass through `controller.probes[l]`, an `nn.Identity` that Captum can attribute at.
 Layers are numbered by call order within a forward pass (ALBERT shares one attention module across layers).
+The classification heads of the supported families read the top layer's output at the first token only ([CLS]
+/ <s>), so attribution passes may skip the top layer's output projection and feed-forward block for every other
+row (`cls_only`, where `install` finds the place to cut and has checked that the logits do not change): GA and
+IGA scores are unchanged, because those rows have exactly zero gradient anyway.
 State lives in a `threading.local`, so sessions that share one cached model do not see each other's masks.
 """
 from __future__ import annotations
@@ -44,6 +49,7 @@ class _State(threading.local):
         self.scale: dict[int, torch.Tensor] = {}
         self.gate: dict[int, torch.Tensor] = {}
         self.expand: dict[int, int] = {}
+        self.cls_only = False
         self.calls = 0
 
 
@@ -55,6 +61,8 @@ class Controller(nn.Module):
         self.num_layers = num_layers
         self.probes = nn.ModuleList(nn.Identity() for _ in range(num_layers))
         self._state = _State()
+        self.can_expand = False
+        self.can_cls_only = False
 
     @property
     def state(self) -> _State:
@@ -65,11 +73,13 @@ class Controller(nn.Module):
         self._state.probs = {}
 
     @contextmanager
-    def pass_settings(self, drops=None, keep=(), scale=None, gate=None, expand=None):
-        """Set what the next forward pass(es) do; everything is cleared on exit."""
+    def pass_settings(self, drops=None, keep=(), scale=None, gate=None, expand=None, cls_only=False):
+        """Set what the next forward pass(es) do; everything is cleared on exit. `cls_only` is a request, honoured
+        only where the model supports it (`can_cls_only`): the caller may then read nothing but the logits."""
         s = self._state
         s.drops, s.keep = dict(drops or {}), set(keep)
         s.scale, s.gate, s.expand = dict(scale or {}), dict(gate or {}), dict(expand or {})
+        s.cls_only = bool(cls_only) and self.can_cls_only
         try:
             yield s
         finally:
@@ -145,6 +155,69 @@ def _expand_hook(layer, args, kwargs):
     return args, dict(kwargs, **{key: hidden.repeat(c, *([1] * (hidden.dim() - 1)))})
 
 
+# Where the top layer can be cut to its first row: the module whose inputs are the attention context and the
+# residual (BERT, RoBERTa, ELECTRA, XLM-R, CamemBERT: `attention.output`), or the first LayerNorm after attention
+# (DistilBERT: `sa_layer_norm`). Everything after it then runs on one row.
+_CLS_CUTS = ("attention.output", "sa_layer_norm")
+
+
+def _cls_hook(module, args, kwargs):
+    """Forward pre-hook at the cut of the top layer: keep the first token of every [N, T, D] input."""
+    if not module._addrop_ctrl.state.cls_only:
+        return None
+    cut = lambda v: v[:, :1] if isinstance(v, torch.Tensor) and v.dim() == 3 else v  # noqa: E731
+    return tuple(cut(a) for a in args), {k: cut(v) for k, v in kwargs.items()}
+
+
+def _install_cls_cut(model, ctrl: Controller, layers: nn.ModuleList | None) -> list:
+    """Hook the top layer's cut if there is one and the logits are the same with it (checked on a random input);
+    otherwise leave the model alone. Returns the hooks."""
+    if layers is None:
+        return []
+    top = layers[-1]
+    for path in _CLS_CUTS:
+        mod = top.get_submodule(path) if _has(top, path) else None
+        if mod is None:
+            continue
+        hook = mod.register_forward_pre_hook(_cls_hook, with_kwargs=True)
+        ctrl.can_cls_only = True
+        if _cls_cut_is_exact(model, ctrl):
+            return [hook]
+        hook.remove()
+        ctrl.can_cls_only = False
+    return []
+
+
+def _has(module: nn.Module, path: str) -> bool:
+    try:
+        module.get_submodule(path)
+        return True
+    except AttributeError:
+        return False
+
+
+def _cls_cut_is_exact(model, ctrl: Controller) -> bool:
+    device = next(model.parameters()).device
+    g = torch.Generator().manual_seed(0)
+    vocab = int(getattr(model.config, "vocab_size", 100) or 100)
+    ids = torch.randint(5, max(vocab, 6), (2, 7), generator=g).to(device)
+    mask = torch.ones_like(ids)
+    mask[1, 5:] = 0
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            with ctrl.pass_settings():
+                full = model(input_ids=ids, attention_mask=mask).logits
+            with ctrl.pass_settings(cls_only=True):
+                cut = model(input_ids=ids, attention_mask=mask).logits
+    except Exception:  # noqa: BLE001 - a head that needs every row: no cut
+        return False
+    finally:
+        model.train(was_training)
+    return cut.shape == full.shape and bool(torch.allclose(cut, full, rtol=1e-4, atol=1e-5))
+
+
 def _reset_hook(model, args, kwargs):
     """Forward pre-hook on the top model: a new pass numbers layers from 0 again."""
     model.addrop.start_pass()
@@ -177,6 +250,7 @@ def install(model) -> Controller:
             hooks.append(layer.register_forward_pre_hook(_expand_hook, with_kwargs=True))
     try:
         _check_called(model, ctrl, model_type)
+        hooks += _install_cls_cut(model, ctrl, layers)
     except UnsupportedModelError:
         # undo, so the model is not left looking installed (a second install() would return this controller)
         for h in hooks:

@@ -80,10 +80,10 @@ class Settings:
     """How much to measure. `quick` is the CI setting: every key, few repeats."""
 
     warmup: int = 1
-    repeats: int = 5  # step repeats (each method once per repeat)
+    repeats: int = 12  # step repeats (each method once per repeat; 3 rounds over the step batches)
     step_batches: int = 4  # distinct batches the steps cycle through (repeat r uses batch r mod n)
     epoch_batches: int = 20  # batches per epoch of the cross-tuned pair
-    epoch_repeats: int = 3
+    epoch_repeats: int = 5
     attr_repeats: int = 3  # native against Captum
     explorer_repeats: int = 10
     iga_steps: int = 20

@@ -163,7 +163,10 @@ def iga_model(request, load, albert):
 
 
 @pytest.mark.parametrize("iga_model", TINY + ("albert",), indirect=True)
-def test_batched_iga_equals_the_m_pass_loop(iga_model, make_batch, sample_texts):
+def test_batched_iga_equals_the_m_pass_loop(iga_model, make_batch, sample_texts, monkeypatch):
+    import addrop.attribution as A
+
+    monkeypatch.setattr(A, "SUB_BATCH", {})  # one padded pass, as the loop does (length split: tested below)
     loaded = iga_model
     batch = _two(loaded, make_batch, sample_texts)
     m = 7  # not a multiple of the chunk sizes below: the last chunk is partial
@@ -190,7 +193,10 @@ def loaded_attention(loaded, batch, layer):
         return real_only(s.probs[layer][None], batch["attention_mask"])[0]
 
 
-def test_iga_loop_on_minilm_for_a_middle_and_top_layer(minilm, make_batch, sample_texts):
+def test_iga_loop_on_minilm_for_a_middle_and_top_layer(minilm, make_batch, sample_texts, monkeypatch):
+    import addrop.attribution as A
+
+    monkeypatch.setattr(A, "SUB_BATCH", {})
     batch = _two(minilm, make_batch, sample_texts)
     res = attribute(minilm, batch, AttributionConfig(method="iga", steps=4, layers=(2, 5)))
     for i, layer in enumerate((2, 5)):
@@ -335,7 +341,8 @@ def test_length_split_equals_one_padded_pass(load, method, monkeypatch):
     batch = dict(loaded.tokenizer(texts, padding=True, return_tensors="pt"))
     cfg = AttributionConfig(method=method, steps=3)
     split = attribute(loaded, batch, cfg)
-    monkeypatch.setattr(A, "SUB_BATCH", 10**6)
+    assert A._worth_splitting(batch["attention_mask"].bool(), A.SUB_BATCH[method])
+    monkeypatch.setattr(A, "SUB_BATCH", {})
     whole = attribute(loaded, batch, cfg)
     assert _rel(split.scores, whole.scores) <= 1e-5
     assert _rel(split.attention, whole.attention) <= 1e-5

@@ -17,12 +17,22 @@ def _rel(a: torch.Tensor, b: torch.Tensor) -> float:
     return ((a - b).abs().max() / b.abs().max()).item()
 
 
+def _split(batch, method) -> bool:
+    import addrop.attribution as A
+
+    size = A.SUB_BATCH.get(method)
+    return size is not None and A._worth_splitting(batch["attention_mask"].bool(), size)
+
+
 def _both(loaded, batch, labels=None, **kw):
     native = attribute(loaded, batch, AttributionConfig(backend="native", **kw), labels=labels)
     captum = attribute(loaded, batch, AttributionConfig(backend="captum", **kw), labels=labels)
     assert native.backend == "native" and captum.backend == "captum"
     assert native.layers == captum.layers
-    assert torch.equal(native.attention, captum.attention)
+    if _split(batch, native.method):  # length-sorted sub-batches: the same numbers up to rounding
+        assert _rel(native.attention, captum.attention) <= 1e-5  # as test_length_split_equals_one_padded_pass
+    else:
+        assert torch.equal(native.attention, captum.attention)
     assert torch.equal(native.target, captum.target) or (native.target.isnan().all() and captum.target.isnan().all())
     assert (native.logits - captum.logits).abs().max().item() <= 1e-6
     assert native.scores.shape == captum.scores.shape
