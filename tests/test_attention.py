@@ -278,3 +278,52 @@ def test_albert_shared_layers_are_numbered_by_call_order(albert, make_batch, sam
     finally:
         albert.model.set_attn_implementation(IMPL)
     assert (ours - stock).abs().max().item() <= 1e-6
+
+
+# ------------------------------------------------------------------------------------------ the [CLS] cut of the top layer
+
+
+@pytest.mark.parametrize("any_model", ALL_NAMES, indirect=True)
+def test_cls_cut_gives_the_same_logits_and_kept_attention(any_model, make_batch, sample_texts):
+    """Attribution passes may compute the top layer's output at the first token only: same logits, same
+    attention maps (every row of every layer, the top one included), a one-row last hidden state."""
+    loaded = any_model
+    assert loaded.ctrl.can_cls_only
+    texts, pairs = sample_texts
+    batch = make_batch(loaded, texts, pairs)
+    n = loaded.ctrl.num_layers
+    inputs = model_inputs(loaded.model, batch)
+    outs = {}
+    for cut in (False, True):
+        with torch.no_grad(), loaded.ctrl.pass_settings(keep=range(n), cls_only=cut) as s:
+            out = loaded.model(**inputs, output_hidden_states=True)
+            outs[cut] = out, dict(s.probs)
+    (full, full_p), (cut, cut_p) = outs[False], outs[True]
+    assert (cut.logits - full.logits).abs().max().item() <= 1e-5
+    assert cut.hidden_states[-1].shape[1] == 1 and full.hidden_states[-1].shape[1] == batch["input_ids"].shape[1]
+    assert torch.allclose(cut.hidden_states[-1][:, 0], full.hidden_states[-1][:, 0], atol=1e-5)
+    for l in range(n):
+        assert torch.equal(cut_p[l], full_p[l]), l
+
+
+def test_cls_cut_is_off_outside_attribution_and_where_the_model_lacks_it(load, albert, make_batch, sample_texts):
+    loaded = load("tiny-bert")
+    batch = make_batch(loaded, *sample_texts)
+    with torch.no_grad(), loaded.ctrl.pass_settings() as s:  # training and plain passes: every row
+        assert not s.cls_only
+        assert loaded.model(**model_inputs(loaded.model, batch), output_hidden_states=True).hidden_states[-1].shape[1] > 1
+    assert not albert.ctrl.can_cls_only  # no per-layer module list: nothing to cut
+    with albert.ctrl.pass_settings(cls_only=True) as s:
+        assert not s.cls_only  # a request, honoured only where supported
+
+
+def test_cls_cut_is_refused_where_the_head_reads_every_token():
+    """A token-classification head needs every row: install's check sees different logits and leaves the cut off."""
+    from transformers import BertConfig, BertForTokenClassification
+
+    torch.manual_seed(0)
+    model = _tiny(BertConfig, BertForTokenClassification).eval()
+    ctrl = install(model)
+    assert ctrl.can_expand and not ctrl.can_cls_only
+    hooks = [h for m in model.modules() for h in m._forward_pre_hooks.values() if h.__name__ == "_cls_hook"]
+    assert hooks == []

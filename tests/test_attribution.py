@@ -213,6 +213,24 @@ def test_iga_with_one_step_is_attention_times_ga(load, make_batch, sample_texts,
     assert _rel(iga.scores, ga.attention * ga.scores) <= 1e-6
 
 
+@pytest.mark.parametrize("name", TINY + ("minilm",))
+@pytest.mark.parametrize("method", ["ga", "iga"])
+def test_cls_cut_of_the_top_layer_changes_no_score(load, minilm, make_batch, sample_texts, name, method, monkeypatch):
+    """Attribution passes compute the top layer at the first token only: the same scores (the other rows have zero
+    gradient either way), attention, logits and target as passes over every row."""
+    loaded = minilm if name == "minilm" else load(name)
+    texts, pairs = sample_texts
+    batch = make_batch(loaded, texts, pairs)
+    cfg = AttributionConfig(method=method, steps=4)
+    cut = attribute(loaded, batch, cfg)
+    monkeypatch.setattr(loaded.ctrl, "can_cls_only", False)
+    full = attribute(loaded, batch, cfg)
+    assert _rel(cut.scores, full.scores) <= 1e-5 and _rel(cut.attention, full.attention) <= 1e-6
+    assert (cut.logits - full.logits).abs().max().item() <= 1e-5 and torch.equal(cut.target, full.target)
+    top = full.scores[-1]  # rows other than the first have zero gradient in the top layer
+    assert top[:, :, 1:].abs().max().item() == 0.0 and top[:, :, 0].abs().max().item() > 0
+
+
 # ------------------------------------------------------------------------------------------ AA, RD, modes, targets
 
 

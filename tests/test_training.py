@@ -137,3 +137,14 @@ def test_regression_addrop_uses_negative_loss(tmp_path):
     res = train(_cfg(task="csv", csv=str(f), epochs=2, strategy="addrop"), runs_dir=str(tmp_path / "runs"))
     assert res.status == "finished" and res.metrics[1]["dropped_share"] > 0
     assert len(list_runs(tmp_path / "runs")) == 1
+
+
+def test_optimizer_is_fused_adamw_with_decay_groups_on_the_cpu():
+    from addrop.training import _optimizer
+
+    loaded = load_model("tiny-bert", "cpu")
+    opt, _ = _optimizer(loaded.model, TrainConfig(model="tiny-bert", weight_decay=0.01), 10)
+    assert isinstance(opt, torch.optim.AdamW) and opt.defaults["fused"]
+    decay, no_decay = opt.param_groups
+    assert decay["weight_decay"] == 0.01 and no_decay["weight_decay"] == 0.0
+    assert all(p.ndim >= 2 for p in decay["params"]) and all(p.ndim == 1 for p in no_decay["params"])
