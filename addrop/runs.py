@@ -599,6 +599,16 @@ BASE_COLUMNS = ["id", "group", "task", "model", "strategy", "method", "p", "q", 
                 "train_loss", "dev_loss"]
 
 
+def _mask_columns(strategy, att: dict) -> dict:
+    """method, p, q as a run actually used them: none for unmasked runs; the prior experiment's drop-* runs use
+    gold-label GA and drop exactly the top-p share, so q does not apply (training.masking_config)."""
+    if strategy in (None, "vanilla", "none"):
+        return {"method": None, "p": None, "q": None}
+    if isinstance(strategy, str) and strategy.startswith("drop-"):
+        return {"method": "random" if strategy == "drop-random" else "ga (gold)", "p": att.get("p"), "q": None}
+    return {"method": att.get("method"), "p": att.get("p"), "q": att.get("q")}
+
+
 def runs_table(records: Iterable[RunRecord]):
     """One row per run: id, group, task, model, strategy, method, p, q, seed, status, epochs (done), the last
     train_loss and dev_loss, every last ``dev_*`` metric, started, reason."""
@@ -616,9 +626,7 @@ def runs_table(records: Iterable[RunRecord]):
             "task": cfg.get("task"),
             "model": cfg.get("model"),
             "strategy": cfg.get("strategy"),
-            "method": att.get("method") if cfg.get("strategy") not in (None, "vanilla", "none") else None,
-            "p": att.get("p") if cfg.get("strategy") not in (None, "vanilla", "none") else None,
-            "q": att.get("q") if cfg.get("strategy") not in (None, "vanilla", "none") else None,
+            **_mask_columns(cfg.get("strategy"), att),
             "seed": cfg.get("seed"),
             "status": r.status,
             "epochs": r.epochs_done,

@@ -276,6 +276,7 @@ def test_runs_table_columns(tmp_path):
     w.log_epoch({"epoch": 2, "train_loss": 0.7, "dev_loss": 0.6, "dev_accuracy": 0.75, "dev_f1": 0.7})
     w.finish()
     RunWriter(tmp_path, "b", {**CFG, "strategy": "vanilla"}).finish()
+    RunWriter(tmp_path, "c", {**CFG, "strategy": "drop-low"}).finish()
     df = runs_table(list_runs(tmp_path))
     for col in ("id", "strategy", "status", "epochs", "train_loss", "dev_loss", "dev_accuracy", "dev_f1"):
         assert col in df.columns
@@ -284,6 +285,8 @@ def test_runs_table_columns(tmp_path):
     assert row["status"] == "finished" and row["strategy"] == "addrop" and row["method"] == "ga"
     rowb = df.set_index("id").loc["b"]
     assert rowb["epochs"] == 0 and pd.isna(rowb["method"])
+    rowc = df.set_index("id").loc["c"]  # prior experiment: gold GA, fixed rate p, no q
+    assert rowc["method"] == "ga (gold)" and rowc["p"] == CFG["attribution"]["p"] and pd.isna(rowc["q"])
     assert list(runs_table([]).columns)[:3] == ["id", "group", "task"]
     mf = metrics_frame(list_runs(tmp_path))
     assert len(mf) == 2 and set(mf["run"]) == {"a"}
