@@ -243,8 +243,10 @@ def encode(loaded, text: str, pair: str | None = None, max_length: int | None = 
         pair = None
     limit = min(max_length or loaded.max_length, loaded.max_length)
     tok = loaded.tokenizer
-    full = tok(text, pair, truncation=False)["input_ids"]
-    enc = tok(text, pair, truncation=True, max_length=limit, return_tensors="pt")
+    enc = tok(text, pair, truncation=False, return_tensors="pt")
+    truncated = enc["input_ids"].shape[1] > limit
+    if truncated:  # tokenized again only when too long (the tokenizer knows how to cut a pair)
+        enc = tok(text, pair, truncation=True, max_length=limit, return_tensors="pt")
     tokens = tok.convert_ids_to_tokens(enc["input_ids"][0].tolist())
     batch = {k: v.to(loaded.device) for k, v in enc.items()}
-    return batch, tokens, len(full) > limit
+    return batch, tokens, truncated
