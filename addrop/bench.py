@@ -48,8 +48,9 @@ from typing import Callable
 import torch
 
 from .attribution import attribute, eval_mode, objective, target_classes
+from .batching import batches, encode
 from .config import AttributionConfig, TrainConfig, resolve_layers
-from .data import batches, encode, glue_root, load_data, subset
+from .data import glue_root, load_data, subset
 from .errors import UserError
 from .masking import make_drops
 from .models import Loaded, load_model, model_inputs, resolve_device

@@ -1,16 +1,12 @@
-"""Tasks, loaders, subsets, metrics and batching.
+"""Loaders, subsets and a data description.
 
-- A task registry (`TASKS`, `get_task`) with the GLUE column layouts and metrics.
-- Loaders that all return `(TaskSpec, train: Split, dev: Split)`: `load_glue` (a GLUE folder as written by
-  GLUE's `download_glue_data.py`), `load_hf` (the optional `datasets` package), `load_csv` (a CSV/TSV file
-  or an uploaded buffer) and `load_demo` (the small sentiment set shipped in `assets/demo`). `load_data` picks
-  one from its arguments.
-- Seeded subsets (`subset`, `k_shot`), GLUE metrics (`compute_metrics`), tokenization with a truncation count
-  (`encode`) and dynamically padded batches (`batches`).
+- Loaders that all return `(TaskSpec, train: Split, dev: Split)` (see `addrop.tasks`): `load_glue` (a GLUE folder
+  as written by GLUE's `download_glue_data.py`), `load_hf` (the optional `datasets` package), `load_csv` (a
+  CSV/TSV file or an uploaded buffer) and `load_demo` (the small sentiment set shipped in `assets/demo`).
+  `load_data` picks one from its arguments.
+- Seeded subsets (`subset`, `k_shot`) and `describe` (counts, class balance, text lengths) for display.
 
-Label ids for the GLUE tasks follow the Hugging Face `nyu-mll/glue` datasets, so the GLUE folder and the hub
-give the same ids (MNLI: entailment 0, neutral 1, contradiction 2; RTE/QNLI: entailment 0, not_entailment 1).
-Metric values are fractions in [0, 1] (or [-1, 1] for correlations), not percentages.
+Metrics are in `addrop.metrics`, tokenization and batches in `addrop.batching`.
 """
 from __future__ import annotations
 
@@ -21,141 +17,18 @@ import os
 import random
 import warnings
 from collections import Counter
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Sequence
 
 import numpy as np
 
 from .errors import UserError
+from .tasks import TASKS, Split, TaskSpec, _norm, get_task
 
 GLUE_ENV = "ADDROP_GLUE_DIR"
 DEMO_DIR = Path(__file__).resolve().parent.parent / "assets" / "demo"
 DEFAULT_MAX_BYTES = 20 * 1024 * 1024
 SOURCES = ("auto", "glue", "hf", "csv", "demo")
-
-
-# ----------------------------------------------------------------------------------------------------------
-# Task registry
-# ----------------------------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class TaskSpec:
-    """What a task's files look like, what its labels mean, and how it is scored."""
-
-    name: str
-    glue_dir: str | None  # folder under the GLUE root (None: not a GLUE task)
-    text_cols: tuple  # (text,) or (text, pair): header names, or column indices when header is False
-    label_col: str | int
-    num_labels: int  # 1 for regression
-    label_names: tuple[str, ...]  # class names in id order; () for regression
-    is_regression: bool = False
-    metrics: tuple[str, ...] = ("accuracy",)
-    primary_metric: str = "accuracy"
-    header: bool = True
-    hf_name: str | None = None  # config of the `nyu-mll/glue` dataset
-    hf_cols: tuple[str, ...] = ()  # text columns in the HF dataset
-    hf_dev_split: str = "validation"
-    dev_file: str = "dev.tsv"
-    n_cols: int | None = None  # columns per row when there is no header
-    file_labels: tuple[str, ...] | None = None  # label strings as written in the files, in id order
-    skip_malformed: bool = False  # skip (and count) rows with a wrong column count instead of failing
-    description: str = ""
-
-    @property
-    def has_pairs(self) -> bool:
-        return len(self.text_cols) > 1
-
-    def layout(self) -> str:
-        """The expected file layout, in words (for error messages)."""
-        cols = ", ".join(str(c) for c in self.text_cols)
-        if self.header:
-            return f"tab-separated with a header row naming {cols} and {self.label_col}"
-        return (f"tab-separated, no header, {self.n_cols} columns: text in column {cols}, "
-                f"label in column {self.label_col} (0-based)")
-
-
-_BIN = ("accuracy",)
-TASKS: dict[str, TaskSpec] = {
-    "demo": TaskSpec("demo", None, ("sentence",), "label", 2, ("negative", "positive"),
-                     description="a small balanced sentiment set written for addrop-studio"),
-    "sst-2": TaskSpec("sst-2", "SST-2", ("sentence",), "label", 2, ("negative", "positive"),
-                      hf_name="sst2", hf_cols=("sentence",),
-                      description="Stanford Sentiment Treebank, binary movie-review sentiment"),
-    "mrpc": TaskSpec("mrpc", "MRPC", ("#1 String", "#2 String"), "Quality", 2,
-                     ("not_equivalent", "equivalent"), metrics=("accuracy", "f1"),
-                     hf_name="mrpc", hf_cols=("sentence1", "sentence2"),
-                     description="Microsoft Research Paraphrase Corpus, paraphrase or not"),
-    "rte": TaskSpec("rte", "RTE", ("sentence1", "sentence2"), "label", 2, ("entailment", "not_entailment"),
-                    hf_name="rte", hf_cols=("sentence1", "sentence2"),
-                    file_labels=("entailment", "not_entailment"),
-                    description="Recognizing Textual Entailment"),
-    "cola": TaskSpec("cola", "CoLA", (3,), 1, 2, ("unacceptable", "acceptable"),
-                     metrics=("accuracy", "mcc"), primary_metric="mcc", header=False, n_cols=4,
-                     hf_name="cola", hf_cols=("sentence",),
-                     description="Corpus of Linguistic Acceptability, grammatical or not"),
-    "sts-b": TaskSpec("sts-b", "STS-B", ("sentence1", "sentence2"), "score", 1, (), is_regression=True,
-                      metrics=("pearson", "spearman"), primary_metric="pearson",
-                      hf_name="stsb", hf_cols=("sentence1", "sentence2"),
-                      description="Semantic Textual Similarity Benchmark, a similarity score from 0 to 5"),
-    "qnli": TaskSpec("qnli", "QNLI", ("question", "sentence"), "label", 2, ("entailment", "not_entailment"),
-                     hf_name="qnli", hf_cols=("question", "sentence"),
-                     file_labels=("entailment", "not_entailment"),
-                     description="Question-answering NLI: does the sentence answer the question"),
-    "qqp": TaskSpec("qqp", "QQP", ("question1", "question2"), "is_duplicate", 2,
-                    ("not_duplicate", "duplicate"), metrics=("accuracy", "f1"),
-                    hf_name="qqp", hf_cols=("question1", "question2"), skip_malformed=True,
-                    description="Quora Question Pairs, duplicate or not"),
-    "mnli": TaskSpec("mnli", "MNLI", ("sentence1", "sentence2"), "gold_label", 3,
-                     ("entailment", "neutral", "contradiction"), hf_name="mnli",
-                     hf_cols=("premise", "hypothesis"), hf_dev_split="validation_matched",
-                     dev_file="dev_matched.tsv", file_labels=("entailment", "neutral", "contradiction"),
-                     skip_malformed=True, description="Multi-Genre NLI (dev = matched)"),
-}
-
-
-def _norm(name: str) -> str:
-    return "".join(ch for ch in str(name).lower() if ch.isalnum())
-
-
-_ALIASES = {_norm(k): k for k in TASKS}
-_ALIASES.update({"mnlim": "mnli", "mnlimatched": "mnli", "sst": "sst-2", "sts": "sts-b"})
-
-
-def get_task(name: str) -> TaskSpec:
-    """Look a task up by name, ignoring case, dashes and underscores (`SST-2`, `sst2`, `sts_b`)."""
-    key = _ALIASES.get(_norm(name))
-    if key is None:
-        raise UserError(f"unknown task {name!r}: choose one of {', '.join(TASKS)} (or give a CSV file)")
-    return TASKS[key]
-
-
-# ----------------------------------------------------------------------------------------------------------
-# Splits
-# ----------------------------------------------------------------------------------------------------------
-@dataclass
-class Split:
-    """One split: texts, optional second texts (pairs), labels (class ids, or floats for regression)."""
-
-    texts: list[str]
-    pairs: list[str] | None = None
-    labels: list = field(default_factory=list)  # list[int] | list[float]
-
-    def __post_init__(self):
-        if len(self.labels) != len(self.texts) or (self.pairs is not None and len(self.pairs) != len(self.texts)):
-            raise ValueError("texts, pairs and labels must have the same length")
-
-    def __len__(self) -> int:
-        return len(self.texts)
-
-    @property
-    def is_regression(self) -> bool:
-        return bool(self.labels) and isinstance(self.labels[0], float)
-
-    def select(self, indices: Sequence[int]) -> "Split":
-        idx = [int(i) for i in indices]
-        return Split([self.texts[i] for i in idx],
-                     [self.pairs[i] for i in idx] if self.pairs is not None else None,
-                     [self.labels[i] for i in idx])
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -632,161 +505,6 @@ def k_shot(split: Split, k: int, seed: int = 0, label_names: Sequence[str] | Non
             raise UserError(f"class {name!r} has only {len(idx)} training examples; choose shots <= {len(idx)}")
         chosen += rng.sample(idx, k)
     return split.select(sorted(chosen))
-
-
-# ----------------------------------------------------------------------------------------------------------
-# Metrics
-# ----------------------------------------------------------------------------------------------------------
-def _pearson(x: np.ndarray, y: np.ndarray) -> float:
-    x = x - x.mean()
-    y = y - y.mean()
-    den = math.sqrt(float(np.dot(x, x)) * float(np.dot(y, y)))
-    if den == 0.0 or not math.isfinite(den):
-        return 0.0
-    return float(np.clip(np.dot(x, y) / den, -1.0, 1.0))
-
-
-def _mcc(preds: np.ndarray, labels: np.ndarray) -> float:
-    classes = np.union1d(preds, labels)
-    p = np.searchsorted(classes, preds)
-    t = np.searchsorted(classes, labels)
-    k = len(classes)
-    cm = np.bincount(t * k + p, minlength=k * k).reshape(k, k).astype(np.float64)
-    t_sum, p_sum = cm.sum(1), cm.sum(0)
-    n, correct = cm.sum(), np.trace(cm)
-    cov_tp = correct * n - np.dot(t_sum, p_sum)
-    cov_pp = n * n - np.dot(p_sum, p_sum)
-    cov_tt = n * n - np.dot(t_sum, t_sum)
-    if cov_pp * cov_tt == 0:
-        return 0.0
-    return float(cov_tp / math.sqrt(cov_tt * cov_pp))
-
-
-def _f1(preds: np.ndarray, labels: np.ndarray, positive: int = 1) -> float:
-    tp = int(np.sum((preds == positive) & (labels == positive)))
-    fp = int(np.sum((preds == positive) & (labels != positive)))
-    fn = int(np.sum((preds != positive) & (labels == positive)))
-    return 0.0 if tp == 0 else 2 * tp / (2 * tp + fp + fn)
-
-
-def compute_metrics(spec: TaskSpec, preds, labels) -> dict[str, float]:
-    """GLUE metrics: accuracy (+ f1 of class 1 for MRPC/QQP, + mcc for CoLA), or pearson/spearman.
-
-    `preds` are class ids, or logits [N, C] (argmax is taken); for regression, floats (or [N, 1]).
-    Degenerate inputs (constant predictions) score 0 for mcc and the correlations, without warnings.
-    """
-    p = np.asarray(preds)
-    y = np.asarray(labels)
-    if spec.is_regression:
-        p = p.astype(np.float64).reshape(len(p), -1)[:, 0] if p.ndim > 1 else p.astype(np.float64)
-    elif p.ndim > 1:
-        p = p.argmax(-1)
-    if p.shape[0] != y.shape[0]:
-        raise ValueError(f"{p.shape[0]} predictions for {y.shape[0]} labels")
-    if y.shape[0] == 0:
-        raise ValueError("no predictions to score")
-    out: dict[str, float] = {}
-    if spec.is_regression:
-        from scipy.stats import rankdata  # noqa: PLC0415
-
-        y = y.astype(np.float64)
-        out["pearson"] = _pearson(p, y)
-        out["spearman"] = _pearson(rankdata(p), rankdata(y))
-        out["mse"] = float(np.mean((p - y) ** 2))
-        return out
-    p = p.astype(np.int64)
-    y = y.astype(np.int64)
-    out["accuracy"] = float(np.mean(p == y))
-    if "f1" in spec.metrics:
-        out["f1"] = _f1(p, y)
-    if "mcc" in spec.metrics:
-        out["mcc"] = _mcc(p, y)
-    return out
-
-
-# ----------------------------------------------------------------------------------------------------------
-# Tokenization and batches
-# ----------------------------------------------------------------------------------------------------------
-class Encoded(list):
-    """A list of per-example dicts (`input_ids`, maybe `token_type_ids`) with `truncated` (how many examples
-    were cut to max_length), `max_length` and `pad_token_id`."""
-
-    truncated: int = 0
-    max_length: int = 0
-    pad_token_id: int = 0
-
-
-def encode(tokenizer, split: Split, max_length: int, chunk: int = 4096) -> Encoded:
-    """Tokenize a split; examples longer than max_length are truncated (longest first for pairs) and counted."""
-    pair = split.pairs is not None
-    need = tokenizer.num_special_tokens_to_add(pair=pair) + (2 if pair else 1)
-    if max_length < need:
-        raise UserError(f"max length {max_length} is too short: it must be at least {need} for this input")
-    out = Encoded()
-    out.max_length = max_length
-    out.pad_token_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    keys = None
-    for s in range(0, len(split), chunk):
-        texts = split.texts[s:s + chunk]
-        pairs = split.pairs[s:s + chunk] if pair else None
-        enc = tokenizer(texts, pairs, truncation=False, verbose=False)
-        if keys is None:
-            keys = [k for k in ("input_ids", "token_type_ids") if k in enc]
-        long = [i for i, ids in enumerate(enc["input_ids"]) if len(ids) > max_length]
-        if long:
-            cut = tokenizer([texts[i] for i in long], [pairs[i] for i in long] if pair else None,
-                            truncation=True, max_length=max_length, verbose=False)
-            for j, i in enumerate(long):
-                for k in keys:
-                    enc[k][i] = cut[k][j]
-            out.truncated += len(long)
-        for i in range(len(texts)):
-            out.append({k: enc[k][i] for k in keys})
-    return out
-
-
-def batches(encoded: Sequence[dict], labels: Sequence | None, batch_size: int, shuffle: bool = False,
-            generator=None, is_regression: bool = False, pad_token_id: int | None = None) -> Iterator[dict]:
-    """Yield dicts of tensors, each batch padded (on the right) to its own longest example.
-
-    Keys: input_ids and attention_mask [B, T] long, token_type_ids [B, T] when the tokenizer gave them, labels
-    [B] (long, or float for regression) when `labels` is given. `shuffle` draws the order from `generator`
-    (a torch.Generator) so the same seed gives the same batches.
-    """
-    import torch  # noqa: PLC0415
-
-    if batch_size < 1:
-        raise UserError(f"batch size must be >= 1, got {batch_size}")
-    n = len(encoded)
-    if labels is not None and len(labels) != n:
-        raise ValueError(f"{len(labels)} labels for {n} examples")
-    if pad_token_id is None:
-        pad_token_id = getattr(encoded, "pad_token_id", 0)
-    order = torch.randperm(n, generator=generator).tolist() if shuffle else list(range(n))
-    has_tt = n > 0 and "token_type_ids" in encoded[0]
-    for s in range(0, n, batch_size):
-        idx = order[s:s + batch_size]
-        rows = [encoded[i]["input_ids"] for i in idx]
-        width = max(len(r) for r in rows)
-        ids = np.full((len(idx), width), pad_token_id, dtype=np.int64)  # [B, T]
-        mask = np.zeros((len(idx), width), dtype=np.int64)  # [B, T]
-        tt = np.zeros((len(idx), width), dtype=np.int64) if has_tt else None  # [B, T]
-        for b, r in enumerate(rows):
-            ids[b, :len(r)] = r
-            mask[b, :len(r)] = 1
-            if tt is not None:
-                tt[b, :len(r)] = encoded[idx[b]]["token_type_ids"]
-        batch = {"input_ids": torch.from_numpy(ids), "attention_mask": torch.from_numpy(mask)}
-        if tt is not None:
-            batch["token_type_ids"] = torch.from_numpy(tt)
-        if labels is not None:
-            batch["labels"] = torch.tensor([labels[i] for i in idx],
-                                           dtype=torch.float32 if is_regression else torch.long)
-        yield batch
-
-
-def num_batches(n: int, batch_size: int) -> int:
-    return (n + batch_size - 1) // batch_size
 
 
 # ----------------------------------------------------------------------------------------------------------

@@ -19,10 +19,12 @@ from typing import Callable
 import torch
 
 from .attribution import attribute, frozen
+from .batching import batches, encode, num_batches
 from .config import AttributionConfig, TrainConfig, resolve_layers
-from .data import batches, compute_metrics, encode, k_shot, load_data, num_batches, subset
+from .data import k_shot, load_data, subset
 from .errors import UserError
 from .masking import dropped_share, make_drops
+from .metrics import compute_metrics
 from .models import Loaded, clone_model, load_model, model_inputs
 from .runs import RunWriter, read_metrics, safe_run_id
 

@@ -21,8 +21,8 @@ from torch.utils.data import DataLoader, Dataset  # noqa: E402
 from transformers import Trainer, TrainingArguments  # noqa: E402
 
 import addrop  # noqa: E402
+from addrop.batching import batches  # noqa: E402
 from addrop.config import AttributionConfig, TrainConfig  # noqa: E402
-from addrop.data import batches  # noqa: E402
 from addrop.errors import UnsupportedModelError, UserError  # noqa: E402
 from addrop.hf_trainer import ADDropConfig, ADDropTrainer  # noqa: E402
 from addrop.models import load_model  # noqa: E402
@@ -55,7 +55,7 @@ class _Indices(Dataset):
 
 
 class _SameOrder:
-    """A batch sampler drawing each epoch's order as addrop.data.batches(shuffle=True) does: one torch.randperm
+    """A batch sampler drawing each epoch's order as addrop.batching.batches(shuffle=True) does: one torch.randperm
     per epoch from one generator seeded with the run's seed."""
 
     def __init__(self, n, batch_size, seed):
