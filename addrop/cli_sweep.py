@@ -89,7 +89,8 @@ def spec_from_args(a):
 
 
 def _cmd_sweep(a) -> int:
-    from .sweep import HEATMAP_FILE, TABLE_FILE, best_cell, run_sweep, write_outputs
+    from .sweep import run_sweep
+    from .sweep_results import HEATMAP_FILE, TABLE_FILE, best_cell, write_outputs
 
     spec = spec_from_args(a)
     n = len(spec.cells())

@@ -1,5 +1,5 @@
 """Sweeps: the p x q heatmap (paper Figure 6) filling in live, the best cell and its curves, and a small sweep
-started in the background. Thin: every number comes from addrop.sweep reading the run records."""
+started in the background. Thin: every number comes from addrop.sweep_results reading the run records."""
 from __future__ import annotations
 
 import math
@@ -8,6 +8,7 @@ from pathlib import Path
 import streamlit as st
 
 from addrop import sweep as sw
+from addrop import sweep_results as sr
 from addrop.errors import UserError
 from pages import _common as ui
 
@@ -84,8 +85,8 @@ def _cell_label(row) -> str:
 
 def _show_sweep(folder: Path, live: bool):
     try:
-        table = sw.sweep_table(folder, which=st.session_state.get("sweep_which", "best"))
-        prog = sw.progress(folder)
+        table = sr.sweep_table(folder, which=st.session_state.get("sweep_which", "best"))
+        prog = sr.progress(folder)
     except UserError as e:
         st.error(str(e))
         return
@@ -93,10 +94,10 @@ def _show_sweep(folder: Path, live: bool):
     st.progress(min(1.0, done / max(expected, 1)),
                 text=f"{done}/{expected} runs finished" + (f"; running: {', '.join(prog['running'])}"
                                                             if prog["running"] else ""))
-    fig = sw.sweep_heatmap(table)
+    fig = sr.sweep_heatmap(table)
     event = st.plotly_chart(fig, key=f"heat-{folder.name}", on_select="rerun", selection_mode="points",
                             width="stretch")
-    best = sw.best_cell(table)
+    best = sr.best_cell(table)
     base = table.attrs.get("baseline", math.nan)
     metric = table.attrs.get("metric", "metric")
     c1, c2, c3 = st.columns(3)
@@ -128,10 +129,10 @@ def _show_sweep(folder: Path, live: bool):
     from addrop.plots import loss_curves
     from addrop.runs import metrics_frame
 
-    runs = sw.cell_runs(folder, None if row["kind"] == "baseline" else row["p"],
+    runs = sr.cell_runs(folder, None if row["kind"] == "baseline" else row["p"],
                         None if row["kind"] == "baseline" else row["q"])
     if row["kind"] != "baseline":
-        runs += sw.cell_runs(folder, None, None)
+        runs += sr.cell_runs(folder, None, None)
     frame = metrics_frame(runs)
     if not frame.empty:
         frame["label"] = frame["run"]
@@ -143,7 +144,7 @@ def _show_sweep(folder: Path, live: bool):
                      hide_index=True, width="stretch")
     with st.expander("table (table.csv)"):
         st.dataframe(table.round(4), hide_index=True, width="stretch")
-        st.caption(f"{folder / sw.TABLE_FILE}  ·  {folder / sw.HEATMAP_FILE}")
+        st.caption(f"{folder / sr.TABLE_FILE}  ·  {folder / sr.HEATMAP_FILE}")
 
 
 def main():
@@ -155,7 +156,7 @@ def main():
     job = ui.job_for("sweep")
     if job is not None and not job.done:
         ui.live_job(job, lambda snap: None, key="sweep", every=2.0)
-    folders = sw.list_sweeps(runs_dir)
+    folders = sr.list_sweeps(runs_dir)
     if not runs_dir.is_dir():
         st.info(f"no runs folder yet at {runs_dir.resolve()} (set ADDROP_RUNS_DIR): start a sweep below")
     elif not folders:
@@ -169,7 +170,7 @@ def main():
                  help="best: its best dev epoch (early stopping, as in the paper); last: the final epoch")
         folder = runs_dir / pick
         try:
-            live = bool(sw.progress(folder)["running"]) or (job is not None and not job.done)
+            live = bool(sr.progress(folder)["running"]) or (job is not None and not job.done)
         except UserError:
             live = False
         st.fragment(run_every=2 if live else None)(_show_sweep)(folder, live)

@@ -10,9 +10,11 @@ import pytest
 from addrop.cli import main
 from addrop.config import AttributionConfig, TrainConfig
 from addrop.errors import UserError
-from addrop.sweep import (HEATMAP_FILE, RAY_MISSING, SWEEP_FILE, TABLE_FILE, SweepSpec, baseline_name, best_cell,
-                          cell_name, cell_runs, default_name, list_sweeps, parse_seeds, parse_values, plan, progress,
-                          run_sweep, sweep_heatmap, sweep_table)
+from addrop.sweep import (SWEEP_FILE, SweepSpec, baseline_name, cell_name, default_name, parse_seeds, parse_values,
+                          plan, run_sweep)
+from addrop.sweep_ray import RAY_MISSING
+from addrop.sweep_results import (HEATMAP_FILE, TABLE_FILE, best_cell, cell_runs, list_sweeps, progress,
+                                  sweep_heatmap, sweep_table)
 
 
 def _on_ci() -> bool:
@@ -293,7 +295,7 @@ def test_ray_backend_matches_local(local_sweep, tmp_path):
     _ray_or_skip()
     import ray
 
-    from addrop.sweep import init_ray
+    from addrop.sweep_ray import init_ray
 
     out, _, _ = local_sweep
     started = init_ray()
