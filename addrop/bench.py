@@ -1,7 +1,7 @@
 """Training cost of AD-DROP against plain fine-tuning, measured in one process on the same batches.
 
 `run_bench(...)` measures, on fixed batches of real sentences (SST-2 train from the GLUE folder when there is
-one, else the demo set), with dynamic padding (`data.batches`):
+one, else the demo set), with dynamic padding (`batching.batches`):
 
 - training steps exactly as `training._loop` runs them (same optimizer, clipping and scheduler): vanilla
   (forward + backward + step) and AD-DROP (`training.drops_for` -> masked forward + backward + step) for GA,
@@ -659,14 +659,26 @@ def table_rows(rec: dict) -> list[tuple[str, ...]]:
     return rows
 
 
+def header(rec: dict) -> str:
+    m = rec["machine"]
+    return (f"AD-DROP cost: {rec['model']} on {rec['device']} ({m['cpu']}, {m['cpus']} cpus, {m['threads']} torch "
+            f"threads, torch {m['torch']}), batch {rec['batch_size']}, {'quick' if rec['quick'] else 'full'} run, "
+            f"malloc env {'set' if rec['malloc_env']['set'] else 'NOT set'}, load average "
+            f"{rec['loadavg']['start']} -> {rec['loadavg']['end']}")
+
+
+def markdown_table(rec: dict) -> str:
+    """The same table in Markdown (for docs/performance.md and issue notes), the header line above it."""
+    rows = [HEAD] + table_rows(rec)
+    lines = [header(rec), "", "| " + " | ".join(HEAD) + " |", "|" + "---|" * len(HEAD)]
+    lines += ["| " + " | ".join(c.replace("|", "\\|") for c in r) + " |" for r in rows[1:]]
+    return "\n".join(lines)
+
+
 def format_table(rec: dict) -> str:
     rows = [HEAD] + table_rows(rec)
     w = [max(len(r[i]) for r in rows) for i in range(len(HEAD))]
-    m = rec["machine"]
-    lines = [f"AD-DROP cost: {rec['model']} on {rec['device']} ({m['cpu']}, {m['cpus']} cpus, {m['threads']} torch "
-             f"threads, torch {m['torch']}), batch {rec['batch_size']}, {'quick' if rec['quick'] else 'full'} run, "
-             f"malloc env {'set' if rec['malloc_env']['set'] else 'NOT set'}, load average "
-             f"{rec['loadavg']['start']} -> {rec['loadavg']['end']}"]
+    lines = [header(rec)]
     for i, r in enumerate(rows):
         lines.append("  ".join(c.ljust(w[j]) for j, c in enumerate(r)).rstrip())
         if i == 0:

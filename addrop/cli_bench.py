@@ -31,6 +31,9 @@ def add_parser(sub):
     p.add_argument("--threads", type=int, default=None,
                    help="torch intra-op threads (default: torch's own choice, usually the core count)")
     p.add_argument("--seed", type=int, default=0, help="seed (data subset, head init, masks)")
+    p.add_argument("--show", metavar="JSON", default=None,
+                   help="print the table of a saved record instead of measuring (e.g. to compare machines)")
+    p.add_argument("--markdown", action="store_true", help="print the table as Markdown")
     p.add_argument("--no-reexec", action="store_true",
                    help="do not restart the process with the allocator settings (the record says they are missing)")
     p.set_defaults(func=_cmd_bench)
@@ -59,10 +62,14 @@ def _maybe_reexec(a) -> None:
 def _cmd_bench(a) -> int:
     from dataclasses import replace
 
-    from .bench import Settings, format_table, run_bench
+    from .bench import Settings, format_table, markdown_table, run_bench
     from .errors import UserError
     from .runs import atomic_write_json
 
+    show = markdown_table if a.markdown else format_table
+    if a.show is not None:
+        print(show(_read_record(a.show)))
+        return 0
     _maybe_reexec(a)
     if a.batch_size < 1:
         raise UserError(f"--batch-size must be >= 1, got {a.batch_size}")
@@ -83,6 +90,28 @@ def _cmd_bench(a) -> int:
     rec = run_bench(model=a.model, device=a.device, batch_size=a.batch_size, quick=a.quick, settings=st,
                     data=a.data, seed=a.seed, threads=a.threads, progress=lambda s: print(s, file=sys.stderr, flush=True))
     atomic_write_json(a.out, rec)
-    print(format_table(rec))
+    print(show(rec))
     print(f"-> {a.out} ({rec['seconds']:.0f} s)")
     return 0
+
+
+def _read_record(path: str) -> dict:
+    import json
+
+    from .bench import check_targets
+    from .errors import UserError
+
+    try:
+        with open(path, encoding="utf-8") as f:
+            rec = json.load(f)
+    except FileNotFoundError:
+        raise UserError(f"no such benchmark record: {path}") from None
+    except (OSError, ValueError) as e:
+        raise UserError(f"{path} is not a readable benchmark record (JSON): {e}") from None
+    needed = ("model", "device", "machine", "ratios", "ratio_stats", "step_ms_stats", "cpu", "captum", "latency_ms_stats")
+    missing = [k for k in needed if not isinstance(rec, dict) or k not in rec]
+    if missing:
+        raise UserError(f"{path} is not a benchmark record from this version: missing {', '.join(missing)}")
+    if "targets" not in rec:
+        rec["targets"] = check_targets(rec)
+    return rec

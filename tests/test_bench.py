@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from addrop import cli
-from addrop.bench import MALLOC_ENV, STEP_KEYS, Settings, check_targets, format_table, max_rel_diff, run_bench
+from addrop.bench import MALLOC_ENV, STEP_KEYS, Settings, check_targets, format_table, max_rel_diff, run_bench, table_rows
 from addrop.errors import UserError
 
 RATIO_KEYS = ("ga_all", "ga_layer0", "ga_reference_all", "iga_all", "aa_all", "rd_all", "crosstuned_pair")
@@ -71,6 +71,25 @@ def test_table_and_targets(record):
     assert set(check_targets(record)) == set(record["targets"])
     for t in record["targets"].values():
         assert isinstance(t["met"], bool)
+
+
+def test_show_prints_a_saved_record_as_text_or_markdown(record, tmp_path, capsys):
+    path = tmp_path / "rec.json"
+    path.write_text(json.dumps(record))
+    assert cli.main(["bench", "--show", str(path)]) == 0
+    text = capsys.readouterr().out.strip()
+    assert text == format_table(record)  # the same table the measuring run printed
+    assert cli.main(["bench", "--show", str(path), "--markdown"]) == 0
+    md = capsys.readouterr().out.splitlines()
+    rows = [l for l in md if l.startswith("| ")]
+    assert len(rows) == 1 + len(table_rows(record))  # header row + one per measure
+    assert all(l.count(" | ") == 5 for l in rows)
+    # a file that is not a record: a one-line error, exit 2
+    (tmp_path / "bad.json").write_text('{"model": "x"}')
+    assert cli.main(["bench", "--show", str(tmp_path / "bad.json")]) == 2
+    assert cli.main(["bench", "--show", str(tmp_path / "missing.json")]) == 2
+    err = capsys.readouterr().err
+    assert "not a benchmark record" in err and "no such benchmark record" in err
 
 
 def test_in_process_run_does_not_reexec(record):
