@@ -233,3 +233,21 @@ def test_no_row_loses_every_key_and_logits_stay_finite(tiny_ga, fixed_rate, ties
             with torch.no_grad(), loaded.model.addrop.pass_settings(drops={l: dropped[i] for i, l in enumerate(res.layers)}):
                 out = loaded.model(**inputs).logits
             assert torch.isfinite(out).all(), (mode, p, q)
+
+
+@pytest.mark.parametrize("mode", ["high", "low"])
+@pytest.mark.parametrize("ties", ["paper", "strict"])
+def test_length_grouped_rank_search_equals_one_pass(mode, ties, monkeypatch):
+    """A padded CPU batch is searched in length-sorted groups cut to their longest example: the same region as
+    one pass over the padded batch, ties (rounded scores, constant rows) included."""
+    import addrop.masking as M
+
+    lengths = [9, 3, 17, 1, 12, 12, 5, 30, 2, 8, 20]
+    km = _lengths_mask(lengths, T=32)
+    s = (torch.rand((2, len(lengths), 3, 32, 32), generator=torch.Generator().manual_seed(1)) * 4).round() / 4
+    s[0, 0, 0] = 0.5  # a constant row
+    assert M._worth_grouping(km)
+    grouped = candidate_region(s, km, 0.3, mode, ties)
+    monkeypatch.setattr(M, "GROUP", 10**6)
+    assert not M._worth_grouping(km)
+    assert torch.equal(grouped, candidate_region(s, km, 0.3, mode, ties))
