@@ -10,6 +10,7 @@ controller's per-thread state, set for one forward pass, is what the attention f
     expand {layer: c}                   repeat the hidden states c times at the input of that layer (IGA copies
                                         share the layers below instead of recomputing them)
     cls_only bool                       the top layer computes its output for the first token only (see below)
+    cls_rows LongTensor [B]             packed passes (packing.py): the rows the top layer keeps, one per example
 
 The probabilities of layer l pass through `controller.probes[l]`, an `nn.Identity` that Captum can attribute at.
 Layers are numbered by call order within a forward pass (ALBERT shares one attention module across layers).
@@ -50,6 +51,7 @@ class _State(threading.local):
         self.gate: dict[int, torch.Tensor] = {}
         self.expand: dict[int, int] = {}
         self.cls_only = False
+        self.cls_rows: torch.Tensor | None = None
         self.calls = 0
 
 
@@ -63,6 +65,7 @@ class Controller(nn.Module):
         self._state = _State()
         self.can_expand = False
         self.can_cls_only = False
+        self.pack_offset: int | None = None  # position-id offset of packed passes; None = no packing
 
     @property
     def state(self) -> _State:
@@ -72,14 +75,19 @@ class Controller(nn.Module):
         self._state.calls = 0
         self._state.probs = {}
 
+    @property
+    def can_pack(self) -> bool:  # packed passes need the top-layer cut to pick one row per example
+        return self.pack_offset is not None and self.can_cls_only
+
     @contextmanager
-    def pass_settings(self, drops=None, keep=(), scale=None, gate=None, expand=None, cls_only=False):
+    def pass_settings(self, drops=None, keep=(), scale=None, gate=None, expand=None, cls_only=False, cls_rows=None):
         """Set what the next forward pass(es) do; everything is cleared on exit. `cls_only` is a request, honoured
         only where the model supports it (`can_cls_only`): the caller may then read nothing but the logits."""
         s = self._state
         s.drops, s.keep = dict(drops or {}), set(keep)
         s.scale, s.gate, s.expand = dict(scale or {}), dict(gate or {}), dict(expand or {})
         s.cls_only = bool(cls_only) and self.can_cls_only
+        s.cls_rows = cls_rows if self.can_cls_only else None
         try:
             yield s
         finally:
@@ -162,10 +170,17 @@ _CLS_CUTS = ("attention.output", "sa_layer_norm")
 
 
 def _cls_hook(module, args, kwargs):
-    """Forward pre-hook at the cut of the top layer: keep the first token of every [N, T, D] input."""
-    if not module._addrop_ctrl.state.cls_only:
+    """Forward pre-hook at the cut of the top layer: keep the first token of every [N, T, D] input (a packed
+    [1, N, D] input: the rows `cls_rows`, one per example, as [B, 1, D])."""
+    s = module._addrop_ctrl.state
+    if s.cls_rows is not None:
+        rows = s.cls_rows
+        # [c, N, D] -> [c * B, 1, D], copy-major (c = 1 unless copies were expanded below)
+        cut = lambda v: v[:, rows].reshape(-1, 1, v.shape[-1]) if isinstance(v, torch.Tensor) and v.dim() == 3 else v  # noqa: E731,E501
+    elif s.cls_only:
+        cut = lambda v: v[:, :1] if isinstance(v, torch.Tensor) and v.dim() == 3 else v  # noqa: E731
+    else:
         return None
-    cut = lambda v: v[:, :1] if isinstance(v, torch.Tensor) and v.dim() == 3 else v  # noqa: E731
     return tuple(cut(a) for a in args), {k: cut(v) for k, v in kwargs.items()}
 
 
@@ -251,6 +266,9 @@ def install(model) -> Controller:
     try:
         _check_called(model, ctrl, model_type)
         hooks += _install_cls_cut(model, ctrl, layers)
+        from .packing import supported  # here: packing imports models, which imports this module
+
+        ctrl.pack_offset = supported(model, ctrl)
     except UnsupportedModelError:
         # undo, so the model is not left looking installed (a second install() would return this controller)
         for h in hooks:

@@ -118,7 +118,9 @@ def attribute(loaded, batch: dict, cfg: AttributionConfig, labels: torch.Tensor 
     key_mask = batch["attention_mask"].bool()
     t0 = time.perf_counter()
     with eval_mode(model):
-        if cfg.method in SUB_BATCH and _worth_splitting(key_mask, SUB_BATCH[cfg.method]):
+        if cfg.method in PACKED and ctrl.can_pack and _worth_splitting(key_mask, 1):
+            att, scores, logits, target = _packed(model, ctrl, inputs, key_mask, layers, cfg, labels)
+        elif cfg.method in SUB_BATCH and _worth_splitting(key_mask, SUB_BATCH[cfg.method]):
             att, scores, logits, target = _by_length(model, ctrl, inputs, key_mask, layers, cfg, labels)
         else:
             att, scores, logits, target = _one(model, ctrl, inputs, layers, cfg, labels, generator)
@@ -147,6 +149,20 @@ def _worth_splitting(key_mask: torch.Tensor, size: int) -> bool:
     return key_mask.device.type == "cpu" and key_mask.shape[0] > size and not bool(key_mask.all())
 
 
+PACKED = ("ga", "aa")  # CPU: methods whose padded batches run as one packed sequence where the model allows it
+
+
+def _packed(model, ctrl, inputs, key_mask, layers, cfg, labels):
+    """One pass over the real tokens of the batch packed into one sequence (packing.py): same numbers as the
+    per-example passes up to rounding, in large matrix products."""
+    from .packing import pack, unpack
+
+    packed, starts, n = pack(inputs, key_mask, ctrl.pack_offset)
+    a, s, logits, target = _one(model, ctrl, packed, layers, cfg, labels, None, cls_rows=starts)
+    T = key_mask.shape[1]
+    return unpack(a, starts, n, T), unpack(s, starts, n, T), logits.detach(), target
+
+
 def _by_length(model, ctrl, inputs, key_mask, layers, cfg, labels):
     lengths = key_mask.sum(-1)
     order = lengths.argsort(descending=True, stable=True)
@@ -169,14 +185,14 @@ def _by_length(model, ctrl, inputs, key_mask, layers, cfg, labels):
     return att, scores, logits, target
 
 
-def _one(model, ctrl, inputs, layers, cfg, labels, generator):
-    """One attribution pass over a batch as given."""
+def _one(model, ctrl, inputs, layers, cfg, labels, generator, **settings):
+    """One attribution pass over a batch as given (`settings`: extra controller settings, e.g. cls_rows)."""
     if cfg.method == "ga":
-        return _ga(model, ctrl, inputs, layers, cfg, labels)
+        return _ga(model, ctrl, inputs, layers, cfg, labels, **settings)
     if cfg.method == "iga":
         return _iga(model, ctrl, inputs, layers, cfg, labels)
     with torch.no_grad():
-        logits, probs = _forward(model, inputs, ctrl, keep=layers)
+        logits, probs = _forward(model, inputs, ctrl, keep=layers, **settings)
     att = torch.stack([probs[l] for l in layers]).detach()
     target = target_classes(logits, cfg, labels)
     if cfg.method == "aa":
@@ -185,10 +201,10 @@ def _one(model, ctrl, inputs, layers, cfg, labels, generator):
     return att, torch.rand(att.shape, generator=generator, device=gen_device).to(att.device), logits, target
 
 
-def _ga(model, ctrl, inputs, layers, cfg, labels):
+def _ga(model, ctrl, inputs, layers, cfg, labels, **settings):
     """Eq. 2/5: dF_c/dA for every head of every selected layer in ONE backward call, no parameter gradients."""
     with torch.enable_grad():
-        logits, probs = _forward(model, inputs, ctrl, keep=layers)
+        logits, probs = _forward(model, inputs, ctrl, keep=layers, **settings)
         target = target_classes(logits, cfg, labels)
         kept = [probs[l] for l in layers]
         grads = torch.autograd.grad(objective(logits, target), kept, allow_unused=True)

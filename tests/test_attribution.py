@@ -231,6 +231,39 @@ def test_cls_cut_of_the_top_layer_changes_no_score(load, minilm, make_batch, sam
     assert top[:, :, 1:].abs().max().item() == 0.0 and top[:, :, 0].abs().max().item() > 0
 
 
+@pytest.mark.parametrize("name", TINY + ("minilm",))
+@pytest.mark.parametrize("method", ["ga", "aa"])
+def test_packed_pass_equals_one_padded_pass(load, minilm, make_batch, sample_texts, name, method, monkeypatch):
+    """GA and AA of a padded CPU batch run as one packed sequence (block-diagonal mask, positions restarting per
+    example): the same attention, scores, logits and target as one padded pass over the batch, pairs included."""
+    import addrop.attribution as A
+
+    loaded = minilm if name == "minilm" else load(name)
+    assert loaded.ctrl.can_pack
+    texts, pairs = sample_texts
+    batch = make_batch(loaded, texts, pairs)
+    assert A._worth_splitting(batch["attention_mask"].bool(), 1)
+    cfg = AttributionConfig(method=method)
+    calls = []
+    real = A._packed
+    monkeypatch.setattr(A, "_packed", lambda *a: calls.append(1) or real(*a))
+    packed = attribute(loaded, batch, cfg)
+    assert calls == [1]
+    monkeypatch.setattr(A, "PACKED", ())
+    monkeypatch.setattr(A, "SUB_BATCH", {})
+    whole = attribute(loaded, batch, cfg)
+    assert _rel(packed.scores, whole.scores) <= 1e-5 and _rel(packed.attention, whole.attention) <= 1e-5
+    assert (packed.logits - whole.logits).abs().max().item() <= 1e-5 and torch.equal(packed.target, whole.target)
+    assert packed.scores.shape == whole.scores.shape
+
+
+def test_no_packing_without_the_top_layer_cut(load, make_batch, sample_texts, monkeypatch):
+    loaded = load("tiny-roberta")  # RoBERTa positions count from padding_idx + 1: found at install
+    assert loaded.ctrl.pack_offset == loaded.model.config.pad_token_id + 1
+    monkeypatch.setattr(loaded.ctrl, "can_cls_only", False)
+    assert not loaded.ctrl.can_pack
+
+
 # ------------------------------------------------------------------------------------------ AA, RD, modes, targets
 
 
@@ -358,6 +391,7 @@ def test_length_split_equals_one_padded_pass(load, method, monkeypatch):
     texts = ["a", "a fine film", "the plot drags on and on and on", "ok", "what a waste of two hours", "yes", "no way"]
     batch = dict(loaded.tokenizer(texts, padding=True, return_tensors="pt"))
     cfg = AttributionConfig(method=method, steps=3)
+    monkeypatch.setattr(A, "PACKED", ())  # this test is about the split (packing: tested below)
     split = attribute(loaded, batch, cfg)
     assert A._worth_splitting(batch["attention_mask"].bool(), A.SUB_BATCH[method])
     monkeypatch.setattr(A, "SUB_BATCH", {})

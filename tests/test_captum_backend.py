@@ -17,11 +17,15 @@ def _rel(a: torch.Tensor, b: torch.Tensor) -> float:
     return ((a - b).abs().max() / b.abs().max()).item()
 
 
-def _split(batch, method) -> bool:
+def _split(loaded, batch, method) -> bool:
+    """Whether the native backend runs this batch other than as one padded pass (packed or length-split)."""
     import addrop.attribution as A
 
+    km = batch["attention_mask"].bool()
+    if method in A.PACKED and loaded.ctrl.can_pack and A._worth_splitting(km, 1):
+        return True
     size = A.SUB_BATCH.get(method)
-    return size is not None and A._worth_splitting(batch["attention_mask"].bool(), size)
+    return size is not None and A._worth_splitting(km, size)
 
 
 def _both(loaded, batch, labels=None, **kw):
@@ -29,7 +33,7 @@ def _both(loaded, batch, labels=None, **kw):
     captum = attribute(loaded, batch, AttributionConfig(backend="captum", **kw), labels=labels)
     assert native.backend == "native" and captum.backend == "captum"
     assert native.layers == captum.layers
-    if _split(batch, native.method):  # length-sorted sub-batches: the same numbers up to rounding
+    if _split(loaded, batch, native.method):  # packed or length-split: the same numbers up to rounding
         assert _rel(native.attention, captum.attention) <= 1e-5  # as test_length_split_equals_one_padded_pass
     else:
         assert torch.equal(native.attention, captum.attention)
