@@ -152,15 +152,31 @@ def _worth_splitting(key_mask: torch.Tensor, size: int) -> bool:
 PACKED = ("ga", "aa")  # CPU: methods whose padded batches run as one packed sequence where the model allows it
 
 
-def _packed(model, ctrl, inputs, key_mask, layers, cfg, labels):
-    """One pass over the real tokens of the batch packed into one sequence (packing.py): same numbers as the
-    per-example passes up to rounding, in large matrix products."""
-    from .packing import pack, unpack
+PACK_TOKENS = 512  # real tokens per packed pass at most: the packed maps are [H, N, N], quadratic in N
 
-    packed, starts, n = pack(inputs, key_mask, ctrl.pack_offset)
-    a, s, logits, target = _one(model, ctrl, packed, layers, cfg, labels, None, cls_rows=starts)
-    T = key_mask.shape[1]
-    return unpack(a, starts, n, T), unpack(s, starts, n, T), logits.detach(), target
+
+def _packed(model, ctrl, inputs, key_mask, layers, cfg, labels):
+    """Passes over the real tokens of the batch packed into sequences of at most PACK_TOKENS (packing.py): same
+    numbers as the per-example passes up to rounding, in large matrix products."""
+    from .packing import groups, pack, unpack
+
+    B, T = key_mask.shape
+    att = scores = logits = target = None
+    for idx in groups(key_mask.sum(-1), PACK_TOKENS):
+        sub = {k: v[idx] for k, v in inputs.items()}
+        sub_labels = labels[idx] if labels is not None else None
+        packed, starts, n = pack(sub, key_mask[idx], ctrl.pack_offset)
+        a, s, lg, tg = _one(model, ctrl, packed, layers, cfg, sub_labels, None, cls_rows=starts)
+        if att is None:
+            att = a.new_zeros(a.shape[0], B, a.shape[2], T, T)
+            scores = s.new_zeros(att.shape)
+            logits = lg.new_zeros(B, lg.shape[-1])
+            target = tg.new_zeros(B)
+        att[:, idx] = unpack(a, starts, n, T)
+        scores[:, idx] = unpack(s, starts, n, T)
+        logits[idx] = lg.detach()
+        target[idx] = tg
+    return att, scores, logits, target
 
 
 def _by_length(model, ctrl, inputs, key_mask, layers, cfg, labels):

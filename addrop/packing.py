@@ -36,6 +36,19 @@ def pack(inputs: dict, key_mask: torch.Tensor, offset: int):
     return out, starts, n
 
 
+def groups(lengths: torch.Tensor, max_tokens: int) -> list[torch.Tensor]:
+    """Indices of consecutive examples, each group holding at most max_tokens real tokens (an example longer than
+    that on its own)."""
+    out, start, total = [], 0, 0
+    for i, k in enumerate(lengths.tolist()):
+        if i > start and total + k > max_tokens:
+            out.append(torch.arange(start, i, device=lengths.device))
+            start, total = i, 0
+        total += k
+    out.append(torch.arange(start, len(lengths), device=lengths.device))
+    return out
+
+
 def unpack(t: torch.Tensor, starts: torch.Tensor, n: torch.Tensor, T: int) -> torch.Tensor:
     """[L, 1, H, N, N] packed maps -> [L, B, H, T, T], each example's diagonal block, zero on pads."""
     L, _, H = t.shape[:3]

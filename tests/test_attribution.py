@@ -231,13 +231,16 @@ def test_cls_cut_of_the_top_layer_changes_no_score(load, minilm, make_batch, sam
     assert top[:, :, 1:].abs().max().item() == 0.0 and top[:, :, 0].abs().max().item() > 0
 
 
-@pytest.mark.parametrize("name", TINY + ("minilm",))
+@pytest.mark.parametrize("name,pack_tokens", [(n, 512) for n in TINY + ("minilm",)] + [("tiny-roberta", 12)])
 @pytest.mark.parametrize("method", ["ga", "aa"])
-def test_packed_pass_equals_one_padded_pass(load, minilm, make_batch, sample_texts, name, method, monkeypatch):
+def test_packed_pass_equals_one_padded_pass(load, minilm, make_batch, sample_texts, name, pack_tokens, method,
+                                            monkeypatch):
     """GA and AA of a padded CPU batch run as one packed sequence (block-diagonal mask, positions restarting per
-    example): the same attention, scores, logits and target as one padded pass over the batch, pairs included."""
+    example; several when the batch has more than PACK_TOKENS real tokens): the same attention, scores, logits
+    and target as one padded pass over the batch, pairs included."""
     import addrop.attribution as A
 
+    monkeypatch.setattr(A, "PACK_TOKENS", pack_tokens)
     loaded = minilm if name == "minilm" else load(name)
     assert loaded.ctrl.can_pack
     texts, pairs = sample_texts
@@ -249,6 +252,8 @@ def test_packed_pass_equals_one_padded_pass(load, minilm, make_batch, sample_tex
     monkeypatch.setattr(A, "_packed", lambda *a: calls.append(1) or real(*a))
     packed = attribute(loaded, batch, cfg)
     assert calls == [1]
+    n = batch["attention_mask"].sum(1)
+    assert len(__import__("addrop.packing", fromlist=["groups"]).groups(n, pack_tokens)) == (1 if pack_tokens == 512 else 3)
     monkeypatch.setattr(A, "PACKED", ())
     monkeypatch.setattr(A, "SUB_BATCH", {})
     whole = attribute(loaded, batch, cfg)
