@@ -23,7 +23,7 @@ from .batching import batches, encode, num_batches
 from .config import AttributionConfig, TrainConfig, resolve_layers
 from .data import k_shot, load_data, subset
 from .errors import UserError
-from .masking import dropped_share, make_drops
+from .masking import dropped_share, make_drops, random_scores
 from .metrics import compute_metrics
 from .models import Loaded, clone_model, load_model, model_inputs
 from .runs import RunWriter, read_metrics, safe_run_id
@@ -100,8 +100,7 @@ def drops_for(loaded: Loaded, batch: dict, acfg: AttributionConfig, generator: t
     if acfg.mode == "random" or acfg.method == "rd":
         # no forward pass needed: random scores (RD) or a random region (drop-random)
         B, T = key_mask.shape
-        shape = (len(layers), B, loaded.num_heads, T, T)
-        scores = torch.rand(shape, generator=generator, device=generator.device).to(key_mask.device)
+        scores = random_scores((len(layers), B, loaded.num_heads, T, T), key_mask, generator)
     else:
         with frozen(loaded.model):  # a private training copy: safe to stop weight-gradient bookkeeping
             scores = attribute(loaded, batch, acfg, labels=batch.get("labels")).scores

@@ -251,3 +251,18 @@ def test_length_grouped_rank_search_equals_one_pass(mode, ties, monkeypatch):
     monkeypatch.setattr(M, "GROUP", 10**6)
     assert not M._worth_grouping(km)
     assert torch.equal(grouped, candidate_region(s, km, 0.3, mode, ties))
+
+
+def test_random_scores_fill_each_example_and_repeat_with_the_seed():
+    from addrop.masking import random_scores
+
+    km = _lengths_mask([3, 9, 1, 6, 7, 2], T=10)
+    shape = (2, 6, 3, 10, 10)
+    a = random_scores(shape, km, torch.Generator().manual_seed(0))
+    b = random_scores(shape, km, torch.Generator().manual_seed(0))
+    assert torch.equal(a, b) and a.shape == shape
+    real = km[None, :, None, :, None] & km[None, :, None, None, :]
+    vals = a[real.expand(shape)]
+    assert (vals > 0).all() and (vals < 1).all() and 0.4 < vals.mean().item() < 0.6
+    _, dropped = make_drops(a, km, 0.3, 0.3, generator=torch.Generator().manual_seed(1))
+    assert not dropped[~real.expand(shape)].any()
