@@ -203,6 +203,28 @@ def _install_cls_cut(model, ctrl: Controller, layers: nn.ModuleList | None) -> l
     return []
 
 
+@contextmanager
+def eval_mode(model):
+    """Passes inside run without dropout; the caller's mode comes back afterwards (the reference's IGA leaves the
+    model in eval mode, silently turning dropout off for the rest of the epoch)."""
+    was = model.training
+    model.eval()
+    try:
+        yield
+    finally:
+        model.train(was)
+
+
+def probe_batch(model, lengths: list[int], width: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Random token ids [B, width] and an attention mask with the given real lengths, on the model's device: the
+    input of the install-time checks."""
+    device = next(model.parameters()).device
+    vocab = int(getattr(model.config, "vocab_size", 100) or 100)
+    ids = torch.randint(5, max(vocab, 6), (len(lengths), width), generator=torch.Generator().manual_seed(seed))
+    mask = (torch.arange(width)[None, :] < torch.tensor(lengths)[:, None]).long()
+    return ids.to(device), mask.to(device)
+
+
 def _has(module: nn.Module, path: str) -> bool:
     try:
         module.get_submodule(path)
@@ -212,24 +234,15 @@ def _has(module: nn.Module, path: str) -> bool:
 
 
 def _cls_cut_is_exact(model, ctrl: Controller) -> bool:
-    device = next(model.parameters()).device
-    g = torch.Generator().manual_seed(0)
-    vocab = int(getattr(model.config, "vocab_size", 100) or 100)
-    ids = torch.randint(5, max(vocab, 6), (2, 7), generator=g).to(device)
-    mask = torch.ones_like(ids)
-    mask[1, 5:] = 0
-    was_training = model.training
-    model.eval()
+    ids, mask = probe_batch(model, [7, 5], 7, seed=0)
     try:
-        with torch.no_grad():
+        with eval_mode(model), torch.no_grad():
             with ctrl.pass_settings():
                 full = model(input_ids=ids, attention_mask=mask).logits
             with ctrl.pass_settings(cls_only=True):
                 cut = model(input_ids=ids, attention_mask=mask).logits
     except Exception:  # noqa: BLE001 - a head that needs every row: no cut
         return False
-    finally:
-        model.train(was_training)
     return cut.shape == full.shape and bool(torch.allclose(cut, full, rtol=1e-4, atol=1e-5))
 
 
@@ -296,16 +309,12 @@ def _check_called(model, ctrl: Controller, model_type: str) -> None:
     """The config can name our implementation while the model still runs its own attention: check by calling."""
     device = next(model.parameters()).device
     ids = torch.tensor([[0, 1, 2]], device=device)
-    was_training = model.training
-    model.eval()
     try:
-        with torch.no_grad(), ctrl.pass_settings(keep=range(ctrl.num_layers)) as s:
+        with eval_mode(model), torch.no_grad(), ctrl.pass_settings(keep=range(ctrl.num_layers)) as s:
             model(input_ids=ids, attention_mask=torch.ones_like(ids))
             called = len(s.probs)
     except Exception as e:  # noqa: BLE001
         raise UnsupportedModelError(_unsupported(model_type, str(e))) from None
-    finally:
-        model.train(was_training)
     if called != ctrl.num_layers:
         raise UnsupportedModelError(_unsupported(model_type))
 

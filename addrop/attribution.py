@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 
 import torch
 
+from .attention import eval_mode
+from .batching import length_groups, worth_grouping
 from .config import AttributionConfig, resolve_layers
 from .errors import UserError
 from .models import model_inputs
@@ -37,18 +39,6 @@ class Attribution:
     key_mask: torch.Tensor  # [B, T] real tokens
     seconds: float = 0.0
     extra: dict = field(default_factory=dict)
-
-
-@contextmanager
-def eval_mode(model):
-    """Attribution passes run without dropout; the caller's mode comes back afterwards (the reference's IGA
-    leaves the model in eval mode, silently turning dropout off for the rest of the epoch)."""
-    was = model.training
-    model.eval()
-    try:
-        yield
-    finally:
-        model.train(was)
 
 
 @contextmanager
@@ -118,10 +108,12 @@ def attribute(loaded, batch: dict, cfg: AttributionConfig, labels: torch.Tensor 
     key_mask = batch["attention_mask"].bool()
     t0 = time.perf_counter()
     with eval_mode(model):
-        if cfg.method in PACKED and ctrl.can_pack and _worth_splitting(key_mask, 1):
-            att, scores, logits, target = _packed(model, ctrl, inputs, key_mask, layers, cfg, labels)
-        elif cfg.method in SUB_BATCH and _worth_splitting(key_mask, SUB_BATCH[cfg.method]):
-            att, scores, logits, target = _by_length(model, ctrl, inputs, key_mask, layers, cfg, labels)
+        if cfg.method in PACKED and ctrl.can_pack and worth_grouping(key_mask, 1):
+            att, scores, logits, target = _assemble(_packed(model, ctrl, inputs, key_mask, layers, cfg, labels),
+                                                    key_mask.shape)
+        elif cfg.method in SUB_BATCH and worth_grouping(key_mask, SUB_BATCH[cfg.method]):
+            att, scores, logits, target = _assemble(_by_length(model, ctrl, inputs, key_mask, layers, cfg, labels),
+                                                    key_mask.shape)
         else:
             att, scores, logits, target = _one(model, ctrl, inputs, layers, cfg, labels, generator)
     att, scores = real_only(att, key_mask), real_only(scores, key_mask)
@@ -137,21 +129,13 @@ def real_only(t: torch.Tensor, key_mask: torch.Tensor) -> torch.Tensor:
 
 
 SUB_BATCH = {"ga": 4, "aa": 4, "iga": 1}  # CPU: examples per attribution pass when a padded batch is split
-# by length. IGA goes one example at a time: its m copies already make the batch, and any padding is paid m
+# by length (batching.length_groups: same numbers, ~1e-6; GA ~40% and IGA ~60% less work on typical GLUE
+# batches than one padded pass; on a GPU one big pass is faster). IGA goes one example at a time: its m copies already make the batch, and any padding is paid m
 # times (measured on SST-2 batches of 16, minilm, one thread: IGA 35.0 s at 1 and 2, 44.8 s at 4, 53.1 s at 8;
 # GA 1.68 s at 1, 0.85 s at 4, 0.95 s at 8)
 
 
-def _worth_splitting(key_mask: torch.Tensor, size: int) -> bool:
-    """On the CPU, padding costs as much as real tokens: a batch whose examples differ in length is attributed
-    in length-sorted sub-batches, each cut to its own longest example (same numbers, ~1e-6; GA ~40% and IGA
-    ~60% less work on typical GLUE batches). On a GPU one big pass is faster."""
-    return key_mask.device.type == "cpu" and key_mask.shape[0] > size and not bool(key_mask.all())
-
-
 PACKED = ("ga", "aa")  # CPU: methods whose padded batches run as one packed sequence where the model allows it
-
-
 PACK_TOKENS = 512  # real tokens per packed pass at most: the packed maps are [H, N, N], quadratic in N
 
 
@@ -160,40 +144,34 @@ def _packed(model, ctrl, inputs, key_mask, layers, cfg, labels):
     numbers as the per-example passes up to rounding, in large matrix products."""
     from .packing import groups, pack, unpack
 
-    B, T = key_mask.shape
-    att = scores = logits = target = None
+    T = key_mask.shape[1]
     for idx in groups(key_mask.sum(-1), PACK_TOKENS):
-        sub = {k: v[idx] for k, v in inputs.items()}
-        sub_labels = labels[idx] if labels is not None else None
-        packed, starts, n = pack(sub, key_mask[idx], ctrl.pack_offset)
-        a, s, lg, tg = _one(model, ctrl, packed, layers, cfg, sub_labels, None, cls_rows=starts)
+        packed, starts, n = pack({k: v[idx] for k, v in inputs.items()}, key_mask[idx], ctrl.pack_offset)
+        a, s, lg, tg = _one(model, ctrl, packed, layers, cfg, labels[idx] if labels is not None else None, None,
+                            cls_rows=starts)
+        yield idx, unpack(a, starts, n, T), unpack(s, starts, n, T), lg, tg
+
+
+def _by_length(model, ctrl, inputs, key_mask, layers, cfg, labels):
+    """Passes over length-sorted sub-batches, each cut to its own longest example."""
+    T = key_mask.shape[1]
+    for idx, t in length_groups(key_mask, SUB_BATCH[cfg.method]):
+        sub = {k: (v[idx][:, :t] if v.dim() == 2 and v.shape[1] == T else v[idx]) for k, v in inputs.items()}
+        yield (idx, *_one(model, ctrl, sub, layers, cfg, labels[idx] if labels is not None else None, None))
+
+
+def _assemble(pieces, shape) -> tuple:
+    """(idx, att, scores, logits, target) per group, maps [L, b, H, t, t] with t <= T -> the batch's
+    (att, scores, logits, target), maps [L, B, H, T, T] zero on pads (as a padded pass gives for scores)."""
+    B, T = shape
+    att = scores = logits = target = None
+    for idx, a, s, lg, tg in pieces:
         if att is None:
             att = a.new_zeros(a.shape[0], B, a.shape[2], T, T)
             scores = s.new_zeros(att.shape)
             logits = lg.new_zeros(B, lg.shape[-1])
             target = tg.new_zeros(B)
-        att[:, idx] = unpack(a, starts, n, T)
-        scores[:, idx] = unpack(s, starts, n, T)
-        logits[idx] = lg.detach()
-        target[idx] = tg
-    return att, scores, logits, target
-
-
-def _by_length(model, ctrl, inputs, key_mask, layers, cfg, labels):
-    lengths = key_mask.sum(-1)
-    order = lengths.argsort(descending=True, stable=True)
-    B, T = key_mask.shape
-    att = scores = logits = target = None
-    for idx in order.split(SUB_BATCH[cfg.method]):
-        t = int(lengths[idx].max())
-        sub = {k: (v[idx][:, :t] if v.dim() == 2 and v.shape[1] == T else v[idx]) for k, v in inputs.items()}
-        sub_labels = labels[idx] if labels is not None else None
-        a, s, lg, tg = _one(model, ctrl, sub, layers, cfg, sub_labels, None)
-        if att is None:  # [L, B, H, T, T], zero on pads as the padded pass gives for scores
-            att = a.new_zeros(a.shape[0], B, a.shape[2], T, T)
-            scores = s.new_zeros(att.shape)
-            logits = lg.new_zeros(B, lg.shape[-1])
-            target = tg.new_zeros(B)
+        t = a.shape[-1]
         att[:, idx, :, :t, :t] = a
         scores[:, idx, :, :t, :t] = s
         logits[idx] = lg.detach()

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Iterator, Sequence
 
 import numpy as np
+import torch
 
 from .errors import UserError
 from .tasks import Split
@@ -95,3 +96,18 @@ def batches(encoded: Sequence[dict], labels: Sequence | None, batch_size: int, s
 
 def num_batches(n: int, batch_size: int) -> int:
     return (n + batch_size - 1) // batch_size
+
+
+def worth_grouping(key_mask: torch.Tensor, size: int) -> bool:
+    """On the CPU, padding costs as much as real tokens: a padded batch of more than `size` examples is worth
+    handling in length-sorted groups, each cut to its own longest example. On a GPU one big pass is faster."""
+    return key_mask.device.type == "cpu" and key_mask.shape[0] > size and not bool(key_mask.all())
+
+
+def length_groups(key_mask: torch.Tensor, size: int) -> list[tuple[torch.Tensor | slice, int]]:
+    """[(example indices, width)]: a batch worth grouping as length-sorted groups of `size` examples, each with
+    the length of its longest; any other batch as one group of full width."""
+    if not worth_grouping(key_mask, size):
+        return [(slice(None), key_mask.shape[-1])]
+    n = key_mask.sum(-1)
+    return [(idx, int(n[idx].max())) for idx in n.argsort(descending=True, stable=True).split(size)]

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import torch
 
+from .attention import eval_mode, probe_batch
 from .models import model_inputs
 
 
@@ -64,20 +65,12 @@ def supported(model, ctrl) -> int | None:
 
     if not ctrl.can_cls_only or "position_ids" not in _forward_params(type(model)):
         return None
-    device = next(model.parameters()).device
-    g = torch.Generator().manual_seed(1)
-    vocab = int(getattr(model.config, "vocab_size", 100) or 100)
-    ids = torch.randint(5, max(vocab, 6), (3, 6), generator=g).to(device)
-    mask = torch.ones_like(ids)
-    mask[1, 4:] = 0
-    mask[2, 2:] = 0
+    ids, mask = probe_batch(model, [6, 4, 2], 6, seed=1)
     batch = {"input_ids": ids, "attention_mask": mask, "token_type_ids": torch.zeros_like(ids)}
     pad = getattr(model.config, "pad_token_id", None)
     offsets = [0] + ([pad + 1] if isinstance(pad, int) and pad >= 0 else [])
-    was_training = model.training
-    model.eval()
     try:
-        with torch.no_grad():
+        with eval_mode(model), torch.no_grad():
             with ctrl.pass_settings():
                 want = model(**model_inputs(model, batch)).logits
             for off in offsets:
@@ -88,6 +81,4 @@ def supported(model, ctrl) -> int | None:
                     return off
     except Exception:  # noqa: BLE001 - a model that cannot take a packed batch is simply not packed
         return None
-    finally:
-        model.train(was_training)
     return None

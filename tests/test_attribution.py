@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from addrop.attribution import real_only, attribute, encode, objective
+from addrop.batching import worth_grouping
 from addrop.config import AttributionConfig
 from addrop.errors import UserError
 from addrop.models import model_inputs
@@ -245,7 +246,7 @@ def test_packed_pass_equals_one_padded_pass(load, minilm, make_batch, sample_tex
     assert loaded.ctrl.can_pack
     texts, pairs = sample_texts
     batch = make_batch(loaded, texts, pairs)
-    assert A._worth_splitting(batch["attention_mask"].bool(), 1)
+    assert worth_grouping(batch["attention_mask"].bool(), 1)
     cfg = AttributionConfig(method=method)
     calls = []
     real = A._packed
@@ -398,7 +399,7 @@ def test_length_split_equals_one_padded_pass(load, method, monkeypatch):
     cfg = AttributionConfig(method=method, steps=3)
     monkeypatch.setattr(A, "PACKED", ())  # this test is about the split (packing: tested below)
     split = attribute(loaded, batch, cfg)
-    assert A._worth_splitting(batch["attention_mask"].bool(), A.SUB_BATCH[method])
+    assert worth_grouping(batch["attention_mask"].bool(), A.SUB_BATCH[method])
     monkeypatch.setattr(A, "SUB_BATCH", {})
     whole = attribute(loaded, batch, cfg)
     assert _rel(split.scores, whole.scores) <= 1e-5

@@ -22,10 +22,12 @@ def _split(loaded, batch, method) -> bool:
     import addrop.attribution as A
 
     km = batch["attention_mask"].bool()
-    if method in A.PACKED and loaded.ctrl.can_pack and A._worth_splitting(km, 1):
+    from addrop.batching import worth_grouping
+
+    if method in A.PACKED and loaded.ctrl.can_pack and worth_grouping(km, 1):
         return True
     size = A.SUB_BATCH.get(method)
-    return size is not None and A._worth_splitting(km, size)
+    return size is not None and worth_grouping(km, size)
 
 
 def _both(loaded, batch, labels=None, **kw):

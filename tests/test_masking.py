@@ -238,18 +238,19 @@ def test_no_row_loses_every_key_and_logits_stay_finite(tiny_ga, fixed_rate, ties
 @pytest.mark.parametrize("mode", ["high", "low"])
 @pytest.mark.parametrize("ties", ["paper", "strict"])
 def test_length_grouped_rank_search_equals_one_pass(mode, ties, monkeypatch):
-    """A padded CPU batch is searched in length-sorted groups cut to their longest example: the same region as
-    one pass over the padded batch, ties (rounded scores, constant rows) included."""
+    """The masks of a padded CPU batch are made in length-sorted groups cut to their longest example: the same
+    region as one pass over the padded batch, ties (rounded scores, constant rows) included."""
     import addrop.masking as M
+    from addrop.batching import worth_grouping
 
     lengths = [9, 3, 17, 1, 12, 12, 5, 30, 2, 8, 20]
     km = _lengths_mask(lengths, T=32)
     s = (torch.rand((2, len(lengths), 3, 32, 32), generator=torch.Generator().manual_seed(1)) * 4).round() / 4
     s[0, 0, 0] = 0.5  # a constant row
-    assert M._worth_grouping(km)
-    grouped = candidate_region(s, km, 0.3, mode, ties)
+    assert worth_grouping(km, M.GROUP)
+    grouped, _ = make_drops(s, km, 0.3, 0.3, mode, ties)
     monkeypatch.setattr(M, "GROUP", 10**6)
-    assert not M._worth_grouping(km)
+    assert not worth_grouping(km, M.GROUP)
     assert torch.equal(grouped, candidate_region(s, km, 0.3, mode, ties))
 
 
