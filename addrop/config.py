@@ -1,18 +1,37 @@
-"""Configuration dataclasses: one per concern, validated in __post_init__ with UserError messages."""
+"""Configuration dataclasses, one per concern, validated in __post_init__ with UserError messages, and the lists
+of choices every layer (the CLI, the app's widgets) reads from here.
+
+Each field carries its help text in its metadata (`setting(...)`): the command line builds its options from
+these fields (addrop/cli/options.py), so two commands cannot describe or default the same setting differently.
+"""
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 
 from .errors import UserError
 
 METHODS = ("ga", "iga", "aa", "rd")
+METHOD_LABELS = {"ga": "GA: gradient (Eq. 2, 5)", "iga": "IGA: integrated gradient (Eq. 3)",
+                 "aa": "AA: attention as attribution", "rd": "RD: random scores"}
 BACKENDS = ("native", "captum")
+CAPTUM_METHODS = ("ga", "iga")  # what the Captum backend computes
 TARGETS = ("pseudo", "gold", "label")
 MODES = ("high", "low", "random")
+MODE_LABELS = {"high": "high (AD-DROP)", "low": "low", "random": "random"}
 TIES = ("paper", "strict")
+ATTRIBUTION_PATHS = ("auto", "padded", "packed", "by-length", "per-example")
 STRATEGIES = ("vanilla", "addrop", "drop-high", "drop-low", "drop-random", "none")
 PRIOR_STRATEGIES = ("none", "drop-random", "drop-low", "drop-high")
+PRIOR_MODES = {"drop-high": "high", "drop-low": "low", "drop-random": "random"}  # the region each one drops
+DATA_SOURCES = ("auto", "glue", "hf", "csv", "demo")
+MAX_SEEDS = 10_000  # seeds one command may name
+
+
+def setting(default, help: str, **meta):
+    """A dataclass field with its help text (and CLI hints: `choices`, `flag`, `aliases`, `metavar`) in metadata."""
+    kw = {"default_factory": default} if callable(default) else {"default": default}
+    return field(metadata={"help": help, **meta}, **kw)
 
 
 def _open_unit(name: str, value: float) -> None:
@@ -55,23 +74,67 @@ def resolve_layers(layers: tuple[int, ...] | None, num_layers: int) -> list[int]
     return sorted(set(out))
 
 
+def parse_seeds(spec) -> list[int]:
+    """'0,1,2' | '0:2' (inclusive) | 3 | [0, 1] -> sorted unique seeds >= 0 (at most MAX_SEEDS of them)."""
+    if isinstance(spec, bool):
+        raise UserError(f"seeds must be integers, got {spec!r}")
+    if isinstance(spec, int):
+        spec = [spec]
+    if isinstance(spec, str):
+        s = spec.strip()
+        try:
+            if ":" in s:
+                a, b = (int(x) for x in s.split(":"))
+                if b - a + 1 > MAX_SEEDS:
+                    raise UserError(f"--seeds {spec!r} names {b - a + 1} seeds; use at most {MAX_SEEDS}")
+                vals = list(range(a, b + 1))
+            else:
+                vals = [int(x) for x in s.split(",") if x.strip()]
+        except ValueError:
+            raise UserError(f"--seeds {spec!r} must be comma-separated integers such as 0,1,2 (or 0:2)") from None
+    else:
+        try:
+            vals = [int(x) for x in spec]
+        except (TypeError, ValueError):
+            raise UserError(f"seeds must be integers, got {spec!r}") from None
+    if len(vals) != len(set(vals)):
+        raise UserError(f"the seeds must differ from each other, got {spec!r}")
+    vals = sorted(vals)
+    if not vals:
+        raise UserError("--seeds names no seed")
+    if len(vals) > MAX_SEEDS:
+        raise UserError(f"{len(vals)} seeds named; use at most {MAX_SEEDS}")
+    if vals[0] < 0:
+        raise UserError("seeds must be >= 0")
+    return vals
+
+
 @dataclass
 class AttributionConfig:
     """How attribution is computed and how the AD-DROP mask is drawn from it (paper Eq. 2-7)."""
 
-    method: str = "ga"  # ga | iga | aa | rd
-    backend: str = "native"  # native | captum (captum: ga and iga only)
-    layers: tuple[int, ...] | None = None  # None = all layers
-    steps: int = 20  # m, the IGA Riemann steps (Eq. 3)
-    target: str = "pseudo"  # pseudo (argmax of the first pass) | gold (the example's label) | label (a fixed class)
-    label: int | None = None  # the class when target == "label"
-    p: float = 0.3  # size of the candidate discard region (Eq. 6)
-    q: float = 0.3  # drop probability inside the region (Eq. 7)
-    mode: str = "high"  # high (AD-DROP) | low | random (prior experiment)
-    ties: str = "paper"  # paper: ">= threshold" as Eq. 6 | strict: constant rows are not candidates
-    fixed_rate: bool = False  # drop exactly the candidates, no q draw (prior experiment)
-    seed: int = 0
-    iga_chunk: int = 0  # IGA copies per batched pass; 0 = automatic (bounds memory)
+    method: str = setting("ga", "attribution: ga gradient (Eq. 2), iga integrated gradient (Eq. 3), aa attention "
+                          "weights, rd random", choices=METHODS, aliases=("--attribution",))
+    backend: str = setting("native", "native: addrop's own batched code; captum: the same quantity through Captum "
+                           "(ga, iga)", choices=BACKENDS)
+    layers: tuple[int, ...] | None = setting(None, "layers: 'all' or comma-separated indices such as 0 or 0,3",
+                                             metavar="all|0,3")
+    steps: int = setting(20, "IGA steps m (Eq. 3)")
+    target: str = setting("pseudo", "label attributed: pseudo (the predicted class, AD-DROP's default), gold (the "
+                          "example's label) or label (the class --label K)", choices=TARGETS)
+    label: int | None = setting(None, "the class attributed when target is label")
+    p: float = setting(0.3, "candidate region size p in (0, 1) (Eq. 6)")
+    q: float = setting(0.3, "drop probability q in (0, 1) inside the region (Eq. 7)")
+    mode: str = setting("high", "region: high (AD-DROP's top p), low (the bottom p), random (keys drawn with "
+                        "probability p)", choices=MODES)
+    ties: str = setting("paper", "paper: keys at or above the threshold (Eq. 6); strict: constant rows are not "
+                        "candidates", choices=TIES)
+    fixed_rate: bool = setting(False, "drop exactly the candidates, no q draw (the prior experiment)", cli=False)
+    seed: int = setting(0, "seed of the mask draw", cli=False)
+    iga_chunk: int = setting(0, "IGA copies per batched pass; 0 = automatic (bounds memory)", cli=False)
+    path: str = setting("auto", "how a padded batch is attributed: auto, padded, packed, by-length or per-example "
+                        "(same numbers; see addrop/core/attribution.py)", choices=ATTRIBUTION_PATHS,
+                        flag="--attribution-path")
 
     def __post_init__(self):
         self.method = str(self.method).lower()
@@ -81,8 +144,9 @@ class AttributionConfig:
         _choice("target", self.target, TARGETS)
         _choice("mode", self.mode, MODES)
         _choice("ties rule", self.ties, TIES)
-        if self.backend == "captum" and self.method not in ("ga", "iga"):
-            raise UserError(f"the captum backend computes ga and iga only, not {self.method}")
+        _choice("attribution path", self.path, ATTRIBUTION_PATHS)
+        if self.backend == "captum" and self.method not in CAPTUM_METHODS:
+            raise UserError(f"the captum backend computes {' and '.join(CAPTUM_METHODS)} only, not {self.method}")
         self.layers = parse_layers(self.layers)
         if not isinstance(self.steps, int) or self.steps < 1:
             raise UserError(f"IGA steps must be an integer >= 1, got {self.steps!r}")
@@ -108,33 +172,40 @@ class AttributionConfig:
 class TrainConfig:
     """One fine-tuning run: data, strategy, optimisation. The AD-DROP part lives in `attribution`."""
 
-    model: str = "minilm"
-    task: str = "demo"  # demo | sst-2 | mrpc | ... | csv
-    data_dir: str | None = None  # GLUE folder (or the ADDROP_GLUE_DIR variable)
-    source: str = "auto"  # auto | glue | hf | csv | demo
-    csv: str | None = None  # a CSV/TSV file with the columns below
-    text_col: str = "text"
-    pair_col: str | None = None
-    label_col: str = "label"
-    strategy: str = "vanilla"  # vanilla | addrop | drop-high | drop-low | drop-random | none
-    attribution: AttributionConfig = field(default_factory=AttributionConfig)
-    cross_tuning: bool = True  # addrop: plain epochs 1,3,5..., AD-DROP epochs 2,4,...
-    epochs: int = 3
-    train_size: int | None = None
-    dev_size: int | None = None
-    shots: int | None = None  # k examples per class from train (few-shot)
-    batch_size: int = 16
-    lr: float = 2e-5
-    weight_decay: float = 0.01
-    warmup_ratio: float = 0.1
-    max_grad_norm: float = 1.0
-    max_length: int = 128
-    seed: int = 0
-    device: str = "auto"
-    clean_train_loss: bool | None = None  # None: on for the prior experiment, off elsewhere
-    early_stopping: int = 0  # patience in epochs on the dev loss; 0 = off
-    save_weights: bool = False
-    name: str | None = None  # the run id (a safe file name); generated when None
+    model: str = setting("minilm", "minilm (embedded, default), tiny-bert, tiny-roberta, tiny-electra, "
+                         "tiny-distilbert, a Hugging Face id or a local folder")
+    task: str = setting("demo", "demo (built in), sst-2, mrpc, rte, cola, sts-b, qnli, qqp, mnli, or csv with --csv")
+    data_dir: str | None = setting(None, "GLUE folder holding <TASK>/{train,dev}.tsv (default: the ADDROP_GLUE_DIR "
+                                   "variable)", metavar="DIR")
+    source: str = setting("auto", "where the data comes from (auto: demo, --csv, or the GLUE folder)",
+                          choices=DATA_SOURCES)
+    csv: str | None = setting(None, "a CSV/TSV file with text, optional pair, and label columns", metavar="PATH")
+    text_col: str = setting("text", "CSV column with the text")
+    pair_col: str | None = setting(None, "CSV column with the second text, if any")
+    label_col: str = setting("label", "CSV column with the label")
+    strategy: str = setting("vanilla", "vanilla, addrop, or a prior-experiment strategy (drop-high, drop-low, "
+                            "drop-random, none)", choices=STRATEGIES)
+    attribution: AttributionConfig = setting(AttributionConfig, "AD-DROP's attribution and mask settings",
+                                             cli=False)
+    cross_tuning: bool = setting(True, "addrop: plain epochs 1, 3, 5, ... and AD-DROP epochs 2, 4, ... (off: "
+                                 "AD-DROP at every epoch)")
+    epochs: int = setting(3, "epochs")
+    train_size: int | None = setting(None, "seeded subset of the training set")
+    dev_size: int | None = setting(None, "seeded subset of the dev set")
+    shots: int | None = setting(None, "k training examples per class (few-shot)")
+    batch_size: int = setting(16, "batch size")
+    lr: float = setting(2e-5, "peak learning rate")
+    weight_decay: float = setting(0.01, "AdamW weight decay")
+    warmup_ratio: float = setting(0.1, "share of the steps with a linear learning-rate warm-up")
+    max_grad_norm: float = setting(1.0, "gradient clipping norm")
+    max_length: int = setting(128, "tokens per example; longer ones are cut")
+    seed: int = setting(0, "seed (data subset and order, masks, dropout, head init)")
+    device: str = setting("auto", "auto (cuda, then mps, then cpu), cpu, cuda:N")
+    clean_train_loss: bool | None = setting(None, "also record the unmasked eval-mode training loss (default: on "
+                                            "for the prior experiment, off elsewhere)")
+    early_stopping: int = setting(0, "patience in epochs on the dev loss (0: off)")
+    save_weights: bool = setting(False, "also write model.safetensors")
+    name: str | None = setting(None, "run id (a safe file name; generated when left out)")
 
     def __post_init__(self):
         if isinstance(self.attribution, dict):
@@ -155,9 +226,21 @@ class TrainConfig:
             raise UserError(f"warmup ratio must be in [0, 1), got {self.warmup_ratio!r}")
 
     @property
-    def masks(self) -> bool:
+    def uses_masks(self) -> bool:
         """Whether this strategy ever applies attention masks."""
         return self.strategy not in ("vanilla", "none")
+
+    def masking(self) -> AttributionConfig | None:
+        """The attribution and mask settings the strategy actually uses (None: it never masks). The prior
+        experiment's drop-* strategies (paper Section 2.2) attribute the gold label with GA and drop exactly the
+        chosen share p of each row (the highest, the lowest or random keys): q does not apply to them."""
+        if not self.uses_masks:
+            return None
+        a = self.attribution
+        if self.strategy in PRIOR_MODES:
+            return replace(a, method="ga", backend="native", target="gold", mode=PRIOR_MODES[self.strategy],
+                           fixed_rate=True)
+        return replace(a, backend="native")
 
     @property
     def wants_clean_loss(self) -> bool:

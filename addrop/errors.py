@@ -11,3 +11,11 @@ class UserError(Exception):
 
 class UnsupportedModelError(UserError):
     """The model does not route its attention through transformers' AttentionInterface."""
+
+
+def one_line(exc: BaseException) -> str:
+    """An exception as one line for people: a UserError's own message, anything else prefixed by its type."""
+    msg = " ".join(str(exc).split())
+    if not isinstance(exc, UserError):
+        msg = f"{type(exc).__name__}: {msg}" if msg else type(exc).__name__
+    return (msg or type(exc).__name__)[:1000]

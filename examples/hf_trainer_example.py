@@ -20,9 +20,9 @@ from transformers.utils import logging as hf_logging
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))  # run from a checkout
 
 from addrop import ADDropConfig, ADDropTrainer  # noqa: E402
-from addrop.data import load_data, subset  # noqa: E402
-from addrop.metrics import compute_metrics  # noqa: E402
-from addrop.models import minilm_path  # noqa: E402
+from addrop.engine.data import load_data, subset  # noqa: E402
+from addrop.engine.metrics import compute_metrics  # noqa: E402
+from addrop.engine.models import minilm_path  # noqa: E402
 
 
 class Examples(torch.utils.data.Dataset):

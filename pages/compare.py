@@ -4,16 +4,17 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from addrop import app_jobs, plots
-from addrop.config import AttributionConfig, TrainConfig
+from addrop.experiments import plans
+from addrop.studio import plots
+from addrop.config import METHOD_LABELS, AttributionConfig, TrainConfig
 from addrop.errors import UserError
-from addrop.runs import list_runs, metrics_frame
+from addrop.engine.runs import list_runs, metrics_frame
 from pages import _common as ui
+from pages import _jobs as jobs
 
-KIND = app_jobs.COMPARE
+KIND = plans.COMPARE
 SS = "session"
 LRS = [1e-5, 2e-5, 3e-5, 5e-5, 1e-4, 2e-4]
-METHODS = {"ga": "GA: gradient", "iga": "IGA: integrated gradient", "aa": "AA: attention", "rd": "RD: random"}
 
 c = ui.ctx()
 st.title("AD-DROP vs vanilla")
@@ -39,12 +40,12 @@ if not all(isinstance(l, int) and 0 <= l < L for l in st.session_state.get("cm_l
 for k, n in (("cm_train", len(train)), ("cm_dev", len(dev))):
     st.session_state[k] = max(1, min(int(st.session_state[k]), n))
 
-job = ui.job_for(KIND)
+job = jobs.job_for(KIND)
 running = job is not None and not job.done
 with st.form("compare_form"):
     st.markdown("##### AD-DROP")
     a, b, d, e = st.columns(4)
-    method = a.selectbox("Attribution", list(METHODS), format_func=METHODS.get, key="cm_method", persist_state=SS,
+    method = a.selectbox("Attribution", list(METHOD_LABELS), format_func=METHOD_LABELS.get, key="cm_method", persist_state=SS,
                          help="GA is the paper's default; IGA costs m extra passes; AA and RD are its ablations.")
     p = b.slider("p: candidate region", 0.05, 0.95, step=0.05, key="cm_p", persist_state=SS,
                  help="Share of each attention row that may be dropped (Eq. 6).")
@@ -82,7 +83,7 @@ with st.form("compare_form"):
         maxlen = d.number_input("Max tokens per example", 8, 512, key="cm_maxlen", persist_state=SS,
                                 help="Longer examples are cut.")
     st.caption(f"{2 * int(n_seeds)} runs × {int(epochs)} epochs on {int(n_train)} + {int(n_dev)} examples.")
-    start = st.form_submit_button("Start the comparison", type="primary", icon=":material/play_arrow:",
+    start = st.form_submit_button("Start the comparison", key="cm_start", type="primary", icon=":material/play_arrow:",
                                   disabled=running, help="Train the runs one after the other in the background "
                                   "(one job per server); you can leave the page meanwhile.")
 
@@ -95,25 +96,25 @@ def _plan():
                        train_size=int(n_train), dev_size=int(n_dev), batch_size=int(batch), lr=float(lr),
                        max_length=int(maxlen))
     seeds = list(range(int(seed0), int(seed0) + int(n_seeds)))
-    return app_jobs.compare_plan(base, attr, bool(cross), seeds, str(ui.runs_dir()))
+    return plans.compare_plan(base, attr, bool(cross), seeds, str(ui.runs_dir()))
 
 
 if start:
-    ui.start_plan(KIND, _plan, loaded, (spec, train, dev), L)
-ui.note_other_job(KIND, running)
+    jobs.start_plan(KIND, _plan, loaded, (spec, train, dev), L)
+jobs.note_other_job(KIND, running)
 
 
 def show(frame: pd.DataFrame, key: str, title: str = "") -> None:
     if frame.empty:
         st.caption("The curves appear when the first epoch ends.")
         return
-    panels = app_jobs._compare_panels(frame)
+    panels = plans.compare_panels(frame)
     st.plotly_chart(plots.seed_curves(frame, label="strategy", panels=panels, title=title), key=f"cm_fig_{key}")
     if "addrop_epoch" in frame and frame["addrop_epoch"].astype(bool).any():
         st.caption("The AD-DROP run's training loss is measured with its masks in the AD-DROP epochs; with "
                    "cross-tuning those alternate with plain epochs, so its training curve can zig-zag. The dev "
                    "loss and metrics are always measured without masks.")
-    metrics, cost, ratio = app_jobs.compare_summary(frame)
+    metrics, cost, ratio = plans.compare_summary(frame)
     left, right = st.columns([3, 2], gap="large")
     with left:
         st.markdown("**Dev metrics at the last epoch** (mean over seeds; sd when several)")
@@ -143,11 +144,11 @@ def draw(snap: dict) -> None:
 
 if job is not None:
     st.subheader("This comparison" if running else "Latest comparison")
-    ui.live_job(job, draw, key=KIND)
+    jobs.live_job(job, draw, key=KIND)
 
 st.subheader("Reopen a comparison")
-live_group = job.name.split(": ", 1)[-1] if job is not None else None
-groups = [g for g in app_jobs.list_groups(ui.runs_dir(), kind=KIND) if g["name"] != live_group]
+live_group = job.name if job is not None else None
+groups = [g for g in plans.list_groups(ui.runs_dir(), kind=KIND) if g["name"] != live_group]
 if not groups:
     st.caption(f"No earlier comparisons under `{ui.runs_dir()}` yet.")
 else:
@@ -158,8 +159,6 @@ else:
     if pick:
         recs = list_runs(info[pick]["path"])
         frame = metrics_frame(recs)
-        if not frame.empty and "seed" not in frame:
-            frame["seed"] = [next((r.config.get("seed") for r in recs if r.id == run), None) for run in frame["run"]]
         show(frame, "old", pick)
         att = (recs[0].config.get("attribution") or {}) if recs else {}
         cfg = recs[0].config if recs else {}

@@ -3,20 +3,14 @@ from __future__ import annotations
 
 import streamlit as st
 
-from addrop import explore, plots
-from addrop.config import AttributionConfig
+from addrop.config import CAPTUM_METHODS, METHOD_LABELS, MODE_LABELS, AttributionConfig
 from addrop.errors import UserError
+from addrop.studio import explore, plots
 from pages import _common as ui
+from pages import _start
 
 DEFAULT_TEXT = "The plot was predictable, but the acting was wonderful and I loved every minute."
-METHODS = {
-    "ga": "GA: gradient (Eq. 2, 5)",
-    "iga": "IGA: integrated gradient (Eq. 3)",
-    "aa": "AA: attention as attribution",
-    "rd": "RD: random scores",
-}
-MODES = {"high": "high (AD-DROP)", "low": "low", "random": "random"}
-SOURCES = ("Type your own", "Pick from the data set")
+EXAMPLE_INPUTS = ("Type your own", "Pick from the data set")
 SS = "session"  # widget values survive page switches
 
 
@@ -50,7 +44,7 @@ spec = c.spec
 label_names = c.label_names if spec is not None else ()
 regression = spec is not None and spec.is_regression
 
-ui.defaults(ex_source=SOURCES[0], ex_text=DEFAULT_TEXT, ex_pair="", ex_method="ga", ex_backend="native",
+ui.defaults(ex_source=EXAMPLE_INPUTS[0], ex_text=DEFAULT_TEXT, ex_pair="", ex_method="ga", ex_backend="native",
             ex_target="predicted", ex_steps=20, ex_p=0.3, ex_q=0.3, ex_mode="high", ex_ties="paper", ex_seed=0,
             ex_layer=0, ex_head=0, ex_mask_layers=list(range(L)), ex_grid_value="attribution", ex_compare=True,
             ex_example=0)
@@ -67,20 +61,20 @@ with top[1]:
     if st.button("Start-here example", icon=":material/auto_awesome:", key="ex_start",
                  help="Load a sentence whose prediction flips under the AD-DROP mask but not under a random "
                       "mask with the same number of drops per row (searched among a few data set examples)."):
-        if ui.load_start_example(c):
+        if _start.load_start_example(c):
             st.rerun()
 # ------------------------------------------------------------------------------------------------ inputs
 col_in, col_attr, col_mask = st.columns([5, 3, 3], gap="medium")
 gold = None
 with col_in:
     st.markdown("##### Input")
-    sources = SOURCES if spec is not None and len(c.dev) else SOURCES[:1]
+    sources = EXAMPLE_INPUTS if spec is not None and len(c.dev) else EXAMPLE_INPUTS[:1]
     if st.session_state.get("ex_source") not in sources:
-        st.session_state["ex_source"] = SOURCES[0]
+        st.session_state["ex_source"] = EXAMPLE_INPUTS[0]
     source = st.radio("Example", sources, key="ex_source", horizontal=True, persist_state=SS,
                       help="Type any text, or take an example (with its gold label) from the dev split of the "
                            "data chosen in the sidebar.")
-    if source == SOURCES[0]:
+    if source == EXAMPLE_INPUTS[0]:
         text = st.text_area("Text", key="ex_text", height=90, persist_state=SS,
                             help="Longer texts are cut to the model's maximum length (you will be told).")
         pair = None
@@ -111,12 +105,12 @@ with col_in:
 
 with col_attr:
     st.markdown("##### Attribution")
-    method = st.selectbox("Method", list(METHODS), format_func=METHODS.get, key="ex_method", persist_state=SS,
+    method = st.selectbox("Method", list(METHOD_LABELS), format_func=METHOD_LABELS.get, key="ex_method", persist_state=SS,
                           help="GA: the gradient of the logit with respect to the attention (AD-DROP's "
                                "default). IGA: integrated gradients over m scaled copies of the attention (more "
                                "costly). AA: the attention weights themselves. RD: random scores, the random "
                                "baseline of the paper's ablation.")
-    can_captum = method in ("ga", "iga")
+    can_captum = method in CAPTUM_METHODS
     if not can_captum:
         st.session_state["ex_backend"] = "native"
     backend = st.radio("Backend", ["native", "captum"], key="ex_backend", horizontal=True, persist_state=SS,
@@ -152,7 +146,7 @@ with col_mask:
     q = st.slider("q: drop rate in the region", 0.05, 0.95, step=0.05, key="ex_q", persist_state=SS,
                   help="Each candidate is dropped with probability q (Eq. 7).")
     r1, r2 = st.columns([3, 2])
-    mode = r1.selectbox("Region", list(MODES), format_func=MODES.get, key="ex_mode", persist_state=SS,
+    mode = r1.selectbox("Region", list(MODE_LABELS), format_func=MODE_LABELS.get, key="ex_mode", persist_state=SS,
                         help="high (AD-DROP): the top p of each row by attribution. low: the bottom p. random: each "
                              "key with probability p. low and random are the prior experiment's contrasts.")
     ties = r2.selectbox("Ties", ["paper", "strict"], key="ex_ties", persist_state=SS,
@@ -174,7 +168,7 @@ with col_mask:
                                  help="AD-DROP masks every layer; choose fewer to see one layer's effect.")
 
 # ---------------------------------------------------------------------------------------------- compute
-if source == SOURCES[0] and not (text or "").strip():
+if source == EXAMPLE_INPUTS[0] and not (text or "").strip():
     st.error("The text is empty: type a sentence (or pick an example from the data set).")
     st.stop()
 if not mask_layers:
@@ -197,7 +191,7 @@ except UserError as e:
 
 
 # ---------------------------------------------------------------------------------------------- results
-if st.session_state.get("ex_note") and source == SOURCES[0] and text == st.session_state.get("ex_note_for"):
+if st.session_state.get("ex_note") and source == EXAMPLE_INPUTS[0] and text == st.session_state.get("ex_note_for"):
     st.info(st.session_state["ex_note"], icon=":material/auto_awesome:")
 if expl.truncated:
     st.warning(f"The text is longer than this model's maximum of {loaded.max_length} tokens: it was cut to the "
@@ -216,6 +210,9 @@ else:
     m2.metric("Attributed class c", expl.class_name(int(expl.target)),
               help="The class whose logit F_c is differentiated.")
 m3.metric("Tokens", n_real, help="Real tokens (with [CLS] and [SEP]); the maps are n × n.")
+st.caption(f"Attributed in {expl.attribution.seconds * 1000:.0f} ms on the **{expl.attribution.path}** path "
+           f"({expl.attribution.backend} backend). The path is how a batch is run (padded, packed, by length, per "
+           "example); every path gives the same numbers.")
 total_real = n_real * n_real * H * len(mask.masked_layers)
 m4.metric("Positions dropped", f"{after_ad['drops']:,}",
           delta=f"{after_ad['drops'] / max(total_real, 1):.1%} of the masked layers", delta_color="off",
@@ -237,7 +234,7 @@ h3.caption(f"Spearman ρ between attention and attribution over the real positio
 fig_head = plots.attention_attribution(
     expl.tokens, expl.attention[layer, head], expl.scores[layer, head], mask.region[layer, head],
     mask.dropped[layer, head], key_mask=expl.key_mask[0],
-    title=f"layer {layer}, head {head} · {METHODS[method].split(':')[0]} ({backend}) · c = "
+    title=f"layer {layer}, head {head} · {METHOD_LABELS[method].split(':')[0]} ({backend}) · c = "
           f"{'score' if regression else expl.class_name(int(expl.target))}")
 st.plotly_chart(fig_head, key="ex_fig_head")
 st.caption("Rows are query tokens, columns key tokens. On the attribution map the black outline is the "
@@ -292,7 +289,7 @@ with e2:
     st.plotly_chart(plots.mask_effect(frame), key="ex_fig_effect")
 
 st.subheader("Native vs Captum")
-if method not in ("ga", "iga"):
+if method not in CAPTUM_METHODS:
     st.caption("Captum computes GA and IGA only; choose one of them to cross-check the two backends.")
 else:
     on = st.toggle("Cross-check with the other backend", key="ex_compare", persist_state=SS,

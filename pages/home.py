@@ -4,6 +4,7 @@ from __future__ import annotations
 import streamlit as st
 
 from pages import _common as ui
+from pages import _start
 
 c = ui.ctx()
 
@@ -46,7 +47,7 @@ with right:
     if st.button("Show me an example", type="primary", icon=":material/play_arrow:", key="home_start",
                  help="Searches a few sentences of the chosen data set (the demo data when it is not a "
                       "classification task) and opens the explorer on the first one where this happens."):
-        if ui.load_start_example(c):
+        if _start.load_start_example(c):
             st.switch_page("pages/explorer.py")
     st.caption("With minilm the classification head is new and untrained, so its predictions are close to "
                "50/50 and easy to flip; train a model on the other pages to see AD-DROP as a regularizer.")

@@ -4,13 +4,15 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from addrop import app_jobs, plots
+from addrop.experiments import plans
+from addrop.studio import plots
 from addrop.config import TrainConfig
 from addrop.errors import UserError
-from addrop.runs import list_runs, metrics_frame
+from addrop.engine.runs import list_runs, metrics_frame
 from pages import _common as ui
+from pages import _jobs as jobs
 
-KIND = app_jobs.PRIOR
+KIND = plans.PRIOR
 SS = "session"
 LRS = [1e-5, 2e-5, 3e-5, 5e-5, 1e-4, 2e-4]
 CLEAN_NOTE = (
@@ -41,13 +43,13 @@ spec, train, dev = c.need_data()
 L = loaded.num_layers
 
 ui.defaults(pr_train=min(200, len(train)), pr_dev=min(100, len(dev)), pr_epochs=3, pr_batch=16, pr_lr=5e-5,
-            pr_layers=[0], pr_rate=0.3, pr_seed=0, pr_maxlen=128)
+            pr_layers=list(plans.PRIOR_DEFAULTS["layers"]), pr_rate=plans.PRIOR_DEFAULTS["rate"], pr_seed=0, pr_maxlen=128)
 if not all(isinstance(l, int) and 0 <= l < L for l in st.session_state.get("pr_layers") or []):
-    st.session_state["pr_layers"] = [0]
+    st.session_state["pr_layers"] = list(plans.PRIOR_DEFAULTS["layers"])
 for k, n in (("pr_train", len(train)), ("pr_dev", len(dev))):
     st.session_state[k] = max(1, min(int(st.session_state[k]), n))
 
-job = ui.job_for(KIND)
+job = jobs.job_for(KIND)
 running = job is not None and not job.done
 with st.form("prior_form", border=True):
     st.markdown("##### Settings")
@@ -77,7 +79,7 @@ with st.form("prior_form", border=True):
     st.caption(f"4 runs × {int(epochs)} epochs on {int(n_train)} + {int(n_dev)} examples "
                f"(about {est:,} example passes). With minilm the defaults take about two minutes on a 2-core "
                "laptop CPU; the tiny models finish in seconds.")
-    start = st.form_submit_button("Start the prior experiment", type="primary", icon=":material/play_arrow:",
+    start = st.form_submit_button("Start the prior experiment", key="pr_start", type="primary", icon=":material/play_arrow:",
                                   disabled=running, help="Train the four runs one after the other in the background "
                                   "(one job per server); you can leave the page meanwhile.")
 
@@ -87,12 +89,12 @@ def _plan():
     base = TrainConfig(model=c.model_name, device=c.device, **c.data_args, epochs=int(epochs),
                        train_size=int(n_train), dev_size=int(n_dev), batch_size=int(batch), lr=float(lr),
                        max_length=int(maxlen), seed=int(seed))
-    return app_jobs.prior_plan(base, float(rate), list(layers), str(ui.runs_dir()))
+    return plans.prior_plan(base, float(rate), list(layers), str(ui.runs_dir()))
 
 
 if start:
-    ui.start_plan(KIND, _plan, loaded, (spec, train, dev), L)
-ui.note_other_job(KIND, running)
+    jobs.start_plan(KIND, _plan, loaded, (spec, train, dev), L)
+jobs.note_other_job(KIND, running)
 
 
 def draw(snap: dict) -> None:
@@ -122,11 +124,11 @@ def _table(frame: pd.DataFrame) -> None:
 
 if job is not None:
     st.subheader("This experiment" if running else "Latest experiment")
-    ui.live_job(job, draw, key=KIND)
+    jobs.live_job(job, draw, key=KIND)
 
 st.subheader("Reopen an experiment")
-live_group = job.name.split(": ", 1)[-1] if job is not None else None
-groups = [g for g in app_jobs.list_groups(ui.runs_dir(), kind=KIND) if g["name"] != live_group]
+live_group = job.name if job is not None else None
+groups = [g for g in plans.list_groups(ui.runs_dir(), kind=KIND) if g["name"] != live_group]
 if not groups:
     st.caption(f"No earlier prior experiments under `{ui.runs_dir()}` yet.")
 else:

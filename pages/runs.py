@@ -5,8 +5,9 @@ import json
 
 import streamlit as st
 
-from addrop import app_jobs, plots
-from addrop.runs import list_runs, metrics_frame, runs_table
+from addrop.experiments import plans
+from addrop.studio import plots
+from addrop.engine.runs import list_runs, metrics_frame, runs_table
 from pages import _common as ui
 
 SS = "session"
@@ -31,7 +32,7 @@ st.dataframe(table, hide_index=True, column_config={
     c: st.column_config.NumberColumn(format="%.4f") for c in table.columns
     if c.endswith("loss") or c.startswith("dev_")})
 
-groups = [g["name"] for g in app_jobs.list_groups(root)]  # newest first
+groups = [g["name"] for g in plans.list_groups(root)]  # newest first
 options = groups + ([UNGROUPED] if any(not r.group for r in records) else [])
 if st.session_state.get("rn_group") not in options:
     st.session_state["rn_group"] = options[0]
@@ -48,10 +49,9 @@ run_id = b.selectbox("Run", ids, key="rn_run", persist_state=SS, help="One run o
 
 frame = metrics_frame(in_group)
 if not frame.empty:
-    kind = app_jobs.group_kind(root / group) if group != UNGROUPED else None
-    if kind == app_jobs.COMPARE:
-        frame["seed"] = [next((r.config.get("seed") for r in in_group if r.id == x), None) for x in frame["run"]]
-        fig = plots.seed_curves(frame, label="strategy", panels=app_jobs._compare_panels(frame), title=group)
+    kind = plans.group_kind(root / group) if group != UNGROUPED else None
+    if kind == plans.COMPARE:
+        fig = plots.seed_curves(frame, label="strategy", panels=plans.compare_panels(frame), title=group)
     else:
         fig = plots.loss_curves(frame, label="run" if kind is None else "strategy", title=group)
     st.plotly_chart(fig, key="rn_fig")

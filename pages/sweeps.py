@@ -7,25 +7,18 @@ from pathlib import Path
 
 import streamlit as st
 
-from addrop import sweep as sw
-from addrop import sweep_results as sr
 from addrop.errors import UserError
+from addrop.experiments.sweeps import local as sweep_local
+from addrop.experiments.sweeps import results as sr
+from addrop.experiments.sweeps.spec import SweepSpec, default_name
+from addrop.studio import plots
+from addrop.studio.background import sweep_job
 from pages import _common as ui
-
-
-def _sweep_job(job, spec: sw.SweepSpec, runs_dir: str):
-    def on_cell(info):
-        job.update(fraction=info["done"] / max(info["total"], 1),
-                   message=f"{info['done']}/{info['total']} runs: {info['run']} {info['status']}")
-        job.add_event(info)
-
-    job.update(fraction=0.0, message=f"sweep {spec.name}: starting")
-    res = sw.run_sweep(spec, runs_dir, backend="local", on_cell=on_cell, should_stop=job.should_stop)
-    return {"path": res.path, "ran": res.ran, "failed": res.failed, "stopped": res.stopped}
+from pages import _jobs as jobs
 
 
 def _start_form(runs_dir: Path):
-    from addrop.config import AttributionConfig, TrainConfig
+    from addrop.config import METHODS, AttributionConfig, TrainConfig
 
     c = ui.ctx()
     data = dict(c.data_args or {})
@@ -36,7 +29,7 @@ def _start_form(runs_dir: Path):
         c1, c2, c3 = st.columns(3)
         model = c1.text_input("model", value=c.model_name or ui.default_model())
         task = c2.text_input("task", value=str(data.get("task") or "demo"))
-        data_dir = c3.text_input("GLUE folder", value=str(data.get("data_dir") or ui.default_glue_dir()))
+        data_dir = c3.text_input("GLUE folder", value=str(data.get("data_dir") or ui.glue_dir_text()))
         c1, c2, c3 = st.columns(3)
         ps = c1.text_input("p values", value="0.1,0.3,0.5", help="start:stop:step (0.1:0.9:0.1) or a list")
         qs = c2.text_input("q values", value="0.1,0.3,0.5")
@@ -48,10 +41,10 @@ def _start_form(runs_dir: Path):
         batch = c4.number_input("batch size", 1, 256, 16)
         c1, c2, c3 = st.columns(3)
         lr = c1.number_input("learning rate", 1e-7, 1.0, 1e-4, format="%.0e")
-        method = c2.selectbox("attribution", ["ga", "iga", "aa", "rd"])
+        method = c2.selectbox("attribution", list(METHODS))
         baseline = c3.checkbox("vanilla baseline", value=True)
         name = st.text_input("sweep name (empty: sweep-<task>-<model>)", value="")
-        submitted = st.form_submit_button("Start sweep", type="primary")
+        submitted = st.form_submit_button("Start sweep", key="sw_start", type="primary")
     if not submitted:
         return
     task = task.strip()
@@ -65,13 +58,13 @@ def _start_form(runs_dir: Path):
                            strategy="addrop", attribution=AttributionConfig(method=method), epochs=int(epochs),
                            train_size=int(train_size) or None, dev_size=int(dev_size) or None,
                            batch_size=int(batch), lr=float(lr), device=c.device_choice or "auto")
-        spec = sw.SweepSpec(name=name.strip() or sw.default_name(base), base=base, ps=ps, qs=qs, seeds=seeds,
+        spec = SweepSpec(name=name.strip() or default_name(base), base=base, ps=ps, qs=qs, seeds=seeds,
                             baseline=baseline)
-        sw.prepare(spec, runs_dir)  # refuses clashing settings before the job starts
+        sweep_local.prepare(spec, runs_dir)  # refuses clashing settings before the job starts
     except UserError as e:
         st.error(str(e))
         return
-    job = ui.submit_job("sweep", spec.name, _sweep_job, spec, str(runs_dir))  # Busy: shown, None returned
+    job = jobs.submit_job("sweep", spec.name, sweep_job, spec, str(runs_dir))  # Busy: shown, None returned
     if job is not None:
         st.session_state["sweep_selected"] = spec.name
         st.rerun()
@@ -94,7 +87,7 @@ def _show_sweep(folder: Path, live: bool):
     st.progress(min(1.0, done / max(expected, 1)),
                 text=f"{done}/{expected} runs finished" + (f"; running: {', '.join(prog['running'])}"
                                                             if prog["running"] else ""))
-    fig = sr.sweep_heatmap(table)
+    fig = plots.sweep_heatmap(table)
     event = st.plotly_chart(fig, key=f"heat-{folder.name}", on_select="rerun", selection_mode="points",
                             width="stretch")
     best = sr.best_cell(table)
@@ -126,8 +119,8 @@ def _show_sweep(folder: Path, live: bool):
     choice = st.selectbox("cell to plot (or click one on the heatmap)", labels, index=index,
                           key=f"cell-{folder.name}-{clicked or ''}")
     row = rows[labels.index(choice)]
-    from addrop.plots import loss_curves
-    from addrop.runs import metrics_frame
+    from addrop.studio.plots import loss_curves
+    from addrop.engine.runs import metrics_frame
 
     runs = sr.cell_runs(folder, None if row["kind"] == "baseline" else row["p"],
                         None if row["kind"] == "baseline" else row["q"])
@@ -153,9 +146,9 @@ def main():
                "dev metric minus the vanilla baseline with the same seeds. Command line: "
                "`python -m addrop sweep --model minilm --task mrpc --p 0.1:0.9:0.1 --q 0.1:0.9:0.1 --out runs`.")
     runs_dir = ui.runs_dir()
-    job = ui.job_for("sweep")
+    job = jobs.job_for("sweep")
     if job is not None and not job.done:
-        ui.live_job(job, lambda snap: None, key="sweep", every=2.0)
+        jobs.live_job(job, lambda snap: None, key="sweep", every=2.0)
     folders = sr.list_sweeps(runs_dir)
     if not runs_dir.is_dir():
         st.info(f"no runs folder yet at {runs_dir.resolve()} (set ADDROP_RUNS_DIR): start a sweep below")

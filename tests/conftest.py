@@ -46,7 +46,7 @@ PAIRS = ("i liked it", "boring", "it was okay i suppose, nothing special")
 @pytest.fixture(scope="module")
 def minilm():
     """The embedded MiniLM, loaded once per test module on the CPU (tests must leave it as they found it)."""
-    from addrop.models import load_model
+    from addrop.engine.models import load_model
 
     return load_model("minilm", "cpu")
 
@@ -54,7 +54,7 @@ def minilm():
 @pytest.fixture
 def load():
     """load(name, **kw): a fresh model on the CPU (tiny models take ~0.1 s)."""
-    from addrop.models import load_model
+    from addrop.engine.models import load_model
 
     def _load(name="tiny-bert", **kw):
         kw.setdefault("device", "cpu")
@@ -106,8 +106,8 @@ def albert():
     import torch
     from transformers import AlbertConfig, AlbertForSequenceClassification
 
-    from addrop.attention import install
-    from addrop.models import Loaded, load_model
+    from addrop.core.attention import install
+    from addrop.engine.models import LoadedModel, load_model
 
     tok = load_model("tiny-bert", "cpu").tokenizer  # the embedded MiniLM (BERT) tokenizer
     torch.manual_seed(0)
@@ -115,4 +115,4 @@ def albert():
                        intermediate_size=64, vocab_size=tok.vocab_size, pad_token_id=tok.pad_token_id)
     model = AlbertForSequenceClassification(cfg).eval()
     install(model)
-    return Loaded("albert", model, tok, torch.device("cpu"))
+    return LoadedModel("albert", model, tok, torch.device("cpu"))

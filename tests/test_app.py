@@ -21,18 +21,10 @@ PAGES = {"pages/home.py": "AD-DROP studio", "pages/explorer.py": "Attribution ex
 
 @pytest.fixture(autouse=True)
 def env(tmp_path, monkeypatch):
-    # AppTest resets Streamlit's "app has a pages/ folder" flag before every run, which puts each run in the old
-    # pages-folder mode until app.py's st.navigation switches it off, and widget ids then differ between runs
-    # (clicks get lost). A real server switches it off once for good (see pages/_common.py); do the same here.
-    from streamlit.runtime.pages_manager import PagesManager
+    # AppTest resets Streamlit's pages/-folder flag before every run (pages/_compat.py says why that matters)
+    from pages import _compat
 
-    init = PagesManager.__init__
-
-    def init_v2(self, *a, **k):
-        init(self, *a, **k)
-        PagesManager.uses_pages_directory = False
-
-    monkeypatch.setattr(PagesManager, "__init__", init_v2)
+    _compat.patch_for_apptest(monkeypatch)
     runs = tmp_path / "runs"
     monkeypatch.setenv("ADDROP_DEFAULT_MODEL", "tiny-bert")
     monkeypatch.setenv("ADDROP_RUNS_DIR", str(runs))
@@ -41,7 +33,7 @@ def env(tmp_path, monkeypatch):
     st_config.set_option("client.showErrorDetails", "full")  # real messages if something does break
     yield runs
     st_config.set_option("client.showErrorDetails", before)
-    from addrop.jobs import default_runner
+    from addrop.studio.jobs import default_runner
 
     job = default_runner().current()
     if job is not None:  # never leave a job running for the next test
@@ -102,12 +94,14 @@ def test_every_page_renders():
         assert not _errors(at), (page, _errors(at))
 
 
-def test_sweeps_page_in_navigation_when_present():
+def test_sweeps_page_in_navigation():
+    assert (ROOT / "pages" / "sweeps.py").is_file()
     at = _app()
     _ok(at)
-    if (ROOT / "pages" / "sweeps.py").is_file():
-        at.switch_page("pages/sweeps.py")  # raises when st.navigation did not register it
-        at.run()
+    at.switch_page("pages/sweeps.py")  # raises when st.navigation did not register it
+    at.run()
+    _ok(at)
+    assert at.title[0].value == "p × q sweeps" and not _errors(at), _errors(at)
 
 
 def test_explorer_draws_every_chart():
@@ -181,7 +175,7 @@ def test_explorer_on_glue_regression_and_pairs(glue_dir, task):
 
 def test_start_here_example_opens_the_explorer():
     at = _app()
-    at.button[0].click()  # "Show me an example"
+    at.button(key="home_start").click()  # "Show me an example"
     at.run()
     _ok(at)
     assert at.title[0].value == "Attribution explorer"
@@ -225,7 +219,7 @@ def test_prior_experiment_runs_and_shows_curves(env):
     at = _app("pages/prior.py", pr_train=32, pr_dev=16, pr_epochs=1, pr_layers=[7])  # layer 7: out of range
     _ok(at)
     assert at.session_state["pr_layers"] == [0]  # reset to a layer this model has
-    at.button[0].click()  # Start the prior experiment
+    at.button(key="pr_start").click()
     at.run()
     _ok(at)
     assert not _errors(at), _errors(at)
@@ -248,7 +242,7 @@ def test_prior_experiment_runs_and_shows_curves(env):
 
 def test_compare_runs_and_reports_cost(env):
     at = _app("pages/compare.py", cm_train=32, cm_dev=16, cm_epochs=2)
-    at.button[0].click()
+    at.button(key="cm_start").click()
     at.run()
     _ok(at)
     _wait_job(at)
@@ -259,14 +253,14 @@ def test_compare_runs_and_reports_cost(env):
 
 
 def test_busy_server_says_so_and_stop_is_recorded(env):
-    from addrop.jobs import default_runner
+    from addrop.studio.jobs import default_runner
 
     release = threading.Event()
     blocker = default_runner().submit("someone else's job", lambda job: release.wait(60), owner="session other")
     try:
         at = _app("pages/prior.py", pr_train=32, pr_dev=16, pr_epochs=1)
         assert any("Another job is running" in i.value for i in at.info)
-        at.button[0].click()
+        at.button(key="pr_start").click()
         at.run()
         _ok(at)
         assert any(e.startswith("busy:") for e in _errors(at)), _errors(at)
@@ -275,7 +269,7 @@ def test_busy_server_says_so_and_stop_is_recorded(env):
         blocker.wait(30)
     # now it starts; stopping leaves a record marked stopped
     at = _app("pages/prior.py", pr_train=64, pr_dev=16, pr_epochs=3)
-    at.button[0].click()
+    at.button(key="pr_start").click()
     at.run()
     _ok(at)
     job = default_runner().current()
@@ -283,7 +277,7 @@ def test_busy_server_says_so_and_stop_is_recorded(env):
     job.stop()
     _wait_job(at)
     assert any("Stopped" in w.value for w in at.warning)
-    from addrop.runs import list_runs
+    from addrop.engine.runs import list_runs
 
     statuses = {r.id: r.status for r in list_runs(env)}
     assert "stopped" in statuses.values()
@@ -292,7 +286,7 @@ def test_busy_server_says_so_and_stop_is_recorded(env):
 def test_cached_model_stays_pristine():
     import torch
 
-    from addrop.models import load_model
+    from addrop.engine.models import load_model
 
     at = _app("pages/explorer.py")
     _ok(at)
@@ -305,102 +299,3 @@ def test_cached_model_stays_pristine():
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert not cached.model.training
     assert all(p.grad is None for p in cached.model.parameters())
-
-
-# ---------------------------------------------------------------------------- the job function, no Streamlit
-
-class _FakeJob:
-    """What run_plan needs of a jobs.Job; stops itself after `stop_after` epoch records when given."""
-
-    def __init__(self, stop_after: int | None = None):
-        self.progress: dict = {}
-        self.events: list = []
-        self.stop_after = stop_after
-
-    def update(self, **kw):
-        self.progress.update(kw)
-
-    def add_event(self, e):
-        self.events.append(e)
-
-    def should_stop(self) -> bool:
-        return self.stop_after is not None and len(self.progress.get("epochs") or []) >= self.stop_after
-
-
-def _tiny_base(**kw):
-    from addrop.config import TrainConfig
-
-    return TrainConfig(model="tiny-bert", device="cpu", task="demo", source="demo", epochs=kw.pop("epochs", 1),
-                       train_size=16, dev_size=8, batch_size=8, lr=1e-4, **kw)
-
-
-def test_run_plan_prior_layout_and_progress(tmp_path):
-    from addrop import app_jobs
-    from addrop.models import load_model
-    from addrop.runs import list_runs
-    from addrop.training import load_splits
-
-    base = _tiny_base()
-    plan = app_jobs.prior_plan(base, 0.3, [0], str(tmp_path), group="prior-test")
-    assert [c.strategy for c in plan.configs] == ["none", "drop-random", "drop-low", "drop-high"]
-    assert all(c.attribution.target == "gold" and c.attribution.p == 0.3 for c in plan.configs)
-    job = _FakeJob()
-    out = app_jobs.run_plan(job, plan, load_model("tiny-bert", "cpu", 2), load_splits(base))
-    assert [r["status"] for r in out["runs"]] == ["finished"] * 4
-    assert (tmp_path / "prior-test" / "curves.html").is_file()
-    assert {r.id for r in list_runs(tmp_path / "prior-test")} == {"none", "drop-random", "drop-low", "drop-high"}
-    epochs = job.progress["epochs"]
-    assert len(epochs) == 4 and {e["run"] for e in epochs} == {"none", "drop-random", "drop-low", "drop-high"}
-    assert all("clean_train_loss" in e for e in epochs)
-    assert job.progress["fraction"] == pytest.approx(1.0)
-    assert app_jobs.list_groups(tmp_path, kind="prior")[0]["name"] == "prior-test"
-    with pytest.raises(Exception, match="already exists"):
-        app_jobs.check_plan(app_jobs.prior_plan(base, 0.3, [0], str(tmp_path), group="prior-test"), 2)
-
-
-def test_run_plan_stop_marks_the_run_stopped(tmp_path):
-    from addrop import app_jobs
-    from addrop.models import load_model
-    from addrop.runs import list_runs
-    from addrop.training import load_splits
-
-    base = _tiny_base(epochs=3)
-    plan = app_jobs.prior_plan(base, 0.3, [0], str(tmp_path), group="stopped")
-    out = app_jobs.run_plan(_FakeJob(stop_after=1), plan, load_model("tiny-bert", "cpu", 2), load_splits(base))
-    assert [r["status"] for r in out["runs"]] == ["stopped", "waiting", "waiting", "waiting"]
-    recs = list_runs(tmp_path / "stopped")
-    assert [(r.id, r.status, r.epochs_done) for r in recs] == [("none", "stopped", 1)]
-
-
-def test_compare_plan_pairs_and_validation(tmp_path):
-    from addrop import app_jobs
-    from addrop.config import AttributionConfig
-    from addrop.errors import UserError
-
-    plan = app_jobs.compare_plan(_tiny_base(epochs=2), AttributionConfig(layers=[5]), True, [0, 1], str(tmp_path))
-    assert [c.name for c in plan.configs] == ["vanilla-s0", "addrop-s0", "vanilla-s1", "addrop-s1"]
-    assert [c.seed for c in plan.configs] == [0, 0, 1, 1]
-    with pytest.raises(UserError, match="out of range"):
-        app_jobs.check_plan(plan, 2)
-    with pytest.raises(UserError, match="differ"):
-        app_jobs.compare_plan(_tiny_base(), AttributionConfig(), True, [1, 1], str(tmp_path))
-
-
-def test_compare_summary_ratio():
-    import pandas as pd
-
-    from addrop import app_jobs
-
-    rows = []
-    for seed in (0, 1):
-        for e in (1, 2):
-            rows.append({"run": f"vanilla-s{seed}", "strategy": "vanilla", "seed": seed, "epoch": e, "seconds": 2.0,
-                         "addrop_epoch": False, "dev_loss": 0.5, "dev_accuracy": 0.7 + 0.1 * seed})
-            rows.append({"run": f"addrop-s{seed}", "strategy": "addrop", "seed": seed, "epoch": e,
-                         "seconds": 2.0 if e == 1 else 5.0, "addrop_epoch": e == 2, "dev_loss": 0.4,
-                         "dev_accuracy": 0.8})
-    metrics, cost, ratio = app_jobs.compare_summary(pd.DataFrame(rows))
-    assert ratio == pytest.approx(2.5)  # AD-DROP epochs 5 s / vanilla 2 s
-    van = metrics[metrics["strategy"] == "vanilla"].iloc[0]
-    assert van["dev_accuracy"] == pytest.approx(0.75) and van["dev_accuracy (sd)"] > 0
-    assert set(cost.columns) >= {"all epochs", "plain epochs", "AD-DROP epochs"}

@@ -7,20 +7,21 @@ import threading
 import pytest
 import torch
 
-from addrop.attribution import attribute, encode
+from addrop.core.attribution import attribute
+from addrop.engine.batching import encode_example
 from addrop.config import AttributionConfig, TrainConfig
 from addrop.errors import UserError
-from addrop.jobs import Busy, JobRunner
-from addrop.masking import make_drops
-from addrop.models import load_model
-from addrop.runs import list_runs, load_run
-from addrop.training import Callbacks, train
+from addrop.studio.jobs import Busy, JobRunner
+from addrop.core.masking import make_drops
+from addrop.engine.models import load_model
+from addrop.engine.runs import list_runs, load_run
+from addrop.engine.training import Callbacks, train
 
 SENTENCES = ["a gripping, funny film", "the plot drags on and on", "fine", "not bad at all, i liked the cast"]
 
 
 def _explore(loaded, text: str, seed: int = 0):
-    batch, _, _ = encode(loaded, text)
+    batch, _, _ = encode_example(loaded, text)
     res = attribute(loaded, batch, AttributionConfig(method="ga"))
     gen = torch.Generator().manual_seed(seed)
     _, dropped = make_drops(res.scores, res.key_mask, 0.3, 0.3, generator=gen)
@@ -115,7 +116,7 @@ def test_nan_loss_fails_the_run_with_a_reason(tmp_path):
 
 def test_out_of_memory_is_recorded_as_failed(tmp_path, monkeypatch):
     """A CUDA OOM (simulated) fails the run with a suggestion instead of crashing the worker."""
-    import addrop.training as tr
+    import addrop.engine.training as tr
 
     def boom(*a, **k):
         raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")

@@ -1,0 +1,43 @@
+"""python -m addrop compare: AD-DROP against vanilla, paired over seeds, the same plan the app runs."""
+from __future__ import annotations
+
+from .train import add_training_options
+
+
+def add_parser(sub) -> None:
+    c = sub.add_parser("compare", help="AD-DROP against vanilla: paired runs with the same seeds, mean and spread",
+                       description="Run vanilla and one other strategy (addrop by default) with the same seeds and "
+                                   "settings into one folder; print the final dev metrics as mean and standard "
+                                   "deviation over seeds, and the cost per epoch of each.")
+    add_training_options(c, skip=("seed",), defaults={"strategy": "addrop"})
+    c.add_argument("--seeds", default="0,1,2", help="seeds, e.g. 0,1,2 or 0:4 (default 0,1,2)")
+    c.set_defaults(func=run)
+
+
+def run(a) -> int:
+    from ..engine.runs import list_runs, metrics_frame
+    from ..experiments.plans import compare_plan, compare_summary, run_plan
+    from ..studio.outputs import write_curves
+    from .options import attribution_from, train_config_from
+    from .printing import ConsoleProgress
+
+    base = train_config_from(a, attribution_from(a), name=None)
+    plan = compare_plan(base, base.attribution, base.cross_tuning, a.seeds, a.out, group=a.name, strategy=a.strategy)
+    result = run_plan(ConsoleProgress(), plan)
+    write_curves(plan)
+    status = 0
+    for r in result["runs"]:
+        if r["status"] != "finished":
+            print(f"{r['run']}: {r['status']}" + (f" ({r['reason']})" if r.get("reason") else ""))
+            status = 1
+    frame = metrics_frame(list_runs(plan.root))
+    metrics, cost, ratio = compare_summary(frame)
+    if not metrics.empty:
+        print("\ndev metrics at the last epoch (mean over seeds; sd when several):")
+        print(metrics.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+        print("\nseconds per epoch:")
+        print(cost.to_string(index=False, float_format=lambda v: f"{v:.2f}"))
+        if ratio is not None:
+            print(f"AD-DROP epoch / vanilla epoch: {ratio:.2f}x")
+    print(f"runs -> {plan.root}")
+    return status

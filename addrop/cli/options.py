@@ -1,0 +1,76 @@
+"""Command-line options made from the config dataclasses' fields: one option per field, its help text from the
+field's metadata (`config.setting`), its default from the field. Every command that takes a setting takes it the
+same way, so the commands cannot drift apart.
+"""
+from __future__ import annotations
+
+import argparse
+from dataclasses import MISSING, fields
+
+from ..config import AttributionConfig, TrainConfig
+
+# The attribution settings a training command takes (the rest are the prior experiment's or the explorer's).
+TRAIN_ATTRIBUTION = ("method", "layers", "steps", "target", "p", "q")
+_TYPES = {"int": int, "float": float, "str": str}
+_MADE = "_options_made"  # parser default: {dataclass name: the fields that got an option}
+
+
+def _python_type(annotation: str):
+    """'int', 'float | None', 'tuple[int, ...] | None', ... -> the type argparse converts with (layers stay text:
+    the dataclass parses them)."""
+    first = str(annotation).split("|")[0].strip()
+    return _TYPES.get(first, str)
+
+
+def _default(f):
+    if f.default is not MISSING:
+        return f.default
+    return f.default_factory() if f.default_factory is not MISSING else None
+
+
+def add_options(parser, cls, only=None, skip=(), defaults: dict | None = None) -> None:
+    """Add one option per field of the dataclass `cls` to `parser` (a parser or an argument group), in field
+    order. `only`/`skip` choose fields; `defaults` overrides a field's default for this command."""
+    defaults = defaults or {}
+    made = []
+    for f in fields(cls):
+        meta = f.metadata
+        if meta.get("cli") is False or f.name in skip or (only is not None and f.name not in only):
+            continue
+        flags = [meta.get("flag") or "--" + f.name.replace("_", "-"), *meta.get("aliases", ())]
+        default = defaults.get(f.name, _default(f))
+        if isinstance(default, tuple):
+            default = ",".join(map(str, default))
+        help_text = meta.get("help", "")
+        kw: dict = {"dest": f.name, "default": default}
+        if str(f.type).startswith("bool"):
+            kw["action"] = argparse.BooleanOptionalAction
+        else:
+            kw["type"] = _python_type(f.type)
+            if meta.get("choices"):
+                kw["choices"] = list(meta["choices"])
+            if meta.get("metavar"):
+                kw["metavar"] = meta["metavar"]
+            if default is not None:
+                help_text += f" (default {default if not isinstance(default, float) else f'{default:g}'})"
+        parser.add_argument(*flags, help=help_text, **kw)
+        made.append(f.name)
+    known = parser.get_default(_MADE) or {}
+    parser.set_defaults(**{_MADE: {**known, cls.__name__: tuple(known.get(cls.__name__, ())) + tuple(made)}})
+
+
+def build(cls, args, **overrides):
+    """An instance of `cls` from the parsed options its fields made (fields without an option keep their
+    default), with `overrides` on top."""
+    made = (getattr(args, _MADE, None) or {}).get(cls.__name__, ())
+    kw = {name: getattr(args, name) for name in made}
+    kw.update(overrides)
+    return cls(**kw)
+
+
+def attribution_from(args, **overrides) -> AttributionConfig:
+    return build(AttributionConfig, args, **overrides)
+
+
+def train_config_from(args, attribution: AttributionConfig, **overrides) -> TrainConfig:
+    return build(TrainConfig, args, attribution=attribution, **overrides)

@@ -1,0 +1,38 @@
+"""python -m addrop prior: the paper's prior experiment (Section 2.2), the same plan the app runs."""
+from __future__ import annotations
+
+import os
+
+from .train import add_training_options
+
+
+def add_parser(sub) -> None:
+    from ..experiments.plans import PRIOR_DEFAULTS
+
+    p = sub.add_parser("prior", help="the paper's prior experiment: none / random / low / high, with curves.html",
+                       description="Run the prior experiment (paper Section 2.2): gold-label GA in the chosen layers, "
+                                   "a fixed share of each attention row dropped (the highest, the lowest, random, or "
+                                   "none), same seed, into one folder with curves.html.")
+    # the drop-* strategies fix the attribution (gold-label GA, exactly the share --rate): none of it is an option
+    add_training_options(p, skip=("strategy", "cross_tuning", "clean_train_loss", "save_weights", "method", "steps",
+                                  "target", "p", "q"), defaults={"layers": PRIOR_DEFAULTS["layers"]})
+    p.add_argument("--rate", type=float, default=PRIOR_DEFAULTS["rate"],
+                   help=f"share of each row dropped (default {PRIOR_DEFAULTS['rate']:g})")
+    p.set_defaults(func=run)
+
+
+def run(a) -> int:
+    from ..experiments.plans import prior_plan, run_plan
+    from ..studio.outputs import write_curves
+    from .options import attribution_from, train_config_from
+    from .printing import ConsoleProgress
+
+    base = train_config_from(a, attribution_from(a), name=None)
+    plan = prior_plan(base, a.rate, base.attribution.layers, a.out, group=a.name)
+    result = run_plan(ConsoleProgress(width=11), plan)
+    curves = write_curves(plan)
+    failed = [r for r in result["runs"] if r["status"] not in ("finished", "waiting")]
+    for r in failed:
+        print(f"{r['run']}: {r['status']} ({r.get('reason')})")
+    print(f"prior experiment -> {plan.root}" + (f" ({os.path.basename(curves)})" if curves else ""))
+    return 1 if failed or any(r["status"] == "waiting" for r in result["runs"]) else 0

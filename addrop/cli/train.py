@@ -1,0 +1,30 @@
+"""python -m addrop train: one fine-tuning run (vanilla, AD-DROP or a prior-experiment strategy)."""
+from __future__ import annotations
+
+from ..config import AttributionConfig, TrainConfig
+from .options import TRAIN_ATTRIBUTION, add_options, attribution_from, train_config_from
+from .printing import epoch_line
+
+
+def add_training_options(p, skip=(), defaults: dict | None = None) -> None:
+    """The options of a training run: every TrainConfig field and the attribution settings training uses."""
+    add_options(p, TrainConfig, skip=skip, defaults=defaults)
+    add_options(p, AttributionConfig, only=[f for f in TRAIN_ATTRIBUTION if f not in skip], defaults=defaults)
+    p.add_argument("--out", default="runs", help="folder for run records (default runs)")
+
+
+def add_parser(sub) -> None:
+    t = sub.add_parser("train", help="fine-tune with one strategy and write a run record",
+                       description="Fine-tune a model (vanilla, AD-DROP, or a prior-experiment strategy), print one "
+                                   "line per epoch and write OUT/<run id>/{config.json,metrics.jsonl,status.json}.")
+    add_training_options(t)
+    t.set_defaults(func=run)
+
+
+def run(a) -> int:
+    from ..engine.training import Callbacks, train
+
+    cfg = train_config_from(a, attribution_from(a, seed=a.seed))
+    res = train(cfg, runs_dir=a.out, callbacks=Callbacks(on_epoch=lambda r: print(epoch_line(r), flush=True)))
+    print(f"run {res.id}: {res.status}{' (' + res.reason + ')' if res.reason else ''} -> {res.path}")
+    return 0 if res.status == "finished" else 1

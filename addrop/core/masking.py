@@ -1,0 +1,143 @@
+"""AD-DROP masks, paper Eq. 6-7, as boolean tensors shaped [L, B, H, T, T] (layers, batch, heads, query, key).
+
+`candidate_region` marks the candidate discard region S (True = candidate); `sample_drops` draws the dropped
+positions inside it with probability q. The additive dtype-min form exists only inside attention.py.
+"""
+from __future__ import annotations
+
+import torch
+
+from .grouping import length_groups
+
+MASK_GROUP = 4  # examples per length group when the masks of a padded CPU batch are made (0: one padded call)
+
+
+def _real(key_mask: torch.Tensor, shape) -> tuple[torch.Tensor, torch.Tensor]:
+    """key_mask [B, T] (True = real token) -> (real keys, real query rows), broadcastable to [L, B, H, T, T]."""
+    km = key_mask.bool()
+    keys = km[None, :, None, None, :]  # [1, B, 1, 1, T]
+    rows = km[None, :, None, :, None]  # [1, B, 1, T, 1]
+    return keys, rows
+
+
+def _uniform(shape, generator: torch.Generator | None, device) -> torch.Tensor:
+    """Uniform draws from the generator's device (so a seed gives the same mask), moved to `device`."""
+    gen_device = generator.device if generator is not None else device
+    return torch.rand(shape, generator=generator, device=gen_device).to(device)
+
+
+def _value_at_rank(s: torch.Tensor, keys: torch.Tensor, asc: torch.Tensor, n: torch.Tensor) -> torch.Tensor:
+    """Per row, the value at ascending index asc[b] among the real keys (what sorting the row would give), with
+    one partial top-k from whichever end is nearer instead of a full sort."""
+    desc = n - 1 - asc  # the same position counted from the top
+    if int(desc.max()) <= int(asc.max()):
+        vals = s.masked_fill(~keys, float("-inf")).topk(int(desc.max()) + 1, dim=-1, largest=True).values
+        pos = desc
+    else:
+        vals = s.masked_fill(~keys, float("inf")).topk(int(asc.max()) + 1, dim=-1, largest=False).values
+        pos = asc
+    index = pos.view(1, -1, 1, 1, 1).expand(*s.shape[:-1], 1)
+    return vals.gather(-1, index)
+
+
+def candidate_region(scores: torch.Tensor, key_mask: torch.Tensor, p: float, mode: str = "high",
+                     ties: str = "paper", generator: torch.Generator | None = None) -> torch.Tensor:
+    """Candidate discard region per query row, among the n real keys of that row.
+
+    high (Eq. 6): threshold = the ascending-sorted row's value at index int(n(1-p)); keys at or above it.
+    low: the keys strictly below the value at index int(pn) (the int(pn) lowest on tie-free rows).
+    random: each real key with probability p.
+    ties="strict" makes rows whose real keys all have the same score non-candidates (with GA, rows that cannot
+    reach the output are constant; the paper's rule would make the whole row a candidate).
+    Pads are never candidates, as keys or as query rows.
+    """
+    # scores: [L, B, H, T, T]; key_mask: [B, T]
+    keys, rows = _real(key_mask, scores.shape)
+    valid = keys & rows  # [1, B, 1, T, T]
+    if mode == "random":
+        return (_uniform(scores.shape, generator, scores.device) < p) & valid
+    s = scores.float()
+    n = key_mask.sum(-1).to(scores.device)  # [B] real keys per example
+    # int(n(1-p)) as the decimal numbers say: float products such as 90 * 0.7 = 62.999... would floor one short
+    if mode == "high":
+        asc = (n.double() * (1.0 - p) + 1e-9).floor().long()
+    elif mode == "low":
+        asc = (n.double() * p + 1e-9).floor().long()
+    else:
+        raise ValueError(f"unknown mode {mode!r}")
+    asc = torch.minimum(asc, n - 1).clamp(min=0)  # [B] ascending index of the threshold among the real keys
+    thr = _value_at_rank(s, keys, asc, n)  # [L, B, H, T, 1]
+    region = (s >= thr) if mode == "high" else (s < thr)
+    region &= valid
+    if ties == "strict":
+        lo = s.masked_fill(~keys, float("inf")).amin(-1, keepdim=True)
+        hi = s.masked_fill(~keys, float("-inf")).amax(-1, keepdim=True)
+        region &= ~(hi == lo)
+    return region
+
+
+def sample_drops(region: torch.Tensor, q: float, generator: torch.Generator | None = None,
+                 fixed_rate: bool = False) -> torch.Tensor:
+    """Eq. 7: each candidate dropped with probability q (fixed_rate: every candidate dropped)."""
+    if fixed_rate:
+        return region.clone()
+    return region & (_uniform(region.shape, generator, region.device) < q)
+
+
+def keep_one(dropped: torch.Tensor, scores: torch.Tensor, key_mask: torch.Tensor, mode: str = "high") -> torch.Tensor:
+    """No row may lose every real key: where one would, give back its lowest-scored key (highest for low mode)."""
+    keys, _ = _real(key_mask, dropped.shape)
+    lost = (dropped | ~keys).all(-1, keepdim=True)  # [L, B, H, T, 1]
+    if not lost.any():
+        return dropped
+    s = scores.float()
+    if mode == "low":
+        pick = s.masked_fill(~keys, float("-inf")).argmax(-1, keepdim=True)
+    else:
+        pick = s.masked_fill(~keys, float("inf")).argmin(-1, keepdim=True)
+    give_back = torch.zeros_like(dropped).scatter_(-1, pick, True) & lost
+    return dropped & ~give_back
+
+
+def make_drops(scores: torch.Tensor, key_mask: torch.Tensor, p: float, q: float, mode: str = "high",
+               ties: str = "paper", fixed_rate: bool = False, generator: torch.Generator | None = None,
+               group: int = MASK_GROUP):
+    """Region and dropped positions in one call. Returns (region, dropped), both bool [L, B, H, T, T]. A padded CPU
+    batch is done in length-sorted groups of `group` examples cut to their longest example (0: in one call), so
+    pad rows and keys are not searched nor drawn (pads are never candidates nor dropped)."""
+    parts = length_groups(key_mask, group)
+    if len(parts) == 1:
+        return _make_drops(scores, key_mask, p, q, mode, ties, fixed_rate, generator)
+    region = torch.zeros(scores.shape, dtype=torch.bool, device=scores.device)
+    dropped = torch.zeros_like(region)
+    for idx, t in parts:
+        r, d = _make_drops(scores[:, idx, :, :t, :t], key_mask[idx, :t], p, q, mode, ties, fixed_rate, generator)
+        region[:, idx, :, :t, :t] = r
+        dropped[:, idx, :, :t, :t] = d
+    return region, dropped
+
+
+def _make_drops(scores, key_mask, p, q, mode, ties, fixed_rate, generator):
+    region = candidate_region(scores, key_mask, p, mode, ties, generator)
+    dropped = keep_one(sample_drops(region, q, generator, fixed_rate), scores, key_mask, mode)
+    return region, dropped
+
+
+def random_scores(shape, key_mask: torch.Tensor, generator: torch.Generator | None = None,
+                  group: int = MASK_GROUP) -> torch.Tensor:
+    """Uniform scores [L, B, H, T, T] (RD), drawn only within each length group's width (zero elsewhere)."""
+    parts = length_groups(key_mask, group)
+    if len(parts) == 1:
+        return _uniform(shape, generator, key_mask.device)
+    out = torch.zeros(shape, device=key_mask.device)
+    for idx, t in parts:
+        out[:, idx, :, :t, :t] = _uniform((shape[0], len(idx), shape[2], t, t), generator, key_mask.device)
+    return out
+
+
+def dropped_share(dropped: torch.Tensor, key_mask: torch.Tensor) -> float:
+    """Share of real (query row, key) positions dropped: padded rows and keys are not counted."""
+    keys, rows = _real(key_mask, dropped.shape)
+    valid = (keys & rows).expand_as(dropped)
+    total = valid.sum().item()
+    return float((dropped & valid).sum().item() / total) if total else 0.0

@@ -1,0 +1,67 @@
+"""Leaf helpers for the core's forward passes: which inputs a model takes, eval mode, frozen weights, and the
+random input of the install-time checks. Nothing here knows about AD-DROP itself.
+"""
+from __future__ import annotations
+
+import inspect
+from contextlib import contextmanager
+
+import torch
+
+_PARAMS: dict[type, frozenset] = {}
+
+
+def forward_params(cls) -> frozenset:
+    """The argument names of `cls.forward` (cached per class)."""
+    if cls not in _PARAMS:
+        _PARAMS[cls] = frozenset(inspect.signature(cls.forward).parameters)
+    return _PARAMS[cls]
+
+
+def model_inputs(model, batch: dict) -> dict:
+    """Keep only the tensors this model's forward accepts (DistilBERT takes no token_type_ids; RoBERTa-style
+    models with a single token type must not get segment ids from a BERT tokenizer)."""
+    params = forward_params(type(model))
+    out = {k: v for k, v in batch.items() if k in params and k != "labels"}
+    if "token_type_ids" in out and getattr(model.config, "type_vocab_size", 2) < 2:
+        out.pop("token_type_ids")
+    return out
+
+
+@contextmanager
+def eval_mode(model):
+    """Passes inside run without dropout; the caller's mode comes back afterwards (the reference's IGA leaves the
+    model in eval mode, silently turning dropout off for the rest of the epoch)."""
+    was = model.training
+    model.eval()
+    try:
+        yield
+    finally:
+        model.train(was)
+
+
+@contextmanager
+def frozen(model):
+    """Parameters stop requiring grad for the duration: attribution passes then record no graph for weight
+    gradients (faster; see docs/performance.md). Only for a model no other thread uses at the time (a training
+    copy): `requires_grad` is shared state."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    for p in params:
+        p.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for p in params:
+            p.requires_grad_(True)
+
+
+def check_batch(model, lengths: list[int], width: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Random token ids [B, width] and an attention mask [B, width] with the given real lengths, on the model's
+    device: the input of the install-time checks."""
+    device = next(model.parameters()).device
+    vocab = int(getattr(model.config, "vocab_size", 100) or 100)
+    first_id = 5  # above the special tokens of the supported tokenizers ([PAD], [UNK], [CLS], [SEP], [MASK])
+    ids = torch.randint(first_id, max(vocab, first_id + 1), (len(lengths), width),
+                        generator=torch.Generator().manual_seed(seed))
+    mask = (torch.arange(width)[None, :] < torch.tensor(lengths)[:, None]).long()
+    return ids.to(device), mask.to(device)

@@ -1,0 +1,243 @@
+"""One fine-tuning loop for every strategy: vanilla, AD-DROP (with cross-tuning) and the prior experiment.
+
+    vanilla               plain fine-tuning
+    addrop                Algorithm 1: attribution (GA/IGA/AA/RD, pseudo label by default) -> Eq. 6-7 masks ->
+                          masked second pass; with cross-tuning, plain epochs 1, 3, 5, ... and AD-DROP 2, 4, ...
+    drop-high/-low/-random  the prior experiment (Section 2.2): gold-label GA in the chosen layers, a fixed share
+                          p of each row dropped (the highest, the lowest, or random keys), at every epoch
+    none                  the prior experiment's baseline: no drop, same bookkeeping (clean train loss)
+
+The loaded model is never changed: a run trains a private copy.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+
+from ..config import PRIOR_MODES, TrainConfig, resolve_layers
+from ..core.algorithm import drops_for, is_addrop_epoch
+from ..core.passes import eval_mode, model_inputs
+from ..errors import UserError
+from .batching import batches, encode, num_batches
+from .data import k_shot, load_data, subset
+from .metrics import compute_metrics
+from .models import LoadedModel, clone_model, load_model
+from .runs import RunWriter, read_metrics, safe_run_id
+
+
+@dataclass
+class Callbacks:
+    """Hooks a caller (CLI, app worker) passes in. `should_stop` is checked before every step."""
+
+    on_step: Callable[[dict], None] | None = None
+    on_epoch: Callable[[dict], None] | None = None
+    should_stop: Callable[[], bool] | None = None
+
+
+@dataclass
+class Data:
+    spec: object
+    train: object
+    dev: object
+    train_enc: list
+    dev_enc: list
+    truncated: int = 0
+
+
+@dataclass
+class RunResult:
+    id: str
+    path: str
+    status: str  # finished | stopped | failed
+    reason: str | None
+    metrics: list[dict] = field(default_factory=list)
+
+
+def load_splits(cfg: TrainConfig):
+    """(spec, train, dev) of the configured task, before subsets."""
+    return load_data(cfg.task, cfg.source, cfg.data_dir, cfg.csv, text_col=cfg.text_col,
+                     pair_col=cfg.pair_col, label_col=cfg.label_col)
+
+
+def prepare_data(cfg: TrainConfig, tokenizer, splits=None) -> Data:
+    """Load the task, take the seeded subsets, tokenize (dynamic padding happens per batch)."""
+    spec, train, dev = splits if splits is not None else load_splits(cfg)
+    if cfg.shots:
+        train = k_shot(train, cfg.shots, cfg.seed)
+    train = subset(train, cfg.train_size, cfg.seed)
+    dev = subset(dev, cfg.dev_size, cfg.seed)
+    tr, dv = encode(tokenizer, train, cfg.max_length), encode(tokenizer, dev, cfg.max_length)
+    return Data(spec, train, dev, tr, dv, getattr(tr, "truncated", 0) + getattr(dv, "truncated", 0))
+
+
+def masks_in_epoch(cfg: TrainConfig, epoch: int) -> bool:
+    """Whether epoch (from 1) applies masks: AD-DROP's cross-tuning schedule (Algorithm 1), every epoch for the
+    prior experiment's drop-* strategies, never for vanilla and none."""
+    if cfg.strategy == "addrop":
+        return is_addrop_epoch(epoch, cfg.cross_tuning)
+    return cfg.strategy in PRIOR_MODES
+
+
+class NonFiniteLoss(RuntimeError):
+    """The training loss became NaN or infinite."""
+
+
+def train_step(model, batch: dict, optimizer, scheduler, max_grad_norm: float, drops: dict | None = None) -> float:
+    """One optimisation step, with the AD-DROP masks `drops` ({layer: bool [B, H, T, T]}) or without: the masked
+    (or plain) forward pass, backward, gradient clipping, optimizer and scheduler. The trainer and the benchmark
+    both run this, so the benchmark times what users run. Raises NonFiniteLoss before the backward pass."""
+    with model.addrop.pass_settings(drops=drops):
+        loss = model(**model_inputs(model, batch), labels=batch["labels"]).loss
+    if not torch.isfinite(loss):
+        raise NonFiniteLoss(f"the training loss became {loss.item()}")
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), max_grad_norm)
+    optimizer.step()
+    scheduler.step()
+    return loss.item()
+
+
+def evaluate(loaded: LoadedModel, enc, labels, spec, batch_size: int) -> tuple[float, dict]:
+    """Mean loss and GLUE metrics, eval mode, no masks."""
+    model = loaded.model
+    total, n, preds = 0.0, 0, []
+    with eval_mode(model), torch.no_grad():
+        for batch in batches(enc, labels, batch_size, is_regression=spec.is_regression):
+            batch = {k: v.to(loaded.device) for k, v in batch.items()}
+            out = model(**model_inputs(model, batch), labels=batch["labels"])
+            bs = batch["labels"].shape[0]
+            total += out.loss.item() * bs
+            n += bs
+            logits = out.logits.float()
+            preds += (logits.view(-1) if spec.is_regression else logits.argmax(-1)).tolist()
+    return total / max(n, 1), compute_metrics(spec, preds, list(labels))
+
+
+def make_optimizer(model, cfg: TrainConfig, total_steps: int):
+    """AdamW (no weight decay on biases and LayerNorm) with a linear warm-up and decay over `total_steps`."""
+    from transformers import get_linear_schedule_with_warmup
+
+    decay, no_decay = [], []
+    for name, p in model.named_parameters():
+        if p.requires_grad:
+            (no_decay if p.ndim < 2 or "LayerNorm" in name or "layer_norm" in name else decay).append(p)
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
+                             {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr, fused=_fused_ok(decay + no_decay))
+    sched = get_linear_schedule_with_warmup(opt, int(cfg.warmup_ratio * total_steps), total_steps)
+    return opt, sched
+
+
+def _fused_ok(params) -> bool:
+    """Fused AdamW (one kernel over all parameters; Hugging Face's default optimizer too) where torch has it:
+    CPU and CUDA, floating point; the updates agree with the per-parameter loop to rounding (its speed-up is in
+    docs/performance.md)."""
+    return bool(params) and all(p.is_floating_point() and p.device.type in ("cpu", "cuda") for p in params)
+
+
+def _is_oom(e: BaseException) -> bool:
+    return isinstance(e, torch.cuda.OutOfMemoryError) or "out of memory" in str(e).lower()
+
+
+def train(cfg: TrainConfig, runs_dir: str = "runs", loaded: LoadedModel | None = None, data: Data | None = None,
+          callbacks: Callbacks | None = None) -> RunResult:
+    """Fine-tune a private copy of `loaded` (or of `cfg.model`) and write the run record under `runs_dir`."""
+    cb = callbacks or Callbacks()
+    if data is None:
+        splits = load_splits(cfg)
+        if loaded is None:
+            loaded = load_model(cfg.model, cfg.device, num_labels=splits[0].num_labels, seed=cfg.seed)
+        data = prepare_data(cfg, loaded.tokenizer, splits)
+    elif loaded is None:
+        loaded = load_model(cfg.model, cfg.device, num_labels=data.spec.num_labels, seed=cfg.seed)
+    spec = data.spec
+    heads = loaded.model.config.num_labels
+    if heads != spec.num_labels:
+        raise UserError(f"the model's head has {heads} outputs but task {spec.name} needs {spec.num_labels}")
+    if len(data.train) == 0 or len(data.dev) == 0:
+        raise UserError("the training or dev set is empty")
+    if cfg.uses_masks:
+        resolve_layers(cfg.attribution.layers, loaded.num_layers)  # range check before anything is written
+    run_id = safe_run_id(cfg.name, prefix=cfg.strategy)
+    config = cfg.to_dict()
+    config.update(name=run_id, num_train=len(data.train), num_dev=len(data.dev), truncated=data.truncated,
+                  device=str(loaded.device), task_name=spec.name, primary_metric=spec.primary_metric)
+    writer = RunWriter(runs_dir, run_id, config)
+    with writer:
+        status, reason = _loop(cfg, loaded, data, writer, cb)
+        writer.finish(status, reason)
+    return RunResult(writer.id, str(writer.path), status, reason, read_metrics(writer.path / "metrics.jsonl"))
+
+
+def _loop(cfg: TrainConfig, loaded0: LoadedModel, data: Data, writer: RunWriter, cb: Callbacks):
+    torch.manual_seed(cfg.seed)  # dropout
+    loaded = clone_model(loaded0)
+    model = loaded.model
+    model.train()
+    spec = data.spec
+    shuffle_gen = torch.Generator().manual_seed(cfg.seed)
+    mask_gen = torch.Generator(device=loaded.device).manual_seed(cfg.seed + 1)
+    steps_per_epoch = num_batches(len(data.train), cfg.batch_size)
+    total = steps_per_epoch * cfg.epochs
+    opt, sched = make_optimizer(model, cfg, total)
+    acfg = cfg.masking()
+    best, bad_epochs, step = math.inf, 0, 0
+    t_start = time.perf_counter()
+    try:
+        for epoch in range(1, cfg.epochs + 1):
+            masked = acfg is not None and masks_in_epoch(cfg, epoch)
+            t0 = time.perf_counter()
+            loss_sum, n_sum, shares = 0.0, 0, []
+            for batch in batches(data.train_enc, data.train.labels, cfg.batch_size, shuffle=True,
+                                 generator=shuffle_gen, is_regression=spec.is_regression):
+                if cb.should_stop and cb.should_stop():
+                    return "stopped", f"stopped by request during epoch {epoch}"
+                batch = {k: v.to(loaded.device) for k, v in batch.items()}
+                drops = None
+                if masked:
+                    drops, share = drops_for(model, batch, acfg, mask_gen)
+                    shares.append(share)
+                try:
+                    loss = train_step(model, batch, opt, sched, cfg.max_grad_norm, drops)
+                except NonFiniteLoss as e:
+                    return "failed", f"{e} at epoch {epoch}, step {step + 1}"
+                step += 1
+                bs = batch["labels"].shape[0]
+                loss_sum += loss * bs
+                n_sum += bs
+                if cb.on_step:
+                    cb.on_step({"epoch": epoch, "step": step, "total_steps": total, "loss": loss,
+                                "fraction": step / total, "elapsed": time.perf_counter() - t_start})
+            seconds = time.perf_counter() - t0
+            dev_loss, metrics = evaluate(loaded, data.dev_enc, data.dev.labels, spec, cfg.batch_size * 2)
+            rec = {"epoch": epoch, "addrop_epoch": masked, "train_loss": loss_sum / max(n_sum, 1),
+                   "dev_loss": dev_loss, **{f"dev_{k}": v for k, v in metrics.items()}, "seconds": seconds,
+                   "dropped_share": (sum(shares) / len(shares)) if shares else 0.0}
+            if cfg.wants_clean_loss:
+                rec["clean_train_loss"], _ = evaluate(loaded, data.train_enc, data.train.labels, spec,
+                                                      cfg.batch_size * 2)
+            writer.log_epoch(rec)
+            if cb.on_epoch:
+                cb.on_epoch(dict(rec))
+            if cfg.early_stopping:
+                if dev_loss < best - 1e-6:
+                    best, bad_epochs = dev_loss, 0
+                else:
+                    bad_epochs += 1
+                    if bad_epochs >= cfg.early_stopping:
+                        break
+        if cfg.save_weights:
+            writer.save_weights(model.state_dict())
+        return "finished", None
+    except (RuntimeError, torch.cuda.OutOfMemoryError) as e:
+        if not _is_oom(e):
+            raise
+        del opt, model, loaded
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+        return "failed", ("out of memory on the GPU: try a smaller batch size or max length "
+                          f"(now {cfg.batch_size} and {cfg.max_length})")

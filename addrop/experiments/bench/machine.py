@@ -1,0 +1,91 @@
+"""The machine a benchmark ran on, and glibc's allocator settings for it (see measure.py's docstring)."""
+from __future__ import annotations
+
+import os
+import platform
+import sys
+from pathlib import Path
+
+import torch
+
+# Values for glibc's allocator: never return freed memory to the OS, never mmap a block on its own.
+MALLOC_ENV = {"MALLOC_MMAP_THRESHOLD_": "17179869184", "MALLOC_TRIM_THRESHOLD_": "68719476736"}
+
+
+def machine_info(device: torch.device) -> dict:
+    info = {"platform": platform.platform(), "python": platform.python_version(), "torch": torch.__version__,
+            "threads": torch.get_num_threads(), "cpus": os.cpu_count(), "cpu": _cpu_name()}
+    if device.type == "cuda":
+        info["gpu"] = torch.cuda.get_device_name(device)
+    try:
+        import transformers
+
+        info["transformers"] = transformers.__version__
+    except ImportError:  # pragma: no cover
+        pass
+    return info
+
+
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def malloc_env_status() -> dict:
+    return {k: os.environ.get(k) for k in MALLOC_ENV} | {
+        "set": all(os.environ.get(k) for k in MALLOC_ENV)}
+
+
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameters
+_GLIBC_DEFAULT = 128 * 1024
+
+
+def _mallopt(mmap_threshold: int, trim_threshold: int) -> bool:
+    """Set glibc's thresholds in this process (False where there is no glibc)."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6")
+        return bool(libc.mallopt(_M_MMAP_THRESHOLD, ctypes.c_int(mmap_threshold))
+                    and libc.mallopt(_M_TRIM_THRESHOLD, ctypes.c_int(trim_threshold)))
+    except (OSError, AttributeError):
+        return False
+
+
+class allocator_tuned:
+    """Without the MALLOC_* variables (an in-process run, e.g. a test), set the same thresholds with mallopt()
+    for the duration of the run and put glibc's defaults back afterwards (mallopt's values are capped at
+    2 GiB; nothing this benchmark allocates comes near)."""
+
+    def __enter__(self):
+        self.applied = not malloc_env_status()["set"] and _mallopt(2**30, 2**31 - 1)
+        return self
+
+    def __exit__(self, *exc):
+        if self.applied:
+            _mallopt(_GLIBC_DEFAULT, _GLIBC_DEFAULT)
+        return False
+
+
+def peak_rss_mb() -> float | None:
+    try:
+        import resource
+
+        kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        return kb / 1024 if sys.platform != "darwin" else kb / 2**20
+    except (ImportError, OSError):  # pragma: no cover - Windows
+        return None
+
+
+def load_average() -> list[float] | None:
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except (AttributeError, OSError):  # pragma: no cover - Windows
+        return None

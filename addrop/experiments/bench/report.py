@@ -1,0 +1,143 @@
+"""The benchmark's goals and its printed table (text or Markdown), from a record `measure.run_bench` returned."""
+from __future__ import annotations
+
+import math
+import operator
+
+from ...config import METHODS
+
+STEP_KEYS = ("vanilla",) + tuple(f"{m}_{w}" for m in METHODS for w in ("all", "layer0")) + ("ga_reference_all",)
+
+# What AD-DROP may cost on minilm, batch 16, on a CPU: (record key, comparison, value)
+GOALS = (
+    ("ratios.ga_all", "<=", 1.5),
+    ("ratios.crosstuned_pair", "<=", 1.3),
+    ("ratios.iga_all", "<=", 20.0),
+    ("ratios.aa_all", "<=", 1.35),
+    ("ratios.rd_all", "<=", 1.1),
+    ("captum.iga_time_ratio", "<=", 0.67),
+    ("captum.ga_max_rel_diff", "<=", 1e-5),
+    ("captum.iga_max_rel_diff", "<=", 1e-5),
+    ("latency_ms.explorer_ga", "<=", 100.0),
+    ("latency_ms.explorer_iga", "<=", 1000.0),
+)
+COMPARISONS = {"<=": operator.le, "<": operator.lt, ">=": operator.ge, ">": operator.gt}
+
+
+def _get(rec: dict, dotted: str):
+    cur = rec
+    for part in dotted.split("."):
+        cur = cur[part]
+    return cur
+
+
+def _cpu_value(rec: dict, dotted: str):
+    """The process-CPU-time counterpart of a headline figure (differences have no clock: the same value)."""
+    group, key = dotted.split(".", 1)
+    if key.endswith("max_rel_diff"):
+        return rec[group][key]
+    return rec["cpu"][group][key]
+
+
+def check_targets(rec: dict, goals=GOALS) -> dict:
+    """{key: {value, value_cpu, target, met, met_cpu}} for each goal (set for minilm, batch 16, CPU). `met` judges
+    the wall-clock figure, `met_cpu` the process-CPU-time one, each with the goal's own comparison."""
+    out = {}
+    for key, op, target in goals:
+        compare = COMPARISONS[op]
+        value, value_cpu = _get(rec, key), _cpu_value(rec, key)
+
+        def ok(v):
+            return bool(isinstance(v, (int, float)) and math.isfinite(v) and compare(v, target))
+
+        out[key] = {"value": value, "value_cpu": value_cpu, "target": f"{op} {target:g}", "met": ok(value),
+                    "met_cpu": ok(value_cpu)}
+    return out
+
+
+def _fmt(x: float | None, unit: str = "") -> str:
+    if x is None:
+        return "n/a"
+    if unit == "ms":
+        return f"{x:.0f}" if x >= 100 else f"{x:.1f}"
+    if abs(x) < 1e-3 and x != 0:
+        return f"{x:.1e}"
+    return f"{x:.2f}"
+
+
+def _mmm(s: dict, unit: str = "") -> str:
+    return f"{_fmt(s['min'], unit)} / {_fmt(s['median'], unit)} / {_fmt(s['max'], unit)}"
+
+
+HEAD = ("measure", "wall ms min / median / max", "ratio min / median / max", "cpu-time ratio", "target", "met")
+
+
+def table_rows(rec: dict) -> list[tuple[str, ...]]:
+    """Rows of the printed table (HEAD): wall-clock figures, the CPU-time median beside them, the target and
+    whether the wall-clock median meets it."""
+    tg = {k.split(".", 1)[1]: v for k, v in rec["targets"].items()}
+    cpu = rec["cpu"]
+    rows = []
+
+    def verdict(key: str) -> tuple[str, str]:
+        t = tg.get(key)
+        return (t["target"], "yes" if t["met"] else "NO") if t else ("", "")
+
+    names = {"vanilla": "vanilla step", "ga_reference_all": "GA all layers, reference (1 autograd/layer)"}
+    for k in STEP_KEYS:
+        label = names.get(k) or f"{k.split('_')[0].upper()} " + ("all layers" if k.endswith("all") else "layer 0")
+        label += "" if k == "vanilla" else " step"
+        ms = _mmm(rec["step_ms_stats"][k], "ms")
+        if k == "vanilla":
+            rows.append((label, ms, "1", "1", "", ""))
+        else:
+            rows.append((label, ms, _mmm(rec["ratio_stats"][k]), _fmt(cpu["ratios"][k]), *verdict(k)))
+    e = rec["epoch_ms"]
+    rows.append(("cross-tuned epoch pair (plain + GA) / 2 vanilla epochs",
+                 f"{_fmt(e['crosstuned_pair']['median'], 'ms')} vs {_fmt(e['vanilla_pair']['median'], 'ms')}",
+                 _mmm(rec["ratio_stats"]["crosstuned_pair"]), _fmt(cpu["ratios"]["crosstuned_pair"]),
+                 *verdict("crosstuned_pair")))
+    c = rec["captum"]
+    for m in ("ga", "iga"):
+        rows.append((f"{m.upper()} all layers, native / Captum time",
+                     f"{_fmt(c[f'{m}_native_ms'], 'ms')} vs {_fmt(c[f'{m}_captum_ms'], 'ms')}",
+                     _mmm(rec["ratio_stats"][f"captum_{m}_time"]), _fmt(cpu["captum"][f"{m}_time_ratio"]),
+                     *verdict(f"{m}_time_ratio")))
+        rows.append((f"{m.upper()} all layers, native vs Captum largest relative difference", "",
+                     _fmt(c[f"{m}_max_rel_diff"]), "", *verdict(f"{m}_max_rel_diff")))
+    for k in ("explorer_ga", "explorer_iga"):
+        rows.append((f"explorer, one sentence, {k.split('_')[1].upper()} all layers (ms)",
+                     _mmm(rec["latency_ms_stats"][k], "ms"), "", f"{_fmt(cpu['latency_ms'][k], 'ms')} ms cpu",
+                     *verdict(k)))
+    return rows
+
+
+def header(rec: dict) -> str:
+    m = rec["machine"]
+    return (f"AD-DROP cost: {rec['model']} on {rec['device']} ({m['cpu']}, {m['cpus']} cpus, {m['threads']} torch "
+            f"threads, torch {m['torch']}), batch {rec['batch_size']}, {'quick' if rec['quick'] else 'full'} run, "
+            f"malloc env {'set' if rec['malloc_env']['set'] else 'NOT set'}, load average "
+            f"{rec['loadavg']['start']} -> {rec['loadavg']['end']}")
+
+
+def markdown_table(rec: dict) -> str:
+    """The same table in Markdown (for docs/performance.md and issue notes), the header line above it."""
+    rows = [HEAD] + table_rows(rec)
+    lines = [header(rec), "", "| " + " | ".join(HEAD) + " |", "|" + "---|" * len(HEAD)]
+    lines += ["| " + " | ".join(c.replace("|", "\\|") for c in r) + " |" for r in rows[1:]]
+    return "\n".join(lines)
+
+
+def format_table(rec: dict) -> str:
+    rows = [HEAD] + table_rows(rec)
+    w = [max(len(r[i]) for r in rows) for i in range(len(HEAD))]
+    lines = [header(rec)]
+    for i, r in enumerate(rows):
+        lines.append("  ".join(c.ljust(w[j]) for j, c in enumerate(r)).rstrip())
+        if i == 0:
+            lines.append("  ".join("-" * x for x in w))
+    mem = ", ".join(f"{k} {v:.0f}" for k, v in rec["peak_mem_mb"].items() if v is not None)
+    lines.append(f"peak memory, MiB ({rec['peak_mem_note']}): {mem}")
+    if not (rec["model"] == "minilm" and rec["batch_size"] == 16 and rec["device"] == "cpu"):
+        lines.append("note: the targets are set for minilm, batch 16, on a CPU")
+    return "\n".join(lines)

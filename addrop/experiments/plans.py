@@ -1,0 +1,273 @@
+"""Experiment plans: groups of runs that share data and, per seed, a model. The command line (`prior`, `compare`)
+and the app run the same plans through the same `run_plan`.
+
+    prior_plan    the paper's prior experiment (Section 2.2): none / random / low / high, one seed
+    compare_plan  AD-DROP against vanilla: per seed a vanilla and an AD-DROP run with the same seed
+
+`run_plan(progress, plan, ...)` trains the runs one after the other into `<runs_dir>/<group>/<run>`, reports
+through `progress` (an object with `update(**kw)`, `add_event(obj)` and `should_stop()`: the app's background
+job, or the command line's printer) after every step and epoch, and stops when `progress.should_stop()` (the
+current run is recorded as stopped, the rest are not started). Reading groups back: `list_groups`,
+`group_kind`, `compare_summary`.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Callable, Protocol
+
+from ..config import PRIOR_STRATEGIES, AttributionConfig, TrainConfig, parse_seeds, resolve_layers
+from ..engine.runs import list_runs, safe_child, safe_run_id
+from ..errors import UserError
+
+PRIOR = "prior"
+COMPARE = "compare"
+PLAN_KINDS = (PRIOR, COMPARE)
+COMPARE_STRATEGIES = ("vanilla", "addrop")
+# Defaults of the prior experiment and of the comparison, shared by the command line and the app's forms.
+PRIOR_DEFAULTS = {"rate": 0.3, "layers": (0,), "epochs": 3, "lr": 5e-5}
+COMPARE_DEFAULTS = {"epochs": 4, "lr": 5e-5, "seeds": (0, 1, 2)}
+
+
+class Progress(Protocol):
+    """Where a plan reports: the app's Job (addrop/studio/jobs.py) or the command line's printer."""
+
+    def update(self, **kw) -> None: ...
+    def add_event(self, obj) -> None: ...
+    def should_stop(self) -> bool: ...
+
+
+@dataclass
+class Plan:
+    kind: str  # prior | compare
+    group: str  # folder under runs_dir
+    runs_dir: str
+    configs: list[TrainConfig]
+    title: str = ""
+    meta: dict = field(default_factory=dict)
+
+    @property
+    def root(self) -> Path:
+        return safe_child(self.runs_dir, self.group)
+
+    @property
+    def total_epochs(self) -> int:
+        return sum(c.epochs for c in self.configs)
+
+
+def prior_plan(base: TrainConfig, rate: float, layers, runs_dir: str, group: str | None = None,
+               strategies=PRIOR_STRATEGIES) -> Plan:
+    """The prior experiment (paper Section 2.2): the same data, seed and model, four strategies (none, random,
+    low, high) that drop a fixed share `rate` of each attention row in `layers`, chosen by gold-label GA (what the
+    drop-* strategies use is `TrainConfig.masking`)."""
+    attr = replace(base.attribution, method="ga", target="gold", layers=layers, p=rate, seed=base.seed)
+    configs = [replace(base, strategy=s, attribution=attr, name=s, clean_train_loss=True) for s in strategies]
+    for c in configs:
+        c.__post_init__()
+    group = safe_run_id(group, prefix=PRIOR)
+    return Plan(PRIOR, group, str(runs_dir), configs, title=f"prior experiment: {base.model} on {base.task}",
+                meta={"rate": rate, "layers": attr.to_dict()["layers"]})
+
+
+def compare_plan(base: TrainConfig, attribution: AttributionConfig, cross_tuning: bool, seeds, runs_dir: str,
+                 group: str | None = None, strategy: str = "addrop") -> Plan:
+    """AD-DROP vs vanilla: for every seed a vanilla run and a `strategy` run (addrop by default) with the same
+    seed (same data subset, order and head initialisation), named vanilla-s<seed> and <strategy>-s<seed>."""
+    seeds = parse_seeds(seeds)
+    if strategy == "vanilla":
+        raise UserError("compare runs vanilla against another strategy: choose addrop (default) or a drop-* one")
+    configs = []
+    for s in seeds:
+        for strat in ("vanilla", strategy):
+            configs.append(replace(base, strategy=strat, seed=s, attribution=replace(attribution, seed=s),
+                                   cross_tuning=cross_tuning, name=f"{strat}-s{s}"))
+    group = safe_run_id(group, prefix=COMPARE)
+    return Plan(COMPARE, group, str(runs_dir), configs, title=f"AD-DROP vs vanilla: {base.model} on {base.task}",
+                meta={"seeds": seeds, "cross_tuning": cross_tuning, "attribution": attribution.to_dict()})
+
+
+def check_plan(plan: Plan, num_layers: int) -> None:
+    """Range checks before a plan starts (the runs would fail with the same message later)."""
+    for c in plan.configs:
+        if c.uses_masks:
+            resolve_layers(c.attribution.layers, num_layers)
+    if safe_child(plan.runs_dir, plan.group).exists():
+        raise UserError(f"a run group named {plan.group!r} already exists in {plan.runs_dir}; choose another name")
+
+
+def run_plan(progress: Progress, plan: Plan, loaded=None, splits=None, load_for_seed: Callable | None = None,
+             loaded_seed: int = 0) -> dict:
+    """Train every run of `plan` in turn.
+
+    loaded: a model whose head was initialised with `loaded_seed` (the app's cached, pristine model; training
+    copies it), or None. Runs with another seed get a model from `load_for_seed(seed)`, else
+    `engine.models.load_model` with that seed (a fresh head initialised with it).
+    splits: (spec, train, dev) as returned by `engine.training.load_splits`; None loads them from the first run's
+    settings.
+    """
+    from ..engine.models import load_model
+    from ..engine.training import Callbacks, load_splits, prepare_data, train
+
+    root = plan.root
+    root.mkdir(parents=True, exist_ok=True)
+    if splits is None:
+        splits = load_splits(plan.configs[0])
+    n = len(plan.configs)
+    epochs: list[dict] = []
+    runs: list[dict] = [{"run": c.name, "strategy": c.strategy, "seed": c.seed, "status": "waiting"}
+                        for c in plan.configs]
+    done_epochs = 0
+    models = {int(loaded_seed): loaded} if loaded is not None else {}
+    data_cache: dict = {}
+    t0 = time.time()
+    progress.update(fraction=0.0, message=f"preparing {n} runs", epochs=epochs, runs=runs, group=plan.group,
+                    path=str(root), kind=plan.kind, total_epochs=plan.total_epochs)
+
+    for i, cfg in enumerate(plan.configs):
+        if progress.should_stop():
+            break
+        seed = cfg.seed
+        if seed not in models:
+            progress.update(message=f"{cfg.name}: loading the model with seed {seed}")
+            if load_for_seed is not None:
+                models[seed] = load_for_seed(seed)
+            else:
+                models[seed] = load_model(cfg.model, cfg.device, num_labels=splits[0].num_labels, seed=seed)
+        model = models[seed]
+        key = (seed, cfg.train_size, cfg.dev_size, cfg.shots, cfg.max_length)
+        if key not in data_cache:
+            progress.update(message=f"{cfg.name}: tokenizing the data")
+            data_cache[key] = prepare_data(cfg, model.tokenizer, splits)
+        runs[i]["status"] = "running"
+
+        def on_step(info, _i=i, _cfg=cfg):
+            progress.update(fraction=(_i + info["fraction"]) / n,
+                            message=f"run {_i + 1}/{n} · {_cfg.name}: epoch {info['epoch']}/{_cfg.epochs}, "
+                                    f"step {info['step']}/{info['total_steps']}")
+
+        def on_epoch(rec, _i=i, _cfg=cfg):
+            nonlocal done_epochs
+            done_epochs += 1
+            row = dict(rec, run=_cfg.name, strategy=_cfg.strategy, seed=_cfg.seed)
+            epochs.append(row)
+            progress.update(epochs=epochs, done_epochs=done_epochs,
+                            message=f"run {_i + 1}/{n} · {_cfg.name}: epoch {rec['epoch']}/{_cfg.epochs} done")
+            progress.add_event(dict(row))
+
+        res = train(cfg, runs_dir=str(root), loaded=model, data=data_cache[key],
+                    callbacks=Callbacks(on_step=on_step, on_epoch=on_epoch, should_stop=progress.should_stop))
+        runs[i].update(status=res.status, reason=res.reason, path=res.path, id=res.id)
+        progress.update(runs=runs)
+        if res.status != "finished":
+            break
+
+    progress.update(runs=runs, elapsed_total=time.time() - t0, message="stopped" if progress.should_stop() else "done")
+    return {"group": plan.group, "path": str(root), "runs": runs, "kind": plan.kind, "title": plan.title}
+
+
+# ----------------------------------------------------------------------------------------------- reading back
+
+def primary_metric_column(frame) -> str | None:
+    """The dev metric to show: accuracy, else the first dev_* column that is not dev_loss."""
+    cols = [c for c in frame.columns if c.startswith("dev_") and c != "dev_loss"]
+    for pref in ("dev_accuracy", "dev_mcc", "dev_pearson", "dev_f1"):
+        if pref in cols:
+            return pref
+    return cols[0] if cols else None
+
+
+def compare_panels(frame) -> list[tuple[str, str]]:
+    """The (column, title) panels of a comparison's curves: training loss, dev loss and the primary dev metric."""
+    panels = [("train_loss", "training loss"), ("dev_loss", "dev loss")]
+    metric = primary_metric_column(frame)
+    if metric:
+        panels.append((metric, metric.replace("dev_", "dev ")))
+    return panels
+
+
+def compare_summary(frame):
+    """Per strategy: the last epoch's dev metrics (mean and spread over seeds) and the cost per epoch.
+
+    Returns (metrics table, cost table, ratio). The cost table gives mean seconds per epoch over all epochs, the
+    plain ones and the AD-DROP ones (cross-tuning alternates them); ratio = seconds per AD-DROP epoch of the
+    addrop runs / seconds per epoch of the vanilla runs (None when one of them is missing)."""
+    import pandas as pd
+
+    if frame is None or frame.empty:
+        return pd.DataFrame(), pd.DataFrame(), None
+    last = frame.sort_values("epoch").groupby("run").tail(1)
+    mcols = [c for c in frame.columns if c.startswith("dev_")]
+    rows = []
+    for strategy, g in last.groupby("strategy", sort=False):
+        row = {"strategy": strategy, "seeds": int(g["seed"].nunique()) if "seed" in g else len(g),
+               "epochs": int(g["epoch"].max())}
+        for c in mcols:
+            vals = pd.to_numeric(g[c], errors="coerce").dropna()
+            if vals.empty:
+                continue
+            row[c] = float(vals.mean())
+            if len(vals) > 1:
+                row[c + " (sd)"] = float(vals.std())
+        rows.append(row)
+    metrics = pd.DataFrame(rows)
+    cost_rows = []
+    for strategy, g in frame.groupby("strategy", sort=False):
+        r = {"strategy": strategy, "all epochs": float(g["seconds"].mean())}
+        if "addrop_epoch" in g:
+            ad = g[g["addrop_epoch"].astype(bool)]
+            plain = g[~g["addrop_epoch"].astype(bool)]
+            r["plain epochs"] = float(plain["seconds"].mean()) if not plain.empty else None
+            r["AD-DROP epochs"] = float(ad["seconds"].mean()) if not ad.empty else None
+        cost_rows.append(r)
+    cost = pd.DataFrame(cost_rows)
+    ratio = None
+    if not cost.empty and set(COMPARE_STRATEGIES) <= set(cost["strategy"]):
+        van = float(cost.loc[cost["strategy"] == "vanilla", "all epochs"].iloc[0])
+        ad_row = cost.loc[cost["strategy"] == "addrop"].iloc[0]
+        ad = ad_row.get("AD-DROP epochs")
+        ad = float(ad) if ad is not None and pd.notna(ad) else float(ad_row["all epochs"])
+        ratio = ad / van if van > 0 else None
+    return metrics, cost, ratio
+
+
+def kind_of(strategies: set) -> str | None:
+    """prior / compare from the strategies of a group's runs (None when it is neither)."""
+    if strategies and strategies <= set(PRIOR_STRATEGIES):
+        return PRIOR
+    if strategies and strategies <= set(COMPARE_STRATEGIES):
+        return COMPARE
+    return None
+
+
+def group_kind(root) -> str | None:
+    """prior / compare from a group folder's runs (None when it is neither)."""
+    return kind_of({r.strategy for r in list_runs(root)})
+
+
+def list_groups(runs_dir, kind: str | None = None) -> list[dict]:
+    """Group folders under runs_dir, newest first: name, path, kind, runs, statuses."""
+    out = []
+    root = Path(runs_dir)
+    if not root.is_dir():
+        return out
+    by_group: dict = {}
+    for r in list_runs(root):
+        if r.group:
+            by_group.setdefault(r.group.split("/")[0], []).append(r)
+    for name, recs in by_group.items():
+        k = kind_of({r.strategy for r in recs})
+        if kind is not None and k != kind:
+            continue
+        out.append({"name": name, "path": str(root / name), "kind": k, "runs": len(recs),
+                    "status": _group_status(recs), "started": min(r.start_ts() for r in recs)})
+    out.sort(key=lambda d: d["started"], reverse=True)
+    return out
+
+
+def _group_status(recs) -> str:
+    sts = [r.status for r in recs]
+    for s in ("running", "failed", "stopped", "incomplete", "corrupt"):
+        if s in sts:
+            return s
+    return "finished" if all(s == "finished" for s in sts) else sts[-1]

@@ -1,0 +1,26 @@
+"""Library side of the attribution explorer (no Streamlit here): explain.py, effects.py, backends.py, start.py,
+exports.py; every name is importable from here.
+
+One example at a time: its attention and attribution in every layer and head (`explain`), the AD-DROP mask
+drawn from them (`draw_mask`, paper Eq. 6-7), a random mask with the same number of drops in every row
+(`random_like`), what either mask does to the prediction (`mask_effect`), per-head summaries (`head_summary`),
+the native/Captum cross-check (`compare_backends`), the "start here" search for an example whose prediction
+flips under the AD-DROP mask but not under the random one (`find_flip`), and exports (`to_npz_bytes`,
+`to_csv_text`, `settings_json`).
+
+Shapes follow the library: the `Attribution` inside an `Explanation` keeps [L, B, H, T, T] with B = 1; the
+arrays handed to the page drop the batch axis, [L, H, T, T] (layers, heads, query, key).
+"""
+from __future__ import annotations
+
+from .backends import BackendComparison, compare_backends
+from .effects import (CONDITIONS, RANDOM_SEED_OFFSET, SPEARMAN_SAMPLE, Analysis, Effect, analyse, head_summary,
+                      mask_effect, plain_logits, random_like, random_mask_generator)
+from .explain import Explanation, Mask, draw_mask, explain
+from .exports import settings_json, to_csv_text, to_npz_bytes
+from .start import FlipCase, find_flip
+
+__all__ = ["BackendComparison", "compare_backends", "CONDITIONS", "RANDOM_SEED_OFFSET", "SPEARMAN_SAMPLE", "Analysis",
+           "Effect", "analyse", "head_summary", "mask_effect", "plain_logits", "random_like", "random_mask_generator",
+           "Explanation", "Mask", "draw_mask", "explain", "settings_json", "to_csv_text", "to_npz_bytes", "FlipCase",
+           "find_flip"]

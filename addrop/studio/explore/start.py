@@ -1,0 +1,81 @@
+"""The "start here" search: an example whose prediction flips under the AD-DROP mask but not under a random mask
+with the same number of drops per row."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ...config import AttributionConfig
+from ...engine.models import LoadedModel
+from .effects import head_summary, mask_effect
+from .explain import draw_mask, explain
+
+
+@dataclass
+class FlipCase:
+    """The result of the "start here" search."""
+
+    index: int  # position in the searched texts
+    text: str
+    pair: str | None
+    found: bool  # True: the AD-DROP mask flips the prediction and the random mask does not
+    searched: int
+    before: str
+    after_addrop: str
+    after_random: str
+    margin_change_addrop: float  # change of the (original prediction's) margin under the AD-DROP mask
+    margin_change_random: float
+    layer: int = 0  # a head worth looking at first: strong attribution, a typical region
+    head: int = 0
+    gold: float | int | None = None
+    settings: dict = field(default_factory=dict)
+
+
+def _margin(row: dict, k: int) -> float:
+    logits = row["logits"]
+    if len(logits) < 2:
+        return float(logits[0])
+    others = max(v for i, v in enumerate(logits) if i != k)
+    return logits[k] - others
+
+
+def find_flip(loaded: LoadedModel, texts, pairs=None, golds=None, cfg: AttributionConfig | None = None,
+              p: float = 0.3, q: float = 0.3, seed: int = 0, limit: int = 40, label_names=()) -> FlipCase | None:
+    """Search up to `limit` examples for one whose prediction flips under the AD-DROP mask but not under a random
+    mask with the same number of drops per row. Without such a case, return the example where the AD-DROP mask
+    lowers the prediction's margin the most beyond what the random mask does (found=False). None: no texts, or
+    a regression model (there is no prediction to flip)."""
+    cfg = cfg or AttributionConfig(method="ga")
+    if loaded.model.config.num_labels == 1:
+        return None
+    best: tuple[float, FlipCase] | None = None
+    n = 0
+    for i, text in enumerate(list(texts)[:limit]):
+        if not text or not str(text).strip():
+            continue
+        pair = pairs[i] if pairs is not None else None
+        n += 1
+        expl = explain(loaded, text, pair, cfg, label_names=label_names)
+        mask = draw_mask(expl, p, q, mode="high", seed=seed)
+        eff = mask_effect(loaded, expl, mask)
+        before, ad, rd = eff.row("no mask"), eff.row("AD-DROP mask"), eff.row("random mask")
+        k = before["predicted"]
+        d_ad, d_rd = _margin(ad, k) - _margin(before, k), _margin(rd, k) - _margin(before, k)
+        summ = head_summary(expl, mask)
+        # a head to look at first: the strongest attribution among heads whose region is not inflated by
+        # constant rows (with GA, the top layer's rows other than [CLS] are all zero and, under Eq. 6's ">=",
+        # wholly candidates)
+        typical = summ[summ["region_share"] <= p + 0.1]
+        top = (typical if len(typical) else summ).sort_values("max_abs_attribution", ascending=False).iloc[0]
+        case = FlipCase(i, text, pair, eff.addrop_flips and not eff.random_flips, n, before["prediction"],
+                        ad["prediction"], rd["prediction"], d_ad, d_rd, int(top["layer"]), int(top["head"]),
+                        golds[i] if golds is not None else None,
+                        {"method": cfg.method, "p": p, "q": q, "seed": seed})
+        if case.found:
+            return case
+        score = d_rd - d_ad  # how much more the AD-DROP mask hurts the margin than the random one
+        if best is None or score > best[0]:
+            best = (score, case)
+    if best is None:
+        return None
+    best[1].searched = n
+    return best[1]

@@ -1,0 +1,38 @@
+"""Files drawn from run records: a group's curves.html and a sweep's table.csv and heatmap.html. The command line
+and the app's background jobs write them with these, so both give the same files."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..engine.runs import atomic_write_text, list_runs, metrics_frame
+from ..experiments.plans import COMPARE, Plan, compare_panels
+from ..experiments.sweeps.results import HEATMAP_FILE, write_table
+from .plots import loss_curves, seed_curves, sweep_heatmap
+
+CURVES_FILE = "curves.html"
+
+
+def write_curves(plan_or_root, kind: str | None = None, title: str | None = None) -> Path | None:
+    """Write curves.html into a group folder from the run records on disk (None when there is nothing yet)."""
+    if isinstance(plan_or_root, Plan):
+        root, kind, title = plan_or_root.root, plan_or_root.kind, plan_or_root.title
+    else:
+        root = Path(plan_or_root)
+    frame = metrics_frame(list_runs(root))
+    if frame.empty:
+        return None
+    if kind == COMPARE:
+        fig = seed_curves(frame, label="strategy", panels=compare_panels(frame), title=title)
+    else:
+        fig = loss_curves(frame, label="strategy", title=title)
+    path = root / CURVES_FILE
+    atomic_write_text(path, fig.to_html(include_plotlyjs="cdn"))
+    return path
+
+
+def write_sweep_outputs(folder, which: str = "best", metric: str | None = None):
+    """(Re)write table.csv and heatmap.html of a sweep folder; returns the table."""
+    folder = Path(folder)
+    table = write_table(folder, which=which, metric=metric)
+    atomic_write_text(folder / HEATMAP_FILE, sweep_heatmap(table).to_html(include_plotlyjs="cdn", full_html=True))
+    return table

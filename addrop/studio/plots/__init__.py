@@ -1,0 +1,23 @@
+"""Plotly figures from tensors/arrays and tables; never from a model.
+
+- `loss_curves`: train/dev loss per epoch, one line per strategy (the prior experiment, the CLI's curves.html).
+- `attention_attribution`: one head's attention map beside its attribution map, tokens on both axes, one hover
+  text for both; the candidate discard region outlined and the sampled drops marked on the attribution map.
+- `head_grid`: every layer x head as small multiples, each titled with its summary.
+- `backend_diff`: the Captum minus native difference map of one head.
+- `mask_effect`: class probabilities before and after the AD-DROP and the random mask.
+- `seed_curves`: curves per strategy with the mean and a min-max band when several seeds ran.
+- `cost_bars`: seconds per epoch per strategy.
+- `sweep_heatmap`: the paper's Figure 6 from a sweep table.
+
+Modules: curves.py, maps.py, sweeps.py, style.py; every figure is importable from here.
+"""
+from __future__ import annotations
+
+from .curves import cost_bars, loss_curves, seed_curves
+from .maps import attention_attribution, backend_diff, head_grid, mask_effect
+from .style import STRATEGY_COLORS, STRATEGY_NAMES
+from .sweeps import sweep_heatmap
+
+__all__ = ["cost_bars", "loss_curves", "seed_curves", "attention_attribution", "backend_diff", "head_grid",
+           "mask_effect", "sweep_heatmap", "STRATEGY_COLORS", "STRATEGY_NAMES"]

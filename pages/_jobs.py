@@ -1,0 +1,120 @@
+"""A page's link to the process-wide job runner (addrop/studio/jobs.py): one job at a time per server, the job id
+kept in st.session_state, progress redrawn by an st.fragment."""
+from __future__ import annotations
+
+import uuid
+
+import streamlit as st
+
+from addrop.errors import UserError
+
+
+def owner() -> str:
+    if "_owner" not in st.session_state:
+        st.session_state["_owner"] = "session " + uuid.uuid4().hex[:6]
+    return st.session_state["_owner"]
+
+
+def submit_job(kind: str, name: str, fn, *args, **kwargs):
+    """Start a background job for this session; on Busy (another job runs) show its message and return None."""
+    from addrop.studio.jobs import Busy, default_runner
+
+    try:
+        job = default_runner().submit(name, fn, *args, owner=owner(), kind=kind, **kwargs)
+    except Busy as e:
+        st.error(str(e))
+        return None
+    st.session_state[f"job:{kind}"] = job.id
+    return job
+
+
+def start_plan(kind: str, build, loaded, data, num_layers: int) -> None:
+    """Build a training plan (`build()` may raise UserError), check it against the model and start it as this
+    session's job. Errors and Busy show on the page; the page reruns once the job has started."""
+    from addrop.experiments.plans import check_plan
+    from addrop.studio.background import plan_job
+
+    try:
+        plan = build()
+        check_plan(plan, num_layers)
+    except UserError as err:
+        st.error(str(err))
+        return
+    if submit_job(kind, plan.group, plan_job, plan, loaded, data) is not None:
+        st.rerun()
+
+
+def note_other_job(kind: str, running: bool) -> None:
+    """Say so when another kind of job occupies the server (one job at a time)."""
+    other = other_job_running(kind)
+    if other is not None and not running:
+        st.info(f"Another job is running on this server ({other.describe()}); only one runs at a time.")
+
+
+def job_for(kind: str):
+    """This session's latest job of `kind`, else a running job of that kind started elsewhere (so a reload or
+    another tab still sees and can stop it)."""
+    from addrop.studio.jobs import default_runner
+
+    runner = default_runner()
+    jid = st.session_state.get(f"job:{kind}")
+    job = runner.get(jid) if jid else None
+    if job is None:
+        cur = runner.current()
+        if cur is not None and cur.kind == kind:
+            job = cur
+    return job
+
+
+def other_job_running(kind: str):
+    """A running job of another kind (only one job runs per server)."""
+    from addrop.studio.jobs import default_runner
+
+    cur = default_runner().current()
+    if cur is not None and cur.kind != kind:
+        return cur
+    return None
+
+
+def live_job(job, draw, key: str, every: float = 2.0) -> None:
+    """Progress bar, elapsed / remaining time, a stop button and `draw(snapshot)`, redrawn every `every`
+    seconds while the job runs (an st.fragment); one full rerun when it ends."""
+    from addrop.studio.jobs import format_duration
+
+    running_at_start = not job.done
+
+    @st.fragment(run_every=every if running_at_start else None)
+    def _live():
+        snap = job.snapshot()
+        status = snap["status"]
+        frac = snap["fraction"] or 0.0
+        msg = snap["message"] or status
+        if status in ("running", "queued"):
+            st.progress(frac, text=f"{msg} — {frac:.0%}")
+            c1, c2, c3 = st.columns([1, 1, 1])
+            c1.metric("Elapsed", format_duration(snap["elapsed"]))
+            c2.metric("Remaining (estimate)", format_duration(snap["eta"]) if snap["eta"] is not None else "…")
+            with c3:
+                if snap["stop_requested"]:
+                    st.info("Stopping after the current step…")
+                elif st.button("Stop", key=f"stop:{key}", type="secondary", icon=":material/stop_circle:",
+                               help="Stop after the current training step. The run is kept on disk, marked "
+                                    "stopped; runs not yet started are skipped."):
+                    job.stop()
+                    st.rerun(scope="fragment")
+            if snap["owner"] and snap["owner"] != owner():
+                st.caption(f"Started by {snap['owner']}.")
+        elif status == "finished":
+            st.success(f"Finished in {format_duration(snap['elapsed'])}.")
+        elif status == "stopped":
+            st.warning(f"Stopped after {format_duration(snap['elapsed'])}; what ran is kept (marked stopped).")
+        else:
+            st.error(snap["error"] or "the job failed")
+        draw(snap)
+        if running_at_start and status not in ("running", "queued"):
+            st.rerun()
+
+    _live()
+
+
+# ------------------------------------------------------------------------------------------ widget state

@@ -1,0 +1,151 @@
+"""The trainer: every strategy, the cross-tuning schedule, reproducibility, the loaded model left untouched."""
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import torch
+
+from addrop.config import AttributionConfig, STRATEGIES, TrainConfig
+from addrop.engine.models import load_model
+from addrop.engine.runs import list_runs, load_run
+from addrop.core.algorithm import drops_for
+from addrop.engine.training import Callbacks, masks_in_epoch, train
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+def _cfg(**kw) -> TrainConfig:
+    base = dict(model="tiny-bert", task="demo", epochs=2, train_size=32, dev_size=16, batch_size=8, lr=1e-3)
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_every_strategy_runs_and_records_finite_losses(tmp_path, strategy):
+    res = train(_cfg(strategy=strategy, attribution=AttributionConfig(layers=(0,))), runs_dir=str(tmp_path))
+    assert res.status == "finished", res.reason
+    assert [r["epoch"] for r in res.metrics] == [1, 2]
+    for r in res.metrics:
+        for k in ("train_loss", "dev_loss", "dev_accuracy", "seconds", "dropped_share"):
+            assert math.isfinite(r[k]), (k, r)
+        assert ("clean_train_loss" in r) == (strategy in ("none", "drop-high", "drop-low", "drop-random"))
+    rec = load_run(res.path)
+    assert rec.status == "finished" and rec.config["strategy"] == strategy
+    assert json.loads((tmp_path / res.id / "config.json").read_text())["attribution"]["layers"] == [0]
+
+
+@pytest.mark.parametrize("method", ["ga", "iga", "aa", "rd"])
+def test_addrop_with_each_attribution_drops_on_even_epochs_only(tmp_path, method):
+    cfg = _cfg(strategy="addrop", epochs=3, attribution=AttributionConfig(method=method, steps=3))
+    res = train(cfg, runs_dir=str(tmp_path))
+    flags = [r["addrop_epoch"] for r in res.metrics]
+    shares = [r["dropped_share"] for r in res.metrics]
+    assert flags == [False, True, False]  # Algorithm 1: plain epochs 1, 3; AD-DROP epoch 2
+    assert shares[0] == 0 and shares[2] == 0 and shares[1] > 0
+
+
+def test_cross_tuning_schedule_and_off():
+    on, off = _cfg(strategy="addrop"), _cfg(strategy="addrop", cross_tuning=False)
+    assert [masks_in_epoch(on, e) for e in range(1, 7)] == [False, True] * 3
+    assert all(masks_in_epoch(off, e) for e in range(1, 7))
+    assert all(masks_in_epoch(_cfg(strategy="drop-low"), e) for e in range(1, 4))
+    assert not any(masks_in_epoch(_cfg(strategy=s), e) for s in ("vanilla", "none") for e in range(1, 4))
+
+
+def test_prior_strategies_use_gold_ga_and_a_fixed_rate():
+    for strategy, mode in (("drop-high", "high"), ("drop-low", "low"), ("drop-random", "random")):
+        a = _cfg(strategy=strategy).masking()
+        assert (a.method, a.target, a.mode, a.fixed_rate) == ("ga", "gold", mode, True)
+
+
+def test_fixed_rate_drops_the_share_asked(tmp_path):
+    loaded = load_model("tiny-bert", "cpu")
+    batch = {"input_ids": torch.randint(1000, 2000, (4, 21)), "attention_mask": torch.ones(4, 21, dtype=torch.long),
+             "labels": torch.tensor([0, 1, 0, 1])}
+    a = _cfg(strategy="drop-low", attribution=AttributionConfig(p=0.3, layers=(0,))).masking()
+    drops, share = drops_for(loaded, batch, a, torch.Generator().manual_seed(0))
+    assert list(drops) == [0]
+    assert share == pytest.approx(int(21 * 0.3) / 21)  # int(pn) lowest of each row, exactly
+
+
+def test_same_seed_same_numbers(tmp_path):
+    cfg = _cfg(strategy="addrop", cross_tuning=False)
+    a = train(cfg, runs_dir=str(tmp_path / "a"))
+    b = train(cfg, runs_dir=str(tmp_path / "b"))
+    strip = lambda ms: [{k: v for k, v in m.items() if k != "seconds"} for m in ms]  # noqa: E731
+    assert strip(a.metrics) == strip(b.metrics)
+    c = train(_cfg(strategy="addrop", cross_tuning=False, seed=1), runs_dir=str(tmp_path / "c"))
+    assert strip(c.metrics) != strip(a.metrics)
+
+
+def test_the_loaded_model_is_never_changed_and_stays_in_its_mode(tmp_path):
+    loaded = load_model("tiny-bert", "cpu")
+    before = {k: v.clone() for k, v in loaded.model.state_dict().items()}
+    req = [p.requires_grad for p in loaded.model.parameters()]
+    res = train(_cfg(strategy="addrop", cross_tuning=False, attribution=AttributionConfig(method="iga", steps=2)),
+                runs_dir=str(tmp_path), loaded=loaded)
+    assert res.status == "finished"
+    for k, v in loaded.model.state_dict().items():
+        assert torch.equal(v, before[k]), k
+    assert [p.requires_grad for p in loaded.model.parameters()] == req
+    assert not loaded.model.training
+
+
+def test_addrop_training_updates_every_weight_the_loss_reaches(tmp_path):
+    """Training-time attribution freezes weights only for its own pass: the masked loss still trains them."""
+    loaded = load_model("tiny-bert", "cpu")
+    res = train(_cfg(strategy="addrop", cross_tuning=False, epochs=1, save_weights=True), runs_dir=str(tmp_path),
+                loaded=loaded)
+    from addrop.engine.runs import load_weights
+
+    trained = load_weights(res.path)
+    changed = [k for k, v in loaded.model.state_dict().items()
+               if k in trained and not torch.equal(trained[k], v.cpu())]
+    assert any("encoder.layer.0.attention" in k for k in changed)
+    assert any("classifier" in k for k in changed)
+
+
+def test_epoch_and_step_callbacks(tmp_path):
+    steps, epochs = [], []
+    train(_cfg(), runs_dir=str(tmp_path), callbacks=Callbacks(on_step=steps.append, on_epoch=epochs.append))
+    assert [s["step"] for s in steps] == list(range(1, 9))  # 32 examples / 8 per batch x 2 epochs
+    assert steps[-1]["fraction"] == 1.0
+    assert [e["epoch"] for e in epochs] == [1, 2]
+
+
+def test_early_stopping_stops_on_a_rising_dev_loss(tmp_path):
+    res = train(_cfg(epochs=6, lr=5e-2, early_stopping=1), runs_dir=str(tmp_path))
+    assert res.status == "finished" and len(res.metrics) < 6
+
+
+def test_shots_and_regression_on_a_csv(tmp_path):
+    rows = ["text,label"] + [f"sentence number {i} is {'good' if i % 2 else 'bad'},{(i % 5) / 2}" for i in range(40)]
+    f = tmp_path / "reg.csv"
+    f.write_text("\n".join(rows))
+    res = train(_cfg(task="csv", csv=str(f), epochs=1), runs_dir=str(tmp_path / "runs"))
+    assert res.status == "finished"
+    assert "dev_pearson" in res.metrics[-1] and math.isfinite(res.metrics[-1]["dev_loss"])
+    k = train(_cfg(shots=4, epochs=1), runs_dir=str(tmp_path / "k"))
+    assert load_run(k.path).config["num_train"] == 8
+
+
+def test_regression_addrop_uses_negative_loss(tmp_path):
+    rows = ["text,label"] + [f"sentence {i} here,{(i % 5) / 2}" for i in range(24)]
+    f = tmp_path / "reg.csv"
+    f.write_text("\n".join(rows))
+    res = train(_cfg(task="csv", csv=str(f), epochs=2, strategy="addrop"), runs_dir=str(tmp_path / "runs"))
+    assert res.status == "finished" and res.metrics[1]["dropped_share"] > 0
+    assert len(list_runs(tmp_path / "runs")) == 1
+
+
+def test_optimizer_is_fused_adamw_with_decay_groups_on_the_cpu():
+    from addrop.engine.training import make_optimizer
+
+    loaded = load_model("tiny-bert", "cpu")
+    opt, _ = make_optimizer(loaded.model, TrainConfig(model="tiny-bert", weight_decay=0.01), 10)
+    assert isinstance(opt, torch.optim.AdamW) and opt.defaults["fused"]
+    decay, no_decay = opt.param_groups
+    assert decay["weight_decay"] == 0.01 and no_decay["weight_decay"] == 0.0
+    assert all(p.ndim >= 2 for p in decay["params"]) and all(p.ndim == 1 for p in no_decay["params"])

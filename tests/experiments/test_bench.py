@@ -1,0 +1,172 @@
+"""The benchmark in quick mode on tiny-bert: every key is there and every number is sane. No timing assertions:
+speed is measured by `python -m addrop bench`, never asserted by a test."""
+from __future__ import annotations
+
+import json
+import math
+import sys
+
+import pytest
+import torch
+
+from addrop import cli
+from addrop.experiments.bench.machine import MALLOC_ENV
+from addrop.experiments.bench.measure import Settings, max_rel_diff, run_bench
+from addrop.experiments.bench.report import COMPARISONS, GOALS, STEP_KEYS, check_targets, format_table, table_rows
+from addrop.errors import UserError
+
+RATIO_KEYS = ("ga_all", "ga_layer0", "ga_reference_all", "iga_all", "aa_all", "rd_all", "crosstuned_pair")
+CAPTUM_KEYS = ("ga_time_ratio", "ga_max_rel_diff", "iga_time_ratio", "iga_max_rel_diff")
+
+
+@pytest.fixture(scope="module")
+def record(tmp_path_factory):
+    out = tmp_path_factory.mktemp("bench") / "bench.json"
+    threads = torch.get_num_threads()
+    rc = cli.main(["bench", "--model", "tiny-bert", "--device", "cpu", "--quick", "--threads", "1",
+                   "--out", str(out)])
+    assert rc == 0
+    assert torch.get_num_threads() == threads  # the run's thread setting does not leak
+    return json.loads(out.read_text())
+
+
+def _finite_positive(x) -> bool:
+    return isinstance(x, (int, float)) and math.isfinite(x) and x > 0
+
+
+def test_record_has_every_key(record):
+    for key in ("device", "model", "batch_size", "ratios", "captum", "latency_ms", "step_ms", "peak_mem_mb",
+                "ratio_stats", "step_ms_stats", "machine", "malloc_env", "targets"):
+        assert key in record, key
+    assert record["device"] == "cpu" and record["model"] == "tiny-bert" and record["batch_size"] == 16
+    assert record["quick"] is True
+    assert set(RATIO_KEYS) <= set(record["ratios"])
+    assert set(CAPTUM_KEYS) <= set(record["captum"])
+    assert set(record["latency_ms"]) == {"explorer_ga", "explorer_iga"}
+    assert set(STEP_KEYS) <= set(record["step_ms"])
+
+
+def test_numbers_are_sane(record):
+    for k in RATIO_KEYS:
+        assert _finite_positive(record["ratios"][k]), (k, record["ratios"][k])
+        s = record["ratio_stats"][k]
+        assert s["min"] <= s["median"] <= s["max"]
+    for k, v in record["step_ms"].items():
+        assert _finite_positive(v), (k, v)
+    for k in ("ga_time_ratio", "iga_time_ratio"):
+        assert _finite_positive(record["captum"][k])
+    for v in record["latency_ms"].values():
+        assert _finite_positive(v)
+    for k, v in record["peak_mem_mb"].items():  # None only where the profiler could not tell
+        assert v is None or (math.isfinite(v) and v >= 0), (k, v)
+    assert record["peak_mem_mb"]["iga_all"] is None or record["peak_mem_mb"]["iga_all"] > 0
+
+
+def test_native_matches_captum(record):
+    assert record["captum"]["ga_max_rel_diff"] <= 1e-5
+    assert record["captum"]["iga_max_rel_diff"] <= 1e-5
+
+
+def test_table_and_targets(record):
+    text = format_table(record)
+    assert "vanilla step" in text and "cross-tuned" in text and "explorer" in text
+    assert set(check_targets(record)) == {key for key, _, _ in GOALS} == set(record["targets"])
+    for key, op, target in GOALS:
+        t = record["targets"][key]
+        assert t["met"] is COMPARISONS[op](t["value"], target), key  # judged with the goal's own comparison
+        assert t["target"] == f"{op} {target:g}"
+
+
+def test_check_targets_uses_each_goal_s_comparison():
+    rec = {"ratios": {"a": 1.2, "b": 1.2}, "cpu": {"ratios": {"a": 0.9, "b": 2.0}}}
+    at_most = check_targets(rec, goals=(("ratios.a", "<=", 1.0), ("ratios.b", "<=", 1.5)))
+    at_least = check_targets(rec, goals=(("ratios.a", ">=", 1.0), ("ratios.b", ">=", 1.5)))
+    assert (at_most["ratios.a"]["met"], at_most["ratios.a"]["met_cpu"]) == (False, True)
+    assert (at_least["ratios.a"]["met"], at_least["ratios.a"]["met_cpu"]) == (True, False)
+    assert (at_most["ratios.b"]["met"], at_least["ratios.b"]["met"]) == (True, False)
+    missing = check_targets({"ratios": {"a": None}, "cpu": {"ratios": {"a": float("nan")}}},
+                            goals=(("ratios.a", "<=", 1.0),))
+    assert missing["ratios.a"]["met"] is False and missing["ratios.a"]["met_cpu"] is False
+
+
+def test_steps_are_the_trainer_s_own():
+    from addrop.core import algorithm
+    from addrop.engine import training
+    from addrop.experiments.bench import measure
+
+    assert measure.train_step is training.train_step and measure.drops_for is algorithm.drops_for
+
+
+def test_explorer_view_is_what_the_explorer_computes():
+    from addrop.config import AttributionConfig
+    from addrop.engine.models import load_model
+    from addrop.experiments.bench.measure import explorer_view
+    from addrop.studio.explore import draw_mask, explain
+
+    loaded = load_model("tiny-bert", "cpu")
+    sentence = "a quiet, moving film about two brothers"
+    for method in ("ga", "iga"):
+        cfg = AttributionConfig(method=method, steps=4)
+        res, region, dropped = explorer_view(loaded, sentence, cfg, seed=3)
+        expl = explain(loaded, sentence, cfg=cfg)
+        mask = draw_mask(expl, cfg.p, cfg.q, seed=3)
+        torch.testing.assert_close(res.scores, expl.attribution.scores, rtol=0, atol=0)
+        assert torch.equal(region[:, 0], mask.region) and torch.equal(dropped[:, 0], mask.dropped)
+
+
+def test_show_prints_a_saved_record_as_text_or_markdown(record, tmp_path, capsys):
+    path = tmp_path / "rec.json"
+    path.write_text(json.dumps(record))
+    assert cli.main(["bench", "--show", str(path)]) == 0
+    text = capsys.readouterr().out.strip()
+    assert text == format_table(record)  # the same table the measuring run printed
+    assert cli.main(["bench", "--show", str(path), "--markdown"]) == 0
+    md = capsys.readouterr().out.splitlines()
+    rows = [l for l in md if l.startswith("| ")]
+    assert len(rows) == 1 + len(table_rows(record))  # header row + one per measure
+    assert all(l.count(" | ") == 5 for l in rows)
+    # a file that is not a record: a one-line error, exit 2
+    (tmp_path / "bad.json").write_text('{"model": "x"}')
+    assert cli.main(["bench", "--show", str(tmp_path / "bad.json")]) == 2
+    assert cli.main(["bench", "--show", str(tmp_path / "missing.json")]) == 2
+    err = capsys.readouterr().err
+    assert "not a benchmark record" in err and "no such benchmark record" in err
+
+
+def test_in_process_run_does_not_reexec(record):
+    # called through cli.main inside pytest, the command must not replace this process: the record says whether
+    # the allocator variables were there
+    env = record["malloc_env"]
+    assert set(MALLOC_ENV) <= set(env)
+    # without the variables, the in-process run tunes glibc with mallopt() instead (Linux)
+    assert env["set"] or env["mallopt_in_process"] or not sys.platform.startswith("linux")
+
+
+def test_max_rel_diff():
+    a = torch.tensor([[1.0, 2.0], [0.0, 0.0]])
+    assert max_rel_diff(a, a) == 0.0
+    b = a.clone()
+    b[0, 1] = 2.2
+    assert max_rel_diff(b, a) == pytest.approx(0.1)
+
+
+def test_bad_arguments():
+    with pytest.raises(UserError, match="batch size must be >= 1"):
+        run_bench("tiny-bert", "cpu", batch_size=0, settings=Settings.quick())
+    with pytest.raises(UserError, match="threads must be >= 1"):
+        run_bench("tiny-bert", "cpu", threads=0, settings=Settings.quick())
+    assert cli.main(["bench", "--model", "tiny-bert", "--out", "x.txt"]) == 2
+
+
+def test_data_falls_back_to_the_demo_set(monkeypatch, tmp_path):
+    from addrop.experiments.bench.measure import bench_data
+    from addrop.engine.models import minilm_path
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(minilm_path(), local_files_only=True)
+    monkeypatch.setenv("ADDROP_GLUE_DIR", str(tmp_path))  # a GLUE folder without SST-2
+    source, spec, got, dev = bench_data(tok, n_batches=2, batch_size=4)
+    assert source == "demo train" and len(got) == 2
+    assert all(b["input_ids"].shape[0] == 4 and "labels" in b for b in got)
+    with pytest.raises(UserError, match="SST-2 not found"):
+        bench_data(tok, 1, 4, data="sst-2")

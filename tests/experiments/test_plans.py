@@ -1,0 +1,149 @@
+"""Experiment plans (addrop/experiments/plans.py): the prior experiment and the comparison, the same plans whether
+the app's background job or the command line runs them."""
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from addrop.cli import main
+from addrop.config import AttributionConfig
+from addrop.engine.models import load_model
+from addrop.engine.runs import list_runs, load_run
+from addrop.engine.training import load_splits
+from addrop.errors import UserError
+from addrop.experiments import plans
+from addrop.studio.background import plan_job
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+class _FakeJob:
+    """What run_plan needs of a jobs.Job; stops itself after `stop_after` epoch records when given."""
+
+    def __init__(self, stop_after: int | None = None):
+        self.progress: dict = {}
+        self.events: list = []
+        self.stop_after = stop_after
+
+    def update(self, **kw):
+        self.progress.update(kw)
+
+    def add_event(self, e):
+        self.events.append(e)
+
+    def should_stop(self) -> bool:
+        return self.stop_after is not None and len(self.progress.get("epochs") or []) >= self.stop_after
+
+
+def _tiny_base(**kw):
+    from addrop.config import TrainConfig
+
+    return TrainConfig(model="tiny-bert", device="cpu", task="demo", source="demo", epochs=kw.pop("epochs", 1),
+                       train_size=16, dev_size=8, batch_size=8, lr=1e-4, **kw)
+
+
+def test_run_plan_prior_layout_and_progress(tmp_path):
+    base = _tiny_base()
+    plan = plans.prior_plan(base, 0.3, [0], str(tmp_path), group="prior-test")
+    assert [c.strategy for c in plan.configs] == ["none", "drop-random", "drop-low", "drop-high"]
+    assert all(c.attribution.target == "gold" and c.attribution.p == 0.3 for c in plan.configs)
+    job = _FakeJob()
+    out = plan_job(job, plan, load_model("tiny-bert", "cpu", 2), load_splits(base))  # what the app submits
+    assert [r["status"] for r in out["runs"]] == ["finished"] * 4
+    assert (tmp_path / "prior-test" / "curves.html").is_file() and out["curves"] == job.progress["curves"]
+    assert {r.id for r in list_runs(tmp_path / "prior-test")} == {"none", "drop-random", "drop-low", "drop-high"}
+    epochs = job.progress["epochs"]
+    assert len(epochs) == 4 and {e["run"] for e in epochs} == {"none", "drop-random", "drop-low", "drop-high"}
+    assert all("clean_train_loss" in e for e in epochs)
+    assert job.progress["fraction"] == pytest.approx(1.0)
+    assert plans.list_groups(tmp_path, kind="prior")[0]["name"] == "prior-test"
+    with pytest.raises(UserError, match="already exists"):
+        plans.check_plan(plans.prior_plan(base, 0.3, [0], str(tmp_path), group="prior-test"), 2)
+
+
+def test_run_plan_stop_marks_the_run_stopped(tmp_path):
+    base = _tiny_base(epochs=3)
+    plan = plans.prior_plan(base, 0.3, [0], str(tmp_path), group="stopped")
+    out = plans.run_plan(_FakeJob(stop_after=1), plan, load_model("tiny-bert", "cpu", 2), load_splits(base))
+    assert [r["status"] for r in out["runs"]] == ["stopped", "waiting", "waiting", "waiting"]
+    recs = list_runs(tmp_path / "stopped")
+    assert [(r.id, r.status, r.epochs_done) for r in recs] == [("none", "stopped", 1)]
+
+
+def test_compare_plan_pairs_and_validation(tmp_path):
+    plan = plans.compare_plan(_tiny_base(epochs=2), AttributionConfig(layers=[5]), True, [0, 1], str(tmp_path))
+    assert [c.name for c in plan.configs] == ["vanilla-s0", "addrop-s0", "vanilla-s1", "addrop-s1"]
+    assert [c.seed for c in plan.configs] == [0, 0, 1, 1]
+    with pytest.raises(UserError, match="out of range"):
+        plans.check_plan(plan, 2)
+    with pytest.raises(UserError, match="differ"):
+        plans.compare_plan(_tiny_base(), AttributionConfig(), True, [1, 1], str(tmp_path))
+
+
+def test_compare_summary_ratio():
+
+    rows = []
+    for seed in (0, 1):
+        for e in (1, 2):
+            rows.append({"run": f"vanilla-s{seed}", "strategy": "vanilla", "seed": seed, "epoch": e, "seconds": 2.0,
+                         "addrop_epoch": False, "dev_loss": 0.5, "dev_accuracy": 0.7 + 0.1 * seed})
+            rows.append({"run": f"addrop-s{seed}", "strategy": "addrop", "seed": seed, "epoch": e,
+                         "seconds": 2.0 if e == 1 else 5.0, "addrop_epoch": e == 2, "dev_loss": 0.4,
+                         "dev_accuracy": 0.8})
+    metrics, cost, ratio = plans.compare_summary(pd.DataFrame(rows))
+    assert ratio == pytest.approx(2.5)  # AD-DROP epochs 5 s / vanilla 2 s
+    van = metrics[metrics["strategy"] == "vanilla"].iloc[0]
+    assert van["dev_accuracy"] == pytest.approx(0.75) and van["dev_accuracy (sd)"] > 0
+    assert set(cost.columns) >= {"all epochs", "plain epochs", "AD-DROP epochs"}
+
+
+TINY_ARGS = ["--model", "tiny-bert", "--device", "cpu", "--task", "demo", "--train-size", "16", "--dev-size", "8",
+             "--batch-size", "8", "--lr", "1e-4", "--epochs", "1"]
+
+
+def test_cli_prior_runs_the_app_s_plan(tmp_path, capsys, monkeypatch):
+    ran = []
+    real = plans.run_plan
+    monkeypatch.setattr(plans, "run_plan", lambda progress, plan, *a, **k: ran.append(plan) or real(progress, plan,
+                                                                                                   *a, **k))
+    code = main(["prior", *TINY_ARGS, "--rate", "0.2", "--out", str(tmp_path), "--name", "p1"])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    (plan,) = ran
+    want = plans.prior_plan(plan.configs[0], 0.2, plans.PRIOR_DEFAULTS["layers"], str(tmp_path), group="p1")
+    assert [c.to_dict() for c in plan.configs] == [c.to_dict() for c in want.configs]  # the page's plan, same args
+    assert {r.id for r in list_runs(tmp_path / "p1")} == {"none", "drop-random", "drop-low", "drop-high"}
+    assert (tmp_path / "p1" / "curves.html").is_file()
+    cfg = load_run(tmp_path / "p1" / "drop-low").config
+    assert cfg["attribution"]["p"] == 0.2 and cfg["attribution"]["layers"] == [0] and cfg["lr"] == 1e-4
+    assert out.count("epoch 1") == 4 and "drop-high" in out
+
+
+def test_cli_compare_runs_the_app_s_plan_and_prints_the_summary(tmp_path, capsys):
+    code = main(["compare", *TINY_ARGS, "--seeds", "0,1", "--p", "0.4", "--out", str(tmp_path), "--name", "c1"])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert sorted(r.id for r in list_runs(tmp_path / "c1")) == ["addrop-s0", "addrop-s1", "vanilla-s0", "vanilla-s1"]
+    assert load_run(tmp_path / "c1" / "addrop-s1").config["attribution"]["p"] == 0.4
+    assert load_run(tmp_path / "c1" / "addrop-s1").config["seed"] == 1
+    assert "dev metrics at the last epoch" in out and "seconds per epoch" in out and (tmp_path / "c1" / "curves.html").is_file()
+    assert main(["compare", *TINY_ARGS, "--seeds", "1,1", "--out", str(tmp_path)]) == 2
+    assert "differ" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", ["train", "prior", "compare", "sweep"])
+def test_training_commands_take_each_setting_the_same_way(command):
+    """Options come from the TrainConfig fields: every command that trains has the same flags and defaults."""
+    from addrop.cli import build_parser
+    from addrop.config import TrainConfig
+
+    parser = build_parser()
+    sub = next(a for a in parser._actions if a.dest == "command").choices[command]
+    flags = {f for a in sub._actions for f in a.option_strings}
+    for name in ("model", "task", "data_dir", "epochs", "batch_size", "lr", "warmup_ratio", "max_length", "device",
+                 "early_stopping", "weight_decay"):
+        assert "--" + name.replace("_", "-") in flags, (command, name)
+    defaults = {a.dest: a.default for a in sub._actions}
+    assert defaults["lr"] == TrainConfig().lr and defaults["warmup_ratio"] == TrainConfig().warmup_ratio
+    if command != "prior":
+        assert {"--method", "--attribution", "--layers", "--target"} <= flags

@@ -1,0 +1,112 @@
+"""addrop/studio/plots/: figures from arrays and tables (no model involved)."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+import pytest
+
+from addrop.studio import plots
+from addrop.studio.plots.maps import region_outline
+
+
+def _frame(seeds=(0,), strategies=("none", "drop-high"), epochs=3, clean=True):
+    rows = []
+    for s in seeds:
+        for k, strat in enumerate(strategies):
+            for e in range(1, epochs + 1):
+                r = {"run": f"{strat}-s{s}", "strategy": strat, "seed": s, "epoch": e,
+                     "train_loss": 1.0 / e + 0.1 * k + 0.01 * s, "dev_loss": 0.8 + 0.05 * e - 0.1 * k,
+                     "dev_accuracy": 0.5 + 0.1 * e, "seconds": 1.0 + k,
+                     "addrop_epoch": strat not in ("none", "vanilla") and e % 2 == 0}
+                if clean:
+                    r["clean_train_loss"] = r["train_loss"] + 0.05
+                rows.append(r)
+    return pd.DataFrame(rows)
+
+
+def test_loss_curves():
+    fig = plots.loss_curves(_frame(), label="strategy", title="t")
+    names = [t.name for t in fig.data]
+    assert "none" in names and "drop-high (clean)" in names
+    assert len(fig.data) == 2 * 3  # train, clean, dev per strategy
+    assert len(plots.loss_curves(_frame(), clean=False).data) == 4
+    assert len(plots.loss_curves(pd.DataFrame()).data) == 0
+
+
+def test_outline_of_one_cell_and_a_block():
+    xs, ys = region_outline(np.array([[False, False], [False, True]]))
+    assert xs.count(None) == 4  # four edges around one cell
+    pts = {(x, y) for x, y in zip(xs, ys) if x is not None}
+    assert pts == {(0.5, 0.5), (0.5, 1.5), (1.5, 0.5), (1.5, 1.5)}
+    xs, _ = region_outline(np.ones((3, 3), bool))
+    assert xs.count(None) == 12  # the perimeter of a 3 x 3 block: 12 unit edges, no inner ones
+
+
+def test_attention_attribution_figure():
+    T = 5
+    rng = np.random.default_rng(0)
+    att = rng.random((T, T))
+    att /= att.sum(-1, keepdims=True)
+    scores = rng.normal(size=(T, T))
+    region = scores > 0.5
+    dropped = region & (rng.random((T, T)) < 0.5)
+    key_mask = np.array([1, 1, 1, 1, 0], bool)
+    toks = ["[CLS]", "good", "good", "[SEP]", "[PAD]"]  # repeated tokens must not merge
+    fig = plots.attention_attribution(toks, att, scores, region, dropped, key_mask=key_mask, title="x")
+    heat = [t for t in fig.data if isinstance(t, go.Heatmap)]
+    assert len(heat) == 2
+    assert heat[0].text == heat[1].text  # one hover text for both maps
+    z = np.array(heat[1].z, dtype=float)
+    assert np.isnan(z[4]).all() and np.isnan(z[:, 4]).all()  # pads blank
+    assert list(fig.layout.xaxis.ticktext) == toks and fig.layout.xaxis2.matches == "x"
+    traces = {t.name for t in fig.data if not isinstance(t, go.Heatmap)}
+    if (region & np.outer(key_mask, key_mask)).any():
+        assert "candidate region (p)" in traces
+    if (dropped & np.outer(key_mask, key_mask)).any():
+        marks = next(t for t in fig.data if t.name == "dropped (q)")
+        assert len(marks.x) == int((dropped & np.outer(key_mask, key_mask)).sum())
+
+
+def test_head_grid_tiles_and_summary():
+    L, H, T = 2, 3, 4
+    maps = np.random.default_rng(1).normal(size=(L, H, T, T))
+    summary = pd.DataFrame([{"layer": l, "head": h, "spearman": 0.5, "dropped_share": 0.1}
+                            for l in range(L) for h in range(H)])
+    fig = plots.head_grid(maps, key_mask=np.array([1, 1, 1, 0], bool), summary=summary, selected=(1, 2))
+    assert len(fig.data) == 1
+    z = np.array(fig.data[0].z, dtype=float)
+    finite = z[np.isfinite(z)]
+    assert finite.size == L * H * 3 * 3  # pads dropped from every tile
+    assert np.abs(finite).max() == pytest.approx(1.0)  # each tile scaled by its own max |value|
+    texts = [a.text for a in fig.layout.annotations]
+    assert sum("ρ +0.50" in t for t in texts) == L * H and "layer 1" in texts and "head 2" in texts
+    assert len(fig.layout.shapes) == 1
+    mask = plots.head_grid(np.zeros((L, H, T, T)), value="mask")
+    assert mask.data[0].zmax == 2
+
+
+def test_backend_diff_and_mask_effect():
+    a = np.ones((3, 3))
+    fig = plots.backend_diff(["a", "b", "c"], a, a + 1e-7)
+    assert np.nanmax(np.array(fig.data[0].z, dtype=float)) == pytest.approx(1e-7)
+    frame = pd.DataFrame([{"condition": c, "p(negative)": 0.4, "p(positive)": 0.6}
+                          for c in ("no mask", "AD-DROP mask", "random mask")])
+    fig = plots.mask_effect(frame)
+    assert [t.name for t in fig.data] == ["negative", "positive"] and list(fig.data[0].x)[1] == "AD-DROP mask"
+    reg = plots.mask_effect(pd.DataFrame([{"condition": "no mask", "score": 2.0}]))
+    assert len(reg.data) == 1
+
+
+def test_seed_curves_band_and_cost():
+    one = plots.seed_curves(_frame(seeds=(0,), strategies=("vanilla", "addrop")))
+    assert all(t.fill is None for t in one.data)  # one seed: no band
+    two = plots.seed_curves(_frame(seeds=(0, 1), strategies=("vanilla", "addrop")),
+                            panels=[("train_loss", "train"), ("dev_loss", "dev"), ("dev_accuracy", "acc")])
+    bands = [t for t in two.data if t.fill == "toself"]
+    assert len(bands) == 2 * 3  # a band per strategy and panel
+    means = [t for t in two.data if t.fill is None and t.showlegend]
+    assert any("mean of 2" in t.name for t in means)
+    cost = plots.cost_bars(_frame(strategies=("vanilla", "addrop")))
+    labels = list(cost.data[0].y)
+    assert "vanilla" in labels and any("AD-DROP epochs" in y for y in labels)
