@@ -16,15 +16,14 @@ def add_parser(sub) -> None:
 
 def run(a) -> int:
     from ..engine.runs import list_runs, metrics_frame
-    from ..experiments.plans import compare_plan, compare_summary, run_plan
-    from ..studio.outputs import write_curves
+    from ..experiments.plans import compare_plan, compare_summary
+    from ..studio.background import plan_job
     from .options import attribution_from, train_config_from
     from .printing import ConsoleProgress
 
     base = train_config_from(a, attribution_from(a), name=None)
     plan = compare_plan(base, base.attribution, base.cross_tuning, a.seeds, a.out, group=a.name, strategy=a.strategy)
-    result = run_plan(ConsoleProgress(), plan)
-    write_curves(plan)
+    result = plan_job(ConsoleProgress(), plan)  # the app's job: the runs, then curves.html
     status = 0
     for r in result["runs"]:
         if r["status"] != "finished":

@@ -22,15 +22,15 @@ def add_parser(sub) -> None:
 
 
 def run(a) -> int:
-    from ..experiments.plans import prior_plan, run_plan
-    from ..studio.outputs import write_curves
+    from ..experiments.plans import prior_plan
+    from ..studio.background import plan_job
     from .options import attribution_from, train_config_from
     from .printing import ConsoleProgress
 
     base = train_config_from(a, attribution_from(a), name=None)
     plan = prior_plan(base, a.rate, base.attribution.layers, a.out, group=a.name)
-    result = run_plan(ConsoleProgress(width=11), plan)
-    curves = write_curves(plan)
+    result = plan_job(ConsoleProgress(width=11), plan)  # the app's job: the runs, then curves.html
+    curves = result["curves"]
     failed = [r for r in result["runs"] if r["status"] not in ("finished", "waiting")]
     for r in failed:
         print(f"{r['run']}: {r['status']} ({r.get('reason')})")

@@ -102,10 +102,13 @@ TINY_ARGS = ["--model", "tiny-bert", "--device", "cpu", "--task", "demo", "--tra
 
 
 def test_cli_prior_runs_the_app_s_plan(tmp_path, capsys, monkeypatch):
+    from addrop.studio import background
+
     ran = []
     real = plans.run_plan
-    monkeypatch.setattr(plans, "run_plan", lambda progress, plan, *a, **k: ran.append(plan) or real(progress, plan,
-                                                                                                   *a, **k))
+    # the CLI runs the app's background job function, which runs the plan
+    monkeypatch.setattr(background, "run_plan", lambda progress, plan, *a, **k: ran.append(plan) or real(progress, plan,
+                                                                                                        *a, **k))
     code = main(["prior", *TINY_ARGS, "--rate", "0.2", "--out", str(tmp_path), "--name", "p1"])
     out = capsys.readouterr().out
     assert code == 0, out

@@ -1,4 +1,4 @@
-"""Files a reader can always parse: JSON written atomically (temp file, fsync, os.replace), lines appended in one
+"""Files a reader can always parse: files written atomically (temp file, fsync, os.replace), lines appended in one
 write, and a tolerant JSON reader that reports problems instead of raising."""
 from __future__ import annotations
 
@@ -6,7 +6,9 @@ import dataclasses
 import json
 import os
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
+
 
 def _json_default(obj):
     """Make the usual non-JSON values (numpy/torch scalars and arrays, paths, sets, dataclasses) writable."""
@@ -48,16 +50,19 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """Write ``data`` to a temp file in the same folder, fsync it, then ``os.replace`` it onto ``path``."""
+@contextmanager
+def atomic_replace(path: str | os.PathLike):
+    """Yield a temp file's path in `path`'s folder to write; on leaving the block it is fsynced, made readable by
+    others (mkstemp makes 0600 files; records are meant to be read) and put onto `path` with ``os.replace``. A
+    failure inside the block removes the temp file and leaves `path` as it was."""
     path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
     try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
+        yield tmp
+        with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600 files; records are meant to be read by others
+        os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     except BaseException:
         try:
@@ -66,6 +71,12 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
             pass
         raise
     _fsync_dir(path.parent)
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """Write ``data`` onto ``path`` atomically (`atomic_replace`)."""
+    with atomic_replace(path) as tmp, open(tmp, "wb") as fh:
+        fh.write(data)
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:

@@ -3,12 +3,11 @@ from __future__ import annotations
 
 import os
 import socket
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from ...errors import UserError, one_line
-from .files import append_bytes, atomic_write_json, to_json
+from .files import append_bytes, atomic_replace, atomic_write_json, to_json
 from .names import CONFIG_FILE, FINAL_STATUSES, METRICS_FILE, STATUS_FILE, WEIGHTS_FILE, now_iso, safe_child, safe_run_id
 from .reader import read_metrics
 
@@ -107,19 +106,8 @@ class RunWriter:
 
         tensors = {k: v.detach().to("cpu").contiguous().clone() for k, v in state_dict.items()}
         dest = self.path / WEIGHTS_FILE
-        fd, tmp = tempfile.mkstemp(dir=self.path, prefix=f".{WEIGHTS_FILE}.", suffix=".tmp")
-        os.close(fd)
-        try:
+        with atomic_replace(dest) as tmp:
             save_file(tensors, tmp, metadata={"format": "pt"})
-            with open(tmp, "rb+") as fh:
-                os.fsync(fh.fileno())
-            os.replace(tmp, dest)
-        except BaseException:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
-            raise
         return dest
 
     def __enter__(self) -> "RunWriter":
