@@ -45,8 +45,8 @@ running = job is not None and not job.done
 with st.form("compare_form"):
     st.markdown("##### AD-DROP")
     a, b, d, e = st.columns(4)
-    method = a.selectbox("Attribution", list(METHOD_LABELS), format_func=METHOD_LABELS.get, key="cm_method", persist_state=SS,
-                         help="GA is the paper's default; IGA costs m extra passes; AA and RD are its ablations.")
+    method = a.selectbox("Attribution", list(METHOD_LABELS), format_func=METHOD_LABELS.get, key="cm_method",
+                         persist_state=SS, help="GA is the paper's default; IGA costs m extra passes; AA and RD are its ablations.")
     p = b.slider("p: candidate region", 0.05, 0.95, step=0.05, key="cm_p", persist_state=SS,
                  help="Share of each attention row that may be dropped (Eq. 6).")
     q = d.slider("q: drop rate", 0.05, 0.95, step=0.05, key="cm_q", persist_state=SS,

@@ -105,8 +105,8 @@ with col_in:
 
 with col_attr:
     st.markdown("##### Attribution")
-    method = st.selectbox("Method", list(METHOD_LABELS), format_func=METHOD_LABELS.get, key="ex_method", persist_state=SS,
-                          help="GA: the gradient of the logit with respect to the attention (AD-DROP's "
+    method = st.selectbox("Method", list(METHOD_LABELS), format_func=METHOD_LABELS.get, key="ex_method",
+                          persist_state=SS, help="GA: the gradient of the logit with respect to the attention (AD-DROP's "
                                "default). IGA: integrated gradients over m scaled copies of the attention (more "
                                "costly). AA: the attention weights themselves. RD: random scores, the random "
                                "baseline of the paper's ablation.")
@@ -212,7 +212,7 @@ else:
 m3.metric("Tokens", n_real, help="Real tokens (with [CLS] and [SEP]); the maps are n × n.")
 st.caption(f"Attributed in {expl.attribution.seconds * 1000:.0f} ms on the **{expl.attribution.path}** path "
            f"({expl.attribution.backend} backend). The path is how a batch is run (padded, packed, by length, per "
-           "example); every path gives the same numbers.")
+           "example); every path gives the same numbers up to rounding.")
 total_real = n_real * n_real * H * len(mask.masked_layers)
 m4.metric("Positions dropped", f"{after_ad['drops']:,}",
           delta=f"{after_ad['drops'] / max(total_real, 1):.1%} of the masked layers", delta_color="off",

@@ -43,7 +43,8 @@ spec, train, dev = c.need_data()
 L = loaded.num_layers
 
 ui.defaults(pr_train=min(200, len(train)), pr_dev=min(100, len(dev)), pr_epochs=3, pr_batch=16, pr_lr=5e-5,
-            pr_layers=list(plans.PRIOR_DEFAULTS["layers"]), pr_rate=plans.PRIOR_DEFAULTS["rate"], pr_seed=0, pr_maxlen=128)
+            pr_layers=list(plans.PRIOR_DEFAULTS["layers"]), pr_rate=plans.PRIOR_DEFAULTS["rate"], pr_seed=0,
+            pr_maxlen=128)
 if not all(isinstance(l, int) and 0 <= l < L for l in st.session_state.get("pr_layers") or []):
     st.session_state["pr_layers"] = list(plans.PRIOR_DEFAULTS["layers"])
 for k, n in (("pr_train", len(train)), ("pr_dev", len(dev))):
@@ -79,8 +80,8 @@ with st.form("prior_form", border=True):
     st.caption(f"4 runs × {int(epochs)} epochs on {int(n_train)} + {int(n_dev)} examples "
                f"(about {est:,} example passes). With minilm the defaults take about two minutes on a 2-core "
                "laptop CPU; the tiny models finish in seconds.")
-    start = st.form_submit_button("Start the prior experiment", key="pr_start", type="primary", icon=":material/play_arrow:",
-                                  disabled=running, help="Train the four runs one after the other in the background "
+    start = st.form_submit_button("Start the prior experiment", key="pr_start", type="primary",
+                                  icon=":material/play_arrow:", disabled=running, help="Train the four runs one after the other in the background "
                                   "(one job per server); you can leave the page meanwhile.")
 
 def _plan():

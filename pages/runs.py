@@ -49,7 +49,7 @@ run_id = b.selectbox("Run", ids, key="rn_run", persist_state=SS, help="One run o
 
 frame = metrics_frame(in_group)
 if not frame.empty:
-    kind = plans.group_kind(root / group) if group != UNGROUPED else None
+    kind = plans.kind_of({r.strategy for r in in_group}) if group != UNGROUPED else None
     if kind == plans.COMPARE:
         fig = plots.seed_curves(frame, label="strategy", panels=plans.compare_panels(frame), title=group)
     else:

@@ -22,8 +22,9 @@ def add_parser(sub):
     g.add_argument("--q", default="0.1:0.9:0.1", help="drop probabilities inside the region, same forms as --p")
     g.add_argument("--seeds", default="0", help="seeds, e.g. 0,1,2 (default 0); each cell and the baseline run once "
                    "per seed")
-    g.add_argument("--baseline", action=argparse.BooleanOptionalAction, default=True, help="also run the vanilla baseline per seed (default "
-                   "on; --no-baseline: the heatmap shows the metric itself)")
+    g.add_argument("--baseline", action=argparse.BooleanOptionalAction, default=True,
+                   help="also run the vanilla baseline per seed (default on; --no-baseline: the heatmap shows the "
+                        "metric itself)")
     g.add_argument("--name", default=None, help="sweep folder name (default sweep-<task>-<model>, so the same "
                    "command resumes)")
     g.add_argument("--metric", default=None, help="dev metric of the table and heatmap: accuracy, f1, mcc, pearson, "

@@ -23,11 +23,9 @@ from ..errors import UserError
 
 PRIOR = "prior"
 COMPARE = "compare"
-PLAN_KINDS = (PRIOR, COMPARE)
 COMPARE_STRATEGIES = ("vanilla", "addrop")
-# Defaults of the prior experiment and of the comparison, shared by the command line and the app's forms.
-PRIOR_DEFAULTS = {"rate": 0.3, "layers": (0,), "epochs": 3, "lr": 5e-5}
-COMPARE_DEFAULTS = {"epochs": 4, "lr": 5e-5, "seeds": (0, 1, 2)}
+# The prior experiment's own settings (what is dropped, and where), shared by the command line and the app's form.
+PRIOR_DEFAULTS = {"rate": 0.3, "layers": (0,)}
 
 
 class Progress(Protocol):

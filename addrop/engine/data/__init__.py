@@ -27,8 +27,8 @@ from .table import DEFAULT_MAX_BYTES, load_csv, sniff_separator
 # what the app's data picker calls each source (auto is the command line's default, not a choice there)
 SOURCE_LABELS = {"demo": "Built-in demo", "glue": "GLUE folder", "hf": "Hugging Face datasets", "csv": "Upload a CSV"}
 
-__all__ = ["SOURCE_LABELS", "load_data", "load_demo", "load_glue", "load_hf", "load_csv", "subset", "k_shot", "describe", "glue_root",
-           "default_glue_dir", "sniff_separator", "GLUE_ENV", "DEMO_DIR", "DEFAULT_MAX_BYTES", "DATA_SOURCES"]
+__all__ = ["SOURCE_LABELS", "load_data", "load_demo", "load_glue", "load_hf", "load_csv", "subset", "k_shot",
+           "describe", "glue_root", "default_glue_dir", "sniff_separator", "GLUE_ENV", "DEMO_DIR", "DEFAULT_MAX_BYTES", "DATA_SOURCES"]
 
 
 def load_data(task: str = "demo", source: str = "auto", data_dir: str | os.PathLike | None = None,

@@ -177,8 +177,8 @@ def run_sweep(spec: SweepSpec, out: str | os.PathLike = "runs", backend: str = "
     stopped = False
     if todo:
         if backend == "ray":
-            stopped = ray_backend.run_cells(todo, folder, max_concurrent, ray_address, cpus_per_cell, report, should_stop,
-                               ship_records)
+            stopped = ray_backend.run_cells(todo, folder, max_concurrent, ray_address, cpus_per_cell, report,
+                                            should_stop, ship_records)
         elif max_concurrent > 1 and len(todo) > 1:
             stopped = _run_processes(todo, folder, max_concurrent, report, should_stop)
         else:

@@ -181,7 +181,8 @@ class Analysis:
 def analyse(loaded: LoadedModel, expl: Explanation, p: float = 0.3, q: float = 0.3, mode: str = "high",
             ties: str = "paper", seed: int = 0, layers=None) -> Analysis:
     """The AD-DROP mask (Eq. 6-7), a random mask with the same number of drops in every row (drawn from
-    seed + RANDOM_SEED_OFFSET), what both do to the prediction, and the per-head summary: one call for the explorer page."""
+    seed + RANDOM_SEED_OFFSET), what both do to the prediction, and the per-head summary: one call for the
+    explorer page."""
     mask = draw_mask(expl, p, q, mode, ties=ties, seed=seed, layers=layers)
     rand = random_like(mask.dropped, expl.key_mask[0], random_mask_generator(seed))
     return Analysis(mask, rand, mask_effect(loaded, expl, mask, rand), head_summary(expl, mask))
