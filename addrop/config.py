@@ -206,6 +206,12 @@ class TrainConfig:
     early_stopping: int = setting(0, "patience in epochs on the dev loss (0: off)")
     save_weights: bool = setting(False, "also write model.safetensors")
     name: str | None = setting(None, "run id (a safe file name; generated when left out)")
+    save_every_epoch: bool = setting(False, "also keep every epoch's weights (model.epochN.safetensors; open one "
+                                     "as --model run:PATH@N)")
+    probes: int = setting(0, "follow this many dev examples across training: attention and GA recorded before "
+                          "training and after every epoch (probes/ in the run folder; at most 16)")
+    probe_ids: str | None = setting(None, "which dev examples to follow, as indices of the dev subset "
+                                    "(e.g. 0,5,9; default: spread evenly)", metavar="IDS")
 
     def __post_init__(self):
         if isinstance(self.attribution, dict):
@@ -222,6 +228,8 @@ class TrainConfig:
                 raise UserError(f"{name.replace('_', ' ')} must be an integer >= 1, got {v!r}")
         if not self.lr > 0:
             raise UserError(f"learning rate must be > 0, got {self.lr!r}")
+        if not isinstance(self.probes, int) or not 0 <= self.probes <= 16:
+            raise UserError(f"probes must be an integer from 0 to 16, got {self.probes!r}")
         if not 0 <= self.warmup_ratio < 1:
             raise UserError(f"warmup ratio must be in [0, 1), got {self.warmup_ratio!r}")
 

@@ -12,12 +12,17 @@ import torch
 
 from ..core.attention import SUPPORTED_FAMILIES, Controller, install, unsupported
 from ..errors import UserError
+from .weights import RUN_PREFIX, TRAINED, load_run_state, load_trained, run_checkpoint, trained_info
 
 TINY = ("tiny-bert", "tiny-roberta", "tiny-electra", "tiny-distilbert")
 BUILTIN = ("minilm",) + TINY
+TRAINED_MODELS = tuple(TRAINED)  # shipped fine-tuned models: (base model, task, weights) in engine/weights.py
+MAX_RUN_CHAIN = 8  # a run trained from a run trained from ...: at most this deep
 MODEL_LABELS = {  # one line each, for the app's model picker
-    "minilm": "all-MiniLM-L6-v2 (6 layers x 12 heads), shipped with addrop-studio; a new, untrained "
-              "classification head is put on top",
+    "minilm-demo": "all-MiniLM-L6-v2 fine-tuned on the built-in demo set (shipped in assets/trained): the "
+                   "trained default for the demo data",
+    "minilm": "all-MiniLM-L6-v2 (6 layers x 12 heads), shipped with addrop-studio, with an untrained "
+              "classification head",
     "tiny-bert": "a 2-layer, 4-head BERT with random weights: instant demos, meaningless predictions",
     "tiny-roberta": "a 2-layer, 2-head RoBERTa with random weights",
     "tiny-electra": "a 2-layer, 4-head ELECTRA with random weights",
@@ -132,14 +137,28 @@ def _offline() -> bool:
 
 
 def load_model(name: str = "minilm", device: str | torch.device = "auto", num_labels: int = 2,
-               seed: int = 0) -> LoadedModel:
-    """Load a model by name with a fresh classification head of `num_labels` outputs (1 = regression)."""
+               seed: int = 0, _depth: int = 0) -> LoadedModel:
+    """Load a model by name with a fresh classification head of `num_labels` outputs (1 = regression).
+
+    `minilm-demo` is the shipped fine-tuned default for the demo task; `run:PATH` (or `run:PATH@EPOCH`) is the
+    checkpoint a run kept, loaded into its base model (same config, tokenizer and attention injection)."""
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
     from transformers.utils import logging as hf_logging
 
     name = (name or "").strip()
     if not name:
         raise UserError("no model given: use minilm, one of " + ", ".join(TINY) + ", a Hugging Face id or a folder")
+    if name.startswith(RUN_PREFIX):
+        return _load_checkpoint(name, device, num_labels, seed, _depth)
+    if name in TRAINED:
+        base, task, _ = TRAINED[name]
+        if num_labels != 2:
+            raise UserError(f"{name} is trained for the {task} task (2 labels) and the chosen data has "
+                            f"{num_labels}: choose {base} (untrained head) or train a model for this data")
+        loaded = load_model(base, device, num_labels=num_labels, seed=seed)
+        load_trained(name, loaded.model)
+        loaded.name = name
+        return loaded
     dev = resolve_device(device)
     problem = "regression" if num_labels == 1 else "single_label_classification"
     torch.manual_seed(seed)  # the classification head is randomly initialised: make it repeatable
@@ -166,6 +185,31 @@ def load_model(name: str = "minilm", device: str | torch.device = "auto", num_la
     model.eval()
     install(model)
     return LoadedModel(name=name, model=model, tokenizer=tok, device=dev)
+
+
+def _load_checkpoint(ref: str, device, num_labels: int, seed: int, depth: int) -> LoadedModel:
+    if depth >= MAX_RUN_CHAIN:
+        raise UserError(f"{ref!r}: runs trained from runs nest more than {MAX_RUN_CHAIN} deep")
+    base, labels, file, config = run_checkpoint(ref)
+    task = config.get("task_name") or config.get("task") or "?"
+    if labels is not None and labels != num_labels:
+        raise UserError(f"{ref!r} was trained on {task} with {labels} label(s); the chosen data needs {num_labels}")
+    loaded = load_model(base, device, num_labels=num_labels, seed=seed, _depth=depth + 1)
+    load_run_state(file, loaded.model, f"checkpoint {ref!r} (base model {base}, task {task})")
+    loaded.name = ref
+    return loaded
+
+
+def model_caption(name: str) -> str:
+    """One line on what a model name stands for (the app's sidebar): the labels above, a shipped model's dev
+    accuracy, or a checkpoint's run."""
+    if name in TRAINED:
+        info = trained_info(name)
+        acc = info.get("dev_accuracy")
+        return MODEL_LABELS[name] + (f"; dev accuracy {acc:.3f}" if isinstance(acc, float) else "")
+    if name.startswith(RUN_PREFIX):
+        return "the weights a run kept (Runs page), in its base model"
+    return MODEL_LABELS.get(name, "")
 
 
 def _load_external(name: str, num_labels: int, problem: str):

@@ -26,7 +26,9 @@ from .batching import batches, encode, num_batches
 from .data import k_shot, load_data, subset
 from .metrics import compute_metrics
 from .models import LoadedModel, clone_model, load_model
+from .probes import ProbeRecorder, choose_probes
 from .runs import RunWriter, read_metrics, safe_run_id
+from .weights import epoch_weights_file
 
 
 @dataclass
@@ -160,23 +162,31 @@ def train(cfg: TrainConfig, runs_dir: str = "runs", loaded: LoadedModel | None =
         raise UserError(f"the model's head has {heads} outputs but task {spec.name} needs {spec.num_labels}")
     if len(data.train) == 0 or len(data.dev) == 0:
         raise UserError("the training or dev set is empty")
-    if cfg.uses_masks:
-        resolve_layers(cfg.attribution.layers, loaded.num_layers)  # range check before anything is written
+    layers = resolve_layers(cfg.attribution.layers, loaded.num_layers)  # range check before anything is written
+    probes = choose_probes(len(data.dev), cfg.probes, cfg.probe_ids)
     run_id = safe_run_id(cfg.name, prefix=cfg.strategy)
     config = cfg.to_dict()
     config.update(name=run_id, num_train=len(data.train), num_dev=len(data.dev), truncated=data.truncated,
-                  device=str(loaded.device), task_name=spec.name, primary_metric=spec.primary_metric)
+                  device=str(loaded.device), task_name=spec.name, primary_metric=spec.primary_metric,
+                  num_labels=heads, model=loaded.name)
     writer = RunWriter(runs_dir, run_id, config)
     with writer:
-        status, reason = _loop(cfg, loaded, data, writer, cb)
+        recorder = None
+        if probes:  # the fully kept layer: the first one the run masks (layer 0 for plain runs)
+            recorder = ProbeRecorder(writer.path, loaded.tokenizer, data.dev, probes,
+                                     layers[0] if cfg.uses_masks else 0, loaded.device)
+        status, reason = _loop(cfg, loaded, data, writer, cb, recorder)
         writer.finish(status, reason)
     return RunResult(writer.id, str(writer.path), status, reason, read_metrics(writer.path / "metrics.jsonl"))
 
 
-def _loop(cfg: TrainConfig, loaded0: LoadedModel, data: Data, writer: RunWriter, cb: Callbacks):
+def _loop(cfg: TrainConfig, loaded0: LoadedModel, data: Data, writer: RunWriter, cb: Callbacks,
+          recorder: ProbeRecorder | None = None):
     torch.manual_seed(cfg.seed)  # dropout
     loaded = clone_model(loaded0)
     model = loaded.model
+    if recorder is not None:
+        recorder.record(model, 0)  # GA draws no random numbers: the run's numbers are the same with probes
     model.train()
     spec = data.spec
     shuffle_gen = torch.Generator().manual_seed(cfg.seed)
@@ -220,6 +230,10 @@ def _loop(cfg: TrainConfig, loaded0: LoadedModel, data: Data, writer: RunWriter,
             if cfg.wants_clean_loss:
                 rec["clean_train_loss"], _ = evaluate(loaded, data.train_enc, data.train.labels, spec,
                                                       cfg.batch_size * 2)
+            if recorder is not None:
+                recorder.record(model, epoch)
+            if cfg.save_every_epoch:
+                writer.save_weights(model.state_dict(), epoch_weights_file(epoch))
             writer.log_epoch(rec)
             if cb.on_epoch:
                 cb.on_epoch(dict(rec))

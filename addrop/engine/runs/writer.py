@@ -100,12 +100,15 @@ class RunWriter:
             extra["summary"] = summary
         self._write_status(status, **extra)
 
-    def save_weights(self, state_dict: dict) -> Path:
-        """Write ``model.safetensors`` (CPU, contiguous clones, so tied/shared tensors are saved separately)."""
+    def save_weights(self, state_dict: dict, file: str = WEIGHTS_FILE) -> Path:
+        """Write ``model.safetensors`` (or an epoch's ``file``; CPU, contiguous clones, so tied/shared tensors are
+        saved separately)."""
         from safetensors.torch import save_file
 
+        if not (file.endswith(".safetensors") and "/" not in file and not file.startswith(".")):
+            raise ValueError(f"not a weights file name: {file!r}")
         tensors = {k: v.detach().to("cpu").contiguous().clone() for k, v in state_dict.items()}
-        dest = self.path / WEIGHTS_FILE
+        dest = self.path / file
         with atomic_replace(dest) as tmp:
             save_file(tensors, tmp, metadata={"format": "pt"})
         return dest

@@ -1,0 +1,165 @@
+"""Weights that go into a loaded model: a run's checkpoint (`run:PATH`) and the shipped trained default.
+
+A leaf of engine/ (models.py calls it; it imports no other engine module but runs/):
+
+- `parse_run_ref("run:runs/x@3")` -> (folder, epoch or None): a run's final `model.safetensors`, or the
+  checkpoint it kept after epoch 3 (`model.epoch3.safetensors`, written with `save_every_epoch`).
+- `check_state(model, state, what)`: a checkpoint fits the model only if it has exactly the model's tensors with
+  the model's shapes; anything else is a one-line UserError (never a silent re-initialisation).
+- The trained default `minilm-demo` ships as a *delta* on the embedded encoder (assets/trained/): a rank-r
+  factorisation A @ B of each encoder matrix's fine-tuning change, the full change of the small vectors, and
+  the pooler and classifier as they are. `assets/trained/make_minilm_demo.py` writes it; `merge_delta` adds it.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+
+from ..errors import UserError
+from .runs import WEIGHTS_FILE, load_run, load_weights
+
+RUN_PREFIX = "run:"
+TRAINED_DIR = Path(__file__).resolve().parents[2] / "assets" / "trained"
+TRAINED = {  # name -> (base model, task, delta file)
+    "minilm-demo": ("minilm", "demo", TRAINED_DIR / "minilm-demo.safetensors"),
+}
+ABSOLUTE = ("classifier.", "bert.pooler.")  # stored as they are, not as a change
+
+
+def epoch_weights_file(epoch: int) -> str:
+    return f"model.epoch{int(epoch)}.safetensors"
+
+
+def parse_run_ref(ref: str) -> tuple[Path, int | None]:
+    """`run:PATH` or `run:PATH@EPOCH` -> (the run folder, the epoch or None for the final weights)."""
+    body = ref[len(RUN_PREFIX):].strip() if ref.startswith(RUN_PREFIX) else ref.strip()
+    epoch = None
+    if "@" in body:
+        body, _, tail = body.rpartition("@")
+        if not tail.isdigit() or int(tail) < 0:
+            raise UserError(f"{ref!r}: the part after '@' must be an epoch number, e.g. run:runs/my-run@3")
+        epoch = int(tail)
+    if not body:
+        raise UserError("run: needs a run folder, e.g. run:runs/my-run")
+    return Path(body).expanduser(), epoch
+
+
+def run_checkpoint(ref: str) -> tuple[str, int | None, Path, dict]:
+    """What `run:PATH[@E]` loads: (base model name, the run's number of labels or None, weights file, config)."""
+    folder, epoch = parse_run_ref(ref)
+    if not folder.is_dir():
+        raise UserError(f"{ref!r}: no run folder at {folder}")
+    rec = load_run(folder)
+    if rec.status == "corrupt":
+        raise UserError(f"{ref!r}: the run record is unreadable ({rec.reason})")
+    base = rec.config.get("model")
+    if not isinstance(base, str) or not base.strip():
+        raise UserError(f"{ref!r}: the run's config.json does not name its base model")
+    file = folder / (WEIGHTS_FILE if epoch is None else epoch_weights_file(epoch))
+    if not file.is_file():
+        kept = sorted(p.name for p in folder.glob("model*.safetensors"))
+        raise UserError(f"{ref!r}: no weights {file.name} in the run folder"
+                        + (f" (it has {', '.join(kept)})" if kept else " (it was trained without saving weights)"))
+    labels = rec.config.get("num_labels")
+    return base.strip(), labels if isinstance(labels, int) and not isinstance(labels, bool) else None, file, rec.config
+
+
+def check_state(model: torch.nn.Module, state: dict, what: str) -> None:
+    """Refuse a checkpoint that is not exactly this model's set of tensors and shapes."""
+    own = model.state_dict()
+    missing = [k for k in own if k not in state]
+    extra = [k for k in state if k not in own]
+    wrong = [k for k in own if k in state and tuple(state[k].shape) != tuple(own[k].shape)]
+    if not (missing or extra or wrong):
+        return
+    if wrong and all(k.startswith("classifier") for k in wrong) and not (missing or extra):
+        k = wrong[0]
+        raise UserError(f"{what} has a classification head of shape {tuple(state[k].shape)}, the chosen data needs "
+                        f"{tuple(own[k].shape)}: its number of labels does not match")
+    first = (missing or extra or wrong)[0]
+    raise UserError(f"{what} does not fit its base model ({len(missing)} tensors missing, {len(extra)} unknown, "
+                    f"{len(wrong)} of another shape, e.g. {first!r})")
+
+
+def load_run_state(file: Path, model: torch.nn.Module, what: str) -> None:
+    state = load_weights(file)
+    check_state(model, state, what)
+    model.load_state_dict(state, strict=True)
+
+
+# ---------------------------------------------------------------------------------------- the trained default
+
+def make_delta(base: dict, tuned: dict, rank: int) -> dict:
+    """The shipped form of `tuned` relative to `base` (both state dicts): see the module's docstring."""
+    out = {}
+    for k, w0 in base.items():
+        w1 = tuned[k].to(w0.dtype)
+        if k.startswith(ABSOLUTE):
+            out[f"{k}::abs"] = w1.clone().contiguous()
+            continue
+        if "embeddings." in k or not torch.is_floating_point(w0):
+            continue  # the embeddings stay the encoder's own
+        d = (w1 - w0).float()
+        if not d.abs().max() > 0:
+            continue
+        if d.ndim == 2 and min(d.shape) > rank:
+            u, s, v = torch.linalg.svd(d, full_matrices=False)
+            out[f"{k}::a"] = (u[:, :rank] * s[:rank]).half().contiguous()  # [out, r]
+            out[f"{k}::b"] = v[:rank].half().contiguous()                   # [r, in]
+        else:
+            out[f"{k}::d"] = d.half().contiguous()
+    return out
+
+
+def merge_delta(model: torch.nn.Module, delta: dict) -> None:
+    """Add a `make_delta` result to `model` in place."""
+    state = model.state_dict()
+    for key, t in delta.items():
+        name, _, kind = key.rpartition("::")
+        if name not in state or kind not in ("abs", "a", "b", "d"):
+            raise UserError(f"the trained weights do not fit the model (unknown tensor {name!r})")
+        if kind == "b":
+            continue
+        w = state[name]
+        if kind == "abs":
+            new = t.to(w.dtype)
+        elif kind == "d":
+            new = w + t.to(w.dtype)
+        else:
+            new = w + (t.float() @ delta[f"{name}::b"].float()).to(w.dtype)
+        if new.shape != w.shape:
+            raise UserError(f"the trained weights do not fit the model ({name!r} has another shape)")
+        state[name] = new
+    model.load_state_dict(state, strict=True)
+
+
+def trained_info(name: str) -> dict:
+    """The metadata the builder wrote beside the delta (task, dev accuracy, rank, how it was trained)."""
+    _, _, file = TRAINED[name]
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(file), framework="pt") as fh:
+            meta = fh.metadata() or {}
+    except Exception:  # noqa: BLE001 - a missing or broken asset is reported by load_trained
+        return {}
+    try:
+        return json.loads(meta.get("addrop", "{}"))
+    except ValueError:
+        return {}
+
+
+def load_trained(name: str, model: torch.nn.Module) -> None:
+    _, _, file = TRAINED[name]
+    if not file.is_file():
+        raise UserError(f"the trained model {name!r} is missing: expected {file} (reinstall addrop-studio, or "
+                        "run assets/trained/make_minilm_demo.py)")
+    from safetensors.torch import load_file
+
+    try:
+        delta = load_file(str(file))
+    except Exception as e:  # noqa: BLE001 - safetensors raises several types for a damaged file
+        raise UserError(f"the trained model file {file} is unreadable: {' '.join(str(e).split())[:200]}") from None
+    merge_delta(model, delta)
