@@ -172,8 +172,9 @@ class AttributionConfig:
 class TrainConfig:
     """One fine-tuning run: data, strategy, optimisation. The AD-DROP part lives in `attribution`."""
 
-    model: str = setting("minilm", "minilm (embedded, default), tiny-bert, tiny-roberta, tiny-electra, "
-                         "tiny-distilbert, a Hugging Face id or a local folder")
+    model: str = setting("minilm", "minilm (embedded, untrained head), minilm-demo (minilm fine-tuned on the demo "
+                         "set), tiny-bert, tiny-roberta, tiny-electra, tiny-distilbert (random weights), "
+                         "run:PATH[@EPOCH] (a run's checkpoint), a Hugging Face id or a local folder")
     task: str = setting("demo", "demo (built in), sst-2, mrpc, rte, cola, sts-b, qnli, qqp, mnli, or csv with --csv")
     data_dir: str | None = setting(None, "GLUE folder holding <TASK>/{train,dev}.tsv (default: the ADDROP_GLUE_DIR "
                                    "variable)", metavar="DIR")

@@ -36,3 +36,30 @@ def write_sweep_outputs(folder, which: str = "best", metric: str | None = None):
     table = write_table(folder, which=which, metric=metric)
     atomic_write_text(folder / HEATMAP_FILE, sweep_heatmap(table).to_html(include_plotlyjs="cdn", full_html=True))
     return table
+
+
+DELETION_FILES = ("deletion.csv", "deletion.html", "settings.json")
+
+
+def write_deletion(folder, result) -> list[Path]:
+    """deletion.csv (the table), deletion.html (the three measures' curves and the table, self-contained: it
+    opens offline) and settings.json into `folder` (made if missing)."""
+    import json
+
+    from ..experiments.faithfulness import MEASURES, deletion_summary
+    from .plots import deletion_figure
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    table = result.table
+    paths = [folder / name for name in DELETION_FILES]
+    atomic_write_text(paths[0], table.to_csv(index=False))
+    figs = [deletion_figure(table, m).to_html(include_plotlyjs=(i == 0), full_html=False) for i, m in
+            enumerate(MEASURES)]
+    lines = "".join(f"<li>{line}</li>" for line in deletion_summary(table))
+    html = (f"<html><head><meta charset='utf-8'><title>Deletion curves</title></head><body>"
+            f"<h2>Deletion curves ({result.n} examples, {result.seconds:.0f} s)</h2><ul>{lines}</ul>"
+            + "".join(figs) + table.round(4).to_html(index=False) + "</body></html>")
+    atomic_write_text(paths[1], html)
+    atomic_write_text(paths[2], json.dumps(result.settings, indent=2, default=str))
+    return paths

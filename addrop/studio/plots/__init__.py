@@ -9,15 +9,18 @@
 - `seed_curves`: curves per strategy with the mean and a min-max band when several seeds ran.
 - `cost_bars`: seconds per epoch per strategy.
 - `sweep_heatmap`: the paper's Figure 6 from a sweep table.
+- `deletion_figure`: the deletion curve, one line per attribution method with 95% bands.
+- `probe_*` (across.py): a run's probes over epochs: predictions, drift and region kept per head.
 
-Modules: curves.py, maps.py, sweeps.py, style.py; every figure is importable from here.
+Modules: curves.py, maps.py, sweeps.py, faithfulness.py, across.py, style.py; every figure is importable from here.
 """
 from __future__ import annotations
 
 from .curves import cost_bars, loss_curves, seed_curves
+from .faithfulness import deletion_figure
 from .maps import attention_attribution, backend_diff, head_grid, mask_effect
 from .style import STRATEGY_COLORS, STRATEGY_NAMES
 from .sweeps import sweep_heatmap
 
 __all__ = ["cost_bars", "loss_curves", "seed_curves", "attention_attribution", "backend_diff", "head_grid",
-           "mask_effect", "sweep_heatmap", "STRATEGY_COLORS", "STRATEGY_NAMES"]
+           "mask_effect", "sweep_heatmap", "deletion_figure", "STRATEGY_COLORS", "STRATEGY_NAMES"]
