@@ -10,12 +10,14 @@
 - `cost_bars`: seconds per epoch per strategy.
 - `sweep_heatmap`: the paper's Figure 6 from a sweep table.
 - `deletion_figure`: the deletion curve, one line per attribution method with 95% bands.
-- `probe_*` (across.py): a run's probes over epochs: predictions, drift and region kept per head.
+- `probe_predictions`, `head_heatmap` (across.py): a run's probes over epochs: predictions; drift and the
+  region kept per head.
 
 Modules: curves.py, maps.py, sweeps.py, faithfulness.py, across.py, style.py; every figure is importable from here.
 """
 from __future__ import annotations
 
+from .across import head_heatmap, probe_predictions
 from .curves import cost_bars, loss_curves, seed_curves
 from .faithfulness import deletion_figure
 from .maps import attention_attribution, backend_diff, head_grid, mask_effect
@@ -23,4 +25,4 @@ from .style import STRATEGY_COLORS, STRATEGY_NAMES
 from .sweeps import sweep_heatmap
 
 __all__ = ["cost_bars", "loss_curves", "seed_curves", "attention_attribution", "backend_diff", "head_grid",
-           "mask_effect", "sweep_heatmap", "deletion_figure", "STRATEGY_COLORS", "STRATEGY_NAMES"]
+           "mask_effect", "sweep_heatmap", "deletion_figure", "head_heatmap", "probe_predictions", "STRATEGY_COLORS", "STRATEGY_NAMES"]
