@@ -19,7 +19,7 @@ from pathlib import Path
 import streamlit as st
 
 from addrop.engine.data import SOURCE_LABELS, default_glue_dir, sniff_separator
-from addrop.engine.models import BUILTIN, MODEL_LABELS
+from addrop.engine.models import BUILTIN, TINY, TRAINED_MODELS
 from addrop.engine.tasks import GLUE_TASKS
 from addrop.errors import UserError
 from pages import _compat
@@ -34,8 +34,52 @@ def runs_dir() -> Path:
     return Path(os.environ.get("ADDROP_RUNS_DIR") or "runs").expanduser()
 
 
+def pinned_model() -> str | None:
+    """$ADDROP_DEFAULT_MODEL: the model every session starts with (tests use tiny-bert); None: choose by data."""
+    return (os.environ.get("ADDROP_DEFAULT_MODEL") or "").strip() or None
+
+
 def default_model() -> str:
-    return (os.environ.get("ADDROP_DEFAULT_MODEL") or "minilm").strip() or "minilm"
+    return pinned_model() or "minilm"
+
+
+UNTRAINED = ("minilm",) + TINY  # heads (and for the tiny models, everything) untrained
+
+
+def model_label(choice: str, checkpoints: dict) -> str:
+    if choice in checkpoints:
+        return "run: " + checkpoints[choice]["label"]
+    if choice == "minilm":
+        return "minilm (untrained head)"
+    if choice in TINY:
+        return f"{choice} (random weights, untrained)"
+    if choice in TRAINED_MODELS:
+        return f"{choice} (trained on the demo set)"
+    return choice
+
+
+@st.cache_data(ttl=5, show_spinner=False)
+def checkpoints(root: str) -> dict:
+    """The runs folder's kept checkpoints by reference (engine.weights.list_checkpoints), re-read every 5 s."""
+    from addrop.engine.weights import list_checkpoints
+
+    return {c["ref"]: c for c in list_checkpoints(root)}
+
+
+def default_model_for(spec, found: dict) -> str:
+    """A trained model for the chosen data when there is one: the shipped one for the demo task, else the newest
+    checkpoint trained on the same task with as many labels; else minilm with its untrained head."""
+    if spec is not None and spec.name == "demo":
+        return TRAINED_MODELS[0]
+    for ref, c in found.items():
+        if spec is not None and c.get("task") == spec.name and c.get("num_labels") == spec.num_labels:
+            return ref
+    return "minilm"
+
+
+def use_model(choice: str) -> None:
+    """Switch the sidebar to `choice` on the next run (a page's "train a model" button calls this)."""
+    st.session_state["model_next"] = choice
 
 
 def glue_dir_text() -> str:
@@ -107,6 +151,11 @@ class Ctx:
     data_args: dict = field(default_factory=dict)  # task, source, data_dir, csv, text_col, pair_col, label_col
 
     @property
+    def untrained(self) -> bool:
+        """Whether the model's classification head was never trained (the sidebar warns, pages offer training)."""
+        return self.model_name in UNTRAINED
+
+    @property
     def model_key(self) -> tuple:
         return (self.model_name, self.device, self.num_labels)
 
@@ -146,39 +195,6 @@ def sidebar() -> Ctx:
 
     c = Ctx()
     with st.sidebar:
-        st.markdown("#### Model")
-        choices = list(BUILTIN) + [OTHER_MODEL]
-        dm = default_model()
-        if "model_choice" not in st.session_state:
-            st.session_state["model_choice"] = dm if dm in BUILTIN else OTHER_MODEL
-            if dm not in BUILTIN:
-                st.session_state["model_custom"] = dm
-        choice = st.selectbox("Model", choices, key="model_choice",
-                              help="minilm: a small pre-trained sentence encoder (6 layers x 12 heads). The tiny "
-                                   "models have random weights and 2 layers: instant, for trying the controls. "
-                                   "Other: a BERT-family model from the Hugging Face hub (needs the internet) or "
-                                   "a local folder with config.json.")
-        if choice == OTHER_MODEL:
-            name = st.text_input("Hugging Face id or local folder", key="model_custom",
-                                 placeholder="e.g. prajjwal1/bert-tiny or /path/to/model",
-                                 help="BERT, RoBERTa, ELECTRA, DistilBERT, ALBERT or CamemBERT families. A new "
-                                      "classification head is added for the chosen data.")
-        else:
-            name = choice
-            st.caption(MODEL_LABELS.get(choice, ""))
-        c.model_name = (name or "").strip()
-
-        devices = available_devices()
-        if st.session_state.get("device") not in devices:
-            st.session_state["device"] = "auto"
-        c.device_choice = st.selectbox("Device", devices, key="device",
-                                       help="auto picks a CUDA GPU when there is one, else the CPU. Training and "
-                                            "attribution run there.")
-        try:
-            c.device = str(resolve_device(c.device_choice))
-        except UserError as e:
-            c.model_error = str(e)
-
         st.markdown("#### Data")
         c.data_args = _data_controls()
         if c.data_args:
@@ -196,6 +212,20 @@ def sidebar() -> Ctx:
             st.caption(f"**{c.spec.name}**: {len(c.train):,} train / {len(c.dev):,} dev examples"
                        f"{', sentence pairs' if c.spec.has_pairs else ''}; labels: {labels}")
 
+        st.markdown("#### Model")
+        _model_controls(c)
+
+        devices = available_devices()
+        if st.session_state.get("device") not in devices:
+            st.session_state["device"] = "auto"
+        c.device_choice = st.selectbox("Device", devices, key="device",
+                                       help="auto picks a CUDA GPU when there is one, else the CPU. Training and "
+                                            "attribution run there.")
+        try:
+            c.device = str(resolve_device(c.device_choice))
+        except UserError as e:
+            c.model_error = str(e)
+
         if c.model_error is None:
             if not c.model_name:
                 c.model_error = "no model given: type a Hugging Face id or a local folder"
@@ -209,11 +239,56 @@ def sidebar() -> Ctx:
             m = c.loaded
             st.caption(f"**{c.model_name}** on **{c.device}** · {m.num_layers} layers × {m.num_heads} heads · "
                        f"up to {m.max_length} tokens")
+            if c.untrained:
+                st.warning("Untrained classification head: its predictions sit near chance and its attributions "
+                           "describe a random classifier. Choose a trained model, or train one on the "
+                           "Attribution explorer page.", icon=":material/warning:")
         else:
             st.error(c.model_error)
             st.caption(f"device: {c.device or '?'}")
     st.session_state["ctx"] = c
     return c
+
+
+def _model_controls(c: "Ctx") -> None:
+    """The model list: the trained default, the untrained ones (so labelled), every kept checkpoint, other. Until
+    the user picks one, the choice follows the data (`default_model_for`)."""
+    from addrop.engine.models import model_caption
+
+    found = checkpoints(str(runs_dir()))
+    choices = list(TRAINED_MODELS) + list(BUILTIN) + list(found) + [OTHER_MODEL]
+    pinned = pinned_model()
+    if "model_next" in st.session_state:  # a page switched the model (e.g. after training one)
+        st.session_state["model_choice"] = st.session_state.pop("model_next")
+        st.session_state["model_auto"] = False
+    if "model_auto" not in st.session_state:  # a model set before the first run (a link, a test) is a choice
+        st.session_state["model_auto"] = "model_choice" not in st.session_state
+    if st.session_state["model_auto"]:
+        want = pinned or default_model_for(c.spec, found)
+        if want in choices:
+            st.session_state["model_choice"] = want
+        else:
+            st.session_state["model_choice"] = OTHER_MODEL
+            st.session_state["model_custom"] = want
+    chosen = st.session_state.get("model_choice")
+    if chosen not in choices:  # a checkpoint deleted since, or a stale value
+        choices.insert(-1, chosen) if isinstance(chosen, str) and chosen.startswith("run:") else None
+    choice = st.selectbox("Model", choices, key="model_choice", format_func=lambda x: model_label(x, found),
+                          on_change=lambda: st.session_state.__setitem__("model_auto", False),
+                          help="minilm-demo: the embedded encoder fine-tuned on the demo set (the default for the "
+                               "demo data). minilm: the same encoder with an untrained head. The tiny models "
+                               "have random weights: instant, for trying the controls. run: the weights a run "
+                               "kept (train one on the explorer page). Other: a Hugging Face id (needs the "
+                               "internet) or a local folder with config.json.")
+    if choice == OTHER_MODEL:
+        name = st.text_input("Hugging Face id or local folder", key="model_custom",
+                             placeholder="e.g. prajjwal1/bert-tiny, /path/to/model or run:runs/my-run",
+                             help="BERT, RoBERTa, ELECTRA, DistilBERT, ALBERT or CamemBERT families. A new "
+                                  "classification head is added for the chosen data.")
+    else:
+        name = choice
+        st.caption(model_caption(choice))
+    c.model_name = (name or "").strip()
 
 
 def _data_controls() -> dict | None:

@@ -32,10 +32,10 @@ def start_plan(kind: str, build, loaded, data, num_layers: int) -> None:
     """Build a training plan (`build()` may raise UserError), check it against the model and start it as this
     session's job. Errors and Busy show on the page; the page reruns once the job has started."""
     from addrop.experiments.plans import check_plan
-    from addrop.studio.background import plan_job
+    from addrop.studio.background import app_defaults, plan_job
 
     try:
-        plan = build()
+        plan = app_defaults(build())
         check_plan(plan, num_layers)
     except UserError as err:
         st.error(str(err))

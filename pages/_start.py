@@ -1,10 +1,12 @@
-"""The start-here example: a sentence whose prediction flips under the AD-DROP mask but not under a random mask,
-found once per model and data and loaded into the explorer's widgets."""
+"""The start-here example: the dev sentence where the AD-DROP mask moves the prediction most beyond a random mask
+of the same size, found once per model and data (on the trained default when the data is the demo) and loaded
+into the explorer's widgets."""
 from __future__ import annotations
 
 import streamlit as st
 
 from addrop.errors import UserError
+from addrop.studio.explore.start import MEANINGFUL
 from pages._common import Ctx, show_error
 
 START_P, START_Q, START_SEED = 0.3, 0.3, 0
@@ -55,16 +57,21 @@ def load_start_example(c: Ctx) -> bool:
         "ex_seed": START_SEED, "ex_layer": case.layer, "ex_head": case.head,
         "ex_mask_layers": list(range(loaded.num_layers)),
     })
+    shift = case.prob_random - case.prob_addrop
     if case.found:
-        note = (f"**Start-here example.** Under the AD-DROP mask (p = {START_P}, q = {START_Q}, all layers) the "
-                f"prediction flips from **{case.before}** to **{case.after_addrop}**; under a random mask that "
-                f"drops exactly as many positions in every row it stays **{case.after_random}**. The head shown "
-                f"(layer {case.layer}, head {case.head}) has strong attribution.")
+        flip = f"; the prediction flips to **{case.after_addrop}**" if case.flips else ""
+        note = (f"**Start-here example** (the dev sentence, of {case.searched} searched, where the AD-DROP mask moves "
+                f"the prediction most). Under the AD-DROP mask (p = {START_P}, q = {START_Q}, all layers) the "
+                f"probability of **{case.before}** goes from {case.prob_before:.3f} to {case.prob_addrop:.3f}"
+                f"{flip}; under a random mask that drops as many positions in every row it is "
+                f"{case.prob_random:.3f}. One sentence shows the idea, not a rule: the *Deletion curves* page "
+                f"measures it over the dev set.")
     else:
-        note = (f"**Start-here example.** Among the {case.searched} sentences searched, none flipped under the "
-                f"AD-DROP mask alone; this one is where the AD-DROP mask lowers the prediction's margin the most "
-                f"compared with a random mask of the same size ({case.margin_change_addrop:+.3f} vs "
-                f"{case.margin_change_random:+.3f}).")
+        note = (f"**Start-here example.** Among the {case.searched} dev sentences searched, no AD-DROP mask lowers "
+                f"the predicted probability by {MEANINGFUL} or more beyond a random mask of the same size (the "
+                f"largest difference is {shift:+.3f}, on this sentence: {case.prob_before:.3f} → "
+                f"{case.prob_addrop:.3f} under AD-DROP, {case.prob_random:.3f} under random); so there is no "
+                f"telling example to show for this model.")
     st.session_state["ex_note"] = note
     st.session_state["ex_note_for"] = case.text
     return True

@@ -7,7 +7,7 @@ from addrop.config import CAPTUM_METHODS, METHOD_LABELS, MODE_LABELS, Attributio
 from addrop.errors import UserError
 from addrop.studio import explore, plots
 from pages import _common as ui
-from pages import _start
+from pages import _start, _train
 
 DEFAULT_TEXT = "The plot was predictable, but the acting was wonderful and I loved every minute."
 EXAMPLE_INPUTS = ("Type your own", "Pick from the data set")
@@ -38,6 +38,7 @@ ui.intro(
     r"B_h = \frac{A_h}{m} \odot \sum_{k=1}^{m} \frac{\partial F_c(\tfrac{k}{m}A)}{\partial A_h}"
     r"\quad\text{(IGA, Eq. 3)}",
 )
+_train.train_model_panel(c)
 loaded = c.need_model()
 L, H = loaded.num_layers, loaded.num_heads
 spec = c.spec

@@ -42,15 +42,19 @@ with left:
 
 with right:
     st.subheader("Start here")
-    st.markdown("Load an example sentence where the idea shows at once: the AD-DROP mask changes the "
-                "prediction, while a random mask that drops just as many positions in every row does not.")
+    st.markdown("Load the dev sentence where the AD-DROP mask moves the model's prediction most beyond a random "
+                "mask that drops just as many positions in every row, on a trained model (with the demo data: "
+                "minilm-demo, all-MiniLM-L6-v2 fine-tuned on the demo set). If no sentence shows a clear "
+                "difference, the page says so.")
     if st.button("Show me an example", type="primary", icon=":material/play_arrow:", key="home_start",
-                 help="Searches a few sentences of the chosen data set (the demo data when it is not a "
-                      "classification task) and opens the explorer on the first one where this happens."):
+                 help="Searches 30 dev sentences of the chosen data set (the demo data when it is not a "
+                      "classification task) and opens the explorer on the one where the difference is largest."):
         if _start.load_start_example(c):
             st.switch_page("pages/explorer.py")
-    st.caption("With minilm the classification head is new and untrained, so its predictions are close to "
-               "50/50 and easy to flip; train a model on the other pages to see AD-DROP as a regularizer.")
+    if c.untrained:
+        st.caption(f"The model in the sidebar ({c.model_name}) has an untrained head: its predictions sit near "
+                   "chance, so what the masks do to them says little. Choose a trained model in the sidebar or "
+                   "train one on the explorer page.")
 
     st.subheader("The pages")
     st.page_link("pages/explorer.py", label="Attribution explorer", icon=":material/grid_on:")
@@ -64,6 +68,11 @@ with right:
     if (ui.ROOT / "pages" / "sweeps.py").is_file():
         st.page_link("pages/sweeps.py", label="Sweeps", icon=":material/tune:")
         st.caption("Many runs over a grid of settings.")
+    st.page_link("pages/training.py", label="Across training", icon=":material/timeline:")
+    st.caption("A run's probe sentences epoch by epoch: maps, predictions, how much attribution moves.")
+    st.page_link("pages/faithfulness.py", label="Deletion curves", icon=":material/trending_down:")
+    st.caption("Over many dev sentences: does dropping the top-attributed positions hurt more than dropping "
+               "random ones or those with the highest attention?")
     st.page_link("pages/runs.py", label="Runs", icon=":material/folder_open:")
     st.caption("Every finished run on disk: reopen its curves and metrics, download them.")
     st.info("The sidebar chooses the model, the device and the data for every page. Training runs in the "

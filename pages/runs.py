@@ -7,7 +7,8 @@ import streamlit as st
 
 from addrop.experiments import plans
 from addrop.studio import plots
-from addrop.engine.runs import list_runs, metrics_frame, runs_table
+from addrop.engine.runs import delete_run, disk_size, list_runs, metrics_frame, runs_table
+from addrop.errors import UserError
 from pages import _common as ui
 
 SS = "session"
@@ -28,7 +29,11 @@ if not records:
     st.stop()
 
 table = runs_table(records)
-st.dataframe(table, hide_index=True, column_config={
+table["size (MB)"] = [disk_size(r.path) / 1e6 for r in records]
+table["weights"] = [r.has_weights for r in records]
+st.caption(f"{len(records)} runs, {table['size (MB)'].sum():,.1f} MB on disk (a minilm checkpoint is about 90 MB; "
+           "delete runs below).")
+st.dataframe(table, hide_index=True, column_config={"size (MB)": st.column_config.NumberColumn(format="%.1f")} | {
     c: st.column_config.NumberColumn(format="%.4f") for c in table.columns
     if c.endswith("loss") or c.startswith("dev_")})
 
@@ -84,3 +89,19 @@ if curves is not None and curves.is_file():
     d3.download_button("Group curves (HTML)", data=lambda: curves.read_bytes(), file_name=f"{group}-curves.html",
                        mime="text/html", icon=":material/download:", key="rn_dl_curves",
                        help="The group's curves.html (loads plotly from the internet).")
+
+with st.expander("Delete", icon=":material/delete:"):
+    what = st.radio("What", ["this run", "the whole group"] if group != UNGROUPED else ["this run"], key="rn_del_what",
+                    horizontal=True)
+    target = rec.path if what == "this run" else root / group
+    st.caption(f"`{target}`: {disk_size(target) / 1e6:,.1f} MB. Deleting cannot be undone.")
+    sure = st.checkbox("Yes, delete it", key="rn_del_sure")
+    if st.button("Delete", key="rn_del", disabled=not sure, type="primary"):
+        try:
+            delete_run(root, target)
+        except UserError as e:
+            st.error(str(e))
+        else:
+            st.session_state.pop("rn_del_sure", None)
+            ui.checkpoints.clear()
+            st.rerun()

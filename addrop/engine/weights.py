@@ -163,3 +163,40 @@ def load_trained(name: str, model: torch.nn.Module) -> None:
     except Exception as e:  # noqa: BLE001 - safetensors raises several types for a damaged file
         raise UserError(f"the trained model file {file} is unreadable: {' '.join(str(e).split())[:200]}") from None
     merge_delta(model, delta)
+
+
+# ---------------------------------------------------------------------------------------------- the run list
+
+def list_checkpoints(root, limit: int = 60) -> list[dict]:
+    """Every checkpoint kept under the runs folder `root`, newest run first: {ref, run, epoch, task, num_labels,
+    metric, value, label}; `label` is "run name, epoch N, dev <metric> x" (the app's model list)."""
+    from .runs import list_runs
+
+    out = []
+    for rec in reversed(list_runs(root)):
+        if rec.status not in ("finished", "stopped"):
+            continue
+        files = sorted(rec.path.glob("model*.safetensors"))
+        if not files:
+            continue
+        metric = rec.config.get("primary_metric")
+        by_epoch = {m.get("epoch"): m for m in rec.metrics if isinstance(m, dict)}
+        last = rec.metrics[-1].get("epoch") if rec.metrics else None
+        name = rec.id if rec.group is None else f"{rec.group}/{rec.id}"
+        for f in reversed(files):
+            epoch = last if f.name == WEIGHTS_FILE else _epoch_of(f.name)
+            ref = RUN_PREFIX + str(rec.path) + ("" if f.name == WEIGHTS_FILE else f"@{epoch}")
+            m = by_epoch.get(epoch, {})
+            value = m.get(f"dev_{metric}") if isinstance(metric, str) else None
+            shown = f", dev {metric} {value:.3f}" if isinstance(value, (int, float)) else ""
+            out.append({"ref": ref, "run": name, "epoch": epoch, "task": rec.config.get("task_name"),
+                        "num_labels": rec.config.get("num_labels"), "metric": metric, "value": value,
+                        "label": f"{name}, epoch {epoch}{shown}"})
+            if len(out) >= limit:
+                return out
+    return out
+
+
+def _epoch_of(file_name: str) -> int | None:
+    body = file_name[len("model.epoch"):-len(".safetensors")] if file_name.startswith("model.epoch") else ""
+    return int(body) if body.isdigit() else None

@@ -2,6 +2,11 @@
 library call the command line makes too, plus the figure files it writes."""
 from __future__ import annotations
 
+from dataclasses import replace
+
+from ..config import TrainConfig
+from ..engine.probes import DEFAULT_PROBES
+from ..engine.runs import safe_run_id
 from ..experiments.plans import Plan, run_plan
 from ..experiments.sweeps.local import run_sweep
 from ..experiments.sweeps.spec import SweepSpec
@@ -28,3 +33,44 @@ def sweep_job(job, spec: SweepSpec, runs_dir: str) -> dict:
     res = run_sweep(spec, runs_dir, backend="local", on_cell=on_cell, should_stop=job.should_stop,
                     refresh=write_sweep_outputs)
     return {"path": res.path, "ran": res.ran, "failed": res.failed, "stopped": res.stopped}
+
+
+def app_defaults(plan: Plan) -> Plan:
+    """What runs started from the app keep besides their records: the final weights (so the explorer can open
+    them) and DEFAULT_PROBES probes (so the Across training page can follow them)."""
+    return replace(plan, configs=[replace(c, save_weights=True, probes=c.probes or DEFAULT_PROBES)
+                                  for c in plan.configs])
+
+
+QUICK = dict(strategy="vanilla", epochs=3, batch_size=16, lr=5e-5, save_weights=True)
+QUICK_TRAIN, QUICK_DEV = 1000, 200  # examples at most: a few minutes on a 2-core CPU with minilm
+
+
+def quick_config(base_model: str, data_args: dict, n_train: int, n_dev: int, probe_ids: str | None = None,
+                 seed: int = 0, device: str = "auto") -> TrainConfig:
+    """The one-button model for the chosen data: a plain 3-epoch fine-tune (lr 5e-5, batch 16) of the base model
+    on up to QUICK_TRAIN training examples, scored on up to QUICK_DEV dev examples, weights and probes kept."""
+    keys = ("task", "source", "data_dir", "csv", "text_col", "pair_col", "label_col")
+    data = {k: data_args[k] for k in keys if data_args.get(k) is not None}
+    return TrainConfig(model=base_model, **data, **QUICK, seed=seed, device=device,
+                       train_size=min(n_train, QUICK_TRAIN), dev_size=min(n_dev, QUICK_DEV),
+                       probes=0 if probe_ids else DEFAULT_PROBES, probe_ids=probe_ids or None,
+                       name=safe_run_id(None, prefix=f"model-{data.get('task', 'data')}"))
+
+
+def train_job(job, cfg: TrainConfig, runs_dir: str, loaded=None, splits=None) -> dict:
+    """One run (engine.training.train) reporting to `job`; returns its reference for `--model` / the sidebar."""
+    from ..engine.training import Callbacks, prepare_data, train
+
+    job.update(fraction=0.0, message="preparing the data")
+    data = prepare_data(cfg, loaded.tokenizer, splits) if loaded is not None else None
+
+    def on_step(info):
+        job.update(fraction=info["fraction"],
+                   message=f"epoch {info['epoch']}/{cfg.epochs}, step {info['step']}/{info['total_steps']}")
+
+    res = train(cfg, runs_dir, loaded=loaded, data=data,
+                callbacks=Callbacks(on_step=on_step, on_epoch=job.add_event, should_stop=job.should_stop))
+    ref = f"run:{res.path}"
+    job.update(ref=ref, status_text=res.status)
+    return {"ref": ref, "status": res.status, "reason": res.reason, "path": res.path, "metrics": res.metrics}

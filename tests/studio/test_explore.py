@@ -164,7 +164,16 @@ def test_find_flip_is_consistent(tiny):
     eff = explore.mask_effect(tiny, e, explore.draw_mask(e, 0.5, 0.9, seed=0))
     assert eff.row("AD-DROP mask")["prediction"] == case.after_addrop
     assert eff.row("random mask")["prediction"] == case.after_random
-    assert case.found == (eff.addrop_flips and not eff.random_flips)
+    name = f"p({case.before})"
+    assert eff.row("AD-DROP mask")[name] == pytest.approx(case.prob_addrop)
+    assert eff.row("random mask")[name] == pytest.approx(case.prob_random)
+    assert case.found == (case.prob_random - case.prob_addrop >= explore.start.MEANINGFUL)
+    # it is the example where AD-DROP lowers P(predicted) most beyond the random mask
+    for t in texts:
+        e = explore.explain(tiny, t, cfg=AttributionConfig(method="ga"), label_names=NAMES)
+        eff = explore.mask_effect(tiny, e, explore.draw_mask(e, 0.5, 0.9, seed=0))
+        k = f"p({eff.row('no mask')['prediction']})"
+        assert eff.row("random mask")[k] - eff.row("AD-DROP mask")[k] <= case.prob_random - case.prob_addrop + 1e-6
     assert explore.find_flip(tiny, []) is None
 
 

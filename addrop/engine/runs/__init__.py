@@ -11,7 +11,7 @@ A group of runs (the four runs of the prior experiment, a sweep) is a sub-folder
 way; it may also hold other files such as ``curves.html``. ``list_runs(root)`` walks groups recursively.
 
 Modules: names (ids, file names, safe paths), files (atomic writes, tolerant JSON reads), writer (RunWriter),
-reader (RunRecord, load_run, list_runs), tables (runs_table, metrics_frame).
+reader (RunRecord, load_run, list_runs), tables (runs_table, metrics_frame), manage (disk_size, delete_run).
 
 Writers never leave a file that a reader cannot parse: JSON files are replaced with ``os.replace`` after an
 fsync, and each metrics line is appended with one ``write`` of the whole line. Readers skip a trailing
@@ -26,6 +26,7 @@ from __future__ import annotations
 from .files import atomic_write_bytes, atomic_write_json, atomic_write_text, read_json, to_json
 from .names import (CONFIG_FILE, FINAL_STATUSES, METRICS_FILE, RUN_FILES, STATUS_FILE, STATUSES, WEIGHTS_FILE,
                     safe_child, safe_run_id)
+from .manage import delete_run, disk_size
 from .reader import RunRecord, list_runs, load_run, load_weights, pid_alive, read_metrics
 from .tables import metrics_frame, runs_table
 from .writer import RunWriter
@@ -33,4 +34,4 @@ from .writer import RunWriter
 __all__ = ["atomic_write_bytes", "atomic_write_json", "atomic_write_text", "read_json", "to_json", "CONFIG_FILE",
            "FINAL_STATUSES", "METRICS_FILE", "RUN_FILES", "STATUS_FILE", "STATUSES", "WEIGHTS_FILE", "safe_child",
            "safe_run_id", "RunRecord", "list_runs", "load_run", "load_weights", "pid_alive", "read_metrics",
-           "metrics_frame", "runs_table", "RunWriter"]
+           "metrics_frame", "runs_table", "RunWriter", "delete_run", "disk_size"]

@@ -1,0 +1,64 @@
+"""One button that trains a model for the chosen data (studio.background.quick_config / train_job) and switches
+the sidebar to it when it is done. Shown on the explorer page."""
+from __future__ import annotations
+
+import streamlit as st
+
+from pages import _common as ui
+from pages import _jobs
+
+KIND = "model"
+
+
+def train_model_panel(c: ui.Ctx) -> None:
+    """Offered while the model's head is untrained (expanded) and in an expander otherwise."""
+    job = _jobs.job_for(KIND)
+    running = job is not None and not job.done
+    if job is not None and job.done and job.result and st.session_state.get("model_switched") != job.id:
+        st.session_state["model_switched"] = job.id
+        if job.result.get("status") in ("finished", "stopped"):
+            ui.use_model(job.result["ref"])
+            st.rerun()
+    if c.spec is None or c.loaded is None:
+        return
+    with st.expander("Train a model for this data", expanded=c.untrained or running, icon=":material/model_training:"):
+        from addrop.studio.background import QUICK_DEV, QUICK_TRAIN
+
+        base = c.model_name if c.untrained else "minilm"
+        n_tr, n_dv = min(len(c.train), QUICK_TRAIN), min(len(c.dev), QUICK_DEV)
+        st.markdown(f"A plain fine-tune of **{base}** on {n_tr:,} training examples of **{c.spec.name}** (3 epochs, "
+                    f"batch 16, learning rate 5e-5), scored on {n_dv:,} dev examples. Its weights are kept in the "
+                    "runs folder and the sidebar switches to it when it is done (it stays in the sidebar's model "
+                    "list after a restart). It also follows a few dev examples across training for the *Across "
+                    "training* page. With minilm on a 2-core CPU this takes a few minutes; the tiny models seconds.")
+        picks = st.multiselect("Dev examples to follow (probes)", range(n_dv), key="train_probes",
+                               format_func=lambda i: f"#{i} {c.dev.texts[i][:60]}",
+                               help="Leave empty for 4 examples spread over the dev subset. At most 16.",
+                               max_selections=16) if not running else []
+        _jobs.note_other_job(KIND, running)
+        if not running and st.button("Train a model", type="primary", icon=":material/play_arrow:",
+                                     key="train_model"):
+            from addrop.errors import UserError
+            from addrop.studio.background import quick_config, train_job
+
+            try:
+                cfg = quick_config(base, c.data_args, len(c.train), len(c.dev),
+                                   ",".join(str(i) for i in picks) or None, device=c.device or "auto")
+            except UserError as e:
+                st.error(str(e))
+                return
+            loaded = c.loaded if base == c.model_name else None
+            splits = (c.spec, c.train, c.dev)
+            if _jobs.submit_job(KIND, cfg.name, train_job, cfg, str(ui.runs_dir()), loaded, splits) is not None:
+                st.rerun()
+        if job is not None:
+            def draw(snap):
+                ev = snap.get("events") or []
+                if ev:
+                    last = ev[-1]
+                    metric = next((k for k in last if k.startswith("dev_") and k != "dev_loss"), None)
+                    st.caption(f"epoch {last.get('epoch')}: train loss {last.get('train_loss', float('nan')):.4f}, "
+                               f"dev loss {last.get('dev_loss', float('nan')):.4f}"
+                               + (f", {metric[4:]} {last[metric]:.3f}" if metric else ""))
+
+            _jobs.live_job(job, draw, key="train_model")

@@ -1,0 +1,66 @@
+"""Deletion curves (experiments/faithfulness.py): evidence over a data set instead of one sentence."""
+from __future__ import annotations
+
+import time
+
+import streamlit as st
+
+from addrop.errors import UserError
+from addrop.experiments.faithfulness import FAITH_LABELS, FAITH_METHODS, MEASURES, DeletionSettings
+from addrop.studio import plots
+from pages import _common as ui
+
+c = ui.ctx()
+st.title("Deletion curves")
+ui.intro("Does the attribution find the attention positions a prediction depends on? For N dev sentences, every "
+         "attention row of the chosen layers loses its top-p share of keys by GA, IGA, AA (attention weights) or "
+         "RD (random), or the bottom-p share by GA (*low*), and the model predicts again. The curves show the mean "
+         "change of the predicted class's probability (and logit, and the share of predictions that flip), with "
+         "bootstrap 95% intervals. The paper's claim behind AD-DROP (Section 2.2, Table 2) is that GA's top "
+         "positions matter more than attention's or random ones; here you can check it on your model.")
+loaded = c.need_model()
+spec, _, dev = c.need_data()
+if c.untrained:
+    st.warning(f"{c.model_name} has an untrained head: its deletion curves describe a random classifier. Choose "
+               "a trained model in the sidebar (minilm-demo for the demo data).")
+ui.defaults(fa_n=64, fa_methods=["ga", "aa", "rd", "low"], fa_q=1.0, fa_layers="all", fa_seeds=3)
+c1, c2, c3, c4 = st.columns([1, 3, 1, 1])
+n = c1.number_input("Dev sentences (N)", 4, min(1000, len(dev)), key="fa_n")
+methods = c2.multiselect("Methods", FAITH_METHODS, format_func=FAITH_LABELS.get, key="fa_methods",
+                         help="IGA costs about 20 passes per sentence: minutes for 64 sentences on a CPU.")
+q = c3.number_input("q", 0.05, 1.0, step=0.05, key="fa_q", help="1: the whole region is dropped")
+layers = c4.text_input("Layers", key="fa_layers", help="all, or indices such as 0,1")
+st.caption("p = 0, 0.1, 0.2, 0.3, 0.5, 0.7, 0.9; RD averaged over 3 seeds. With minilm, GA, AA, RD and low over "
+           "64 sentences take under a minute of CPU time.")
+
+key = (c.model_key, str(c.data_args), n, tuple(methods), q, layers)
+if st.button("Draw the deletion curves", type="primary", icon=":material/play_arrow:", key="fa_go"):
+    try:
+        settings = DeletionSettings(n=int(n), methods=tuple(methods), q=float(q), layers=layers)
+        from addrop.experiments.faithfulness import deletion_curves
+
+        bar = st.progress(0.0, text="starting")
+        t0 = time.perf_counter()
+        res = deletion_curves(loaded, spec, dev, settings,
+                              progress=lambda f, msg: bar.progress(f, text=f"{msg} · {time.perf_counter() - t0:.0f} s"))
+        st.session_state["fa_result"] = (key, res)
+    except UserError as e:
+        st.error(str(e))
+got = st.session_state.get("fa_result")
+if got is not None:
+    got_key, res = got
+    if got_key != key:
+        st.caption("These curves are for earlier settings; press the button to redraw them for the current ones.")
+    from addrop.experiments.faithfulness import deletion_summary
+
+    st.markdown(f"**{res.n} dev sentences, {res.seconds:.0f} s.** What the table shows:")
+    for line in deletion_summary(res.table):
+        st.markdown(f"- {line}")
+    measure = st.radio("Measure", list(MEASURES), format_func=MEASURES.get, horizontal=True, key="fa_measure")
+    st.plotly_chart(plots.deletion_figure(res.table, measure), use_container_width=True, key="fa_chart")
+    cols = ["method", "p", "prob_change", "prob_change_lo", "prob_change_hi", "logit_change", "flip_rate",
+            "dropped_share"]
+    st.dataframe(res.table[cols].round(4), hide_index=True, use_container_width=True,
+                 height=38 + 35 * len(res.table))
+    st.download_button("Download the table (CSV)", res.table.to_csv(index=False), "deletion.csv", "text/csv",
+                       key="fa_csv")

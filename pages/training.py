@@ -1,0 +1,77 @@
+"""Across training: a run's probe sentences epoch by epoch (engine/probes.py, studio/explore/across.py)."""
+from __future__ import annotations
+
+import streamlit as st
+
+from addrop.engine.probes import read_probes
+from addrop.engine.runs import list_runs
+from addrop.studio import plots
+from addrop.studio.explore import across
+from pages import _common as ui
+
+st.title("Attribution across training")
+ui.intro("A run that follows *probe* sentences records, before training (epoch 0) and after every epoch, each "
+         "probe's prediction, the [CLS] row of every head's attention and GA attribution, and the whole maps of "
+         "one layer (the first layer the run masks; layer 0 for plain runs). Move the epoch slider to see how "
+         "fine-tuning, or AD-DROP, changed them. Runs started from the app follow 4 dev sentences; on the command "
+         "line add `--probes 4`.")
+
+
+@st.cache_data(ttl=10, show_spinner=False)
+def runs_with_probes(root: str) -> dict:
+    out = {}
+    for rec in reversed(list_runs(root)):
+        if (rec.path / "probes" / "meta.json").is_file():
+            name = rec.id if rec.group is None else f"{rec.group}/{rec.id}"
+            out[str(rec.path)] = f"{name} ({rec.strategy or '?'}, {rec.epochs_done} epochs, {rec.status})"
+    return out
+
+
+found = runs_with_probes(str(ui.runs_dir()))
+if not found:
+    st.info("No run with probes yet. Train one: the explorer's *Train a model for this data*, the prior "
+            "experiment, AD-DROP vs vanilla, or `python -m addrop train --probes 4`.")
+    st.stop()
+paths = list(found)
+c1, c2 = st.columns(2)
+first = c1.selectbox("Run", paths, format_func=found.get, key="tr_run")
+second = c2.selectbox("Beside it (optional: e.g. the vanilla run of a comparison)", [None] + paths,
+                      format_func=lambda x: "(none)" if x is None else found[x], key="tr_other")
+chosen = [first] + ([second] if second and second != first else [])
+series = {p: read_probes(p) for p in chosen}
+series = {p: s for p, s in series.items() if s is not None}
+if not series:
+    st.error("The probe files of this run are unreadable.")
+    st.stop()
+s0 = series[first]
+n_epochs = min(len(s.epochs) for s in series.values())
+P = s0["probs"].shape[1]
+H = s0["full_att"].shape[2]
+c1, c2, c3, c4 = st.columns([3, 3, 1, 1])
+e = c1.slider("Epoch (0 = before training)", 0, n_epochs - 1, n_epochs - 1, key="tr_epoch")
+probe = c2.selectbox("Probe", range(P), key="tr_probe",
+                     format_func=lambda i: f"#{s0.meta['indices'][i]} {s0.meta['texts'][i][:70]}")
+head = c3.number_input("Head", 0, H - 1, 0, key="tr_head")
+p = c4.slider("p", 0.05, 0.95, 0.3, 0.05, key="tr_p", help="the share of each row in the candidate region")
+
+cols = st.columns(len(series))
+for col, (path, s) in zip(cols, series.items()):
+    with col:
+        st.markdown(f"**{found[path]}**")
+        v = across.epoch_view(s, e, probe, head, p)
+        st.plotly_chart(plots.attention_attribution(
+            v["tokens"], v["attention"], v["attribution"], region=v["region"],
+            title=f"layer {v['layer']}, head {head}, epoch {v['epoch']}: attention | GA with the top-{p:g} region"),
+            use_container_width=True, key=f"tr_map_{path}")
+        st.plotly_chart(plots.probe_predictions(across.predictions(s, ())), use_container_width=True,
+                        key=f"tr_pred_{path}")
+        if len(s.epochs) > 1:
+            k = max(e, 1) - 1
+            st.plotly_chart(plots.head_heatmap(
+                across.drift(s)[k], f"GA drift, epoch {s.epochs[k]} → {s.epochs[k + 1]}: rank correlation of the "
+                                    "[CLS] row (1 = unchanged)", zmin=-1, zmax=1, colorscale="RdBu"),
+                use_container_width=True, key=f"tr_drift_{path}")
+            st.plotly_chart(plots.head_heatmap(
+                across.region_kept(s, p)[k], f"Share of the [CLS] row's top-{p:g} region kept, epoch "
+                                             f"{s.epochs[k]} → {s.epochs[k + 1]}"),
+                use_container_width=True, key=f"tr_kept_{path}")

@@ -1,0 +1,74 @@
+"""The app with trained models: the default follows the data, a model trained from the explorer opens in it, the
+Across training and Deletion curves pages draw, the Runs page shows sizes and deletes."""
+from __future__ import annotations
+
+import pytest
+
+from addrop.config import TrainConfig
+from addrop.engine.training import train
+from tests.test_app import _app, _charts, _errors, _ok, _wait_job, env  # noqa: F401 (env: the autouse fixture)
+
+
+def test_a_model_trained_in_the_explorer_is_switched_to_and_listed(env):
+    at = _app("pages/explorer.py")
+    _ok(at)
+    assert at.sidebar.selectbox(key="model_choice").value == "tiny-bert"
+    assert any("Untrained classification head" in w.value for w in at.sidebar.warning)
+    at.button(key="train_model").click().run()
+    _ok(at)
+    _wait_job(at, timeout=300)
+    at.run()
+    _ok(at)
+    choice = at.sidebar.selectbox(key="model_choice").value
+    assert choice.startswith("run:") and str(env) in choice
+    assert not any("Untrained" in w.value for w in at.sidebar.warning)
+    assert _charts(at) >= 2  # the explorer draws with the trained model
+
+
+def test_the_default_model_follows_the_data(monkeypatch):
+    monkeypatch.delenv("ADDROP_DEFAULT_MODEL")
+    from pages._common import default_model_for
+    from addrop.engine.tasks import TASKS
+
+    assert default_model_for(TASKS["demo"], {}) == "minilm-demo"
+    found = {"run:/x/a": {"task": "sst-2", "num_labels": 2}, "run:/x/b": {"task": "mrpc", "num_labels": 2}}
+    assert default_model_for(TASKS["mrpc"], found) == "run:/x/b"
+    assert default_model_for(TASKS["cola"], found) == "minilm"
+
+
+@pytest.fixture
+def probe_run(env):
+    cfg = TrainConfig(model="tiny-bert", task="demo", epochs=2, train_size=32, dev_size=16, batch_size=8, lr=1e-3,
+                      probes=3, save_weights=True, name="probed")
+    return train(cfg, runs_dir=env)
+
+
+def test_across_training_draws_and_moves_with_the_slider(probe_run):
+    at = _app("pages/training.py")
+    _ok(at)
+    assert _charts(at) == 4 and not _errors(at)
+    at.slider(key="tr_epoch").set_value(0).run()
+    _ok(at)
+    assert _charts(at) == 4
+    at.selectbox(key="tr_other").set_value(str(probe_run.path)).run()  # the same run twice: one column
+    _ok(at)
+
+
+def test_deletion_curves_draw(env):
+    at = _app("pages/faithfulness.py")
+    _ok(at)
+    at.number_input(key="fa_n").set_value(8).run()
+    at.button(key="fa_go").click().run()
+    _ok(at)
+    assert _charts(at) == 1 and not _errors(at)
+    assert any("p = 0.1" in m.value for m in at.markdown)
+
+
+def test_runs_page_shows_sizes_and_deletes(probe_run, env):
+    at = _app("pages/runs.py")
+    _ok(at)
+    assert any("MB on disk" in c.value for c in at.caption)
+    at.checkbox(key="rn_del_sure").check().run()
+    at.button(key="rn_del").click().run()
+    _ok(at)
+    assert not (env / "probed").exists()
