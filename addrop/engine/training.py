@@ -163,7 +163,7 @@ def train(cfg: TrainConfig, runs_dir: str = "runs", loaded: LoadedModel | None =
     if cfg.uses_masks:
         resolve_layers(cfg.attribution.layers, loaded.num_layers)  # range check before anything is written
     run_id = safe_run_id(cfg.name, prefix=cfg.strategy)
-    config = cfg.to_dict()
+    config = cfg.record()  # what the run does (the mask settings it uses), not only what was asked
     config.update(name=run_id, num_train=len(data.train), num_dev=len(data.dev), truncated=data.truncated,
                   device=str(loaded.device), task_name=spec.name, primary_metric=spec.primary_metric)
     writer = RunWriter(runs_dir, run_id, config)

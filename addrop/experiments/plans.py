@@ -25,7 +25,9 @@ PRIOR = "prior"
 COMPARE = "compare"
 COMPARE_STRATEGIES = ("vanilla", "addrop")
 # The prior experiment's own settings (what is dropped, and where), shared by the command line and the app's form.
-PRIOR_DEFAULTS = {"rate": 0.3, "layers": (0,)}
+# count: "equal" drops the same number of keys per row for high, low and random ("reference": the reference code's
+# asymmetric rule, see core/masking.py)
+PRIOR_DEFAULTS = {"rate": 0.3, "layers": (0,), "count": "equal"}
 
 
 class Progress(Protocol):
@@ -55,17 +57,19 @@ class Plan:
 
 
 def prior_plan(base: TrainConfig, rate: float, layers, runs_dir: str, group: str | None = None,
-               strategies=PRIOR_STRATEGIES) -> Plan:
+               strategies=PRIOR_STRATEGIES, count: str | None = None) -> Plan:
     """The prior experiment (paper Section 2.2): the same data, seed and model, four strategies (none, random,
     low, high) that drop a fixed share `rate` of each attention row in `layers`, chosen by gold-label GA (what the
-    drop-* strategies use is `TrainConfig.masking`)."""
-    attr = replace(base.attribution, method="ga", target="gold", layers=layers, p=rate, seed=base.seed)
+    drop-* strategies use is `TrainConfig.masking`). `count`: equal (default: the same number of keys per row
+    for high, low and random) or reference (the reference code's rule)."""
+    count = count or base.attribution.count or PRIOR_DEFAULTS["count"]
+    attr = replace(base.attribution, method="ga", target="gold", layers=layers, p=rate, seed=base.seed, count=count)
     configs = [replace(base, strategy=s, attribution=attr, name=s, clean_train_loss=True) for s in strategies]
     for c in configs:
         c.__post_init__()
     group = safe_run_id(group, prefix=PRIOR)
     return Plan(PRIOR, group, str(runs_dir), configs, title=f"prior experiment: {base.model} on {base.task}",
-                meta={"rate": rate, "layers": attr.to_dict()["layers"]})
+                meta={"rate": rate, "layers": attr.to_dict()["layers"], "count": count})
 
 
 def compare_plan(base: TrainConfig, attribution: AttributionConfig, cross_tuning: bool, seeds, runs_dir: str,
