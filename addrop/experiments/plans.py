@@ -89,6 +89,40 @@ def compare_plan(base: TrainConfig, attribution: AttributionConfig, cross_tuning
                 meta={"seeds": seeds, "cross_tuning": cross_tuning, "attribution": attribution.to_dict()})
 
 
+# Seconds per example pass of minilm on a 2-core laptop CPU: the prior experiment's defaults (7,200 passes as
+# example_passes counts them) took about 150 s single-threaded, about two minutes on two cores (README).
+MINILM_SECONDS_PER_PASS = 0.017
+
+
+def example_passes(configs) -> int:
+    """A plan's work before it starts, in example passes: per epoch one per training example, one more per
+    training example in a masked epoch (the attribution pass; IGA: m), one per training example for the clean
+    training loss, one per dev example."""
+    from ..engine.training import masks_in_epoch
+
+    total = 0
+    for c in configs:
+        n, d = c.train_size or 0, c.dev_size or 0
+        m = c.masking()
+        extra = 0 if m is None or m.mode == "random" or m.method == "rd" else (m.steps if m.method == "iga" else 1)
+        for e in range(1, c.epochs + 1):
+            total += n + d + (n if c.wants_clean_loss else 0) + (extra * n if masks_in_epoch(c, e) else 0)
+    return total
+
+
+def time_estimate(configs, model: str) -> str:
+    """'about N example passes' and, for the built-in models, a rough time on a 2-core laptop CPU."""
+    passes = example_passes(configs)
+    text = f"about {passes:,} example passes"
+    if model == "minilm":
+        minutes = passes * MINILM_SECONDS_PER_PASS / 60
+        text += (f", roughly {minutes:.0f} minutes with minilm on a 2-core laptop CPU" if minutes >= 1.5 else
+                 ", under two minutes with minilm on a 2-core laptop CPU")
+    elif model.startswith("tiny-"):
+        text += ", seconds with a tiny model"
+    return text
+
+
 def check_plan(plan: Plan, num_layers: int) -> None:
     """Range checks before a plan starts (the runs would fail with the same message later)."""
     for c in plan.configs:
