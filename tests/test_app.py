@@ -241,7 +241,7 @@ def test_prior_experiment_runs_and_shows_curves(env):
 
 
 def test_compare_runs_and_reports_cost(env):
-    at = _app("pages/compare.py", cm_train=32, cm_dev=16, cm_epochs=2)
+    at = _app("pages/compare.py", cm_train=32, cm_dev=16, cm_epochs=2, cm_seeds=1)
     at.button(key="cm_start").click()
     at.run()
     _ok(at)

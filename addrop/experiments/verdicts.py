@@ -14,6 +14,7 @@ PAPER_PRIOR_FINDING = (
     "the training data fastest but generalises worst, and dropping the high-attribution positions slows fitting "
     "the most: the observation AD-DROP is built on.")
 OVERFIT_TOL = 1e-4  # a dev loss counts as rising when it ends this much above its minimum
+TIE_TOL = 2e-3  # strategies whose losses (or metrics) all lie within this of each other are not ranked
 NAMES = {"none": "none", "drop-random": "drop-random", "drop-low": "drop-low", "drop-high": "drop-high",
          "vanilla": "vanilla", "addrop": "AD-DROP"}
 
@@ -88,27 +89,39 @@ def prior_summary(frame) -> list[str]:
     if len(train) < 2:
         return [f"Only {_name(train.index[0]) if len(train) else 'no run'} has reached epoch {epoch} so far."]
     fast, slow = train.idxmin(), train.idxmax()
-    out.append(f"At epoch {epoch}, {_name(fast)} has fitted the training data fastest (lowest training loss, "
-               f"{train[fast]:.4f}, measured with its masks) and {_name(slow)} slowest ({train[slow]:.4f}).")
+    if train[slow] - train[fast] < TIE_TOL:
+        out.append(f"At epoch {epoch} the training losses are all within {train[slow] - train[fast]:.4f} of each "
+                   f"other ({train[fast]:.4f} to {train[slow]:.4f}): no strategy has fitted faster than another.")
+        fast = slow = None
+    else:
+        out.append(f"At epoch {epoch}, {_name(fast)} has fitted the training data fastest (lowest training loss, "
+                   f"{train[fast]:.4f}, measured with its masks) and {_name(slow)} slowest ({train[slow]:.4f}).")
     metric = _metric(at)
-    worst_loss = dev.idxmax() if len(dev) else None
-    if worst_loss is not None:
-        s = f"{_name(worst_loss)} generalises worst by dev loss ({dev[worst_loss]:.4f}; lowest: " \
+    m = by[metric].mean().dropna() if metric else dev.iloc[:0]
+    worst = dev.idxmax() if len(dev) else None
+    if worst is not None and dev.max() - dev.min() < TIE_TOL and (not len(m) or m.max() - m.min() < TIE_TOL):
+        out.append(f"The dev losses are all within {dev.max() - dev.min():.4f} of each other"
+                   + (f" and the {_label(metric)} within {m.max() - m.min():.4f}" if len(m) else "")
+                   + ": no strategy generalises worse than another.")
+        worst = None
+    elif worst is not None:
+        s = f"{_name(worst)} generalises worst by dev loss ({dev[worst]:.4f}; lowest: " \
             f"{_name(dev.idxmin())}, {dev.min():.4f})"
-        if metric:
-            m = by[metric].mean().dropna()
-            if len(m):
-                low = m.idxmin()
-                s += (f" and by {_label(metric)} too ({m[low]:.4f})" if low == worst_loss else
-                      f", while the lowest {_label(metric)} is {_name(low)}'s ({m[low]:.4f})")
+        if len(m):
+            low = m.idxmin()
+            s += (f" and by {_label(metric)} too ({m[low]:.4f})" if low == worst else
+                  f", while the lowest {_label(metric)} is {_name(low)}'s ({m[low]:.4f})")
         out.append(s + ".")
     out.append(overfit_sentence(frame)[1])
-    if {"drop-low", "drop-high"} <= set(train.index) and worst_loss is not None:
-        agree = fast == "drop-low" and slow == "drop-high" and worst_loss == "drop-low"
-        out.append("This run agrees with the paper's finding: drop-low fits fastest and generalises worst, "
-                   "drop-high fits slowest." if agree else
-                   "This run does not reproduce the paper's finding (drop-low fastest and worst on dev, drop-high "
-                   "slowest): with so few examples, epochs or one seed, the order can differ.")
+    if {"drop-low", "drop-high"} <= set(train.index):
+        if fast is None or worst is None:
+            out.append("The runs are too close to each other to compare with the paper's finding.")
+        elif fast == "drop-low" and slow == "drop-high" and worst == "drop-low":
+            out.append("This run agrees with the paper's finding: drop-low fits fastest and generalises worst, "
+                       "drop-high fits slowest.")
+        else:
+            out.append("This run does not reproduce the paper's finding (drop-low fastest and worst on dev, "
+                       "drop-high slowest): with so few examples, epochs or one seed, the order can differ.")
     return out
 
 
@@ -198,12 +211,13 @@ def compare_verdict(frame) -> dict:
                    "reading a verdict.")
     else:
         main = rows[-1]
-        clear = main["consistent"] and main["sd"] is not None and abs(main["mean"]) > main["sd"]
+        clear = (main["consistent"] and main["sd"] is not None and abs(main["mean"]) > main["sd"]
+                 and abs(main["mean"]) >= TIE_TOL)
         good = main["better"] == main["seeds"]
         out.append(f"Verdict on {_label(main['column'])}: " + (
             (f"AD-DROP {'helps' if good else 'hurts'} on all {n} seeds, by more than the spread." if clear else
-             f"no clear difference: over {n} seeds the mean difference is within its spread or its sign is not "
-             "the same in every seed.")))
+             f"no clear difference: over {n} seeds the mean difference is within its spread, under {TIE_TOL:g}, "
+             "or its sign is not the same in every seed.")))
     overfit, sentence = overfit_sentence(frame[frame["strategy"] == "vanilla"])
     if overfit is False:
         out.append("Vanilla has not started to overfit (its dev loss still falls in every seed): AD-DROP "

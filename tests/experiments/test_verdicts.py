@@ -49,6 +49,15 @@ def test_prior_summary_changes_with_the_numbers():
     assert "Figure 2" in verdicts.PAPER_PRIOR_FINDING  # the paper is quoted separately, as its finding
 
 
+def test_runs_that_learn_nothing_are_not_ranked():
+    """Tiny random models: every loss ln 2 give or take 1e-4; naming a 'fastest' strategy would be noise."""
+    flat = {s: [0.6939, 0.6938 + 0.0001 * i] for i, s in enumerate(TRAIN)}
+    text = " ".join(verdicts.prior_summary(_prior(flat, flat, {s: 0.5 for s in TRAIN})))
+    assert "no strategy has fitted faster than another" in text and "fastest" not in text
+    assert "no strategy generalises worse than another" in text and "worst" not in text
+    assert "too close to each other to compare with the paper's finding" in text
+
+
 def test_live_runs_are_compared_at_the_epoch_all_have_reached():
     f = _prior(TRAIN, DEV_FALLING)
     f = f[~((f["strategy"] == "drop-high") & (f["epoch"] == 2))]  # drop-high has not finished epoch 2
@@ -99,6 +108,8 @@ def test_verdict_with_spread_and_sign():
     assert "not the same in every seed: 2 of 3 favour AD-DROP" in mixed and "no clear difference" in mixed
     same = " ".join(verdicts.compare_verdict(_compare([0.0, 0.0]))["sentences"])
     assert "no difference in any seed" in same and "no clear difference" in same
+    tiny = " ".join(verdicts.compare_verdict(_compare([1e-4, 1.1e-4, 1.2e-4]))["sentences"])
+    assert "the same sign in every seed" in tiny and "no clear difference" in tiny  # consistent, but below 0.002
     hurts = " ".join(verdicts.compare_verdict(_compare([-0.04, -0.05, -0.06]))["sentences"])
     assert "AD-DROP hurts on all 3 seeds" in hurts
 
