@@ -179,7 +179,7 @@ class TrainConfig:
     """One fine-tuning run: data, strategy, optimisation. The AD-DROP part lives in `attribution`."""
 
     model: str = setting("minilm", "minilm (embedded, default), tiny-bert, tiny-roberta, tiny-electra, "
-                         "tiny-distilbert, a Hugging Face id or a local folder")
+                         "tiny-distilbert (untrained: random weights), a Hugging Face id or a local folder")
     task: str = setting("demo", "demo (built in), sst-2, mrpc, rte, cola, sts-b, qnli, qqp, mnli, or csv with --csv")
     data_dir: str | None = setting(None, "GLUE folder holding <TASK>/{train,dev}.tsv (default: the ADDROP_GLUE_DIR "
                                    "variable)", metavar="DIR")

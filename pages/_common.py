@@ -19,7 +19,7 @@ from pathlib import Path
 import streamlit as st
 
 from addrop.engine.data import SOURCE_LABELS, default_glue_dir, sniff_separator
-from addrop.engine.models import BUILTIN, MODEL_LABELS
+from addrop.engine.models import BUILTIN, MODEL_LABELS, model_choice_label
 from addrop.engine.tasks import GLUE_TASKS
 from addrop.errors import UserError
 from pages import _compat
@@ -153,7 +153,7 @@ def sidebar() -> Ctx:
             st.session_state["model_choice"] = dm if dm in BUILTIN else OTHER_MODEL
             if dm not in BUILTIN:
                 st.session_state["model_custom"] = dm
-        choice = st.selectbox("Model", choices, key="model_choice",
+        choice = st.selectbox("Model", choices, key="model_choice", format_func=model_choice_label,
                               help="minilm: a small pre-trained sentence encoder (6 layers x 12 heads). The tiny "
                                    "models have random weights and 2 layers: instant, for trying the controls. "
                                    "Other: a BERT-family model from the Hugging Face hub (needs the internet) or "

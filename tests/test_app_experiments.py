@@ -89,3 +89,24 @@ def test_compare_page_defaults_to_three_seeds_and_gives_a_verdict_with_spread(en
     assert "AD-DROP helps on all 3 seeds" in text
     assert any("No run of vanilla has started to overfit" in w.value for w in at.warning)
     assert "mean over 3 seeds" in at.get("plotly_chart")[0].proto.spec
+
+
+def test_sweeps_page_says_no_cell_differs_marks_the_tiny_model_and_has_one_bar(env):
+    import math
+
+    from addrop.experiments.sweeps.local import prepare
+    from addrop.experiments.sweeps.spec import SweepSpec
+
+    base = TrainConfig(model="tiny-bert", task="demo", strategy="addrop", epochs=1)
+    spec = SweepSpec(name="flat", base=base, ps="0.2,0.5", qs="0.3,0.6", seeds="0")
+    folder = prepare(spec, env)
+    for cfg in spec.cells():  # tiny random models learn nothing: accuracy 0.5, loss ln 2, in every cell
+        _write(folder, cfg, [{"train_loss": math.log(2), "dev_loss": math.log(2), "dev_accuracy": 0.5}])
+    at = _page("pages/sweeps.py")
+    assert any(i.value.startswith("No cell differs from the baseline beyond noise") for i in at.info)
+    assert not any(m.label == "best cell" for m in at.metric)
+    bars = at.get("progress")
+    assert len(bars) == 1 and "5/5 runs finished — 100%" in bars[0].proto.text
+    assert any("untrained" in c.value for c in at.caption)
+    model = at.sidebar.selectbox(key="model_choice")
+    assert "tiny-bert (untrained, random weights)" in model.options
