@@ -331,3 +331,15 @@ def test_ray_backend_matches_local(local_sweep, tmp_path):
     finally:
         if started:
             ray.shutdown()
+
+
+def test_a_sweep_written_before_a_new_attribution_setting_still_resumes(tmp_path):
+    from addrop.experiments.sweeps.local import prepare
+
+    folder = prepare(_spec(), tmp_path)
+    meta = json.loads((folder / SWEEP_FILE).read_text())
+    meta["base"]["attribution"].pop("count")  # as written before the count rule existed
+    (folder / SWEEP_FILE).write_text(json.dumps(meta))
+    assert prepare(_spec(), tmp_path) == folder
+    with pytest.raises(UserError, match="other settings"):
+        prepare(_spec(attribution=AttributionConfig(method="ga", count="equal")), tmp_path)
