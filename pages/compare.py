@@ -127,8 +127,8 @@ def show(frame: pd.DataFrame, key: str) -> None:
         st.markdown("**Verdict** (paired by seed: the AD-DROP run minus the vanilla run with the same seed)\n\n"
                     + "\n".join(f"- {s}" for s in verdict["sentences"]))
     if verdict["overfit"] is False:
-        st.warning("No run of vanilla has started to overfit: its dev loss still falls. AD-DROP is a regularizer; "
-                   "this comparison cannot show what it does against overfitting yet.", icon=":material/info:")
+        st.warning("No run has started to overfit: every dev loss still falls. AD-DROP is a regularizer; this "
+                   "comparison cannot show what it does against overfitting yet.", icon=":material/info:")
     if "addrop_epoch" in frame and frame["addrop_epoch"].astype(bool).any():
         st.caption("The AD-DROP run's training loss is measured with its masks in the AD-DROP epochs; with "
                    "cross-tuning those alternate with plain epochs, so its training curve can zig-zag. The dev "

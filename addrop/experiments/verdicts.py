@@ -218,11 +218,11 @@ def compare_verdict(frame) -> dict:
             (f"AD-DROP {'helps' if good else 'hurts'} on all {n} seeds, by more than the spread." if clear else
              f"no clear difference: over {n} seeds the mean difference is within its spread, under {TIE_TOL:g}, "
              "or its sign is not the same in every seed.")))
-    overfit, sentence = overfit_sentence(frame[frame["strategy"] == "vanilla"])
+    overfit, sentence = overfit_sentence(frame)
     if overfit is False:
-        out.append("Vanilla has not started to overfit (its dev loss still falls in every seed): AD-DROP "
-                   "regularises against overfitting, so there is little for it to fix yet and a worse number "
-                   "here does not mean it hurts. Train more epochs or on fewer examples.")
+        out.append("No run has started to overfit (every dev loss, vanilla's and AD-DROP's, still falls): AD-DROP "
+                   "regularises against overfitting, so there is little for it to fix yet and a worse number here "
+                   "does not mean it hurts. Train more epochs or on fewer examples.")
     elif overfit:
-        out.append(sentence.replace("Started to overfit", "Vanilla has started to overfit"))
+        out.append(sentence)
     return {"rows": rows, "sentences": out, "overfit": overfit}

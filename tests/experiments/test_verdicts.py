@@ -93,7 +93,7 @@ def test_one_seed_says_it_tells_nothing():
     text = " ".join(v["sentences"])
     assert "One seed tells nothing" in text and "(one seed, no spread)" in text
     assert "dev loss at the last epoch: +0.0860" in text
-    assert "Vanilla has not started to overfit" in text and v["overfit"] is False
+    assert "No run has started to overfit" in text and v["overfit"] is False
 
 
 def test_verdict_with_spread_and_sign():
@@ -117,7 +117,8 @@ def test_verdict_with_spread_and_sign():
 def test_overfitting_vanilla_is_named():
     v = verdicts.compare_verdict(_compare([0.01, 0.02], vanilla_dev=((0.50, 0.58), (0.60, 0.55))))
     assert v["overfit"] is True
-    assert any(s.startswith("Vanilla has started to overfit") and "vanilla-s0" in s for s in v["sentences"])
+    assert any(s.startswith("Started to overfit") and "vanilla-s0 (lowest 0.5000 at epoch 1" in s
+               and "addrop-s0" in s and "the other 2 run(s) still improve" in s for s in v["sentences"])
     assert verdicts.overfitting(_compare([0.0]))["vanilla-s0"] is False
 
 
