@@ -123,12 +123,12 @@ def show(frame: pd.DataFrame, key: str) -> None:
              + (f" (mean over {n} seeds, band: min to max)" if n > 1 else " (one seed)"))
     st.plotly_chart(plots.seed_curves(frame, label="strategy", panels=panels, title=title), key=f"cm_fig_{key}")
     verdict = verdicts.compare_verdict(frame)
-    if verdict["sentences"]:
+    said = verdict["sentences"][:-1] if verdict["overfit"] is False else verdict["sentences"]
+    if said:
         st.markdown("**Verdict** (paired by seed: the AD-DROP run minus the vanilla run with the same seed)\n\n"
-                    + "\n".join(f"- {s}" for s in verdict["sentences"]))
+                    + "\n".join(f"- {s}" for s in said))
     if verdict["overfit"] is False:
-        st.warning("No run has started to overfit: every dev loss still falls. AD-DROP is a regularizer; this "
-                   "comparison cannot show what it does against overfitting yet.", icon=":material/info:")
+        st.warning(verdict["sentences"][-1], icon=":material/info:")
     if "addrop_epoch" in frame and frame["addrop_epoch"].astype(bool).any():
         st.caption("The AD-DROP run's training loss is measured with its masks in the AD-DROP epochs; with "
                    "cross-tuning those alternate with plain epochs, so its training curve can zig-zag. The dev "

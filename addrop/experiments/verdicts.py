@@ -174,7 +174,8 @@ def _spread(diffs: list[float]) -> tuple[float, float | None]:
 def compare_verdict(frame) -> dict:
     """The comparison's verdict: per dev loss and primary metric, the paired AD-DROP minus vanilla difference at
     the last epoch (mean, sd over seeds, how many seeds favour AD-DROP), and sentences. Returns {"rows":
-    [{column, seeds, mean, sd, better, consistent}], "sentences": [...], "overfit": bool | None}."""
+    [{column, seeds, mean, sd, better, consistent}], "sentences": [...], "overfit": bool | None}; when overfit is
+    not None the last sentence is the one on overfitting."""
     rows, out = [], []
     if frame is None or frame.empty or "strategy" not in frame or "vanilla" not in set(frame["strategy"]):
         return {"rows": rows, "sentences": out, "overfit": None}
@@ -220,9 +221,9 @@ def compare_verdict(frame) -> dict:
              "or its sign is not the same in every seed.")))
     overfit, sentence = overfit_sentence(frame)
     if overfit is False:
-        out.append("No run has started to overfit (every dev loss, vanilla's and AD-DROP's, still falls): AD-DROP "
-                   "regularises against overfitting, so there is little for it to fix yet and a worse number here "
-                   "does not mean it hurts. Train more epochs or on fewer examples.")
-    elif overfit:
+        sentence = ("No run has started to overfit (every dev loss, vanilla's and AD-DROP's, still falls): AD-DROP "
+                    "regularises against overfitting, so there is little for it to fix yet and a worse number here "
+                    "does not mean it hurts. Train more epochs or on fewer examples.")
+    if overfit is not None:
         out.append(sentence)
     return {"rows": rows, "sentences": out, "overfit": overfit}
