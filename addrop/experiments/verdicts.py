@@ -107,7 +107,9 @@ def prior_summary(frame) -> list[str]:
     elif worst is not None:
         s = f"{_name(worst)} generalises worst by dev loss ({dev[worst]:.4f}; lowest: " \
             f"{_name(dev.idxmin())}, {dev.min():.4f})"
-        if len(m):
+        if len(m) and m.max() - m.min() < TIE_TOL:
+            s += f"; the {_label(metric)} is the same for all within {TIE_TOL:g} ({m.min():.4f} to {m.max():.4f})"
+        elif len(m):
             low = m.idxmin()
             s += (f" and by {_label(metric)} too ({m[low]:.4f})" if low == worst else
                   f", while the lowest {_label(metric)} is {_name(low)}'s ({m[low]:.4f})")

@@ -33,6 +33,12 @@ def test_prior_summary_names_what_the_numbers_say():
     assert "does not reproduce the paper's finding" in text  # drop-low had the lowest dev loss here
 
 
+def test_a_tied_dev_metric_names_no_strategy():
+    text = " ".join(verdicts.prior_summary(_prior(TRAIN, DEV_FALLING)))  # dev accuracy 0.7 for all
+    assert "drop-high generalises worst by dev loss" in text and "by dev accuracy too" not in text
+    assert "the dev accuracy is the same for all within 0.002 (0.7000 to 0.7000)" in text
+
+
 def test_prior_summary_changes_with_the_numbers():
     dev = {"none": [0.60, 0.62], "drop-random": [0.61, 0.60], "drop-low": [0.55, 0.70], "drop-high": [0.62, 0.61]}
     train = dict(TRAIN, **{"none": [0.6, 0.45]})  # none now fits fastest
