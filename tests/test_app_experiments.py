@@ -110,3 +110,30 @@ def test_sweeps_page_says_no_cell_differs_marks_the_tiny_model_and_has_one_bar(e
     assert any("untrained" in c.value for c in at.caption)
     model = at.sidebar.selectbox(key="model_choice")
     assert "tiny-bert (untrained, random weights)" in model.options
+
+
+def test_prior_page_runs_the_count_rule_it_names(env):
+    """The form's rule reaches the runs: reference makes drop-high drop more keys than drop-low, equal does not."""
+    import json
+    import time
+
+    from addrop.studio.jobs import default_runner
+
+    shares = {}
+    for rule in ("reference", "equal"):
+        at = _page("pages/prior.py", pr_train=16, pr_dev=8, pr_epochs=1, pr_count=rule)
+        assert any(f"Keys dropped per row: {rule}" in c.value for c in at.caption)
+        at.button(key="pr_start").click()
+        at.run()
+        job = default_runner().current()
+        if job is not None:
+            job.wait(120)
+        time.sleep(0.2)
+        group = max((p for p in env.iterdir() if p.name.startswith("prior-")), key=lambda p: p.stat().st_mtime)
+        for s in ("drop-high", "drop-low"):
+            cfg = json.loads((group / s / "config.json").read_text())
+            assert cfg["attribution"]["count"] == rule
+            shares[rule, s] = json.loads((group / s / "metrics.jsonl").read_text().splitlines()[0])["dropped_share"]
+        time.sleep(1.1)  # a new group name (they carry the time)
+    assert shares["reference", "drop-high"] > shares["reference", "drop-low"]
+    assert shares["equal", "drop-high"] == pytest.approx(shares["equal", "drop-low"])
