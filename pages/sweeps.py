@@ -103,7 +103,8 @@ def _show_sweep(folder: Path, live: bool):
     best = verdict["best"]  # None when no cell differs from the baseline beyond noise
     base = table.attrs.get("baseline", math.nan)
     metric = table.attrs.get("metric", "metric")
-    (st.success if best else st.info)(verdict["sentence"])
+    if table["n"].gt(0).any():
+        (st.success if best else st.info)(verdict["sentence"])
     c1, c2, c3 = st.columns(3)
     c1.metric(f"baseline {metric}", "–" if base != base else f"{base:.4f}")
     if best:
