@@ -268,7 +268,7 @@ def test_busy_server_says_so_and_stop_is_recorded(env):
         release.set()
         blocker.wait(30)
     # now it starts; stopping leaves a record marked stopped
-    at = _app("pages/prior.py", pr_train=64, pr_dev=16, pr_epochs=3)
+    at = _app("pages/prior.py", pr_train=64, pr_dev=16, pr_epochs=20)  # long enough that the stop comes first
     at.button(key="pr_start").click()
     at.run()
     _ok(at)
