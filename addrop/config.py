@@ -20,6 +20,7 @@ TARGETS = ("pseudo", "gold", "label")
 MODES = ("high", "low", "random")
 MODE_LABELS = {"high": "high (AD-DROP)", "low": "low", "random": "random"}
 TIES = ("paper", "strict")
+COUNTS = ("equal", "reference")  # keys dropped per row by the fixed-share strategies (core/masking.py)
 ATTRIBUTION_PATHS = ("auto", "padded", "packed", "by-length", "per-example")
 STRATEGIES = ("vanilla", "addrop", "drop-high", "drop-low", "drop-random", "none")
 PRIOR_STRATEGIES = ("none", "drop-random", "drop-low", "drop-high")
@@ -129,6 +130,9 @@ class AttributionConfig:
                         "probability p)", choices=MODES)
     ties: str = setting("paper", "paper: keys at or above the threshold (Eq. 6); strict: constant rows are not "
                         "candidates", choices=TIES)
+    count: str | None = setting(None, "keys per row: equal (high, low and random all take n - int(n(1-p)), the prior "
+                                "experiment's default) or reference (high n - int(n(1-p)), low int(pn), random a "
+                                "coin per key; AD-DROP's default)", choices=COUNTS)
     fixed_rate: bool = setting(False, "drop exactly the candidates, no q draw (the prior experiment)", cli=False)
     seed: int = setting(0, "seed of the mask draw", cli=False)
     iga_chunk: int = setting(0, "IGA copies per batched pass; 0 = automatic (bounds memory)", cli=False)
@@ -144,6 +148,8 @@ class AttributionConfig:
         _choice("target", self.target, TARGETS)
         _choice("mode", self.mode, MODES)
         _choice("ties rule", self.ties, TIES)
+        if self.count is not None:
+            _choice("count rule", self.count, COUNTS)
         _choice("attribution path", self.path, ATTRIBUTION_PATHS)
         if self.backend == "captum" and self.method not in CAPTUM_METHODS:
             raise UserError(f"the captum backend computes {' and '.join(CAPTUM_METHODS)} only, not {self.method}")
@@ -164,8 +170,8 @@ class AttributionConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "AttributionConfig":
-        names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in names})
+        """The inverse of to_dict (a None where the field needs a value, such as a record's q: the default)."""
+        return cls(**_known(cls, d))
 
 
 @dataclass
@@ -241,15 +247,31 @@ class TrainConfig:
 
     def masking(self) -> AttributionConfig | None:
         """The attribution and mask settings the strategy actually uses (None: it never masks). The prior
-        experiment's drop-* strategies (paper Section 2.2) attribute the gold label with GA and drop exactly the
-        chosen share p of each row (the highest, the lowest or random keys): q does not apply to them."""
+        experiment's drop-* strategies (paper Section 2.2) attribute the gold label with GA (drop-random: random
+        scores, RD) and drop exactly the chosen share p of each row (the highest, the lowest or random keys): q
+        does not apply to them, and by default (count "equal") all three take the same number of keys per row."""
         if not self.uses_masks:
             return None
         a = self.attribution
         if self.strategy in PRIOR_MODES:
-            return replace(a, method="ga", backend="native", target="gold", mode=PRIOR_MODES[self.strategy],
-                           fixed_rate=True)
-        return replace(a, backend="native")
+            mode = PRIOR_MODES[self.strategy]
+            return replace(a, method="rd" if mode == "random" else "ga", backend="native", target="gold", mode=mode,
+                           fixed_rate=True, count=a.count or "equal")
+        return replace(a, backend="native", count=a.count or "reference")
+
+    def record(self) -> dict:
+        """What a run does, for its config.json: `to_dict()` with `attribution` replaced by the settings the
+        masks are made with (`masking()`; None for vanilla and none, which never mask), q None where every
+        candidate is dropped (no q draw), cross_tuning None where nothing is masked and False for the drop-*
+        strategies (they mask every epoch), clean_train_loss resolved. `from_dict` reads it back."""
+        d = self.to_dict()
+        m = self.masking()
+        d["attribution"] = None if m is None else m.to_dict()
+        if m is not None and m.fixed_rate:
+            d["attribution"]["q"] = None
+        d["cross_tuning"] = None if m is None else (self.cross_tuning if self.strategy == "addrop" else False)
+        d["clean_train_loss"] = self.wants_clean_loss
+        return d
 
     @property
     def wants_clean_loss(self) -> bool:
@@ -264,5 +286,14 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "TrainConfig":
-        names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in names})
+        """The inverse of to_dict and of record() (its None attribution and cross_tuning: the defaults)."""
+        return cls(**_known(cls, d))
+
+
+def _known(cls, d: dict) -> dict:
+    """The entries of d that name fields of cls, without None for a field whose default is not None."""
+    out = {}
+    for f in fields(cls):
+        if f.name in d and (d[f.name] is not None or f.default is None):
+            out[f.name] = d[f.name]
+    return out

@@ -76,9 +76,10 @@ def other_job_running(kind: str):
     return None
 
 
-def live_job(job, draw, key: str, every: float = 2.0) -> None:
+def live_job(job, draw, key: str, every: float = 2.0, bar: bool = True) -> None:
     """Progress bar, elapsed / remaining time, a stop button and `draw(snapshot)`, redrawn every `every`
-    seconds while the job runs (an st.fragment); one full rerun when it ends."""
+    seconds while the job runs (an st.fragment); one full rerun when it ends. bar=False: no bar here (a page
+    that draws its own from the run records, so that two bars cannot disagree)."""
     from addrop.studio.jobs import format_duration
 
     running_at_start = not job.done
@@ -90,7 +91,8 @@ def live_job(job, draw, key: str, every: float = 2.0) -> None:
         frac = snap["fraction"] or 0.0
         msg = snap["message"] or status
         if status in ("running", "queued"):
-            st.progress(frac, text=f"{msg} — {frac:.0%}")
+            if bar:
+                st.progress(frac, text=f"{msg} — {frac:.0%}")
             c1, c2, c3 = st.columns([1, 1, 1])
             c1.metric("Elapsed", format_duration(snap["elapsed"]))
             c2.metric("Remaining (estimate)", format_duration(snap["eta"]) if snap["eta"] is not None else "…")

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from addrop.experiments import plans
+from addrop.experiments import plans, verdicts
 from addrop.studio import plots
 from addrop.config import METHOD_LABELS, AttributionConfig, TrainConfig
 from addrop.errors import UserError
@@ -15,6 +15,7 @@ from pages import _jobs as jobs
 KIND = plans.COMPARE
 SS = "session"
 LRS = [1e-5, 2e-5, 3e-5, 5e-5, 1e-4, 2e-4]
+SEEDS = 3  # default seed pairs: one pair tells nothing, three fit the defaults' budget (see the time estimate)
 
 c = ui.ctx()
 st.title("AD-DROP vs vanilla")
@@ -22,7 +23,8 @@ ui.intro(
     "Fine-tune the same model twice per seed: once plainly (**vanilla**) and once with **AD-DROP** (Algorithm 1). "
     "Both runs of a seed share the data subset, the data order and the new head's initial weights, so the "
     "difference is the regularizer. With **cross-tuning** the AD-DROP run alternates plain epochs (1, 3, …) and "
-    "AD-DROP epochs (2, 4, …). Several seeds give a mean and a band (min to max). AD-DROP needs an extra "
+    "AD-DROP epochs (2, 4, …). Several seeds give a mean and a band (min to max), and the verdict below the "
+    "curves is the paired difference per seed with its spread: one seed tells nothing. AD-DROP needs an extra "
     "forward and backward pass for the attribution in its masked epochs: the cost table shows what it adds.",
     r"\text{AD-DROP epoch:}\quad \tilde c=\arg\max_c P_F(c\mid x)\ \rightarrow\ "
     r"B_h=\frac{\partial F_{\tilde c}(A)}{\partial A_h}\ \rightarrow\ M_h\ (p, q)\ \rightarrow\ "
@@ -33,7 +35,7 @@ spec, train, dev = c.need_data()
 L = loaded.num_layers
 
 ui.defaults(cm_train=min(200, len(train)), cm_dev=min(100, len(dev)), cm_epochs=4, cm_batch=16, cm_lr=5e-5,
-            cm_method="ga", cm_p=0.3, cm_q=0.3, cm_layers=list(range(L)), cm_cross=True, cm_seeds=1,
+            cm_method="ga", cm_p=0.3, cm_q=0.3, cm_layers=list(range(L)), cm_cross=True, cm_seeds=SEEDS,
             cm_seed0=0, cm_target="pseudo", cm_steps=20, cm_maxlen=128)
 if not all(isinstance(l, int) and 0 <= l < L for l in st.session_state.get("cm_layers") or []):
     st.session_state["cm_layers"] = list(range(L))
@@ -82,7 +84,14 @@ with st.form("compare_form"):
                                help="Only used with IGA (the paper: 20).")
         maxlen = d.number_input("Max tokens per example", 8, 512, key="cm_maxlen", persist_state=SS,
                                 help="Longer examples are cut.")
-    st.caption(f"{2 * int(n_seeds)} runs × {int(epochs)} epochs on {int(n_train)} + {int(n_dev)} examples.")
+    est_base = TrainConfig(model=c.model_name or "minilm", epochs=int(epochs), train_size=int(n_train),
+                           dev_size=int(n_dev))
+    est_attr = AttributionConfig(method=method, p=float(p), q=float(q), steps=int(steps))
+    est = plans.time_estimate(plans.compare_plan(est_base, est_attr, bool(cross), list(range(int(n_seeds))),
+                                                 "").configs, str(c.model_name))
+    st.caption(f"{2 * int(n_seeds)} runs × {int(epochs)} epochs on {int(n_train)} + {int(n_dev)} examples ({est})."
+               + (" **One seed tells nothing**: the verdict needs the spread over three or more seeds."
+                  if int(n_seeds) == 1 else ""))
     start = st.form_submit_button("Start the comparison", key="cm_start", type="primary", icon=":material/play_arrow:",
                                   disabled=running, help="Train the runs one after the other in the background "
                                   "(one job per server); you can leave the page meanwhile.")
@@ -104,12 +113,22 @@ if start:
 jobs.note_other_job(KIND, running)
 
 
-def show(frame: pd.DataFrame, key: str, title: str = "") -> None:
+def show(frame: pd.DataFrame, key: str) -> None:
     if frame.empty:
         st.caption("The curves appear when the first epoch ends.")
         return
     panels = plans.compare_panels(frame)
+    n = int(frame["seed"].nunique()) if "seed" in frame else 1
+    title = ("Per epoch, vanilla against AD-DROP: " + ", ".join(t for _, t in panels)
+             + (f" (mean over {n} seeds, band: min to max)" if n > 1 else " (one seed)"))
     st.plotly_chart(plots.seed_curves(frame, label="strategy", panels=panels, title=title), key=f"cm_fig_{key}")
+    verdict = verdicts.compare_verdict(frame)
+    said = verdict["sentences"][:-1] if verdict["overfit"] is False else verdict["sentences"]
+    if said:
+        st.markdown("**Verdict** (paired by seed: the AD-DROP run minus the vanilla run with the same seed)\n\n"
+                    + "\n".join(f"- {s}" for s in said))
+    if verdict["overfit"] is False:
+        st.warning(verdict["sentences"][-1], icon=":material/info:")
     if "addrop_epoch" in frame and frame["addrop_epoch"].astype(bool).any():
         st.caption("The AD-DROP run's training loss is measured with its masks in the AD-DROP epochs; with "
                    "cross-tuning those alternate with plain epochs, so its training curve can zig-zag. The dev "
@@ -118,7 +137,7 @@ def show(frame: pd.DataFrame, key: str, title: str = "") -> None:
     left, right = st.columns([3, 2], gap="large")
     with left:
         st.markdown("**Dev metrics at the last epoch** (mean over seeds; sd when several)")
-        st.dataframe(metrics, hide_index=True, column_config={
+        st.dataframe(metrics, hide_index=True, height="content", column_config={
             col: st.column_config.NumberColumn(format="%.4f") for col in metrics.columns
             if col.startswith("dev_")})
     with right:
@@ -137,7 +156,7 @@ def show(frame: pd.DataFrame, key: str, title: str = "") -> None:
 def draw(snap: dict) -> None:
     prog = snap.get("progress") or {}
     frame = pd.DataFrame(prog.get("epochs") or [])
-    show(frame, "live", prog.get("group", ""))
+    show(frame, "live")
     if prog.get("path"):
         st.caption(f"Run records: `{prog['path']}`")
 
@@ -159,9 +178,10 @@ else:
     if pick:
         recs = list_runs(info[pick]["path"])
         frame = metrics_frame(recs)
-        show(frame, "old", pick)
-        att = (recs[0].config.get("attribution") or {}) if recs else {}
-        cfg = recs[0].config if recs else {}
+        show(frame, "old")
+        masked = [r.config for r in recs if isinstance(r.config, dict) and r.config.get("attribution")]
+        cfg = masked[0] if masked else (recs[0].config if recs else {})
+        att = cfg.get("attribution") or {}
         st.caption(f"{cfg.get('model')} on {cfg.get('task')} · {cfg.get('num_train')} train / {cfg.get('num_dev')} "
                    f"dev · {cfg.get('epochs')} epochs · {att.get('method')} p={att.get('p')} q={att.get('q')} "
                    f"layers {att.get('layers')} · cross-tuning {cfg.get('cross_tuning')} · "

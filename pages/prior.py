@@ -4,9 +4,9 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from addrop.experiments import plans
+from addrop.experiments import plans, verdicts
 from addrop.studio import plots
-from addrop.config import TrainConfig
+from addrop.config import COUNTS, TrainConfig
 from addrop.errors import UserError
 from addrop.engine.runs import list_runs, metrics_frame
 from pages import _common as ui
@@ -15,15 +15,9 @@ from pages import _jobs as jobs
 KIND = plans.PRIOR
 SS = "session"
 LRS = [1e-5, 2e-5, 3e-5, 5e-5, 1e-4, 2e-4]
-CLEAN_NOTE = (
-    "**Masked vs clean training loss.** The solid training curves are the loss the optimizer sees, *with* the "
-    "masks; the dotted ones are the *clean* training loss, the same model on the same training examples without "
-    "any mask. They part because the masks here come from the **gold** label's attribution: the pattern of "
-    "dropped positions carries information about the label. A model trained with drop-low masks can learn to "
-    "read the label from which positions are missing, so its masked loss falls fast while its clean loss and its "
-    "dev loss (where there is no mask and no label) do not follow. That is one reason AD-DROP attributes the "
-    "*predicted* label instead."
-)
+COUNT_LABELS = {"equal": "equal: n − int(n(1−r)) keys for high, low and random",
+                "reference": "reference: high n − int(n(1−r)), low int(nr), random a coin per key"}
+CHART_TITLE = "Training loss (solid: with the masks; dotted: clean) and dev loss per epoch, by strategy"
 
 c = ui.ctx()
 st.title("Prior experiment")
@@ -31,12 +25,13 @@ ui.intro(
     "Section 2.2 of the paper asks whether all attention positions matter equally for overfitting. Each "
     "training batch is attributed with the **gold** label by gradient attribution (Eq. 2) in the chosen layers; "
     "then a fixed share of every attention row is dropped: the positions with the **highest** attribution, the "
-    "**lowest**, **random** ones, or **none**. Same data, seed and model for all four. In the paper (RoBERTa on "
-    "MRPC) dropping low-attribution positions fits the training data fastest but generalizes worst, and "
-    "dropping high-attribution positions slows fitting the most: the observation AD-DROP is built on.",
+    "**lowest**, **random** ones, or **none**. Same data, seed and model for all four. By default the three "
+    "drop-* strategies drop the same number of keys from every row, so they differ only in *which* keys. What "
+    "your run shows is summarised below its curves, computed from its numbers; the paper's finding is quoted "
+    "beside it.",
     r"B_h = \frac{\partial F_{y}(A)}{\partial A_h}\ \text{(gold label } y\text{)}\qquad "
-    r"M_h[i,j] = -\infty \ \text{for the } \mathrm{int}(n\,r) \text{ highest / lowest / random } b_{i,j} "
-    r"\text{ of row } i",
+    r"M_h[i,j] = -\infty \ \text{for the } k = n - \mathrm{int}(n(1-r)) \text{ highest / lowest / random } "
+    r"b_{i,j} \text{ of row } i",
 )
 loaded = c.need_model()
 spec, train, dev = c.need_data()
@@ -44,7 +39,7 @@ L = loaded.num_layers
 
 ui.defaults(pr_train=min(200, len(train)), pr_dev=min(100, len(dev)), pr_epochs=3, pr_batch=16, pr_lr=5e-5,
             pr_layers=list(plans.PRIOR_DEFAULTS["layers"]), pr_rate=plans.PRIOR_DEFAULTS["rate"], pr_seed=0,
-            pr_maxlen=128)
+            pr_maxlen=128, pr_count=plans.PRIOR_DEFAULTS["count"])
 if not all(isinstance(l, int) and 0 <= l < L for l in st.session_state.get("pr_layers") or []):
     st.session_state["pr_layers"] = list(plans.PRIOR_DEFAULTS["layers"])
 for k, n in (("pr_train", len(train)), ("pr_dev", len(dev))):
@@ -74,12 +69,20 @@ with st.form("prior_form", border=True):
     seed = e.number_input("Seed", 0, 1_000_000, key="pr_seed", persist_state=SS,
                           help="Seeds the subsets, the data order, the masks, dropout and the new head.")
     with st.expander("More"):
-        maxlen = st.number_input("Max tokens per example", 8, 512, key="pr_maxlen", persist_state=SS,
-                                 help="Longer examples are cut.")
-    est = 4 * int(epochs) * (2 * int(n_train) + int(n_dev))
-    st.caption(f"4 runs × {int(epochs)} epochs on {int(n_train)} + {int(n_dev)} examples "
-               f"(about {est:,} example passes). With minilm the defaults take about two minutes on a 2-core "
-               "laptop CPU; the tiny models finish in seconds.")
+        a, b = st.columns(2)
+        maxlen = a.number_input("Max tokens per example", 8, 512, key="pr_maxlen", persist_state=SS,
+                                help="Longer examples are cut.")
+        count = b.selectbox("Keys dropped per row", list(COUNTS), key="pr_count", persist_state=SS,
+                            format_func=COUNT_LABELS.get,
+                            help="equal (default): the three drop-* strategies drop the same number of keys from "
+                                 "each row. reference: the reference code's rule, which on a 13-key row at r = 0.3 "
+                                 "drops 4 keys for high and 3 for low, so the comparison is confounded.")
+    base_cfg = TrainConfig(model=c.model_name or "minilm", epochs=int(epochs), train_size=int(n_train),
+                           dev_size=int(n_dev))
+    est = plans.time_estimate(plans.prior_plan(base_cfg, float(rate), [0], "", count=count).configs,
+                              str(c.model_name))
+    st.caption(f"4 runs × {int(epochs)} epochs on {int(n_train)} + {int(n_dev)} examples ({est}). Keys "
+               f"dropped per row: {COUNT_LABELS[count]}.")
     start = st.form_submit_button("Start the prior experiment", key="pr_start", type="primary",
                                   icon=":material/play_arrow:", disabled=running, help="Train the four runs one after the other in the background "
                                   "(one job per server); you can leave the page meanwhile.")
@@ -90,7 +93,7 @@ def _plan():
     base = TrainConfig(model=c.model_name, device=c.device, **c.data_args, epochs=int(epochs),
                        train_size=int(n_train), dev_size=int(n_dev), batch_size=int(batch), lr=float(lr),
                        max_length=int(maxlen), seed=int(seed))
-    return plans.prior_plan(base, float(rate), list(layers), str(ui.runs_dir()))
+    return plans.prior_plan(base, float(rate), list(layers), str(ui.runs_dir()), count=count)
 
 
 if start:
@@ -106,20 +109,33 @@ def draw(snap: dict) -> None:
     if frame.empty:
         st.caption("The curves appear when the first epoch ends.")
         return
-    st.plotly_chart(plots.loss_curves(frame, label="strategy", clean=show_clean,
-                                      title=f"{prog.get('group', '')}"), key="pr_fig_live")
-    if show_clean:
-        st.markdown(CLEAN_NOTE)
-    _table(frame)
+    results(frame, show_clean, "live", list_runs(prog["path"]) if prog.get("path") else [])
     if prog.get("path"):
         st.caption(f"Run records: `{prog['path']}`")
+
+
+def results(frame: pd.DataFrame, show_clean: bool, key: str, recs) -> None:
+    """Curves, the summary computed from them, the paper's finding, the clean-loss note and the table."""
+    st.plotly_chart(plots.loss_curves(frame, label="strategy", clean=show_clean, title=CHART_TITLE),
+                    key=f"pr_fig_{key}")
+    st.markdown("**What this run shows**\n\n" + "\n".join(f"- {s}" for s in verdicts.prior_summary(frame)))
+    st.markdown(f"**The paper's finding.** {verdicts.PAPER_PRIOR_FINDING}")
+    counts = {(r.config.get("attribution") or {}).get("count") for r in recs
+              if isinstance(r.config, dict) and str(r.config.get("strategy", "")).startswith("drop-")}
+    counts.discard(None)
+    if counts:
+        st.caption("Keys dropped per row: " + "; ".join(COUNT_LABELS.get(k, str(k)) for k in sorted(counts))
+                   + " (the dropped_share column shows the share actually dropped).")
+    if show_clean:
+        st.markdown(verdicts.clean_note(frame))
+    _table(frame)
 
 
 def _table(frame: pd.DataFrame) -> None:
     cols = [c for c in ("strategy", "epoch", "train_loss", "clean_train_loss", "dev_loss") if c in frame]
     cols += [c for c in frame.columns if c.startswith("dev_") and c != "dev_loss"]
     cols += [c for c in ("dropped_share", "seconds") if c in frame]
-    st.dataframe(frame[cols], hide_index=True, column_config={
+    st.dataframe(frame[cols], hide_index=True, height="content", column_config={
         c: st.column_config.NumberColumn(format="%.4f") for c in cols if c not in ("strategy", "epoch")})
 
 
@@ -146,12 +162,10 @@ else:
         else:
             show_clean = st.toggle("Show the clean training loss (dotted)", value=True, key="pr_clean_old",
                                    help="The training loss of the same model without masks, after each epoch.")
-            st.plotly_chart(plots.loss_curves(frame, label="strategy", clean=show_clean, title=pick),
-                            key="pr_fig_old")
             cfg = recs[0].config
-            att = cfg.get("attribution") or {}
-            st.caption(f"{cfg.get('model')} on {cfg.get('task')} · {cfg.get('num_train')} train / "
+            att = next((r.config.get("attribution") for r in recs if r.config.get("attribution")), None) or {}
+            st.caption(f"{pick}: {cfg.get('model')} on {cfg.get('task')} · {cfg.get('num_train')} train / "
                        f"{cfg.get('num_dev')} dev · {cfg.get('epochs')} epochs · lr {cfg.get('lr')} · layers "
                        f"{att.get('layers')} · rate {att.get('p')} · seed {cfg.get('seed')} · "
                        + ", ".join(f"{r.id}: {r.status}" for r in recs))
-            _table(frame)
+            results(frame, show_clean, "old", recs)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import streamlit as st
 
+from addrop.engine.models import TINY, model_choice_label
 from addrop.errors import UserError
 from addrop.experiments.sweeps import local as sweep_local
 from addrop.experiments.sweeps import results as sr
@@ -27,7 +28,9 @@ def _start_form(runs_dir: Path):
                    "fills in as runs finish. Starting it again with the same name resumes it. Model, device and "
                    "data default to the sidebar's.")
         c1, c2, c3 = st.columns(3)
-        model = c1.text_input("model", value=c.model_name or ui.default_model())
+        model = c1.text_input("model", value=c.model_name or ui.default_model(),
+                              help="minilm, a Hugging Face id or a folder. The tiny-* models are untrained (random "
+                                   "weights): they learn next to nothing, so every cell will equal the baseline.")
         task = c2.text_input("task", value=str(data.get("task") or "demo"))
         data_dir = c3.text_input("GLUE folder", value=str(data.get("data_dir") or ui.glue_dir_text()))
         c1, c2, c3 = st.columns(3)
@@ -83,16 +86,25 @@ def _show_sweep(folder: Path, live: bool):
     except UserError as e:
         st.error(str(e))
         return
-    done, expected = prog["finished"], prog["expected"]
-    st.progress(min(1.0, done / max(expected, 1)),
-                text=f"{done}/{expected} runs finished" + (f"; running: {', '.join(prog['running'])}"
-                                                            if prog["running"] else ""))
+    # the one progress bar of a sweep (the job's own is hidden), counted from the run records
+    done, finished, expected = prog["done"], prog["finished"], prog["expected"]
+    frac = min(1.0, done / max(expected, 1))
+    st.progress(frac, text=f"{finished}/{expected} runs finished" + (f", {done - finished} failed or stopped"
+                                                                    if done > finished else "")
+                + f" — {frac:.0%}" + (f"; running: {', '.join(prog['running'])}" if prog["running"] else ""))
+    model = table.attrs.get("model")
+    if model in TINY:
+        st.caption(f"{model_choice_label(model)}: it learns next to nothing, so expect every cell to equal the "
+                   "baseline.")
     fig = plots.sweep_heatmap(table)
     event = st.plotly_chart(fig, key=f"heat-{folder.name}", on_select="rerun", selection_mode="points",
                             width="stretch")
-    best = sr.best_cell(table)
+    verdict = sr.sweep_verdict(table)
+    best = verdict["best"]  # None when no cell differs from the baseline beyond noise
     base = table.attrs.get("baseline", math.nan)
     metric = table.attrs.get("metric", "metric")
+    if table["n"].gt(0).any():
+        (st.success if best else st.info)(verdict["sentence"])
     c1, c2, c3 = st.columns(3)
     c1.metric(f"baseline {metric}", "–" if base != base else f"{base:.4f}")
     if best:
@@ -148,7 +160,7 @@ def main():
     runs_dir = ui.runs_dir()
     job = jobs.job_for("sweep")
     if job is not None and not job.done:
-        jobs.live_job(job, lambda snap: None, key="sweep", every=2.0)
+        jobs.live_job(job, lambda snap: None, key="sweep", every=2.0, bar=False)  # the sweep's bar: below
     folders = sr.list_sweeps(runs_dir)
     if not runs_dir.is_dir():
         st.info(f"no runs folder yet at {runs_dir.resolve()} (set ADDROP_RUNS_DIR): start a sweep below")

@@ -241,7 +241,7 @@ def test_prior_experiment_runs_and_shows_curves(env):
 
 
 def test_compare_runs_and_reports_cost(env):
-    at = _app("pages/compare.py", cm_train=32, cm_dev=16, cm_epochs=2)
+    at = _app("pages/compare.py", cm_train=32, cm_dev=16, cm_epochs=2, cm_seeds=1)
     at.button(key="cm_start").click()
     at.run()
     _ok(at)
@@ -268,7 +268,7 @@ def test_busy_server_says_so_and_stop_is_recorded(env):
         release.set()
         blocker.wait(30)
     # now it starts; stopping leaves a record marked stopped
-    at = _app("pages/prior.py", pr_train=64, pr_dev=16, pr_epochs=3)
+    at = _app("pages/prior.py", pr_train=64, pr_dev=16, pr_epochs=20)  # long enough that the stop comes first
     at.button(key="pr_start").click()
     at.run()
     _ok(at)

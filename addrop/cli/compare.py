@@ -17,6 +17,7 @@ def add_parser(sub) -> None:
 def run(a) -> int:
     from ..engine.runs import list_runs, metrics_frame
     from ..experiments.plans import compare_plan, compare_summary
+    from ..experiments.verdicts import compare_verdict
     from ..studio.background import plan_job
     from .options import attribution_from, train_config_from
     from .printing import ConsoleProgress
@@ -38,5 +39,8 @@ def run(a) -> int:
         print(cost.to_string(index=False, float_format=lambda v: f"{v:.2f}"))
         if ratio is not None:
             print(f"AD-DROP epoch / vanilla epoch: {ratio:.2f}x")
+        print("\nverdict (paired by seed):")
+        for sentence in compare_verdict(frame)["sentences"]:
+            print(f"- {sentence}")
     print(f"runs -> {plan.root}")
     return status

@@ -12,7 +12,9 @@ def add_parser(sub) -> None:
     p = sub.add_parser("prior", help="the paper's prior experiment: none / random / low / high, with curves.html",
                        description="Run the prior experiment (paper Section 2.2): gold-label GA in the chosen layers, "
                                    "a fixed share of each attention row dropped (the highest, the lowest, random, or "
-                                   "none), same seed, into one folder with curves.html.")
+                                   "none; by default the same number of keys per row, --count reference for the "
+                                   "reference code's rule), same seed, into one folder with curves.html, and print "
+                                   "what the runs show.")
     # the drop-* strategies fix the attribution (gold-label GA, exactly the share --rate): none of it is an option
     add_training_options(p, skip=("strategy", "cross_tuning", "clean_train_loss", "save_weights", "method", "steps",
                                   "target", "p", "q"), defaults={"layers": PRIOR_DEFAULTS["layers"]})
@@ -22,7 +24,9 @@ def add_parser(sub) -> None:
 
 
 def run(a) -> int:
+    from ..engine.runs import list_runs, metrics_frame
     from ..experiments.plans import prior_plan
+    from ..experiments.verdicts import PAPER_PRIOR_FINDING, prior_summary
     from ..studio.background import plan_job
     from .options import attribution_from, train_config_from
     from .printing import ConsoleProgress
@@ -34,5 +38,9 @@ def run(a) -> int:
     failed = [r for r in result["runs"] if r["status"] not in ("finished", "waiting")]
     for r in failed:
         print(f"{r['run']}: {r['status']} ({r.get('reason')})")
+    frame = metrics_frame(list_runs(plan.root))
+    for sentence in prior_summary(frame):
+        print(f"- {sentence}")
+    print(f"(the paper's finding: {PAPER_PRIOR_FINDING})")
     print(f"prior experiment -> {plan.root}" + (f" ({os.path.basename(curves)})" if curves else ""))
     return 1 if failed or any(r["status"] == "waiting" for r in result["runs"]) else 0

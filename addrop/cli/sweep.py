@@ -61,7 +61,7 @@ def spec_from_args(a):
 
 def run(a) -> int:
     from ..experiments.sweeps.local import run_sweep
-    from ..experiments.sweeps.results import HEATMAP_FILE, TABLE_FILE, best_cell
+    from ..experiments.sweeps.results import HEATMAP_FILE, TABLE_FILE, sweep_verdict
     from ..studio.outputs import write_sweep_outputs
 
     spec = spec_from_args(a)
@@ -82,7 +82,8 @@ def run(a) -> int:
     table = (write_sweep_outputs(res.path, which=a.metric_epoch, metric=a.metric)
              if a.metric_epoch != "best" or a.metric else res.table)
     metric, base = table.attrs.get("metric"), table.attrs.get("baseline")
-    best = best_cell(table)
+    verdict = sweep_verdict(table)
+    best = verdict["best"]
     if res.skipped and not a.quiet:
         print(f"{len(res.skipped)} finished cell(s) skipped (resumed)")
     line = f"{len(res.ran)} run(s) finished in {res.seconds:.0f}s"
@@ -94,6 +95,7 @@ def run(a) -> int:
             line += (f" ({best['delta'] * 100:+.2f} points)" if table.attrs.get("higher_is_better", True)
                      else f" ({best['delta']:+.4f})")
     print(line)
+    print(verdict["sentence"])
     print(f"table -> {os.path.join(res.path, TABLE_FILE)}; heatmap -> {os.path.join(res.path, HEATMAP_FILE)}")
     if res.failed:
         for rid, why in res.failed.items():

@@ -34,5 +34,6 @@ def drops_for(model, batch: dict, acfg: AttributionConfig, generator: torch.Gene
     else:
         with frozen(model):
             scores = attribute(model, batch, acfg, labels=batch.get("labels")).scores
-    _, dropped = make_drops(scores, key_mask, acfg.p, acfg.q, acfg.mode, acfg.ties, acfg.fixed_rate, generator)
+    _, dropped = make_drops(scores, key_mask, acfg.p, acfg.q, acfg.mode, acfg.ties, acfg.fixed_rate, generator,
+                            count=acfg.count or "reference")
     return {l: dropped[i] for i, l in enumerate(layers)}, dropped_share(dropped, key_mask)

@@ -41,7 +41,8 @@ def _value_at_rank(s: torch.Tensor, keys: torch.Tensor, asc: torch.Tensor, n: to
 
 
 def candidate_region(scores: torch.Tensor, key_mask: torch.Tensor, p: float, mode: str = "high",
-                     ties: str = "paper", generator: torch.Generator | None = None) -> torch.Tensor:
+                     ties: str = "paper", generator: torch.Generator | None = None,
+                     count: str = "reference") -> torch.Tensor:
     """Candidate discard region per query row, among the n real keys of that row.
 
     high (Eq. 6): threshold = the ascending-sorted row's value at index int(n(1-p)); keys at or above it.
@@ -50,8 +51,12 @@ def candidate_region(scores: torch.Tensor, key_mask: torch.Tensor, p: float, mod
     ties="strict" makes rows whose real keys all have the same score non-candidates (with GA, rows that cannot
     reach the output are constant; the paper's rule would make the whole row a candidate).
     Pads are never candidates, as keys or as query rows.
+    count="equal" (the prior experiment's default): every mode takes exactly n - int(n(1-p)) keys per row, what
+    high takes from a tie-free row (see `equal_count_region`); "reference" is the rule above.
     """
     # scores: [L, B, H, T, T]; key_mask: [B, T]
+    if count == "equal":
+        return equal_count_region(scores, key_mask, p, mode, ties, generator)
     keys, rows = _real(key_mask, scores.shape)
     valid = keys & rows  # [1, B, 1, T, T]
     if mode == "random":
@@ -72,6 +77,41 @@ def candidate_region(scores: torch.Tensor, key_mask: torch.Tensor, p: float, mod
     if ties == "strict":
         lo = s.masked_fill(~keys, float("inf")).amin(-1, keepdim=True)
         hi = s.masked_fill(~keys, float("-inf")).amax(-1, keepdim=True)
+        region &= ~(hi == lo)
+    return region
+
+
+def drop_count(n: torch.Tensor, p: float) -> torch.Tensor:
+    """Keys per row under count="equal": n - int(n(1-p)), Eq. 6's count on a tie-free row (exact decimals)."""
+    return n - (n.double() * (1.0 - p) + 1e-9).floor().long()
+
+
+def equal_count_region(scores: torch.Tensor, key_mask: torch.Tensor, p: float, mode: str = "high",
+                       ties: str = "paper", generator: torch.Generator | None = None) -> torch.Tensor:
+    """Exactly k = drop_count(n, p) real keys of every real row: the k highest scores (high), the k lowest (low)
+    or k drawn uniformly (random), so the three strategies drop the same number of keys (the reference rule
+    takes 4 keys of a 13-key row for high and 3 for low at p = 0.3). Ties are broken by torch.topk. ties="strict"
+    still makes constant rows non-candidates."""
+    # scores: [L, B, H, T, T]; key_mask: [B, T]
+    keys, rows = _real(key_mask, scores.shape)
+    if mode == "random":
+        s = _uniform(scores.shape, generator, scores.device)
+    elif mode in ("high", "low"):
+        s = scores.float() if mode == "high" else -scores.float()
+    else:
+        raise ValueError(f"unknown mode {mode!r}")
+    k = drop_count(key_mask.sum(-1).to(scores.device), p)  # [B]
+    region = torch.zeros(scores.shape, dtype=torch.bool, device=scores.device)
+    kmax = int(k.max()) if k.numel() else 0
+    if kmax > 0:
+        idx = s.masked_fill(~keys, float("-inf")).topk(kmax, dim=-1).indices  # [L, B, H, T, kmax]
+        take = torch.arange(kmax, device=scores.device).view(1, 1, 1, 1, -1) < k.view(1, -1, 1, 1, 1)
+        region.scatter_(-1, idx, take.expand_as(idx))
+    region &= keys & rows
+    if ties == "strict" and mode != "random":
+        sf = scores.float()
+        lo = sf.masked_fill(~keys, float("inf")).amin(-1, keepdim=True)
+        hi = sf.masked_fill(~keys, float("-inf")).amax(-1, keepdim=True)
         region &= ~(hi == lo)
     return region
 
@@ -101,24 +141,26 @@ def keep_one(dropped: torch.Tensor, scores: torch.Tensor, key_mask: torch.Tensor
 
 def make_drops(scores: torch.Tensor, key_mask: torch.Tensor, p: float, q: float, mode: str = "high",
                ties: str = "paper", fixed_rate: bool = False, generator: torch.Generator | None = None,
-               group: int = MASK_GROUP):
+               group: int = MASK_GROUP, count: str = "reference"):
     """Region and dropped positions in one call. Returns (region, dropped), both bool [L, B, H, T, T]. A padded CPU
     batch is done in length-sorted groups of `group` examples cut to their longest example (0: in one call), so
-    pad rows and keys are not searched nor drawn (pads are never candidates nor dropped)."""
+    pad rows and keys are not searched nor drawn (pads are never candidates nor dropped). `count`: see
+    candidate_region."""
     parts = length_groups(key_mask, group)
     if len(parts) == 1:
-        return _make_drops(scores, key_mask, p, q, mode, ties, fixed_rate, generator)
+        return _make_drops(scores, key_mask, p, q, mode, ties, fixed_rate, generator, count)
     region = torch.zeros(scores.shape, dtype=torch.bool, device=scores.device)
     dropped = torch.zeros_like(region)
     for idx, t in parts:
-        r, d = _make_drops(scores[:, idx, :, :t, :t], key_mask[idx, :t], p, q, mode, ties, fixed_rate, generator)
+        r, d = _make_drops(scores[:, idx, :, :t, :t], key_mask[idx, :t], p, q, mode, ties, fixed_rate, generator,
+                           count)
         region[:, idx, :, :t, :t] = r
         dropped[:, idx, :, :t, :t] = d
     return region, dropped
 
 
-def _make_drops(scores, key_mask, p, q, mode, ties, fixed_rate, generator):
-    region = candidate_region(scores, key_mask, p, mode, ties, generator)
+def _make_drops(scores, key_mask, p, q, mode, ties, fixed_rate, generator, count="reference"):
+    region = candidate_region(scores, key_mask, p, mode, ties, generator, count)
     dropped = keep_one(sample_drops(region, q, generator, fixed_rate), scores, key_mask, mode)
     return region, dropped
 

@@ -23,11 +23,17 @@ MODEL_LABELS = {  # one line each, for the app's model picker
                    "trained default for the demo data",
     "minilm": "all-MiniLM-L6-v2 (6 layers x 12 heads), shipped with addrop-studio, with an untrained "
               "classification head",
-    "tiny-bert": "a 2-layer, 4-head BERT with random weights: instant demos, meaningless predictions",
-    "tiny-roberta": "a 2-layer, 2-head RoBERTa with random weights",
-    "tiny-electra": "a 2-layer, 4-head ELECTRA with random weights",
-    "tiny-distilbert": "a 2-layer, 2-head DistilBERT with random weights",
+    "tiny-bert": "untrained: a 2-layer, 4-head BERT with random weights: instant demos, meaningless predictions; "
+                 "it learns next to nothing, so training on it shows noise",
+    "tiny-roberta": "untrained: a 2-layer, 2-head RoBERTa with random weights (training on it shows noise)",
+    "tiny-electra": "untrained: a 2-layer, 4-head ELECTRA with random weights (training on it shows noise)",
+    "tiny-distilbert": "untrained: a 2-layer, 2-head DistilBERT with random weights (training on it shows noise)",
 }
+
+
+def model_choice_label(name: str) -> str:
+    """A model's name as a picker shows it: the tiny random-init models are marked untrained."""
+    return f"{name} (untrained, random weights)" if name in TINY else name
 
 
 @dataclass

@@ -165,7 +165,7 @@ def train(cfg: TrainConfig, runs_dir: str = "runs", loaded: LoadedModel | None =
     layers = resolve_layers(cfg.attribution.layers, loaded.num_layers)  # range check before anything is written
     probes = choose_probes(len(data.dev), cfg.probes, cfg.probe_ids)
     run_id = safe_run_id(cfg.name, prefix=cfg.strategy)
-    config = cfg.to_dict()
+    config = cfg.record()  # what the run does (the mask settings it uses), not only what was asked
     config.update(name=run_id, num_train=len(data.train), num_dev=len(data.dev), truncated=data.truncated,
                   device=str(loaded.device), task_name=spec.name, primary_metric=spec.primary_metric,
                   num_labels=heads, model=loaded.name)

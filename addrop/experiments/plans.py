@@ -25,7 +25,9 @@ PRIOR = "prior"
 COMPARE = "compare"
 COMPARE_STRATEGIES = ("vanilla", "addrop")
 # The prior experiment's own settings (what is dropped, and where), shared by the command line and the app's form.
-PRIOR_DEFAULTS = {"rate": 0.3, "layers": (0,)}
+# count: "equal" drops the same number of keys per row for high, low and random ("reference": the reference code's
+# asymmetric rule, see core/masking.py)
+PRIOR_DEFAULTS = {"rate": 0.3, "layers": (0,), "count": "equal"}
 
 
 class Progress(Protocol):
@@ -55,17 +57,19 @@ class Plan:
 
 
 def prior_plan(base: TrainConfig, rate: float, layers, runs_dir: str, group: str | None = None,
-               strategies=PRIOR_STRATEGIES) -> Plan:
+               strategies=PRIOR_STRATEGIES, count: str | None = None) -> Plan:
     """The prior experiment (paper Section 2.2): the same data, seed and model, four strategies (none, random,
     low, high) that drop a fixed share `rate` of each attention row in `layers`, chosen by gold-label GA (what the
-    drop-* strategies use is `TrainConfig.masking`)."""
-    attr = replace(base.attribution, method="ga", target="gold", layers=layers, p=rate, seed=base.seed)
+    drop-* strategies use is `TrainConfig.masking`). `count`: equal (default: the same number of keys per row
+    for high, low and random) or reference (the reference code's rule)."""
+    count = count or base.attribution.count or PRIOR_DEFAULTS["count"]
+    attr = replace(base.attribution, method="ga", target="gold", layers=layers, p=rate, seed=base.seed, count=count)
     configs = [replace(base, strategy=s, attribution=attr, name=s, clean_train_loss=True) for s in strategies]
     for c in configs:
         c.__post_init__()
     group = safe_run_id(group, prefix=PRIOR)
     return Plan(PRIOR, group, str(runs_dir), configs, title=f"prior experiment: {base.model} on {base.task}",
-                meta={"rate": rate, "layers": attr.to_dict()["layers"]})
+                meta={"rate": rate, "layers": attr.to_dict()["layers"], "count": count})
 
 
 def compare_plan(base: TrainConfig, attribution: AttributionConfig, cross_tuning: bool, seeds, runs_dir: str,
@@ -83,6 +87,40 @@ def compare_plan(base: TrainConfig, attribution: AttributionConfig, cross_tuning
     group = safe_run_id(group, prefix=COMPARE)
     return Plan(COMPARE, group, str(runs_dir), configs, title=f"AD-DROP vs vanilla: {base.model} on {base.task}",
                 meta={"seeds": seeds, "cross_tuning": cross_tuning, "attribution": attribution.to_dict()})
+
+
+# Seconds per example pass of minilm on a 2-core laptop CPU: the prior experiment's defaults (7,200 passes as
+# example_passes counts them) took about 150 s single-threaded, about two minutes on two cores (README).
+MINILM_SECONDS_PER_PASS = 0.017
+
+
+def example_passes(configs) -> int:
+    """A plan's work before it starts, in example passes: per epoch one per training example, one more per
+    training example in a masked epoch (the attribution pass; IGA: m), one per training example for the clean
+    training loss, one per dev example."""
+    from ..engine.training import masks_in_epoch
+
+    total = 0
+    for c in configs:
+        n, d = c.train_size or 0, c.dev_size or 0
+        m = c.masking()
+        extra = 0 if m is None or m.mode == "random" or m.method == "rd" else (m.steps if m.method == "iga" else 1)
+        for e in range(1, c.epochs + 1):
+            total += n + d + (n if c.wants_clean_loss else 0) + (extra * n if masks_in_epoch(c, e) else 0)
+    return total
+
+
+def time_estimate(configs, model: str) -> str:
+    """'about N example passes' and, for the built-in models, a rough time on a 2-core laptop CPU."""
+    passes = example_passes(configs)
+    text = f"about {passes:,} example passes"
+    if model == "minilm":
+        minutes = passes * MINILM_SECONDS_PER_PASS / 60
+        text += (f", roughly {minutes:.0f} minutes with minilm on a 2-core laptop CPU" if minutes >= 1.5 else
+                 ", under two minutes with minilm on a 2-core laptop CPU")
+    elif model.startswith("tiny-"):
+        text += ", seconds with a tiny model"
+    return text
 
 
 def check_plan(plan: Plan, num_layers: int) -> None:

@@ -33,7 +33,8 @@ def test_every_strategy_runs_and_records_finite_losses(tmp_path, strategy):
         assert ("clean_train_loss" in r) == (strategy in ("none", "drop-high", "drop-low", "drop-random"))
     rec = load_run(res.path)
     assert rec.status == "finished" and rec.config["strategy"] == strategy
-    assert json.loads((tmp_path / res.id / "config.json").read_text())["attribution"]["layers"] == [0]
+    att = json.loads((tmp_path / res.id / "config.json").read_text())["attribution"]
+    assert (att["layers"] == [0]) if strategy not in ("vanilla", "none") else att is None
 
 
 @pytest.mark.parametrize("method", ["ga", "iga", "aa", "rd"])
@@ -55,9 +56,47 @@ def test_cross_tuning_schedule_and_off():
 
 
 def test_prior_strategies_use_gold_ga_and_a_fixed_rate():
-    for strategy, mode in (("drop-high", "high"), ("drop-low", "low"), ("drop-random", "random")):
+    for strategy, mode, method in (("drop-high", "high", "ga"), ("drop-low", "low", "ga"),
+                                   ("drop-random", "random", "rd")):
         a = _cfg(strategy=strategy).masking()
-        assert (a.method, a.target, a.mode, a.fixed_rate) == ("ga", "gold", mode, True)
+        assert (a.method, a.target, a.mode, a.fixed_rate, a.count) == (method, "gold", mode, True, "equal")
+        ref = _cfg(strategy=strategy, attribution=AttributionConfig(count="reference")).masking()
+        assert ref.count == "reference"
+    assert _cfg(strategy="addrop").masking().count == "reference"  # AD-DROP keeps Eq. 6 as the paper has it
+
+
+@pytest.mark.parametrize("strategy", ["none", "drop-random", "drop-low", "drop-high", "vanilla", "addrop"])
+def test_config_json_records_what_the_run_did(tmp_path, monkeypatch, strategy):
+    """config.json's attribution is the mask settings drops_for was called with (None when nothing was masked);
+    q is None where no q draw happens and cross_tuning says how the epochs were scheduled."""
+    from addrop.engine import training
+
+    used = []
+    real = training.drops_for
+    monkeypatch.setattr(training, "drops_for", lambda m, b, acfg, g: used.append(acfg) or real(m, b, acfg, g))
+    cfg = _cfg(strategy=strategy, epochs=2, attribution=AttributionConfig(p=0.3, q=0.5, mode="high", layers=(0,)))
+    res = train(cfg, runs_dir=str(tmp_path))
+    rec = json.loads((tmp_path / res.id / "config.json").read_text())
+    if strategy in ("none", "vanilla"):
+        assert not used and rec["attribution"] is None and rec["cross_tuning"] is None
+    else:
+        assert used and all(a == used[0] for a in used)
+        want = used[0].to_dict()
+        if strategy.startswith("drop-"):
+            want["q"] = None
+            assert rec["cross_tuning"] is False and len(used) == 2 * 4  # every epoch masked: 2 epochs x 4 batches
+            assert rec["attribution"]["mode"] == {"drop-high": "high", "drop-low": "low", "drop-random": "random"}[
+                strategy]
+        else:
+            assert rec["cross_tuning"] is True and len(used) == 4  # epoch 2 only
+        assert rec["attribution"] == want
+    assert rec["clean_train_loss"] == (strategy not in ("vanilla", "addrop"))
+    back = TrainConfig.from_dict(rec).masking()  # a record reads back into the settings that make the same masks
+    if not used:
+        assert back is None
+    else:
+        same = lambda a: {k: v for k, v in a.to_dict().items() if not (k == "q" and a.fixed_rate)}  # noqa: E731
+        assert same(back) == same(used[0])
 
 
 def test_fixed_rate_drops_the_share_asked(tmp_path):
@@ -67,7 +106,10 @@ def test_fixed_rate_drops_the_share_asked(tmp_path):
     a = _cfg(strategy="drop-low", attribution=AttributionConfig(p=0.3, layers=(0,))).masking()
     drops, share = drops_for(loaded, batch, a, torch.Generator().manual_seed(0))
     assert list(drops) == [0]
-    assert share == pytest.approx(int(21 * 0.3) / 21)  # int(pn) lowest of each row, exactly
+    assert share == pytest.approx((21 - int(21 * 0.7)) / 21)  # the count drop-high takes, exactly (count "equal")
+    ref = _cfg(strategy="drop-low", attribution=AttributionConfig(p=0.3, layers=(0,), count="reference")).masking()
+    _, share = drops_for(loaded, batch, ref, torch.Generator().manual_seed(0))
+    assert share == pytest.approx(int(21 * 0.3) / 21)  # the reference rule: int(pn) lowest of each row
 
 
 def test_same_seed_same_numbers(tmp_path):

@@ -119,7 +119,11 @@ def test_cli_prior_runs_the_app_s_plan(tmp_path, capsys, monkeypatch):
     assert (tmp_path / "p1" / "curves.html").is_file()
     cfg = load_run(tmp_path / "p1" / "drop-low").config
     assert cfg["attribution"]["p"] == 0.2 and cfg["attribution"]["layers"] == [0] and cfg["lr"] == 1e-4
-    assert out.count("epoch 1") == 4 and "drop-high" in out
+    assert len([line for line in out.splitlines() if " epoch 1" in line and "train_loss=" in line]) == 4
+    assert "drop-high" in out
+    assert "- At epoch 1" in out and "the paper's finding" in out
+    assert cfg["attribution"]["count"] == "equal" and cfg["attribution"]["mode"] == "low"
+    assert cfg["attribution"]["q"] is None and cfg["cross_tuning"] is False
 
 
 def test_cli_compare_runs_the_app_s_plan_and_prints_the_summary(tmp_path, capsys):
@@ -130,6 +134,7 @@ def test_cli_compare_runs_the_app_s_plan_and_prints_the_summary(tmp_path, capsys
     assert load_run(tmp_path / "c1" / "addrop-s1").config["attribution"]["p"] == 0.4
     assert load_run(tmp_path / "c1" / "addrop-s1").config["seed"] == 1
     assert "dev metrics at the last epoch" in out and "seconds per epoch" in out and (tmp_path / "c1" / "curves.html").is_file()
+    assert "mean ± sd over 2 seeds" in out
     assert main(["compare", *TINY_ARGS, "--seeds", "1,1", "--out", str(tmp_path)]) == 2
     assert "differ" in capsys.readouterr().err
 

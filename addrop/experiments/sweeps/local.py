@@ -46,7 +46,8 @@ _FREE_FIELDS = ("device", "name", "strategy", "seed", "attribution")
 
 def _comparable(base: dict) -> dict:
     d = {k: v for k, v in base.items() if k not in _FREE_FIELDS}
-    att = dict(base.get("attribution") or {})
+    # a setting left at None reads as absent, so a sweep written before the setting existed still resumes
+    att = {k: v for k, v in (base.get("attribution") or {}).items() if v is not None}
     for k in ("p", "q", "seed"):
         att.pop(k, None)
     d["attribution"] = att

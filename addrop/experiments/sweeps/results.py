@@ -1,7 +1,8 @@
 """Reading a sweep folder: the per-cell table, the best cell and the paper's Figure 6 heatmap.
 
 `sweep_table(folder)` has one row per (p, q) cell plus one for the baseline: the mean/std over seeds of a dev
-metric and its difference to the baseline's mean. `best_cell` picks the best row and `write_table` (re)writes
+metric and its difference to the baseline's mean. `best_cell` picks the best row, `sweep_verdict` says whether any
+cell differs from the baseline beyond noise (and names the best cell only then), and `write_table` (re)writes
 table.csv in the folder (the Figure 6 heatmap is drawn by addrop/studio/plots.py). `load_sweep`, `list_sweeps`,
 `cell_runs` and `progress` read sweep.json and the run records. Everything comes from the run records, so a
 sweep can be read while it runs, whichever backend runs it.
@@ -18,6 +19,7 @@ from ...engine.runs import FINAL_STATUSES, RunRecord, atomic_write_text, list_ru
 from .spec import SWEEP_FILE, SweepSpec, baseline_name, cell_name
 
 TABLE_FILE = "table.csv"
+NOISE_TOL = 1e-3  # differences of a dev metric (or loss) to the baseline below this are noise, whatever the seeds
 HEATMAP_FILE = "heatmap.html"
 
 
@@ -145,6 +147,47 @@ def best_cell(table) -> dict | None:
     return {k: (v.item() if hasattr(v, "item") else v) for k, v in row.to_dict().items()}
 
 
+def sweep_verdict(table, tol: float = NOISE_TOL) -> dict:
+    """Whether the grid shows anything. A cell differs from the baseline when |delta| exceeds both `tol` and the
+    seeds' spread (the cell's sd plus the baseline's; 0 with one seed). Returns {"best": the best cell (as
+    best_cell gives it) when it beats the baseline beyond noise (without a baseline: when the cells' means differ
+    by more than tol), else None; "differs": how many cells differ; "sentence": what to say}."""
+    best = best_cell(table)
+    cells = table[(table["kind"] == "cell") & table["n"].gt(0)]
+    if best is None:
+        return {"best": None, "differs": 0, "sentence": "No cell has finished yet."}
+    higher = table.attrs.get("higher_is_better", True)
+    metric = table.attrs.get("metric", "metric")
+    base = table[table["kind"] == "baseline"]
+    base_std = float(base["std"].iloc[0]) if len(base) and base["n"].iloc[0] > 0 else math.nan
+    if math.isnan(table.attrs.get("baseline", math.nan)):
+        spread = float(cells["mean"].max() - cells["mean"].min())
+        if spread <= tol:
+            return {"best": None, "differs": 0, "sentence": f"Every cell has the same {metric} within {tol:g} "
+                    f"(spread {spread:.4f}) and there is no baseline: no cell stands out."}
+        return {"best": best, "differs": len(cells), "sentence": f"Highest mean: p={best['p']:g} q={best['q']:g} "
+                f"({best['mean']:.4f}); there is no baseline to compare it with."}
+    noise = [max(tol, (0.0 if math.isnan(r["std"]) else r["std"]) + (0.0 if math.isnan(base_std) else base_std))
+             for _, r in cells.iterrows()]
+    beyond = [(r, n) for (_, r), n in zip(cells.iterrows(), noise) if abs(r["delta"]) > n]
+    better = [r for r, _ in beyond if (r["delta"] > 0) == higher]
+    largest = float(cells["delta"].abs().max())
+    seeds = int(cells["n"].max())
+    how = (f"{tol:g} or the seeds' spread" if seeds > 1 else f"{tol:g} (one seed: no spread to judge by)")
+    if not beyond:
+        return {"best": None, "differs": 0, "sentence": f"No cell differs from the baseline beyond noise: the "
+                f"largest |Δ {metric}| is {largest:.4f}, within {how}. There is no best cell."}
+    if not better:
+        return {"best": None, "differs": len(beyond), "sentence": f"No cell beats the baseline beyond noise; "
+                f"{len(beyond)} of {len(cells)} are worse by more than {how}."}
+    if not any(r["p"] == best["p"] and r["q"] == best["q"] for r in better):
+        row = max(better, key=lambda r: r["mean"] if higher else -r["mean"])
+        best = {k: (v.item() if hasattr(v, "item") else v) for k, v in row.to_dict().items()}
+    return {"best": best, "differs": len(beyond), "sentence": f"Best cell p={best['p']:g} q={best['q']:g}: Δ "
+            f"{best['delta']:+.4f} {metric} against the baseline, beyond {how}; {len(better)} of {len(cells)} "
+            "cells beat the baseline beyond noise."}
+
+
 def write_table(folder: str | os.PathLike, which: str = "best", metric: str | None = None):
     """(Re)write table.csv of a sweep folder; returns the table."""
     folder = Path(folder)
@@ -183,4 +226,4 @@ def progress(folder: str | os.PathLike) -> dict:
             "done": sum(v for k, v in by.items() if k in FINAL_STATUSES)}
 
 
-__all__ = ["sweep_table", "best_cell", "write_table", "load_sweep", "list_sweeps", "cell_runs", "progress"]
+__all__ = ["sweep_table", "best_cell", "sweep_verdict", "write_table", "load_sweep", "list_sweeps", "cell_runs", "progress"]

@@ -6,7 +6,7 @@ import math
 import plotly.graph_objects as go
 
 from ...errors import UserError
-from ...experiments.sweeps.results import best_cell
+from ...experiments.sweeps.results import sweep_verdict
 
 
 def sweep_heatmap(table, title: str | None = None, scale: str | None = None):
@@ -66,7 +66,7 @@ def sweep_heatmap(table, title: str | None = None, scale: str | None = None):
                       zmid=0 if has_base else None,
                       colorbar=dict(title=dict(text=zlabel)), xgap=2, ygap=2)
     fig = go.Figure(heat)
-    b = best_cell(table)
+    b = sweep_verdict(table)["best"]  # None when no cell differs from the baseline beyond noise
     if b is not None and ps and qs:
         i, j = ps.index(round(b["p"], 6)), qs.index(round(b["q"], 6))
         fig.add_shape(type="rect", x0=j - 0.5, x1=j + 0.5, y0=i - 0.5, y1=i + 0.5, line=dict(color="black", width=3))
@@ -76,6 +76,8 @@ def sweep_heatmap(table, title: str | None = None, scale: str | None = None):
         title = f"{name}: {which} dev {metric}" + (f", AD-DROP minus baseline ({base:.4f})" if has_base else "")
         if b is not None:
             title += f"; best p={b['p']:g} q={b['q']:g}"
+        elif has_base and (table["kind"] == "cell").any() and table["n"].gt(0).any():
+            title += "; no cell differs beyond noise"
     fig.update_layout(title=title, xaxis=dict(title="q (drop probability in the region)", type="category"),
                       yaxis=dict(title="p (candidate region size)", type="category", autorange="reversed"),
                       height=120 + 48 * max(len(ps), 3), margin=dict(t=70, b=50, l=70, r=30))

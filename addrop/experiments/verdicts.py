@@ -1,0 +1,231 @@
+"""What a group of runs shows, in sentences computed from its epoch records (never typed in): the prior
+experiment's summary and clean-loss gap, the comparison's paired verdict with its spread, and the overfitting
+check both use. The pages and the command line print these; the paper's own finding is quoted separately.
+
+Every function takes the long frame of `engine.runs.metrics_frame` (or a live job's epoch rows): one row per
+(run, epoch) with run, strategy, seed, epoch, train_loss, dev_loss, dev_<metric> and optional clean_train_loss.
+"""
+from __future__ import annotations
+
+import math
+
+PAPER_PRIOR_FINDING = (
+    "In the paper (RoBERTa-base on MRPC, Figure 2 of Section 2.2), dropping the low-attribution positions fits "
+    "the training data fastest but generalises worst, and dropping the high-attribution positions slows fitting "
+    "the most: the observation AD-DROP is built on.")
+OVERFIT_TOL = 1e-4  # a dev loss counts as rising when it ends this much above its minimum
+TIE_TOL = 2e-3  # strategies whose losses (or metrics) all lie within this of each other are not ranked
+NAMES = {"none": "none", "drop-random": "drop-random", "drop-low": "drop-low", "drop-high": "drop-high",
+         "vanilla": "vanilla", "addrop": "AD-DROP"}
+
+
+def _name(strategy) -> str:
+    return NAMES.get(str(strategy), str(strategy))
+
+
+def _metric(frame) -> str | None:
+    cols = [c for c in frame.columns if c.startswith("dev_") and c != "dev_loss" and frame[c].notna().any()]
+    for pref in ("dev_accuracy", "dev_mcc", "dev_pearson", "dev_f1"):
+        if pref in cols:
+            return pref
+    return cols[0] if cols else None
+
+
+def _label(metric: str) -> str:
+    return metric.replace("dev_", "dev ")
+
+
+def overfitting(frame, tol: float = OVERFIT_TOL) -> dict:
+    """Per run: None (fewer than two epochs: no curve yet), else whether its dev loss has started to rise: it
+    ends more than `tol` above its minimum, reached at an earlier epoch."""
+    out = {}
+    if frame is None or frame.empty or "dev_loss" not in frame:
+        return out
+    for run, g in frame.sort_values("epoch").groupby("run", sort=False):
+        loss = [float(v) for v in g["dev_loss"] if v == v]
+        out[run] = None if len(loss) < 2 else loss[-1] > min(loss) + tol
+    return out
+
+
+def overfit_sentence(frame, tol: float = OVERFIT_TOL) -> tuple[bool | None, str]:
+    """(whether any run has started to overfit, a sentence saying which, or that none has). None: too few epochs."""
+    flags = overfitting(frame, tol)
+    known = {r: f for r, f in flags.items() if f is not None}
+    if not known:
+        return None, "With a single epoch there is no dev-loss curve yet: nothing can be said about overfitting."
+    rising = [r for r, f in known.items() if f]
+    if not rising:
+        return False, ("No run has started to overfit: every dev loss is still at its lowest at the last epoch, so "
+                       "these runs cannot show what a regulariser does against overfitting; train more epochs or "
+                       "on fewer examples.")
+    mins = []
+    for r in rising:
+        g = frame[frame["run"] == r].sort_values("epoch")
+        i = g["dev_loss"].astype(float).idxmin()
+        mins.append(f"{r} (lowest {g.loc[i, 'dev_loss']:.4f} at epoch {int(g.loc[i, 'epoch'])}, "
+                    f"{float(g['dev_loss'].iloc[-1]):.4f} at the last)")
+    rest = len(known) - len(rising)
+    return True, (f"Started to overfit (dev loss rising after its minimum): {', '.join(mins)}"
+                  + (f"; the other {rest} run(s) still improve." if rest else "."))
+
+
+def _last_common(frame):
+    """Rows at the last epoch every run has reached (live runs: compare like with like), and that epoch."""
+    last = int(frame.groupby("run")["epoch"].max().min())
+    return frame[frame["epoch"] == last], last
+
+
+def prior_summary(frame) -> list[str]:
+    """Sentences on a prior experiment, from its numbers: which strategy fitted fastest (lowest training loss),
+    which generalised worst (highest dev loss, lowest dev metric), whether any run has begun to overfit, and
+    whether the order agrees with the paper's finding (PAPER_PRIOR_FINDING, quoted separately)."""
+    if frame is None or frame.empty or "train_loss" not in frame:
+        return []
+    at, epoch = _last_common(frame)
+    by = at.groupby("strategy", sort=False)
+    train = by["train_loss"].mean().dropna()
+    dev = by["dev_loss"].mean().dropna()
+    out = []
+    if len(train) < 2:
+        return [f"Only {_name(train.index[0]) if len(train) else 'no run'} has reached epoch {epoch} so far."]
+    fast, slow = train.idxmin(), train.idxmax()
+    if train[slow] - train[fast] < TIE_TOL:
+        out.append(f"At epoch {epoch} the training losses are all within {train[slow] - train[fast]:.4f} of each "
+                   f"other ({train[fast]:.4f} to {train[slow]:.4f}): no strategy has fitted faster than another.")
+        fast = slow = None
+    else:
+        out.append(f"At epoch {epoch}, {_name(fast)} has fitted the training data fastest (lowest training loss, "
+                   f"{train[fast]:.4f}, measured with its masks) and {_name(slow)} slowest ({train[slow]:.4f}).")
+    metric = _metric(at)
+    m = by[metric].mean().dropna() if metric else dev.iloc[:0]
+    worst = dev.idxmax() if len(dev) else None
+    if worst is not None and dev.max() - dev.min() < TIE_TOL and (not len(m) or m.max() - m.min() < TIE_TOL):
+        out.append(f"The dev losses are all within {dev.max() - dev.min():.4f} of each other"
+                   + (f" and the {_label(metric)} within {m.max() - m.min():.4f}" if len(m) else "")
+                   + ": no strategy generalises worse than another.")
+        worst = None
+    elif worst is not None:
+        s = f"{_name(worst)} generalises worst by dev loss ({dev[worst]:.4f}; lowest: " \
+            f"{_name(dev.idxmin())}, {dev.min():.4f})"
+        if len(m) and m.max() - m.min() < TIE_TOL:
+            s += f"; the {_label(metric)} is the same for all within {TIE_TOL:g} ({m.min():.4f} to {m.max():.4f})"
+        elif len(m):
+            low = m.idxmin()
+            s += (f" and by {_label(metric)} too ({m[low]:.4f})" if low == worst else
+                  f", while the lowest {_label(metric)} is {_name(low)}'s ({m[low]:.4f})")
+        out.append(s + ".")
+    out.append(overfit_sentence(frame)[1])
+    if {"drop-low", "drop-high"} <= set(train.index):
+        if fast is None or worst is None:
+            out.append("The runs are too close to each other to compare with the paper's finding.")
+        elif fast == "drop-low" and slow == "drop-high" and worst == "drop-low":
+            out.append("This run agrees with the paper's finding: drop-low fits fastest and generalises worst, "
+                       "drop-high fits slowest.")
+        else:
+            out.append("This run does not reproduce the paper's finding (drop-low fastest and worst on dev, "
+                       "drop-high slowest): with so few examples, epochs or one seed, the order can differ.")
+    return out
+
+
+def clean_gaps(frame) -> dict:
+    """Per strategy at the last common epoch: masked training loss minus clean training loss (None without a
+    clean loss). The gap of `none`, which drops nothing, is train mode (dropout, weights moving during the
+    epoch) against an end-of-epoch eval pass: the reference for the others."""
+    if frame is None or frame.empty or "clean_train_loss" not in frame:
+        return {}
+    at, _ = _last_common(frame)
+    gap = (at["train_loss"].astype(float) - at["clean_train_loss"].astype(float)).groupby(at["strategy"]).mean()
+    return {s: (None if math.isnan(v) else float(v)) for s, v in gap.items()}
+
+
+def clean_note(frame) -> str:
+    """What the dotted clean-loss curves show, with the none run's gap as the reference (computed)."""
+    head = ("**Masked vs clean training loss.** The solid training curves are the mean loss the optimizer saw "
+            "during each epoch: in train mode (dropout on), while the weights were still changing, and with the "
+            "masks. The dotted ones are the *clean* training loss: the model at the end of the epoch, in eval "
+            "mode, on the same training examples, without masks. So the two part even without any mask.")
+    gaps = clean_gaps(frame)
+    ref = gaps.get("none")
+    if ref is None:
+        return head
+    others = [f"{_name(s)} {g:+.4f} ({g - ref:+.4f} beyond none)" for s, g in gaps.items()
+              if s != "none" and g is not None]
+    return head + (f" The **none** run, which drops nothing, shows that part alone: masked minus clean "
+                   f"{ref:+.4f}. " + ("The others: " + ", ".join(others) + "; only what lies beyond none's gap "
+                                      "can come from the masks." if others else ""))
+
+
+def paired_differences(frame, column: str) -> dict:
+    """Per seed: the AD-DROP run's value of `column` at its last epoch minus the vanilla run's (seeds with both)."""
+    last = frame.sort_values("epoch").groupby("run").tail(1)
+    out = {}
+    for seed, g in last.groupby("seed"):
+        v = g.loc[g["strategy"] == "vanilla", column].dropna()
+        a = g.loc[g["strategy"] != "vanilla", column].dropna()
+        if len(v) and len(a):
+            out[int(seed)] = float(a.iloc[0]) - float(v.iloc[0])
+    return out
+
+
+def _spread(diffs: list[float]) -> tuple[float, float | None]:
+    m = sum(diffs) / len(diffs)
+    sd = math.sqrt(sum((d - m) ** 2 for d in diffs) / (len(diffs) - 1)) if len(diffs) > 1 else None
+    return m, sd
+
+
+def compare_verdict(frame) -> dict:
+    """The comparison's verdict: per dev loss and primary metric, the paired AD-DROP minus vanilla difference at
+    the last epoch (mean, sd over seeds, how many seeds favour AD-DROP), and sentences. Returns {"rows":
+    [{column, seeds, mean, sd, better, consistent}], "sentences": [...], "overfit": bool | None}; when overfit is
+    not None the last sentence is the one on overfitting."""
+    rows, out = [], []
+    if frame is None or frame.empty or "strategy" not in frame or "vanilla" not in set(frame["strategy"]):
+        return {"rows": rows, "sentences": out, "overfit": None}
+    metric = _metric(frame)
+    for col in ["dev_loss"] + ([metric] if metric else []):
+        diffs = paired_differences(frame, col)
+        if not diffs:
+            continue
+        vals = list(diffs.values())
+        mean, sd = _spread(vals)
+        lower_better = col.endswith("loss")
+        better = sum(1 for d in vals if (d < 0 if lower_better else d > 0))
+        worse = sum(1 for d in vals if (d > 0 if lower_better else d < 0))
+        rows.append({"column": col, "seeds": len(vals), "mean": mean, "sd": sd, "better": better, "worse": worse,
+                     "consistent": len(vals) > 1 and (better == len(vals) or worse == len(vals))})
+    if not rows:
+        return {"rows": rows, "sentences": ["No seed has both its runs finished an epoch yet."], "overfit": None}
+    n = rows[0]["seeds"]
+    for r in rows:
+        what = f"AD-DROP minus vanilla, {_label(r['column'])} at the last epoch: {r['mean']:+.4f}"
+        if r["sd"] is None:
+            out.append(what + " (one seed, no spread).")
+        else:
+            if r["better"] == r["worse"] == 0:
+                sign = "no difference in any seed"
+            elif r["consistent"]:
+                sign = "the same sign in every seed"
+            else:
+                sign = f"the sign is not the same in every seed: {r['better']} of {r['seeds']} favour AD-DROP"
+            out.append(what + f" ± {r['sd']:.4f} (mean ± sd over {r['seeds']} seeds; {sign}).")
+    if n == 1:
+        out.append("One seed tells nothing: a single pair of runs has no spread to measure the difference against "
+                   "(a new seed changes the subset, the order and the head). Run three or more seeds before "
+                   "reading a verdict.")
+    else:
+        main = rows[-1]
+        clear = (main["consistent"] and main["sd"] is not None and abs(main["mean"]) > main["sd"]
+                 and abs(main["mean"]) >= TIE_TOL)
+        good = main["better"] == main["seeds"]
+        out.append(f"Verdict on {_label(main['column'])}: " + (
+            (f"AD-DROP {'helps' if good else 'hurts'} on all {n} seeds, by more than the spread." if clear else
+             f"no clear difference: over {n} seeds the mean difference is within its spread, under {TIE_TOL:g}, "
+             "or its sign is not the same in every seed.")))
+    overfit, sentence = overfit_sentence(frame)
+    if overfit is False:
+        sentence = ("No run has started to overfit (every dev loss, vanilla's and AD-DROP's, still falls): AD-DROP "
+                    "regularises against overfitting, so there is little for it to fix yet and a worse number here "
+                    "does not mean it hurts. Train more epochs or on fewer examples.")
+    if overfit is not None:
+        out.append(sentence)
+    return {"rows": rows, "sentences": out, "overfit": overfit}

@@ -1,0 +1,141 @@
+"""Sentences computed from runs (addrop/experiments/verdicts.py), on synthetic epoch records: the sentences must
+follow the numbers (change them and the sentence changes), never the paper's claim."""
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from addrop.experiments import plans, verdicts
+
+
+def _prior(train: dict, dev: dict, acc: dict | None = None, clean: dict | None = None) -> pd.DataFrame:
+    """train/dev/clean: strategy -> per-epoch values; acc: strategy -> last dev accuracy."""
+    rows = []
+    for s, losses in train.items():
+        for e, tl in enumerate(losses, start=1):
+            row = {"run": s, "strategy": s, "seed": 0, "epoch": e, "train_loss": tl, "dev_loss": dev[s][e - 1],
+                   "dev_accuracy": (acc or {}).get(s, 0.7)}
+            if clean:
+                row["clean_train_loss"] = clean[s][e - 1]
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+TRAIN = {"none": [0.69, 0.60], "drop-random": [0.69, 0.62], "drop-low": [0.68, 0.50], "drop-high": [0.70, 0.66]}
+DEV_FALLING = {"none": [0.68, 0.627], "drop-random": [0.68, 0.63], "drop-low": [0.67, 0.565], "drop-high": [0.69, 0.64]}
+
+
+def test_prior_summary_names_what_the_numbers_say():
+    text = " ".join(verdicts.prior_summary(_prior(TRAIN, DEV_FALLING, {"drop-low": 0.8, "drop-high": 0.6})))
+    assert "drop-low has fitted the training data fastest" in text and "drop-high slowest" in text
+    assert "drop-high generalises worst by dev loss (0.6400" in text and "by dev accuracy too" in text
+    assert "No run has started to overfit" in text
+    assert "does not reproduce the paper's finding" in text  # drop-low had the lowest dev loss here
+
+
+def test_a_tied_dev_metric_names_no_strategy():
+    text = " ".join(verdicts.prior_summary(_prior(TRAIN, DEV_FALLING)))  # dev accuracy 0.7 for all
+    assert "drop-high generalises worst by dev loss" in text and "by dev accuracy too" not in text
+    assert "the dev accuracy is the same for all within 0.002 (0.7000 to 0.7000)" in text
+
+
+def test_prior_summary_changes_with_the_numbers():
+    dev = {"none": [0.60, 0.62], "drop-random": [0.61, 0.60], "drop-low": [0.55, 0.70], "drop-high": [0.62, 0.61]}
+    train = dict(TRAIN, **{"none": [0.6, 0.45]})  # none now fits fastest
+    text = " ".join(verdicts.prior_summary(_prior(train, dev, {"drop-random": 0.5})))
+    assert "none has fitted the training data fastest" in text
+    assert "drop-low generalises worst by dev loss (0.7000" in text
+    assert "while the lowest dev accuracy is drop-random's" in text
+    assert "Started to overfit" in text and "drop-low (lowest 0.5500 at epoch 1, 0.7000 at the last)" in text
+    assert "none (lowest 0.6000" in text and "drop-random" not in text.split("Started to overfit")[1]
+    agree = " ".join(verdicts.prior_summary(_prior(
+        {"none": [0.6], "drop-random": [0.6], "drop-low": [0.3], "drop-high": [0.9]},
+        {"none": [0.6], "drop-random": [0.6], "drop-low": [0.9], "drop-high": [0.6]})))
+    assert "agrees with the paper's finding" in agree and "single epoch" in agree
+    assert "Figure 2" in verdicts.PAPER_PRIOR_FINDING  # the paper is quoted separately, as its finding
+
+
+def test_runs_that_learn_nothing_are_not_ranked():
+    """Tiny random models: every loss ln 2 give or take 1e-4; naming a 'fastest' strategy would be noise."""
+    flat = {s: [0.6939, 0.6938 + 0.0001 * i] for i, s in enumerate(TRAIN)}
+    text = " ".join(verdicts.prior_summary(_prior(flat, flat, {s: 0.5 for s in TRAIN})))
+    assert "no strategy has fitted faster than another" in text and "fastest" not in text
+    assert "no strategy generalises worse than another" in text and "worst" not in text
+    assert "too close to each other to compare with the paper's finding" in text
+
+
+def test_live_runs_are_compared_at_the_epoch_all_have_reached():
+    f = _prior(TRAIN, DEV_FALLING)
+    f = f[~((f["strategy"] == "drop-high") & (f["epoch"] == 2))]  # drop-high has not finished epoch 2
+    assert verdicts.prior_summary(f)[0].startswith("At epoch 1,")
+
+
+def test_clean_note_uses_the_none_run_as_the_reference():
+    clean = {"none": [0.66, 0.6002], "drop-random": [0.66, 0.59], "drop-low": [0.66, 0.55], "drop-high": [0.7, 0.62]}
+    train = dict(TRAIN, none=[0.69, 0.6264])
+    f = _prior(train, DEV_FALLING, clean=clean)
+    gaps = verdicts.clean_gaps(f)
+    assert gaps["none"] == pytest.approx(0.0262) and gaps["drop-high"] == pytest.approx(0.04)
+    note = verdicts.clean_note(f)
+    assert "+0.0262" in note and "drop-high +0.0400 (+0.0138 beyond none)" in note
+    assert "eval mode" in note and "gold" not in note
+    assert "none" not in verdicts.clean_note(_prior(TRAIN, DEV_FALLING))  # no clean loss: no reference claimed
+
+
+def _compare(diffs_acc, vanilla_dev=((0.60, 0.55), (0.61, 0.56), (0.62, 0.57)), ad_dev_shift=0.0):
+    rows = []
+    for seed, d in enumerate(diffs_acc):
+        vd = vanilla_dev[seed % len(vanilla_dev)]
+        for e in (1, 2):
+            rows.append({"run": f"vanilla-s{seed}", "strategy": "vanilla", "seed": seed, "epoch": e,
+                         "train_loss": 0.5, "dev_loss": vd[e - 1], "dev_accuracy": 0.70})
+            rows.append({"run": f"addrop-s{seed}", "strategy": "addrop", "seed": seed, "epoch": e,
+                         "train_loss": 0.5, "dev_loss": vd[e - 1] + ad_dev_shift, "dev_accuracy": 0.70 + d})
+    return pd.DataFrame(rows)
+
+
+def test_one_seed_says_it_tells_nothing():
+    v = verdicts.compare_verdict(_compare([-0.05], ad_dev_shift=0.086))
+    text = " ".join(v["sentences"])
+    assert "One seed tells nothing" in text and "(one seed, no spread)" in text
+    assert "dev loss at the last epoch: +0.0860" in text
+    assert "No run has started to overfit" in text and v["overfit"] is False
+
+
+def test_verdict_with_spread_and_sign():
+    consistent = verdicts.compare_verdict(_compare([0.04, 0.05, 0.06]))
+    acc = consistent["rows"][-1]
+    assert acc["column"] == "dev_accuracy" and acc["mean"] == pytest.approx(0.05) and acc["sd"] == pytest.approx(0.01)
+    assert acc["consistent"] and acc["better"] == 3
+    text = " ".join(consistent["sentences"])
+    assert "+0.0500 ± 0.0100 (mean ± sd over 3 seeds; the same sign in every seed)" in text
+    assert "AD-DROP helps on all 3 seeds" in text
+    mixed = " ".join(verdicts.compare_verdict(_compare([0.04, -0.03, 0.01]))["sentences"])
+    assert "not the same in every seed: 2 of 3 favour AD-DROP" in mixed and "no clear difference" in mixed
+    same = " ".join(verdicts.compare_verdict(_compare([0.0, 0.0]))["sentences"])
+    assert "no difference in any seed" in same and "no clear difference" in same
+    tiny = " ".join(verdicts.compare_verdict(_compare([1e-4, 1.1e-4, 1.2e-4]))["sentences"])
+    assert "the same sign in every seed" in tiny and "no clear difference" in tiny  # consistent, but below 0.002
+    hurts = " ".join(verdicts.compare_verdict(_compare([-0.04, -0.05, -0.06]))["sentences"])
+    assert "AD-DROP hurts on all 3 seeds" in hurts
+
+
+def test_overfitting_vanilla_is_named():
+    v = verdicts.compare_verdict(_compare([0.01, 0.02], vanilla_dev=((0.50, 0.58), (0.60, 0.55))))
+    assert v["overfit"] is True
+    assert any(s.startswith("Started to overfit") and "vanilla-s0 (lowest 0.5000 at epoch 1" in s
+               and "addrop-s0" in s and "the other 2 run(s) still improve" in s for s in v["sentences"])
+    assert verdicts.overfitting(_compare([0.0]))["vanilla-s0"] is False
+
+
+def test_time_estimate_counts_the_work_of_a_plan(tmp_path):
+    from addrop.config import AttributionConfig, TrainConfig
+
+    base = TrainConfig(model="minilm", epochs=3, train_size=200, dev_size=100)
+    prior = plans.prior_plan(base, 0.3, [0], str(tmp_path))
+    # none and drop-random: train + clean + dev; drop-low, drop-high add a GA pass per training example
+    assert plans.example_passes(prior.configs) == 3 * (500 + 500 + 700 + 700)
+    assert "minutes with minilm" in plans.time_estimate(prior.configs, "minilm")
+    cmp = plans.compare_plan(base, AttributionConfig(), True, [0, 1, 2], str(tmp_path))
+    assert plans.example_passes(cmp.configs) == 3 * (3 * 300 + 3 * 300 + 200)  # one AD-DROP epoch of three
+    assert "seconds with a tiny model" in plans.time_estimate(cmp.configs, "tiny-bert")
