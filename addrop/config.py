@@ -21,6 +21,7 @@ MODES = ("high", "low", "random")
 MODE_LABELS = {"high": "high (AD-DROP)", "low": "low", "random": "random"}
 TIES = ("paper", "strict")
 ATTRIBUTION_PATHS = ("auto", "padded", "packed", "by-length", "per-example")
+ATTRIBUTION_PASSES = ("eval", "train")  # eval: no dropout (deterministic); train: as the reference code
 STRATEGIES = ("vanilla", "addrop", "drop-high", "drop-low", "drop-random", "none")
 PRIOR_STRATEGIES = ("none", "drop-random", "drop-low", "drop-high")
 PRIOR_MODES = {"drop-high": "high", "drop-low": "low", "drop-random": "random"}  # the region each one drops
@@ -135,6 +136,9 @@ class AttributionConfig:
     path: str = setting("auto", "how a padded batch is attributed: auto, padded, packed, by-length or per-example "
                         "(same numbers; see addrop/core/attribution.py)", choices=ATTRIBUTION_PATHS,
                         flag="--attribution-path")
+    attribution_pass: str = setting("eval", "mode of the attribution pass: eval (no dropout, deterministic) or "
+                                    "train (dropout on, gradients of the probabilities after attention dropout, "
+                                    "as the reference code)", choices=ATTRIBUTION_PASSES)
 
     def __post_init__(self):
         self.method = str(self.method).lower()
@@ -145,6 +149,9 @@ class AttributionConfig:
         _choice("mode", self.mode, MODES)
         _choice("ties rule", self.ties, TIES)
         _choice("attribution path", self.path, ATTRIBUTION_PATHS)
+        _choice("attribution pass", self.attribution_pass, ATTRIBUTION_PASSES)
+        if self.backend == "captum" and self.attribution_pass != "eval":
+            raise UserError("the captum backend attributes in eval mode only: use attribution_pass eval")
         if self.backend == "captum" and self.method not in CAPTUM_METHODS:
             raise UserError(f"the captum backend computes {' and '.join(CAPTUM_METHODS)} only, not {self.method}")
         self.layers = parse_layers(self.layers)

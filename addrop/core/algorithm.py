@@ -18,11 +18,19 @@ def is_addrop_epoch(epoch: int, cross_tuning: bool = True) -> bool:
     return epoch % 2 == 0 if cross_tuning else True
 
 
+def region_mode(acfg: AttributionConfig) -> str:
+    """The candidate region a setting draws: RD is a per-key coin with probability p (the reference's random
+    region), whatever `mode` says; other methods use `mode` (high: AD-DROP's Eq. 6)."""
+    return "random" if acfg.method == "rd" else acfg.mode
+
+
 def drops_for(model, batch: dict, acfg: AttributionConfig, generator: torch.Generator):
     """The masks of one training batch. Returns ({layer: bool [B, H, T, T]}, the share of real positions dropped).
 
-    RD and the random region (drop-random) need no attribution pass: their scores are random. Otherwise the
-    model's weights are frozen during the attribution pass (it is a private training copy, so this is safe).
+    RD and the random region (drop-random) need no attribution pass. RD is drawn as the reference code draws it:
+    each real key a candidate with probability p (a per-key coin, not a fixed count per row), then dropped with
+    probability q; the random scores only choose which key a row that would lose all of them gets back.
+    Otherwise the model's weights are frozen during the attribution pass (a private training copy, so safe).
     """
     model = as_model(model)
     key_mask = batch["attention_mask"].bool()
@@ -34,5 +42,6 @@ def drops_for(model, batch: dict, acfg: AttributionConfig, generator: torch.Gene
     else:
         with frozen(model):
             scores = attribute(model, batch, acfg, labels=batch.get("labels")).scores
-    _, dropped = make_drops(scores, key_mask, acfg.p, acfg.q, acfg.mode, acfg.ties, acfg.fixed_rate, generator)
+    mode = region_mode(acfg)
+    _, dropped = make_drops(scores, key_mask, acfg.p, acfg.q, mode, acfg.ties, acfg.fixed_rate, generator)
     return {l: dropped[i] for i, l in enumerate(layers)}, dropped_share(dropped, key_mask)

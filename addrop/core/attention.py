@@ -4,7 +4,8 @@
 controller's per-thread state, set for one forward pass, is what the attention function reads:
 
     drops  {layer: bool [B, H, T, T]}   positions to drop (additive dtype-min before softmax, Eq. 1 and 7)
-    record set of layers                whose post-softmax probabilities are recorded (in s.probs) for gradients
+    record set of layers                whose probabilities are recorded (in s.probs) for gradients: after the
+                                        attention dropout, which is the identity in eval mode
     scale  {layer: float [N]}           per-row factor on the probabilities (IGA's k/m, Eq. 3)
     gate   {layer: float [N]}           per-row factor that Captum integrates over (IG baseline = 0)
     expand {layer: c}                   repeat the hidden states c times at the input of that layer (IGA copies
@@ -130,11 +131,13 @@ def addrop_attention(module, query, key, value, attention_mask, scaling=None, dr
         if layer in s.gate:
             attn_weights = attn_weights * _rows(s.gate[layer], n)
         attn_weights = ctrl.probes[layer](attn_weights)
-        if layer in s.record:
-            if not attn_weights.requires_grad:  # nothing upstream needs grad (e.g. frozen model): make it a leaf
-                attn_weights.requires_grad_(True)
-            s.probs[layer] = attn_weights
     attn_weights = nn.functional.dropout(attn_weights, p=dropout, training=module.training)
+    if layer is not None and layer in s.record:
+        # recorded after attention dropout (the identity in eval mode): a train-mode attribution pass then
+        # differentiates the probabilities the values are really multiplied by, as the reference code does
+        if not attn_weights.requires_grad:  # nothing upstream needs grad (e.g. frozen model): make it a leaf
+            attn_weights.requires_grad_(True)
+        s.probs[layer] = attn_weights
     attn_output = torch.matmul(attn_weights, value)
     attn_output = attn_output.transpose(1, 2).contiguous()
     return attn_output, attn_weights

@@ -2,7 +2,9 @@
 hands over to captum_backend.py).
 
 All methods return an `Attribution` whose tensors are shaped [L, B, H, T, T] over the selected layers. The
-model is put in eval mode for the attribution passes and its previous mode is restored afterwards.
+model is put in eval mode for the attribution passes (`attribution_pass="train"`: train mode, dropout on, the
+gradient taken at the probabilities after attention dropout, as the reference code) and its previous mode is
+restored afterwards.
 
 Where IGA differs from the AD-DROP reference code: the reference recomputes the argmax at every scaled step and
 scales the attention *output* (so each step's gradient is weighted by k/m). Here the target class is fixed
@@ -32,7 +34,7 @@ from .captum_backend import attribute_captum
 from .grouping import length_groups, worth_grouping
 from .objective import Attribution, objective, real_only, target_classes
 from .packing import MAX_PACK_TOKENS, groups, pack, unpack
-from .passes import eval_mode, model_inputs
+from .passes import model_inputs, pass_mode
 
 BY_LENGTH = 4  # examples per sub-batch on the by-length path
 PACKABLE = ("ga", "aa")  # methods the packed path computes (IGA expands copies per layer, RD needs no pass)
@@ -85,7 +87,7 @@ def attribute(model, batch: dict, cfg: AttributionConfig, labels: torch.Tensor |
     key_mask = batch["attention_mask"].bool()
     path = choose_path(model, cfg, key_mask)
     t0 = time.perf_counter()
-    with eval_mode(model):
+    with pass_mode(model, cfg.attribution_pass):
         if path == "packed":
             pieces = _packed(model, ctrl, inputs, key_mask, layers, cfg, labels, pack_tokens)
             att, scores, logits, target = _assemble(pieces, key_mask.shape)
