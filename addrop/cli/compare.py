@@ -16,6 +16,7 @@ def add_parser(sub) -> None:
 
 def run(a) -> int:
     from ..engine.runs import list_runs, metrics_frame
+    from ..experiments.best import best_vs_last
     from ..experiments.plans import compare_plan, compare_summary
     from ..studio.background import plan_job
     from .options import attribution_from, train_config_from
@@ -38,5 +39,9 @@ def run(a) -> int:
         print(cost.to_string(index=False, float_format=lambda v: f"{v:.2f}"))
         if ratio is not None:
             print(f"AD-DROP epoch / vanilla epoch: {ratio:.2f}x")
+        best = best_vs_last(frame)
+        if not best.empty:
+            print("\nbest epoch beside the last (mean over seeds):")
+            print(best.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
     print(f"runs -> {plan.root}")
     return status

@@ -3,7 +3,7 @@
     from addrop import ADDropConfig, ADDropTrainer
 
     trainer = ADDropTrainer(model=model, args=training_args, train_dataset=..., eval_dataset=...,
-                            addrop=ADDropConfig(p=0.3, q=0.3, method="ga", layers="all", cross_tuning=True))
+                            addrop=ADDropConfig(p=0.3, q=0.3, method="ga", task="sst-2", cross_tuning=True))
     trainer.train()
 
 Everything else is the Trainer a user knows: the same arguments, optimizer, scheduler, logging, callbacks,
@@ -30,7 +30,7 @@ from dataclasses import asdict, dataclass, fields
 import torch
 from transformers import Trainer
 
-from ..config import AttributionConfig, parse_layers, resolve_layers
+from ..config import PAPER, AttributionConfig, paper_layers, parse_layers, resolve_layers
 from ..core.algorithm import drops_for, is_addrop_epoch
 from ..core.attention import install
 from ..errors import UserError
@@ -45,19 +45,26 @@ class ADDropConfig:
     method: str = "ga"  # ga | iga | aa | rd
     p: float = 0.3
     q: float = 0.3
-    layers: tuple[int, ...] | str | None = None  # None / "all" = every layer, or e.g. (0,) or "0,3"
+    # "paper" (default) = the paper's layers for `task` (0 for SST-2, MNLI, QNLI, QQP, STS-B; all for CoLA, MRPC,
+    # RTE, and all when no task is named); None / "all" = every layer; or e.g. (0,) or "0,3"
+    layers: tuple[int, ...] | str | None = PAPER
     target: str = "pseudo"  # pseudo | gold
     steps: int = 20  # IGA steps m
     cross_tuning: bool = True  # plain epochs 1, 3, ...; AD-DROP epochs 2, 4, ...
     seed: int | None = None
+    task: str | None = None  # the GLUE task, for the paper's layers
+    attribution_pass: str = "eval"  # eval (no dropout) | train (dropout on, as the reference code)
 
     def __post_init__(self):
         self.layers = parse_layers(self.layers)
-        self.attribution()  # validates p, q, method, target, steps
+        if self.layers == PAPER:
+            self.layers = paper_layers(self.task)
+        self.attribution()  # validates p, q, method, target, steps, attribution_pass
 
     def attribution(self, seed: int = 0) -> AttributionConfig:
         return AttributionConfig(method=self.method, backend="native", layers=self.layers, steps=self.steps,
-                                 target=self.target, p=self.p, q=self.q, seed=seed)
+                                 target=self.target, p=self.p, q=self.q, seed=seed,
+                                 attribution_pass=self.attribution_pass)
 
     def is_addrop_epoch(self, epoch: int) -> bool:
         """Epochs count from 1; the cross-tuning schedule of addrop.core.algorithm."""
@@ -75,13 +82,14 @@ class ADDropConfig:
             return value
         if isinstance(value, AttributionConfig):
             return cls(method=value.method, p=value.p, q=value.q, layers=value.layers, target=value.target,
-                       steps=value.steps)
+                       steps=value.steps, attribution_pass=value.attribution_pass)
         if hasattr(value, "attribution") and hasattr(value, "strategy"):  # a TrainConfig
             if value.strategy != "addrop":
                 return cls(enabled=False)
             a = value.attribution
             return cls(method=a.method, p=a.p, q=a.q, layers=a.layers, target=a.target, steps=a.steps,
-                       cross_tuning=value.cross_tuning, seed=value.seed)
+                       cross_tuning=value.cross_tuning, seed=value.seed, task=value.task,
+                       attribution_pass=a.attribution_pass)
         if isinstance(value, dict):
             names = {f.name for f in fields(cls)}
             unknown = sorted(set(value) - names)
