@@ -69,6 +69,9 @@ class Controller(nn.Module):
         self.can_expand = False
         self.can_cls_only = False
         self.pack_offset: int | None = None  # position-id offset of packed passes; None = no packing
+        # {layer: bool [B, H, T, T]} held for a whole training step, not per thread: a backward pass that
+        # re-runs the forward (gradient checkpointing; on CUDA it runs in autograd's own threads) sees them too
+        self.pinned: dict[int, torch.Tensor] | None = None
 
     @property
     def state(self) -> _State:
@@ -77,6 +80,17 @@ class Controller(nn.Module):
     def start_pass(self):
         self._state.calls = 0
         self._state.probs = {}
+
+    @contextmanager
+    def pin(self, drops: dict):
+        """Masks for every forward pass of this model until exit, in any thread, each tied to its layer (the
+        attention module's place in the encoder, not the call order): a training step's forward and the
+        recomputed forward of a checkpointed backward. Only for a model no one else uses meanwhile."""
+        self.pinned = dict(drops)
+        try:
+            yield
+        finally:
+            self.pinned = None
 
     @property
     def can_pack(self) -> bool:  # packed passes need the top-layer cut to pick one row per example
@@ -120,7 +134,11 @@ def addrop_attention(module, query, key, value, attention_mask, scaling=None, dr
         # (where _reset_hook zeroes the count) numbered 0..L-1 too
         layer = s.calls % ctrl.num_layers
         s.calls += 1
+        tagged = getattr(module, "_addrop_layer", None)  # the module's own layer (absent: ALBERT's shared one)
+        layer = tagged if tagged is not None else layer
         drop = s.drops.get(layer)
+        if drop is None and ctrl.pinned is not None:
+            drop = ctrl.pinned.get(layer)
         if drop is not None:
             attn_weights = attn_weights.masked_fill(drop, torch.finfo(attn_weights.dtype).min)
     attn_weights = nn.functional.softmax(attn_weights, dim=-1)
@@ -260,6 +278,8 @@ def install(model) -> Controller:
     if layers is not None:
         for i, layer in enumerate(layers):
             object.__setattr__(layer, "_addrop_index", i)
+            for sub in layer.modules():  # the attention function finds its layer from its module
+                object.__setattr__(sub, "_addrop_layer", i)
             hooks.append(layer.register_forward_pre_hook(_expand_hook, with_kwargs=True))
     try:
         _check_called(model, ctrl, model_type)
@@ -273,6 +293,7 @@ def install(model) -> Controller:
         for mod in tagged:
             mod.__dict__.pop("_addrop_ctrl", None)
             mod.__dict__.pop("_addrop_index", None)
+            mod.__dict__.pop("_addrop_layer", None)
         if previous_impl is not None and getattr(model.config, "_attn_implementation", None) != previous_impl:
             try:
                 model.set_attn_implementation(previous_impl)

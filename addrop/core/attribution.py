@@ -20,6 +20,9 @@ How a padded batch is run (`AttributionConfig.path`; the numbers agree to roundi
                  be paid m times)
     auto         on a CPU: packed for GA/AA where possible, else by-length; per-example for IGA; padded for
                  RD and on accelerators (one big pass is faster there). docs/performance.md has the measurements.
+
+A batch that is not right-padded (a tokenizer with padding_side="left") always runs padded: the other paths
+assume each row's real tokens come first.
 """
 from __future__ import annotations
 
@@ -31,7 +34,7 @@ from torch import nn
 from ..config import AttributionConfig, resolve_layers
 from ..errors import UserError
 from .captum_backend import attribute_captum
-from .grouping import length_groups, worth_grouping
+from .grouping import length_groups, right_padded, worth_grouping
 from .objective import Attribution, objective, real_only, target_classes
 from .packing import MAX_PACK_TOKENS, groups, pack, unpack
 from .passes import model_inputs, pass_mode
@@ -51,6 +54,8 @@ def as_model(model) -> nn.Module:
 def choose_path(model, cfg: AttributionConfig, key_mask: torch.Tensor) -> str:
     """The path `cfg.path` names, or for auto the one that is fastest for this method, model and batch."""
     ctrl = as_model(model).addrop
+    if not right_padded(key_mask):  # left padding: packing and the cuts to a width assume right padding
+        return "padded"
     if cfg.path == "auto":
         if cfg.method in PACKABLE and ctrl.can_pack and worth_grouping(key_mask, 1):
             return "packed"

@@ -25,9 +25,11 @@ exactly as ``addrop.engine.training.train`` does, so both trainers give the same
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import asdict, dataclass, fields
 
 import torch
+from torch.utils.data import IterableDataset
 from transformers import Trainer
 
 from ..config import PAPER, AttributionConfig, paper_layers, parse_layers, resolve_layers
@@ -154,24 +156,54 @@ class ADDropTrainer(Trainer):
         return drops_for(unwrapped, batch, acfg, self._generator(device))
 
     # ------------------------------------------------------------------------------------------- overrides
-    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-        if not (self.addrop_enabled and model.training):
-            return super().compute_loss(model, inputs, return_outputs=return_outputs,
-                                        num_items_in_batch=num_items_in_batch)
+    def training_step(self, model, inputs, num_items_in_batch=None):
+        """On an AD-DROP epoch: the masks first (attribution pass), then the Trainer's own step with the masks
+        pinned to their layers for the whole step, forward and backward, so a backward that re-runs the forward
+        (gradient checkpointing, reentrant or not) applies them too."""
+        drops = self._addrop_step_drops(model, inputs) if self.addrop_enabled else None
+        if drops is None:
+            return super().training_step(model, inputs, num_items_in_batch=num_items_in_batch)
+        with self.accelerator.unwrap_model(model).addrop.pin(drops):
+            return super().training_step(model, inputs, num_items_in_batch=num_items_in_batch)
+
+    def train(self, *args, **kwargs):
+        for message in self.addrop_warnings():
+            warnings.warn(message, stacklevel=2)
+        return super().train(*args, **kwargs)
+
+    def addrop_warnings(self) -> list[str]:
+        """Why this run would never reach an AD-DROP epoch (cross-tuning masks epochs 2, 4, ... only), so that
+        it does not stay silently plain: an IterableDataset (no epochs the Trainer can count) or a run of at
+        most one epoch."""
+        cfg = self.addrop_config
+        if not (self.addrop_enabled and cfg.cross_tuning) or self.train_dataset is None:
+            return []
+        ds = self.train_dataset
+        if isinstance(ds, IterableDataset) or not hasattr(ds, "__len__"):
+            return ["AD-DROP with cross-tuning masks epochs 2, 4, ... only, and an IterableDataset has no epochs "
+                    "the Trainer can count: no step will be masked. Use a map-style dataset, or "
+                    "ADDropConfig(cross_tuning=False) to mask every step."]
+        per_step = max(1, self.args.train_batch_size * max(1, self.args.world_size)
+                       * max(1, self.args.gradient_accumulation_steps))
+        steps_per_epoch = max(1, math.ceil(len(ds) / per_step))
+        total = self.args.max_steps if self.args.max_steps > 0 else math.ceil(self.args.num_train_epochs
+                                                                             * steps_per_epoch)
+        if total <= steps_per_epoch:
+            return [f"this run is {total} optimizer steps, at most one epoch ({steps_per_epoch} steps), and "
+                    "AD-DROP with cross-tuning masks epochs 2, 4, ... only: no step will be masked. Train for "
+                    "more than one epoch, or use ADDropConfig(cross_tuning=False)."]
+        return []
+
+    def _addrop_step_drops(self, model, inputs) -> dict | None:
         epoch = self.current_epoch()
-        if not self.addrop_config.is_addrop_epoch(epoch):
-            self._addrop_last_epoch = epoch
-            return super().compute_loss(model, inputs, return_outputs=return_outputs,
-                                        num_items_in_batch=num_items_in_batch)
-        drops, share = self.addrop_drops(model, inputs)
-        self._addrop_shares.append(float(share))
         self._addrop_last_epoch = epoch
+        if not self.addrop_config.is_addrop_epoch(epoch):
+            return None
+        drops, share = self.addrop_drops(model, self._prepare_inputs(inputs))
+        self._addrop_shares.append(float(share))
         if not self.addrop_epochs or self.addrop_epochs[-1] != epoch:
             self.addrop_epochs.append(epoch)
-        ctrl = self.accelerator.unwrap_model(model).addrop
-        with ctrl.pass_settings(drops=drops):
-            return super().compute_loss(model, inputs, return_outputs=return_outputs,
-                                        num_items_in_batch=num_items_in_batch)
+        return drops
 
     def log(self, logs: dict, *args, **kwargs) -> None:
         if self.addrop_enabled and "loss" in logs and self._addrop_last_epoch is not None:
