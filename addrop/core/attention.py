@@ -72,6 +72,7 @@ class Controller(nn.Module):
         # {layer: bool [B, H, T, T]} held for a whole training step, not per thread: a backward pass that
         # re-runs the forward (gradient checkpointing; on CUDA it runs in autograd's own threads) sees them too
         self.pinned: dict[int, torch.Tensor] | None = None
+        self.per_token = False  # the head has an output per token (token classification): no top-layer cut
 
     @property
     def state(self) -> _State:
@@ -282,8 +283,8 @@ def install(model) -> Controller:
                 object.__setattr__(sub, "_addrop_layer", i)
             hooks.append(layer.register_forward_pre_hook(_expand_hook, with_kwargs=True))
     try:
-        _check_called(model, ctrl, model_type)
-        hooks += _install_cls_cut(model, ctrl, layers)
+        ctrl.per_token = _check_called(model, ctrl, model_type)
+        hooks += _install_cls_cut(model, ctrl, layers) if not ctrl.per_token else []
         ctrl.pack_offset = packing_offset(model, ctrl)
     except UnsupportedModelError:
         # undo, so the model is not left looking installed (a second install() would return this controller)
@@ -310,18 +311,21 @@ def unsupported(model_type: str) -> UnsupportedModelError:
         f"AD-DROP cannot reach its attention maps; supported families: {', '.join(SUPPORTED_FAMILIES)}")
 
 
-def _check_called(model, ctrl: Controller, model_type: str) -> None:
-    """The config can name our implementation while the model still runs its own attention: check by calling."""
+def _check_called(model, ctrl: Controller, model_type: str) -> bool:
+    """The config can name our implementation while the model still runs its own attention: check by calling.
+    Returns whether the head has an output per token ([B, T, C] logits: token classification)."""
     device = next(model.parameters()).device
     ids = torch.tensor([[0, 1, 2]], device=device)
     try:
         with eval_mode(model), torch.no_grad(), ctrl.pass_settings(record=range(ctrl.num_layers)) as s:
-            model(input_ids=ids, attention_mask=torch.ones_like(ids))
+            out = model(input_ids=ids, attention_mask=torch.ones_like(ids))
             called = len(s.probs)
     except Exception:  # noqa: BLE001 - a model that cannot run our attention function
         raise unsupported(model_type) from None
     if called != ctrl.num_layers:
         raise unsupported(model_type)
+    logits = getattr(out, "logits", None)
+    return isinstance(logits, torch.Tensor) and logits.dim() == 3
 
 
 def controller(model) -> Controller:

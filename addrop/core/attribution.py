@@ -35,7 +35,7 @@ from ..config import AttributionConfig, resolve_layers
 from ..errors import UserError
 from .captum_backend import attribute_captum
 from .grouping import length_groups, right_padded, worth_grouping
-from .objective import Attribution, objective, real_only, target_classes
+from .objective import Attribution, ignore_pads, objective, real_only, target_classes
 from .packing import MAX_PACK_TOKENS, groups, pack, unpack
 from .passes import model_inputs, pass_mode
 
@@ -54,7 +54,9 @@ def as_model(model) -> nn.Module:
 def choose_path(model, cfg: AttributionConfig, key_mask: torch.Tensor) -> str:
     """The path `cfg.path` names, or for auto the one that is fastest for this method, model and batch."""
     ctrl = as_model(model).addrop
-    if not right_padded(key_mask):  # left padding: packing and the cuts to a width assume right padding
+    if not right_padded(key_mask) or ctrl.per_token:
+        # left padding: packing and the cuts to a width assume right padding; a token-classification head has
+        # an output (and a target) per token, which the sub-batch paths do not reassemble
         return "padded"
     if cfg.path == "auto":
         if cfg.method in PACKABLE and ctrl.can_pack and worth_grouping(key_mask, 1):
@@ -173,7 +175,7 @@ def _ga(model, ctrl, inputs, layers, cfg, labels, **settings):
     """Eq. 2/5: dF_c/dA for every head of every selected layer in ONE backward call, no parameter gradients."""
     with torch.enable_grad():
         logits, probs = _forward(model, inputs, ctrl, record=layers, **settings)
-        target = target_classes(logits, cfg, labels)
+        target = ignore_pads(target_classes(logits, cfg, labels), inputs.get("attention_mask"))
         kept = [probs[l] for l in layers]
         grads = torch.autograd.grad(objective(logits, target), kept, allow_unused=True)
     scores = torch.stack([g if g is not None else torch.zeros_like(a) for g, a in zip(grads, kept)])
@@ -213,7 +215,8 @@ def _iga(model, ctrl, inputs, layers, cfg, labels):
                 run_inputs, expand = {k: v.repeat(c, *([1] * (v.dim() - 1))) for k, v in inputs.items()}, {}
             with torch.enable_grad():
                 out, kept = _forward(model, run_inputs, ctrl, record=[l], scale={l: scale}, expand=expand)
-                (g,) = torch.autograd.grad(objective(out, target.repeat(c)), [kept[l]])
+                copies = target.repeat(c, *([1] * (target.dim() - 1)))  # [c*B] (tokens: [c*B, T])
+                (g,) = torch.autograd.grad(objective(out, copies), [kept[l]])
             total += g.view(c, B, H, T, T).sum(0)
         scores[i] = att[i] * total / m
     return att, scores, logits.detach(), target
