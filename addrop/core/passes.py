@@ -46,9 +46,16 @@ def pass_mode(model, which: str = "eval"):
     reference code's first pass); the caller's mode comes back afterwards."""
     was = model.training
     model.train(which == "train")
+    # gradient checkpointing (active in train mode only) would run a reentrant layer's first forward without a
+    # graph, so the recorded probabilities would get no gradient: attribution passes run without it
+    ckpt = [m for m in model.modules() if getattr(m, "gradient_checkpointing", False) is True]
+    for m in ckpt:
+        m.gradient_checkpointing = False
     try:
         yield
     finally:
+        for m in ckpt:
+            m.gradient_checkpointing = True
         model.train(was)
 
 

@@ -10,8 +10,10 @@ Everything else is the Trainer a user knows: the same arguments, optimizer, sche
 checkpoints and evaluation. On an AD-DROP epoch (with cross-tuning the even epochs 2, 4, ... counting from 1;
 without it every epoch) each training batch first gets its attribution (GA by default, pseudo label, model in
 eval mode, no parameter gradients), the Eq. 6-7 masks are drawn from it, and the loss is the one of the masked
-forward pass (Algorithm 1). Evaluation and prediction never mask. With ``addrop=None`` or ``enabled=False`` the
-class is exactly `transformers.Trainer` (the model is not even touched).
+forward pass (Algorithm 1). The masks are pinned to their layers for the whole `training_step`, forward and
+backward, so gradient checkpointing (reentrant or not) recomputes the masked forward. Evaluation and prediction
+never mask. With ``addrop=None`` or ``enabled=False`` the class is exactly `transformers.Trainer` (the model is
+not even touched). Layers default to the paper's for ``task`` (ADDropConfig), all layers without one.
 
 The model must route its attention through transformers' AttentionInterface (BERT, RoBERTa, ELECTRA,
 DistilBERT, ALBERT, XLM-R, CamemBERT); `ADDropTrainer` switches it to addrop's attention function (eager

@@ -86,6 +86,21 @@ def test_gradient_checkpointing_gives_the_masked_gradients(load, reentrant):
     assert any(not torch.allclose(plain[n], out[False][n]) for n in plain)
 
 
+@pytest.mark.parametrize("reentrant", [True, False])
+def test_train_mode_attribution_pass_under_gradient_checkpointing(load, make_batch, reentrant):
+    loaded = load("tiny-bert")
+    batch = make_batch(loaded)
+    cfg = AttributionConfig(layers=None, path="padded", attribution_pass="train")
+    torch.manual_seed(3)
+    want = attribute(loaded.model, batch, cfg)
+    loaded.model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": reentrant})
+    torch.manual_seed(3)
+    got = attribute(loaded.model, batch, cfg)
+    assert loaded.model.is_gradient_checkpointing  # switched back on afterwards
+    assert want.scores.abs().sum() > 0
+    torch.testing.assert_close(got.scores, want.scores, rtol=1e-5, atol=1e-7)
+
+
 @pytest.mark.parametrize("name", ["tiny-bert", "tiny-roberta"])
 @pytest.mark.parametrize("method", ["ga", "aa", "iga"])
 def test_left_padding_runs_the_padded_path_with_the_same_numbers(load, name, method):
