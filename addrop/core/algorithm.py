@@ -24,8 +24,13 @@ def region_mode(acfg: AttributionConfig) -> str:
     return "random" if acfg.method == "rd" else acfg.mode
 
 
-def drops_for(model, batch: dict, acfg: AttributionConfig, generator: torch.Generator):
+def drops_for(model, batch: dict, acfg: AttributionConfig, generator: torch.Generator,
+              example_seeds: list[int] | None = None):
     """The masks of one training batch. Returns ({layer: bool [B, H, T, T]}, the share of real positions dropped).
+
+    `example_seeds` (one int per example): each example's draws come from its own generator over its own real
+    tokens, so they do not depend on which other examples share the batch, on padding, or on the process that
+    holds it (data-parallel runs then draw what one process would); `generator` is then not used.
 
     RD and the random region (drop-random) need no attribution pass. RD is drawn as the reference code draws it:
     each real key a candidate with probability p (a per-key coin, not a fixed count per row), then dropped with
@@ -35,7 +40,16 @@ def drops_for(model, batch: dict, acfg: AttributionConfig, generator: torch.Gene
     model = as_model(model)
     key_mask = batch["attention_mask"].bool()
     layers = resolve_layers(acfg.layers, model.addrop.num_layers)
-    if acfg.mode == "random" or acfg.method == "rd":
+    random = acfg.mode == "random" or acfg.method == "rd"
+    if example_seeds is not None:
+        scores = None
+        if not random:
+            with frozen(model):
+                scores = attribute(model, batch, acfg, labels=batch.get("labels")).scores
+        dropped = drops_per_example(scores, key_mask, acfg, example_seeds, len(layers),
+                                    model.config.num_attention_heads)
+        return {l: dropped[i] for i, l in enumerate(layers)}, dropped_share(dropped, key_mask)
+    if random:
         B, T = key_mask.shape
         heads = model.config.num_attention_heads
         scores = random_scores((len(layers), B, heads, T, T), key_mask, generator)  # [L, B, H, T, T]
@@ -45,3 +59,26 @@ def drops_for(model, batch: dict, acfg: AttributionConfig, generator: torch.Gene
     mode = region_mode(acfg)
     _, dropped = make_drops(scores, key_mask, acfg.p, acfg.q, mode, acfg.ties, acfg.fixed_rate, generator)
     return {l: dropped[i] for i, l in enumerate(layers)}, dropped_share(dropped, key_mask)
+
+
+def drops_per_example(scores: torch.Tensor | None, key_mask: torch.Tensor, acfg: AttributionConfig,
+                      seeds: list[int], num_layers: int, heads: int) -> torch.Tensor:
+    """Dropped positions bool [L, B, H, T, T], example i drawn over its real tokens only with a CPU generator
+    seeded with seeds[i] (scores None: RD / random region, whose scores are drawn from it too)."""
+    B, T = key_mask.shape
+    dropped = torch.zeros((num_layers, B, heads, T, T), dtype=torch.bool, device=key_mask.device)
+    mode = region_mode(acfg)
+    for i, seed in enumerate(seeds):
+        idx = key_mask[i].nonzero().squeeze(-1)  # [n] real positions (either padding side)
+        n = len(idx)
+        gen = torch.Generator().manual_seed(int(seed))
+        if scores is None:
+            sc = torch.rand((num_layers, 1, heads, n, n), generator=gen).to(key_mask.device)
+        else:
+            sc = scores[:, i:i + 1].index_select(-2, idx).index_select(-1, idx)  # [L, 1, H, n, n]
+        km = torch.ones((1, n), dtype=torch.bool, device=key_mask.device)
+        _, d = make_drops(sc, km, acfg.p, acfg.q, mode, acfg.ties, acfg.fixed_rate, gen, group=0)
+        rows = torch.zeros((num_layers, heads, n, T), dtype=torch.bool, device=key_mask.device)
+        rows[..., idx] = d[:, 0]
+        dropped[:, i].index_copy_(-2, idx, rows)
+    return dropped

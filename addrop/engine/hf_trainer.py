@@ -58,6 +58,9 @@ class ADDropConfig:
     seed: int | None = None
     task: str | None = None  # the GLUE task, for the paper's layers
     attribution_pass: str = "eval"  # eval (no dropout) | train (dropout on, as the reference code)
+    # each example's masks from its own seed (the run's seed, its place in the global batch order): the draws
+    # then do not depend on the number of processes, so data-parallel AD-DROP epochs match one process's
+    seed_per_example: bool = False
 
     def __post_init__(self):
         self.layers = parse_layers(self.layers)
@@ -113,6 +116,7 @@ class ADDropTrainer(Trainer):
         self._addrop_gen: torch.Generator | None = None
         self._addrop_shares: list[float] = []
         self._addrop_last_epoch: int | None = None
+        self._addrop_micro = 0  # masked micro-batches so far (seed_per_example)
         self.addrop_epochs: list[int] = []  # the epochs (from 1) in which masked steps ran
         if self.addrop_enabled and self.args.n_gpu > 1:
             # DataParallel runs replicas in threads, and the mask settings are per thread: they would be lost
@@ -155,7 +159,18 @@ class ADDropTrainer(Trainer):
             batch["attention_mask"] = torch.ones_like(batch["input_ids"])
         device = batch["input_ids"].device
         acfg = self.addrop_config.attribution(seed=self.args.seed)
-        return drops_for(unwrapped, batch, acfg, self._generator(device))
+        seeds = self._example_seeds(batch["input_ids"].shape[0]) if self.addrop_config.seed_per_example else None
+        return drops_for(unwrapped, batch, acfg, self._generator(device), example_seeds=seeds)
+
+    def _example_seeds(self, b: int) -> list[int]:
+        """Per example: the run's seed and the example's place in the global order of training examples
+        (micro-batch count x global batch + rank x local batch + index), the same in one process or several
+        (with equal local batches, as the Trainer's sharded loader gives)."""
+        world, rank = max(1, self.args.world_size), self.args.process_index
+        base = self._addrop_micro * world * b + rank * b
+        self._addrop_micro += 1
+        seed = self.addrop_config.seed if self.addrop_config.seed is not None else self.args.seed
+        return [(int(seed) + 1) * 1_000_003 + base + i for i in range(b)]
 
     # ------------------------------------------------------------------------------------------- overrides
     def training_step(self, model, inputs, num_items_in_batch=None):

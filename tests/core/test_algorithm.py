@@ -109,3 +109,23 @@ def test_captum_backend_rejects_the_train_pass():
 
     with pytest.raises(UserError, match="eval mode"):
         AttributionConfig(backend="captum", attribution_pass="train")
+
+
+@pytest.mark.parametrize("method", ["ga", "rd"])
+def test_per_example_seeds_make_masks_independent_of_the_batch(load, make_batch, method):
+    loaded = load("tiny-bert")
+    acfg = AttributionConfig(method=method, p=0.3, q=0.5, layers=None)
+    texts = ("a gripping, funny film", "the plot drags on and on while nothing at all happens to anyone", "fine")
+    full = make_batch(loaded, texts)
+    km = full["attention_mask"].bool()
+    together, _ = drops_for(loaded.model, full, acfg, None, example_seeds=[7, 8, 9])
+    for i, seed in enumerate((7, 8, 9)):
+        alone_batch = make_batch(loaded, texts[i])
+        alone, _ = drops_for(loaded.model, alone_batch, acfg, None, example_seeds=[seed])
+        n = int(km[i].sum())
+        for l in together:
+            assert torch.equal(together[l][i, :, :n, :n], alone[l][0, :, :n, :n])
+            assert not together[l][i, :, n:].any() and not together[l][i, :, :, n:].any()
+    # and a different seed gives a different draw
+    other, _ = drops_for(loaded.model, full, acfg, None, example_seeds=[1, 2, 3])
+    assert any(not torch.equal(other[l], together[l]) for l in other)

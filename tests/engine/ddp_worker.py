@@ -1,6 +1,7 @@
-"""One ADDropTrainer run on a tiny BERT, launched by tests/engine/test_ddp.py either as one process or under
-`torchrun --nproc_per_node 2` (gloo, CPU). Writes <out>/rank<r>.json: this rank's per-step losses (what
-compute_loss returned), the AD-DROP epochs, the dropped shares and the logged losses.
+"""ADDropTrainer runs on a tiny BERT, launched by tests/engine/test_ddp.py either as one process or under
+`torchrun --nproc_per_node 2` (gloo, CPU). Writes <out>/{batch,example}-rank<r>.json: this rank's per-step
+losses (what compute_loss returned), the AD-DROP epochs, the dropped shares and the logged losses, once with the masks
+drawn per batch (the default) and once per example (ADDropConfig(seed_per_example=True)).
 
     python tests/engine/ddp_worker.py OUT GLOBAL_BATCH           # one process, batch GLOBAL_BATCH
     torchrun --nproc_per_node 2 tests/engine/ddp_worker.py OUT GLOBAL_BATCH
@@ -61,6 +62,11 @@ class Recording(ADDropTrainer):
 
 
 def main(out: str, global_batch: int) -> None:
+    for per_example in (False, True):
+        run(out, global_batch, per_example)
+
+
+def run(out: str, global_batch: int, per_example: bool) -> None:
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     torch.manual_seed(0)
@@ -74,12 +80,13 @@ def main(out: str, global_batch: int) -> None:
                              logging_steps=1, save_strategy="no", report_to=[], disable_tqdm=True,
                              ddp_backend="gloo" if world > 1 else None, dataloader_drop_last=True,
                              average_tokens_across_devices=False)
-    tr = Recording(model=model, args=args, train_dataset=Fixed(), addrop=ADDropConfig(p=0.3, q=0.5, layers="all"))
+    tr = Recording(model=model, args=args, train_dataset=Fixed(), addrop=ADDropConfig(p=0.3, q=0.5, layers="all",
+                                                                             seed_per_example=per_example))
     tr.step_losses = []
     tr.train()
     logged = [h for h in tr.state.log_history if "loss" in h]
     Path(out).mkdir(parents=True, exist_ok=True)
-    (Path(out) / f"rank{rank}.json").write_text(json.dumps({
+    (Path(out) / f"{'example' if per_example else 'batch'}-rank{rank}.json").write_text(json.dumps({
         "world": world, "rank": rank, "step_losses": tr.step_losses, "addrop_epochs": tr.addrop_epochs,
         "logged": [h["loss"] for h in logged], "shares": [h.get("addrop_dropped_share") for h in logged],
         "flags": [h.get("addrop_epoch") for h in logged]}))
