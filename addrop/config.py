@@ -22,10 +22,23 @@ MODE_LABELS = {"high": "high (AD-DROP)", "low": "low", "random": "random"}
 TIES = ("paper", "strict")
 COUNTS = ("equal", "reference")  # keys dropped per row by the fixed-share strategies (core/masking.py)
 ATTRIBUTION_PATHS = ("auto", "padded", "packed", "by-length", "per-example")
+ATTRIBUTION_PASSES = ("eval", "train")  # eval: no dropout (deterministic); train: as the reference code
 STRATEGIES = ("vanilla", "addrop", "drop-high", "drop-low", "drop-random", "none")
 PRIOR_STRATEGIES = ("none", "drop-random", "drop-low", "drop-high")
 PRIOR_MODES = {"drop-high": "high", "drop-low": "low", "drop-random": "random"}  # the region each one drops
 DATA_SOURCES = ("auto", "glue", "hf", "csv", "demo")
+LR_SCHEDULES = ("linear", "constant")  # linear: warm-up then linear decay; constant: warm-up then flat
+STOP_ON = ("loss", "metric")  # early stopping on the dev loss or on the task's primary dev metric
+PAPER = "paper"  # layers "paper": the task's layers in the paper (PAPER_LAYERS); elsewhere all layers
+# Section 3.2 (and the reference's run_addrop.sh): AD-DROP in the first layer only for these tasks, in every
+# layer for CoLA, MRPC and RTE. Keys are task names without '-' or '_'; a task not named (demo, csv): all layers.
+PAPER_LAYERS: dict[str, tuple[int, ...] | None] = {"sst2": (0,), "mnli": (0,), "qnli": (0,), "qqp": (0,),
+                                                   "stsb": (0,), "cola": None, "mrpc": None, "rte": None}
+PRESETS = ("none", "paper")
+# The reference's training regime (run_addrop.sh / sst2/trainer.py): batch 16, constant lr 1e-5, max length 100,
+# up to 50 epochs, early stopping on the dev metric with patience 5, the best epoch kept.
+PAPER_PRESET = {"batch_size": 16, "lr": 1e-5, "lr_schedule": "constant", "warmup_ratio": 0.0, "max_length": 100,
+                "epochs": 50, "early_stopping": 5, "stop_on": "metric", "keep_best": True}
 MAX_SEEDS = 10_000  # seeds one command may name
 
 
@@ -45,14 +58,36 @@ def _choice(name: str, value: str, allowed: tuple[str, ...]) -> None:
         raise UserError(f"unknown {name} {value!r}: choose one of {', '.join(allowed)}")
 
 
-def parse_layers(spec) -> tuple[int, ...] | None:
-    """'all' / None -> None (all layers); '0,3' or [0, 3] -> (0, 3). Negative indices count from the top."""
+def paper_layers(task: str | None) -> tuple[int, ...] | None:
+    """The layers the paper applies AD-DROP to for `task` (Section 3.2): (0,) or None (all); all for other tasks."""
+    key = str(task or "").lower().replace("-", "").replace("_", "")
+    return PAPER_LAYERS.get(key)
+
+
+def with_preset(settings: dict, preset: str | None, given=None) -> dict:
+    """TrainConfig keyword arguments with a preset's values for the settings not in `given` (default: the keys of
+    `settings`), and `preset` recorded: `TrainConfig(**with_preset({"task": "rte"}, "paper"))`."""
+    preset = preset or "none"
+    _choice("preset", preset, PRESETS)
+    given = set(settings) if given is None else set(given)
+    out = dict(settings, preset=preset)
+    if preset == "paper":
+        out.update({k: v for k, v in PAPER_PRESET.items() if k not in given})
+    return out
+
+
+def parse_layers(spec):
+    """'all' / None -> None (all layers); '0,3' or [0, 3] -> (0, 3); 'paper' stays 'paper' (the task's paper
+    layers, resolved by TrainConfig and ADDropConfig; all layers where no task is known). Negative indices count
+    from the top."""
     if spec is None:
         return None
     if isinstance(spec, str):
         s = spec.strip().lower()
         if s in ("", "all"):
             return None
+        if s == PAPER:
+            return PAPER
         try:
             return tuple(int(x) for x in s.split(","))
         except ValueError:
@@ -62,7 +97,7 @@ def parse_layers(spec) -> tuple[int, ...] | None:
 
 def resolve_layers(layers: tuple[int, ...] | None, num_layers: int) -> list[int]:
     """Turn a layer selection into sorted absolute indices, checking the range against the model."""
-    if layers is None:
+    if layers is None or layers == PAPER:  # 'paper' with no task known: all layers
         return list(range(num_layers))
     out = []
     for l in layers:
@@ -118,8 +153,10 @@ class AttributionConfig:
                           "weights, rd random", choices=METHODS, aliases=("--attribution",))
     backend: str = setting("native", "native: addrop's own batched code; captum: the same quantity through Captum "
                            "(ga, iga)", choices=BACKENDS)
-    layers: tuple[int, ...] | None = setting(None, "layers: 'all' or comma-separated indices such as 0 or 0,3",
-                                             metavar="all|0,3")
+    layers: tuple[int, ...] | str | None = setting(PAPER, "layers: paper (the task's layers in the paper: 0 for "
+                                                   "SST-2, MNLI, QNLI, QQP, STS-B; all for CoLA, MRPC, RTE and "
+                                                   "other tasks), 'all', or indices such as 0 or 0,3",
+                                                   metavar="paper|all|0,3")
     steps: int = setting(20, "IGA steps m (Eq. 3)")
     target: str = setting("pseudo", "label attributed: pseudo (the predicted class, AD-DROP's default), gold (the "
                           "example's label) or label (the class --label K)", choices=TARGETS)
@@ -139,6 +176,9 @@ class AttributionConfig:
     path: str = setting("auto", "how a padded batch is attributed: auto, padded, packed, by-length or per-example "
                         "(same numbers; see addrop/core/attribution.py)", choices=ATTRIBUTION_PATHS,
                         flag="--attribution-path")
+    attribution_pass: str = setting("eval", "mode of the attribution pass: eval (no dropout, deterministic) or "
+                                    "train (dropout on, gradients of the probabilities after attention dropout, "
+                                    "as the reference code)", choices=ATTRIBUTION_PASSES)
 
     def __post_init__(self):
         self.method = str(self.method).lower()
@@ -151,6 +191,9 @@ class AttributionConfig:
         if self.count is not None:
             _choice("count rule", self.count, COUNTS)
         _choice("attribution path", self.path, ATTRIBUTION_PATHS)
+        _choice("attribution pass", self.attribution_pass, ATTRIBUTION_PASSES)
+        if self.backend == "captum" and self.attribution_pass != "eval":
+            raise UserError("the captum backend attributes in eval mode only: use attribution_pass eval")
         if self.backend == "captum" and self.method not in CAPTUM_METHODS:
             raise UserError(f"the captum backend computes {' and '.join(CAPTUM_METHODS)} only, not {self.method}")
         self.layers = parse_layers(self.layers)
@@ -165,7 +208,7 @@ class AttributionConfig:
 
     def to_dict(self) -> dict:
         d = asdict(self)
-        d["layers"] = list(self.layers) if self.layers is not None else "all"
+        d["layers"] = "all" if self.layers is None else self.layers if self.layers == PAPER else list(self.layers)
         return d
 
     @classmethod
@@ -202,6 +245,8 @@ class TrainConfig:
     shots: int | None = setting(None, "k training examples per class (few-shot)")
     batch_size: int = setting(16, "batch size")
     lr: float = setting(2e-5, "peak learning rate")
+    lr_schedule: str = setting("linear", "learning rate after the warm-up: linear decay to 0, or constant",
+                               choices=LR_SCHEDULES)
     weight_decay: float = setting(0.01, "AdamW weight decay")
     warmup_ratio: float = setting(0.1, "share of the steps with a linear learning-rate warm-up")
     max_grad_norm: float = setting(1.0, "gradient clipping norm")
@@ -210,7 +255,13 @@ class TrainConfig:
     device: str = setting("auto", "auto (cuda, then mps, then cpu), cpu, cuda:N")
     clean_train_loss: bool | None = setting(None, "also record the unmasked eval-mode training loss (default: on "
                                             "for the prior experiment, off elsewhere)")
-    early_stopping: int = setting(0, "patience in epochs on the dev loss (0: off)")
+    early_stopping: int = setting(0, "patience in epochs without a better dev loss or metric (0: off)")
+    stop_on: str = setting("loss", "what early stopping and the best epoch watch: the dev loss, or the task's "
+                           "primary dev metric (the paper)", choices=STOP_ON)
+    keep_best: bool = setting(False, "keep the best epoch's weights (model.safetensors holds them)")
+    preset: str = setting("none", "paper: the reference's regime (batch 16, constant lr 1e-5, no warm-up, max "
+                          "length 100, up to 50 epochs, early stopping on the dev metric with patience 5, best "
+                          "epoch kept) for every one of those settings not given explicitly", choices=PRESETS)
     save_weights: bool = setting(False, "also write model.safetensors")
     name: str | None = setting(None, "run id (a safe file name; generated when left out)")
     save_every_epoch: bool = setting(False, "also keep every epoch's weights (model.epochN.safetensors; open one "
@@ -225,6 +276,11 @@ class TrainConfig:
             self.attribution = AttributionConfig.from_dict(self.attribution)
         self.strategy = str(self.strategy).lower()
         _choice("strategy", self.strategy, STRATEGIES)
+        _choice("preset", self.preset, PRESETS)
+        _choice("learning-rate schedule", self.lr_schedule, LR_SCHEDULES)
+        _choice("early-stopping target", self.stop_on, STOP_ON)
+        if self.attribution.layers == PAPER:
+            self.attribution = replace(self.attribution, layers=paper_layers(self.task))
         for name in ("epochs", "batch_size", "max_length"):
             v = getattr(self, name)
             if not isinstance(v, int) or v < 1:

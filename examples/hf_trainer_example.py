@@ -73,9 +73,9 @@ def main(argv=None):
     trainer = ADDropTrainer(
         model=model, args=args, train_dataset=Examples(train, tokenizer), eval_dataset=Examples(dev, tokenizer),
         data_collator=DataCollatorWithPadding(tokenizer), compute_metrics=metrics,
-        # AD-DROP: GA attribution with the pseudo label, candidate region p, drop probability q, all layers,
-        # cross-tuning (epochs 1, 3, ... plain; 2, 4, ... AD-DROP). None (or enabled=False): the plain Trainer.
-        addrop=None if a.no_addrop else ADDropConfig(method="ga", p=a.p, q=a.q, layers="all", cross_tuning=True),
+        # AD-DROP: GA attribution with the pseudo label, candidate region p, drop probability q, the task's
+        # paper layers, cross-tuning (epochs 1, 3, ... plain; 2, 4, ... AD-DROP). None: the plain Trainer.
+        addrop=None if a.no_addrop else ADDropConfig(method="ga", p=a.p, q=a.q, task=a.task, cross_tuning=True),
     )
     trainer.train()
     result = trainer.evaluate()

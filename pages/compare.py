@@ -6,7 +6,9 @@ import streamlit as st
 
 from addrop.experiments import plans, verdicts
 from addrop.studio import plots
-from addrop.config import METHOD_LABELS, AttributionConfig, TrainConfig
+from addrop.config import (METHOD_LABELS, PAPER_PRESET, AttributionConfig, TrainConfig, paper_layers,
+                           resolve_layers, with_preset)
+from addrop.experiments.best import best_vs_last
 from addrop.errors import UserError
 from addrop.engine.runs import list_runs, metrics_frame
 from pages import _common as ui
@@ -34,11 +36,13 @@ loaded = c.need_model()
 spec, train, dev = c.need_data()
 L = loaded.num_layers
 
+PAPER_LAYERS = resolve_layers(paper_layers(spec.name), L)  # the task's layers in the paper (Section 3.2)
 ui.defaults(cm_train=min(200, len(train)), cm_dev=min(100, len(dev)), cm_epochs=4, cm_batch=16, cm_lr=5e-5,
-            cm_method="ga", cm_p=0.3, cm_q=0.3, cm_layers=list(range(L)), cm_cross=True, cm_seeds=SEEDS,
-            cm_seed0=0, cm_target="pseudo", cm_steps=20, cm_maxlen=128)
-if not all(isinstance(l, int) and 0 <= l < L for l in st.session_state.get("cm_layers") or []):
-    st.session_state["cm_layers"] = list(range(L))
+            cm_method="ga", cm_p=0.3, cm_q=0.3, cm_layers=PAPER_LAYERS, cm_cross=True, cm_seeds=SEEDS,
+            cm_seed0=0, cm_target="pseudo", cm_steps=20, cm_maxlen=128, cm_paper=False, cm_layers_task=spec.name)
+if st.session_state.get("cm_layers_task") != spec.name or not all(
+        isinstance(l, int) and 0 <= l < L for l in st.session_state.get("cm_layers") or []):
+    st.session_state["cm_layers"], st.session_state["cm_layers_task"] = PAPER_LAYERS, spec.name
 for k, n in (("cm_train", len(train)), ("cm_dev", len(dev))):
     st.session_state[k] = max(1, min(int(st.session_state[k]), n))
 
@@ -55,7 +59,8 @@ with st.form("compare_form"):
                  help="Probability of dropping each candidate (Eq. 7).")
     layers = e.multiselect("Layers", list(range(L)), key="cm_layers", persist_state=SS,
                            format_func=lambda l: f"layer {l}", help="Layers whose attention AD-DROP masks "
-                           "(the paper: all, or the first).")
+                           "(default: the paper's for this task, the first for SST-2, MNLI, QNLI, QQP, STS-B and "
+                           "all for CoLA, MRPC, RTE).")
     a, b, d, e = st.columns(4)
     cross = a.toggle("Cross-tuning", key="cm_cross", persist_state=SS,
                      help="On: plain epochs 1, 3, 5, … and AD-DROP epochs 2, 4, … (Algorithm 1). Off: AD-DROP "
@@ -84,12 +89,17 @@ with st.form("compare_form"):
                                help="Only used with IGA (the paper: 20).")
         maxlen = d.number_input("Max tokens per example", 8, 512, key="cm_maxlen", persist_state=SS,
                                 help="Longer examples are cut.")
-    est_base = TrainConfig(model=c.model_name or "minilm", epochs=int(epochs), train_size=int(n_train),
-                           dev_size=int(n_dev))
+    paper = st.toggle("Paper preset", key="cm_paper", persist_state=SS,
+                      help="The reference's regime, in place of epochs, batch size, learning rate and max tokens: "
+                           "batch 16, constant lr 1e-5, max length 100, up to 50 epochs, early stopping on the dev "
+                           "metric (patience 5), best epoch kept.")
+    est_base = TrainConfig(model=c.model_name or "minilm", epochs=50 if paper else int(epochs),
+                           train_size=int(n_train), dev_size=int(n_dev))
     est_attr = AttributionConfig(method=method, p=float(p), q=float(q), steps=int(steps))
     est = plans.time_estimate(plans.compare_plan(est_base, est_attr, bool(cross), list(range(int(n_seeds))),
                                                  "").configs, str(c.model_name))
-    st.caption(f"{2 * int(n_seeds)} runs × {int(epochs)} epochs on {int(n_train)} + {int(n_dev)} examples ({est})."
+    st.caption(f"{2 * int(n_seeds)} runs × {50 if paper else int(epochs)} epochs on {int(n_train)} + {int(n_dev)} "
+               f"examples ({est}{', at most: early stopping may end them sooner' if paper else ''})."
                + (" **One seed tells nothing**: the verdict needs the spread over three or more seeds."
                   if int(n_seeds) == 1 else ""))
     start = st.form_submit_button("Start the comparison", key="cm_start", type="primary", icon=":material/play_arrow:",
@@ -101,9 +111,12 @@ def _plan():
         raise UserError("choose at least one layer for AD-DROP")
     attr = AttributionConfig(method=method, target=target, layers=list(layers), p=float(p), q=float(q),
                              steps=int(steps))
-    base = TrainConfig(model=c.model_name, device=c.device, **c.data_args, epochs=int(epochs),
-                       train_size=int(n_train), dev_size=int(n_dev), batch_size=int(batch), lr=float(lr),
-                       max_length=int(maxlen))
+    settings = dict(model=c.model_name, device=c.device, **c.data_args, epochs=int(epochs),
+                    train_size=int(n_train), dev_size=int(n_dev), batch_size=int(batch), lr=float(lr),
+                    max_length=int(maxlen))
+    if paper:  # the preset replaces the training fields it names
+        settings = with_preset({k: v for k, v in settings.items() if k not in PAPER_PRESET}, "paper")
+    base = TrainConfig(**settings)
     seeds = list(range(int(seed0), int(seed0) + int(n_seeds)))
     return plans.compare_plan(base, attr, bool(cross), seeds, str(ui.runs_dir()))
 
@@ -151,6 +164,10 @@ def show(frame: pd.DataFrame, key: str) -> None:
             st.metric("AD-DROP epoch / vanilla epoch", f"{ratio:.2f}×",
                       help="Seconds per AD-DROP epoch (masked epochs only, with cross-tuning) over seconds per "
                            "vanilla epoch.")
+    best = best_vs_last(frame)
+    if not best.empty:
+        st.markdown("**Best epoch beside the last** (mean over seeds)")
+        st.dataframe(best, hide_index=True)
 
 
 def draw(snap: dict) -> None:

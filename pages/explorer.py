@@ -1,6 +1,8 @@
 """Attribution explorer: one example's attention and attribution maps, the AD-DROP mask and what it does."""
 from __future__ import annotations
 
+from dataclasses import replace
+
 import streamlit as st
 
 from addrop.config import CAPTUM_METHODS, METHOD_LABELS, MODE_LABELS, AttributionConfig
@@ -318,6 +320,12 @@ else:
                     key_mask=expl.key_mask[0], title=f"captum − native, layer {layer}, head {head}"),
                     key="ex_fig_diff")
                 st.caption("Differences at the level of float rounding (relative ~1e-6) mean the backends agree.")
+
+if cfg.method != "rd" and st.toggle("Eval- vs train-mode attribution pass", key="ex_passes", help="Jaccard overlap "
+                                    "of the candidate regions of our eval-mode pass and of train-mode passes "
+                                    "(dropout on, as the reference code), and of two train-mode passes."):
+    o = explore.pass_overlap(loaded.model, expl.batch, replace(cfg, backend="native", layers=None), draws=2)
+    st.caption(f"Region overlap (Jaccard): eval vs train {o.eval_vs_train:.2f}, train vs train {o.train_vs_train:.2f}.")
 
 st.subheader("Export")
 settings = dict(model=c.model_name, device=c.device, text=text, pair=pair or None, gold=gold,

@@ -16,6 +16,7 @@ def add_parser(sub) -> None:
 
 def run(a) -> int:
     from ..engine.runs import list_runs, metrics_frame
+    from ..experiments.best import best_vs_last
     from ..experiments.plans import compare_plan, compare_summary
     from ..experiments.verdicts import compare_verdict
     from ..studio.background import plan_job
@@ -42,5 +43,9 @@ def run(a) -> int:
         print("\nverdict (paired by seed):")
         for sentence in compare_verdict(frame)["sentences"]:
             print(f"- {sentence}")
+        best = best_vs_last(frame)
+        if not best.empty:
+            print("\nbest epoch beside the last (mean over seeds):")
+            print(best.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
     print(f"runs -> {plan.root}")
     return status

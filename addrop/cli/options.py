@@ -7,12 +7,34 @@ from __future__ import annotations
 import argparse
 from dataclasses import MISSING, fields
 
-from ..config import AttributionConfig, TrainConfig
+from ..config import AttributionConfig, TrainConfig, with_preset
 
 # The attribution settings a training command takes (the rest are the prior experiment's or the explorer's).
-TRAIN_ATTRIBUTION = ("method", "layers", "steps", "target", "p", "q", "count")
+TRAIN_ATTRIBUTION = ("method", "layers", "steps", "target", "p", "q", "count", "attribution_pass")
 _TYPES = {"int": int, "float": float, "str": str}
 _MADE = "_options_made"  # parser default: {dataclass name: the fields that got an option}
+
+
+_GIVEN = "_options_given"  # namespace attribute: the dests set on the command line (a preset fills the rest)
+
+
+def _note(namespace, dest: str) -> None:
+    given = set(getattr(namespace, _GIVEN, None) or ())
+    setattr(namespace, _GIVEN, given | {dest})
+
+
+class _Store(argparse.Action):
+    """argparse's plain store, noting that the option was given."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        setattr(namespace, self.dest, values)
+        _note(namespace, self.dest)
+
+
+class _Flag(argparse.BooleanOptionalAction):
+    def __call__(self, parser, namespace, values, option_string=None):
+        super().__call__(parser, namespace, values, option_string)
+        _note(namespace, self.dest)
 
 
 def _python_type(annotation: str):
@@ -44,8 +66,9 @@ def add_options(parser, cls, only=None, skip=(), defaults: dict | None = None) -
         help_text = meta.get("help", "")
         kw: dict = {"dest": f.name, "default": default}
         if str(f.type).startswith("bool"):
-            kw["action"] = argparse.BooleanOptionalAction
+            kw["action"] = _Flag
         else:
+            kw["action"] = _Store
             kw["type"] = _python_type(f.type)
             if meta.get("choices"):
                 kw["choices"] = list(meta["choices"])
@@ -65,6 +88,9 @@ def build(cls, args, **overrides):
     made = (getattr(args, _MADE, None) or {}).get(cls.__name__, ())
     kw = {name: getattr(args, name) for name in made}
     kw.update(overrides)
+    if cls is TrainConfig and "preset" in kw:  # the preset fills every setting not given on the command line
+        given = set(getattr(args, _GIVEN, None) or ()) | set(overrides)
+        kw = with_preset(kw, kw["preset"], given)
     return cls(**kw)
 
 

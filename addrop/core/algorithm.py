@@ -18,22 +18,68 @@ def is_addrop_epoch(epoch: int, cross_tuning: bool = True) -> bool:
     return epoch % 2 == 0 if cross_tuning else True
 
 
-def drops_for(model, batch: dict, acfg: AttributionConfig, generator: torch.Generator):
+def region_mode(acfg: AttributionConfig) -> str:
+    """The candidate region a setting draws: RD is a per-key coin with probability p (the reference's random
+    region), whatever `mode` says; other methods use `mode` (high: AD-DROP's Eq. 6)."""
+    return "random" if acfg.method == "rd" else acfg.mode
+
+
+def drops_for(model, batch: dict, acfg: AttributionConfig, generator: torch.Generator,
+              example_seeds: list[int] | None = None):
     """The masks of one training batch. Returns ({layer: bool [B, H, T, T]}, the share of real positions dropped).
 
-    RD and the random region (drop-random) need no attribution pass: their scores are random. Otherwise the
-    model's weights are frozen during the attribution pass (it is a private training copy, so this is safe).
+    `example_seeds` (one int per example): each example's draws come from its own generator over its own real
+    tokens, so they do not depend on which other examples share the batch, on padding, or on the process that
+    holds it (data-parallel runs then draw what one process would); `generator` is then not used.
+
+    RD and the random region (drop-random) need no attribution pass. RD is drawn as the reference code draws it:
+    each real key a candidate with probability p (a per-key coin, not a fixed count per row), then dropped with
+    probability q; the random scores only choose which key a row that would lose all of them gets back.
+    Otherwise the model's weights are frozen during the attribution pass (a private training copy, so safe).
     """
     model = as_model(model)
     key_mask = batch["attention_mask"].bool()
     layers = resolve_layers(acfg.layers, model.addrop.num_layers)
-    if acfg.mode == "random" or acfg.method == "rd":
+    random = acfg.mode == "random" or acfg.method == "rd"
+    if example_seeds is not None:
+        scores = None
+        if not random:
+            with frozen(model):
+                scores = attribute(model, batch, acfg, labels=batch.get("labels")).scores
+        dropped = drops_per_example(scores, key_mask, acfg, example_seeds, len(layers),
+                                    model.config.num_attention_heads)
+        return {l: dropped[i] for i, l in enumerate(layers)}, dropped_share(dropped, key_mask)
+    if random:
         B, T = key_mask.shape
         heads = model.config.num_attention_heads
         scores = random_scores((len(layers), B, heads, T, T), key_mask, generator)  # [L, B, H, T, T]
     else:
         with frozen(model):
             scores = attribute(model, batch, acfg, labels=batch.get("labels")).scores
-    _, dropped = make_drops(scores, key_mask, acfg.p, acfg.q, acfg.mode, acfg.ties, acfg.fixed_rate, generator,
+    mode = region_mode(acfg)
+    _, dropped = make_drops(scores, key_mask, acfg.p, acfg.q, mode, acfg.ties, acfg.fixed_rate, generator,
                             count=acfg.count or "reference")
     return {l: dropped[i] for i, l in enumerate(layers)}, dropped_share(dropped, key_mask)
+
+
+def drops_per_example(scores: torch.Tensor | None, key_mask: torch.Tensor, acfg: AttributionConfig,
+                      seeds: list[int], num_layers: int, heads: int) -> torch.Tensor:
+    """Dropped positions bool [L, B, H, T, T], example i drawn over its real tokens only with a CPU generator
+    seeded with seeds[i] (scores None: RD / random region, whose scores are drawn from it too)."""
+    B, T = key_mask.shape
+    dropped = torch.zeros((num_layers, B, heads, T, T), dtype=torch.bool, device=key_mask.device)
+    mode = region_mode(acfg)
+    for i, seed in enumerate(seeds):
+        idx = key_mask[i].nonzero().squeeze(-1)  # [n] real positions (either padding side)
+        n = len(idx)
+        gen = torch.Generator().manual_seed(int(seed))
+        if scores is None:
+            sc = torch.rand((num_layers, 1, heads, n, n), generator=gen).to(key_mask.device)
+        else:
+            sc = scores[:, i:i + 1].index_select(-2, idx).index_select(-1, idx)  # [L, 1, H, n, n]
+        km = torch.ones((1, n), dtype=torch.bool, device=key_mask.device)
+        _, d = make_drops(sc, km, acfg.p, acfg.q, mode, acfg.ties, acfg.fixed_rate, gen, group=0)
+        rows = torch.zeros((num_layers, heads, n, T), dtype=torch.bool, device=key_mask.device)
+        rows[..., idx] = d[:, 0]
+        dropped[:, i].index_copy_(-2, idx, rows)
+    return dropped

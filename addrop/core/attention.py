@@ -4,7 +4,8 @@
 controller's per-thread state, set for one forward pass, is what the attention function reads:
 
     drops  {layer: bool [B, H, T, T]}   positions to drop (additive dtype-min before softmax, Eq. 1 and 7)
-    record set of layers                whose post-softmax probabilities are recorded (in s.probs) for gradients
+    record set of layers                whose probabilities are recorded (in s.probs) for gradients: after the
+                                        attention dropout, which is the identity in eval mode
     scale  {layer: float [N]}           per-row factor on the probabilities (IGA's k/m, Eq. 3)
     gate   {layer: float [N]}           per-row factor that Captum integrates over (IG baseline = 0)
     expand {layer: c}                   repeat the hidden states c times at the input of that layer (IGA copies
@@ -68,6 +69,10 @@ class Controller(nn.Module):
         self.can_expand = False
         self.can_cls_only = False
         self.pack_offset: int | None = None  # position-id offset of packed passes; None = no packing
+        # {layer: bool [B, H, T, T]} held for a whole training step, not per thread: a backward pass that
+        # re-runs the forward (gradient checkpointing; on CUDA it runs in autograd's own threads) sees them too
+        self.pinned: dict[int, torch.Tensor] | None = None
+        self.per_token = False  # the head has an output per token (token classification): no top-layer cut
 
     @property
     def state(self) -> _State:
@@ -76,6 +81,17 @@ class Controller(nn.Module):
     def start_pass(self):
         self._state.calls = 0
         self._state.probs = {}
+
+    @contextmanager
+    def pin(self, drops: dict):
+        """Masks for every forward pass of this model until exit, in any thread, each tied to its layer (the
+        attention module's place in the encoder, not the call order): a training step's forward and the
+        recomputed forward of a checkpointed backward. Only for a model no one else uses meanwhile."""
+        self.pinned = dict(drops)
+        try:
+            yield
+        finally:
+            self.pinned = None
 
     @property
     def can_pack(self) -> bool:  # packed passes need the top-layer cut to pick one row per example
@@ -119,7 +135,11 @@ def addrop_attention(module, query, key, value, attention_mask, scaling=None, dr
         # (where _reset_hook zeroes the count) numbered 0..L-1 too
         layer = s.calls % ctrl.num_layers
         s.calls += 1
+        tagged = getattr(module, "_addrop_layer", None)  # the module's own layer (absent: ALBERT's shared one)
+        layer = tagged if tagged is not None else layer
         drop = s.drops.get(layer)
+        if drop is None and ctrl.pinned is not None:
+            drop = ctrl.pinned.get(layer)
         if drop is not None:
             attn_weights = attn_weights.masked_fill(drop, torch.finfo(attn_weights.dtype).min)
     attn_weights = nn.functional.softmax(attn_weights, dim=-1)
@@ -130,11 +150,13 @@ def addrop_attention(module, query, key, value, attention_mask, scaling=None, dr
         if layer in s.gate:
             attn_weights = attn_weights * _rows(s.gate[layer], n)
         attn_weights = ctrl.probes[layer](attn_weights)
-        if layer in s.record:
-            if not attn_weights.requires_grad:  # nothing upstream needs grad (e.g. frozen model): make it a leaf
-                attn_weights.requires_grad_(True)
-            s.probs[layer] = attn_weights
     attn_weights = nn.functional.dropout(attn_weights, p=dropout, training=module.training)
+    if layer is not None and layer in s.record:
+        # recorded after attention dropout (the identity in eval mode): a train-mode attribution pass then
+        # differentiates the probabilities the values are really multiplied by, as the reference code does
+        if not attn_weights.requires_grad:  # nothing upstream needs grad (e.g. frozen model): make it a leaf
+            attn_weights.requires_grad_(True)
+        s.probs[layer] = attn_weights
     attn_output = torch.matmul(attn_weights, value)
     attn_output = attn_output.transpose(1, 2).contiguous()
     return attn_output, attn_weights
@@ -257,10 +279,12 @@ def install(model) -> Controller:
     if layers is not None:
         for i, layer in enumerate(layers):
             object.__setattr__(layer, "_addrop_index", i)
+            for sub in layer.modules():  # the attention function finds its layer from its module
+                object.__setattr__(sub, "_addrop_layer", i)
             hooks.append(layer.register_forward_pre_hook(_expand_hook, with_kwargs=True))
     try:
-        _check_called(model, ctrl, model_type)
-        hooks += _install_cls_cut(model, ctrl, layers)
+        ctrl.per_token = _check_called(model, ctrl, model_type)
+        hooks += _install_cls_cut(model, ctrl, layers) if not ctrl.per_token else []
         ctrl.pack_offset = packing_offset(model, ctrl)
     except UnsupportedModelError:
         # undo, so the model is not left looking installed (a second install() would return this controller)
@@ -270,6 +294,7 @@ def install(model) -> Controller:
         for mod in tagged:
             mod.__dict__.pop("_addrop_ctrl", None)
             mod.__dict__.pop("_addrop_index", None)
+            mod.__dict__.pop("_addrop_layer", None)
         if previous_impl is not None and getattr(model.config, "_attn_implementation", None) != previous_impl:
             try:
                 model.set_attn_implementation(previous_impl)
@@ -286,18 +311,21 @@ def unsupported(model_type: str) -> UnsupportedModelError:
         f"AD-DROP cannot reach its attention maps; supported families: {', '.join(SUPPORTED_FAMILIES)}")
 
 
-def _check_called(model, ctrl: Controller, model_type: str) -> None:
-    """The config can name our implementation while the model still runs its own attention: check by calling."""
+def _check_called(model, ctrl: Controller, model_type: str) -> bool:
+    """The config can name our implementation while the model still runs its own attention: check by calling.
+    Returns whether the head has an output per token ([B, T, C] logits: token classification)."""
     device = next(model.parameters()).device
     ids = torch.tensor([[0, 1, 2]], device=device)
     try:
         with eval_mode(model), torch.no_grad(), ctrl.pass_settings(record=range(ctrl.num_layers)) as s:
-            model(input_ids=ids, attention_mask=torch.ones_like(ids))
+            out = model(input_ids=ids, attention_mask=torch.ones_like(ids))
             called = len(s.probs)
     except Exception:  # noqa: BLE001 - a model that cannot run our attention function
         raise unsupported(model_type) from None
     if called != ctrl.num_layers:
         raise unsupported(model_type)
+    logits = getattr(out, "logits", None)
+    return isinstance(logits, torch.Tensor) and logits.dim() == 3
 
 
 def controller(model) -> Controller:

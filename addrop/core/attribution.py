@@ -2,7 +2,9 @@
 hands over to captum_backend.py).
 
 All methods return an `Attribution` whose tensors are shaped [L, B, H, T, T] over the selected layers. The
-model is put in eval mode for the attribution passes and its previous mode is restored afterwards.
+model is put in eval mode for the attribution passes (`attribution_pass="train"`: train mode, dropout on, the
+gradient taken at the probabilities after attention dropout, as the reference code) and its previous mode is
+restored afterwards.
 
 Where IGA differs from the AD-DROP reference code: the reference recomputes the argmax at every scaled step and
 scales the attention *output* (so each step's gradient is weighted by k/m). Here the target class is fixed
@@ -18,6 +20,9 @@ How a padded batch is run (`AttributionConfig.path`; the numbers agree to roundi
                  be paid m times)
     auto         on a CPU: packed for GA/AA where possible, else by-length; per-example for IGA; padded for
                  RD and on accelerators (one big pass is faster there). docs/performance.md has the measurements.
+
+A batch that is not right-padded (a tokenizer with padding_side="left") always runs padded: the other paths
+assume each row's real tokens come first.
 """
 from __future__ import annotations
 
@@ -29,10 +34,10 @@ from torch import nn
 from ..config import AttributionConfig, resolve_layers
 from ..errors import UserError
 from .captum_backend import attribute_captum
-from .grouping import length_groups, worth_grouping
-from .objective import Attribution, objective, real_only, target_classes
+from .grouping import length_groups, right_padded, worth_grouping
+from .objective import Attribution, ignore_pads, objective, real_only, target_classes
 from .packing import MAX_PACK_TOKENS, groups, pack, unpack
-from .passes import eval_mode, model_inputs
+from .passes import model_inputs, pass_mode
 
 BY_LENGTH = 4  # examples per sub-batch on the by-length path
 PACKABLE = ("ga", "aa")  # methods the packed path computes (IGA expands copies per layer, RD needs no pass)
@@ -49,6 +54,10 @@ def as_model(model) -> nn.Module:
 def choose_path(model, cfg: AttributionConfig, key_mask: torch.Tensor) -> str:
     """The path `cfg.path` names, or for auto the one that is fastest for this method, model and batch."""
     ctrl = as_model(model).addrop
+    if not right_padded(key_mask) or ctrl.per_token:
+        # left padding: packing and the cuts to a width assume right padding; a token-classification head has
+        # an output (and a target) per token, which the sub-batch paths do not reassemble
+        return "padded"
     if cfg.path == "auto":
         if cfg.method in PACKABLE and ctrl.can_pack and worth_grouping(key_mask, 1):
             return "packed"
@@ -85,7 +94,7 @@ def attribute(model, batch: dict, cfg: AttributionConfig, labels: torch.Tensor |
     key_mask = batch["attention_mask"].bool()
     path = choose_path(model, cfg, key_mask)
     t0 = time.perf_counter()
-    with eval_mode(model):
+    with pass_mode(model, cfg.attribution_pass):
         if path == "packed":
             pieces = _packed(model, ctrl, inputs, key_mask, layers, cfg, labels, pack_tokens)
             att, scores, logits, target = _assemble(pieces, key_mask.shape)
@@ -166,7 +175,7 @@ def _ga(model, ctrl, inputs, layers, cfg, labels, **settings):
     """Eq. 2/5: dF_c/dA for every head of every selected layer in ONE backward call, no parameter gradients."""
     with torch.enable_grad():
         logits, probs = _forward(model, inputs, ctrl, record=layers, **settings)
-        target = target_classes(logits, cfg, labels)
+        target = ignore_pads(target_classes(logits, cfg, labels), inputs.get("attention_mask"))
         kept = [probs[l] for l in layers]
         grads = torch.autograd.grad(objective(logits, target), kept, allow_unused=True)
     scores = torch.stack([g if g is not None else torch.zeros_like(a) for g, a in zip(grads, kept)])
@@ -206,7 +215,8 @@ def _iga(model, ctrl, inputs, layers, cfg, labels):
                 run_inputs, expand = {k: v.repeat(c, *([1] * (v.dim() - 1))) for k, v in inputs.items()}, {}
             with torch.enable_grad():
                 out, kept = _forward(model, run_inputs, ctrl, record=[l], scale={l: scale}, expand=expand)
-                (g,) = torch.autograd.grad(objective(out, target.repeat(c)), [kept[l]])
+                copies = target.repeat(c, *([1] * (target.dim() - 1)))  # [c*B] (tokens: [c*B, T])
+                (g,) = torch.autograd.grad(objective(out, copies), [kept[l]])
             total += g.view(c, B, H, T, T).sum(0)
         scores[i] = att[i] * total / m
     return att, scores, logits.detach(), target

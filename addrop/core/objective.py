@@ -10,6 +10,8 @@ import torch
 from ..config import AttributionConfig
 from ..errors import UserError
 
+IGNORE = -100  # the token label transformers' losses leave out
+
 
 @dataclass
 class Attribution:
@@ -21,7 +23,8 @@ class Attribution:
     attention: torch.Tensor  # [L, B, H, T, T] post-softmax probabilities of the unmasked pass
     scores: torch.Tensor  # [L, B, H, T, T] attribution
     logits: torch.Tensor  # [B, C]
-    target: torch.Tensor  # [B] the class attributed (regression: the gold score, or nan for the prediction)
+    target: torch.Tensor  # [B] the class attributed (regression: the gold score, or nan for the prediction;
+    # token classification: [B, T], -100 on pads)
     key_mask: torch.Tensor  # [B, T] real tokens
     seconds: float = 0.0
     path: str = "padded"  # how the batch was run: padded | packed | by-length | per-example (core/attribution.py)
@@ -35,26 +38,37 @@ def target_classes(logits: torch.Tensor, cfg: AttributionConfig, labels: torch.T
             return labels.to(logits.dtype).view(-1)
         return torch.full((logits.shape[0],), float("nan"), device=logits.device)
     if cfg.target == "pseudo":
-        return logits.argmax(-1)
+        return logits.argmax(-1)  # [B], or [B, T] for a token-classification head
     if cfg.target == "gold":
         if labels is None:
             raise UserError("target 'gold' needs the example's label; use target 'pseudo' or a fixed label")
-        return labels.long().view(-1).to(logits.device)
+        return labels.long().view(logits.shape[:-1]).to(logits.device)
     if not 0 <= cfg.label < logits.shape[-1]:
         raise UserError(f"label {cfg.label} is out of range: the model has {logits.shape[-1]} classes")
-    return torch.full((logits.shape[0],), cfg.label, dtype=torch.long, device=logits.device)
+    return torch.full(logits.shape[:-1], cfg.label, dtype=torch.long, device=logits.device)
 
 
 def objective(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Sum over the batch of F: the target logit, or for regression the negative squared error (the paper's
-    appendix) or, with no gold score, the prediction itself. Examples do not interact, so one backward of the sum
+    appendix) or, with no gold score, the prediction itself; for token classification the negative
+    cross-entropy of every token against its target (the pseudo labels or the gold ones; -100 left out). Examples do not interact, so one backward of the sum
     gives every example's own gradient."""
+    if logits.dim() == 3:  # token classification [B, T, C]: F = the negative loss (the paper's Appendix A)
+        return -torch.nn.functional.cross_entropy(logits.flatten(0, 1).float(), target.reshape(-1),
+                                                  ignore_index=IGNORE, reduction="sum")
     if logits.shape[-1] == 1:
         pred = logits.view(-1)
         if torch.isnan(target).any():
             return pred.sum()
         return -((pred - target) ** 2).sum()
     return logits.gather(1, target.view(-1, 1)).sum()
+
+
+def ignore_pads(target: torch.Tensor, attention_mask: torch.Tensor | None) -> torch.Tensor:
+    """Token-level targets [B, T]: pads (and labels already -100) are left out of F."""
+    if target.dim() != 2 or attention_mask is None or attention_mask.shape != target.shape:
+        return target
+    return target.masked_fill(~attention_mask.bool(), IGNORE)
 
 
 def real_only(t: torch.Tensor, key_mask: torch.Tensor) -> torch.Tensor:

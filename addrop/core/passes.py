@@ -41,6 +41,25 @@ def eval_mode(model):
 
 
 @contextmanager
+def pass_mode(model, which: str = "eval"):
+    """Attribution passes run in eval mode (no dropout) or, with which="train", in train mode (dropout on, as the
+    reference code's first pass); the caller's mode comes back afterwards."""
+    was = model.training
+    model.train(which == "train")
+    # gradient checkpointing (active in train mode only) would run a reentrant layer's first forward without a
+    # graph, so the recorded probabilities would get no gradient: attribution passes run without it
+    ckpt = [m for m in model.modules() if getattr(m, "gradient_checkpointing", False) is True]
+    for m in ckpt:
+        m.gradient_checkpointing = False
+    try:
+        yield
+    finally:
+        for m in ckpt:
+            m.gradient_checkpointing = True
+        model.train(was)
+
+
+@contextmanager
 def frozen(model):
     """Parameters stop requiring grad for the duration: attribution passes then record no graph for weight
     gradients (faster; see docs/performance.md). Only for a model no other thread uses at the time (a training

@@ -3,15 +3,17 @@
     from addrop import ADDropConfig, ADDropTrainer
 
     trainer = ADDropTrainer(model=model, args=training_args, train_dataset=..., eval_dataset=...,
-                            addrop=ADDropConfig(p=0.3, q=0.3, method="ga", layers="all", cross_tuning=True))
+                            addrop=ADDropConfig(p=0.3, q=0.3, method="ga", task="sst-2", cross_tuning=True))
     trainer.train()
 
 Everything else is the Trainer a user knows: the same arguments, optimizer, scheduler, logging, callbacks,
 checkpoints and evaluation. On an AD-DROP epoch (with cross-tuning the even epochs 2, 4, ... counting from 1;
 without it every epoch) each training batch first gets its attribution (GA by default, pseudo label, model in
 eval mode, no parameter gradients), the Eq. 6-7 masks are drawn from it, and the loss is the one of the masked
-forward pass (Algorithm 1). Evaluation and prediction never mask. With ``addrop=None`` or ``enabled=False`` the
-class is exactly `transformers.Trainer` (the model is not even touched).
+forward pass (Algorithm 1). The masks are pinned to their layers for the whole `training_step`, forward and
+backward, so gradient checkpointing (reentrant or not) recomputes the masked forward. Evaluation and prediction
+never mask. With ``addrop=None`` or ``enabled=False`` the class is exactly `transformers.Trainer` (the model is
+not even touched). Layers default to the paper's for ``task`` (ADDropConfig), all layers without one.
 
 The model must route its attention through transformers' AttentionInterface (BERT, RoBERTa, ELECTRA,
 DistilBERT, ALBERT, XLM-R, CamemBERT); `ADDropTrainer` switches it to addrop's attention function (eager
@@ -25,12 +27,14 @@ exactly as ``addrop.engine.training.train`` does, so both trainers give the same
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import asdict, dataclass, fields
 
 import torch
+from torch.utils.data import IterableDataset
 from transformers import Trainer
 
-from ..config import AttributionConfig, parse_layers, resolve_layers
+from ..config import PAPER, AttributionConfig, paper_layers, parse_layers, resolve_layers
 from ..core.algorithm import drops_for, is_addrop_epoch
 from ..core.attention import install
 from ..errors import UserError
@@ -45,19 +49,29 @@ class ADDropConfig:
     method: str = "ga"  # ga | iga | aa | rd
     p: float = 0.3
     q: float = 0.3
-    layers: tuple[int, ...] | str | None = None  # None / "all" = every layer, or e.g. (0,) or "0,3"
+    # "paper" (default) = the paper's layers for `task` (0 for SST-2, MNLI, QNLI, QQP, STS-B; all for CoLA, MRPC,
+    # RTE, and all when no task is named); None / "all" = every layer; or e.g. (0,) or "0,3"
+    layers: tuple[int, ...] | str | None = PAPER
     target: str = "pseudo"  # pseudo | gold
     steps: int = 20  # IGA steps m
     cross_tuning: bool = True  # plain epochs 1, 3, ...; AD-DROP epochs 2, 4, ...
     seed: int | None = None
+    task: str | None = None  # the GLUE task, for the paper's layers
+    attribution_pass: str = "eval"  # eval (no dropout) | train (dropout on, as the reference code)
+    # each example's masks from its own seed (the run's seed, its place in the global batch order): the draws
+    # then do not depend on the number of processes, so data-parallel AD-DROP epochs match one process's
+    seed_per_example: bool = False
 
     def __post_init__(self):
         self.layers = parse_layers(self.layers)
-        self.attribution()  # validates p, q, method, target, steps
+        if self.layers == PAPER:
+            self.layers = paper_layers(self.task)
+        self.attribution()  # validates p, q, method, target, steps, attribution_pass
 
     def attribution(self, seed: int = 0) -> AttributionConfig:
         return AttributionConfig(method=self.method, backend="native", layers=self.layers, steps=self.steps,
-                                 target=self.target, p=self.p, q=self.q, seed=seed)
+                                 target=self.target, p=self.p, q=self.q, seed=seed,
+                                 attribution_pass=self.attribution_pass)
 
     def is_addrop_epoch(self, epoch: int) -> bool:
         """Epochs count from 1; the cross-tuning schedule of addrop.core.algorithm."""
@@ -75,13 +89,14 @@ class ADDropConfig:
             return value
         if isinstance(value, AttributionConfig):
             return cls(method=value.method, p=value.p, q=value.q, layers=value.layers, target=value.target,
-                       steps=value.steps)
+                       steps=value.steps, attribution_pass=value.attribution_pass)
         if hasattr(value, "attribution") and hasattr(value, "strategy"):  # a TrainConfig
             if value.strategy != "addrop":
                 return cls(enabled=False)
             a = value.attribution
             return cls(method=a.method, p=a.p, q=a.q, layers=a.layers, target=a.target, steps=a.steps,
-                       cross_tuning=value.cross_tuning, seed=value.seed)
+                       cross_tuning=value.cross_tuning, seed=value.seed, task=value.task,
+                       attribution_pass=a.attribution_pass)
         if isinstance(value, dict):
             names = {f.name for f in fields(cls)}
             unknown = sorted(set(value) - names)
@@ -101,6 +116,7 @@ class ADDropTrainer(Trainer):
         self._addrop_gen: torch.Generator | None = None
         self._addrop_shares: list[float] = []
         self._addrop_last_epoch: int | None = None
+        self._addrop_micro = 0  # masked micro-batches so far (seed_per_example)
         self.addrop_epochs: list[int] = []  # the epochs (from 1) in which masked steps ran
         if self.addrop_enabled and self.args.n_gpu > 1:
             # DataParallel runs replicas in threads, and the mask settings are per thread: they would be lost
@@ -143,27 +159,68 @@ class ADDropTrainer(Trainer):
             batch["attention_mask"] = torch.ones_like(batch["input_ids"])
         device = batch["input_ids"].device
         acfg = self.addrop_config.attribution(seed=self.args.seed)
-        return drops_for(unwrapped, batch, acfg, self._generator(device))
+        seeds = self._example_seeds(batch["input_ids"].shape[0]) if self.addrop_config.seed_per_example else None
+        return drops_for(unwrapped, batch, acfg, self._generator(device), example_seeds=seeds)
+
+    def _example_seeds(self, b: int) -> list[int]:
+        """Per example: the run's seed and the example's place in the global order of training examples
+        (micro-batch count x global batch + rank x local batch + index), the same in one process or several
+        (with equal local batches, as the Trainer's sharded loader gives)."""
+        world, rank = max(1, self.args.world_size), self.args.process_index
+        base = self._addrop_micro * world * b + rank * b
+        self._addrop_micro += 1
+        seed = self.addrop_config.seed if self.addrop_config.seed is not None else self.args.seed
+        return [(int(seed) + 1) * 1_000_003 + base + i for i in range(b)]
 
     # ------------------------------------------------------------------------------------------- overrides
-    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-        if not (self.addrop_enabled and model.training):
-            return super().compute_loss(model, inputs, return_outputs=return_outputs,
-                                        num_items_in_batch=num_items_in_batch)
+    def training_step(self, model, inputs, num_items_in_batch=None):
+        """On an AD-DROP epoch: the masks first (attribution pass), then the Trainer's own step with the masks
+        pinned to their layers for the whole step, forward and backward, so a backward that re-runs the forward
+        (gradient checkpointing, reentrant or not) applies them too."""
+        drops = self._addrop_step_drops(model, inputs) if self.addrop_enabled else None
+        if drops is None:
+            return super().training_step(model, inputs, num_items_in_batch=num_items_in_batch)
+        with self.accelerator.unwrap_model(model).addrop.pin(drops):
+            return super().training_step(model, inputs, num_items_in_batch=num_items_in_batch)
+
+    def train(self, *args, **kwargs):
+        for message in self.addrop_warnings():
+            warnings.warn(message, stacklevel=2)
+        return super().train(*args, **kwargs)
+
+    def addrop_warnings(self) -> list[str]:
+        """Why this run would never reach an AD-DROP epoch (cross-tuning masks epochs 2, 4, ... only), so that
+        it does not stay silently plain: an IterableDataset (no epochs the Trainer can count) or a run of at
+        most one epoch."""
+        cfg = self.addrop_config
+        if not (self.addrop_enabled and cfg.cross_tuning) or self.train_dataset is None:
+            return []
+        ds = self.train_dataset
+        if isinstance(ds, IterableDataset) or not hasattr(ds, "__len__"):
+            return ["AD-DROP with cross-tuning masks epochs 2, 4, ... only, and an IterableDataset has no epochs "
+                    "the Trainer can count: no step will be masked. Use a map-style dataset, or "
+                    "ADDropConfig(cross_tuning=False) to mask every step."]
+        per_step = max(1, self.args.train_batch_size * max(1, self.args.world_size)
+                       * max(1, self.args.gradient_accumulation_steps))
+        steps_per_epoch = max(1, math.ceil(len(ds) / per_step))
+        total = self.args.max_steps if self.args.max_steps > 0 else math.ceil(self.args.num_train_epochs
+                                                                             * steps_per_epoch)
+        if total <= steps_per_epoch:
+            return [f"this run is {total} optimizer steps, at most one epoch ({steps_per_epoch} steps), and "
+                    "AD-DROP with cross-tuning masks epochs 2, 4, ... only: no step will be masked. Train for "
+                    "more than one epoch, or use ADDropConfig(cross_tuning=False)."]
+        return []
+
+    def _addrop_step_drops(self, model, inputs) -> dict | None:
         epoch = self.current_epoch()
-        if not self.addrop_config.is_addrop_epoch(epoch):
-            self._addrop_last_epoch = epoch
-            return super().compute_loss(model, inputs, return_outputs=return_outputs,
-                                        num_items_in_batch=num_items_in_batch)
-        drops, share = self.addrop_drops(model, inputs)
-        self._addrop_shares.append(float(share))
         self._addrop_last_epoch = epoch
+        if not self.addrop_config.is_addrop_epoch(epoch):
+            return None
+        drops, share = self.addrop_drops(model, self._prepare_inputs(inputs))
+        self._addrop_shares.append(float(share))
         if not self.addrop_epochs or self.addrop_epochs[-1] != epoch:
             self.addrop_epochs.append(epoch)
-        ctrl = self.accelerator.unwrap_model(model).addrop
-        with ctrl.pass_settings(drops=drops):
-            return super().compute_loss(model, inputs, return_outputs=return_outputs,
-                                        num_items_in_batch=num_items_in_batch)
+        return drops
 
     def log(self, logs: dict, *args, **kwargs) -> None:
         if self.addrop_enabled and "loss" in logs and self._addrop_last_epoch is not None:

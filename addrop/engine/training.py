@@ -11,7 +11,6 @@ The loaded model is never changed: a run trains a private copy.
 """
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass, field
 from typing import Callable
@@ -29,6 +28,7 @@ from .models import LoadedModel, clone_model, load_model
 from .probes import ProbeRecorder, choose_probes
 from .runs import RunWriter, read_metrics, safe_run_id
 from .weights import epoch_weights_file
+from .selection import BestTracker
 
 
 @dataclass
@@ -121,8 +121,9 @@ def evaluate(loaded: LoadedModel, enc, labels, spec, batch_size: int) -> tuple[f
 
 
 def make_optimizer(model, cfg: TrainConfig, total_steps: int):
-    """AdamW (no weight decay on biases and LayerNorm) with a linear warm-up and decay over `total_steps`."""
-    from transformers import get_linear_schedule_with_warmup
+    """AdamW (no weight decay on biases and LayerNorm) with a linear warm-up, then a linear decay over
+    `total_steps` or (lr_schedule constant) a constant rate."""
+    from transformers import get_constant_schedule_with_warmup, get_linear_schedule_with_warmup
 
     decay, no_decay = [], []
     for name, p in model.named_parameters():
@@ -130,7 +131,10 @@ def make_optimizer(model, cfg: TrainConfig, total_steps: int):
             (no_decay if p.ndim < 2 or "LayerNorm" in name or "layer_norm" in name else decay).append(p)
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
                              {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr, fused=_fused_ok(decay + no_decay))
-    sched = get_linear_schedule_with_warmup(opt, int(cfg.warmup_ratio * total_steps), total_steps)
+    warmup = int(cfg.warmup_ratio * total_steps)
+    if cfg.lr_schedule == "constant":
+        return opt, get_constant_schedule_with_warmup(opt, warmup)
+    sched = get_linear_schedule_with_warmup(opt, warmup, total_steps)
     return opt, sched
 
 
@@ -170,18 +174,19 @@ def train(cfg: TrainConfig, runs_dir: str = "runs", loaded: LoadedModel | None =
                   device=str(loaded.device), task_name=spec.name, primary_metric=spec.primary_metric,
                   num_labels=heads, model=loaded.name)
     writer = RunWriter(runs_dir, run_id, config)
+    tracker = BestTracker(cfg.stop_on, spec.primary_metric, cfg.early_stopping, cfg.keep_best)
     with writer:
         recorder = None
         if probes:  # the fully kept layer: the first one the run masks (layer 0 for plain runs)
             recorder = ProbeRecorder(writer.path, loaded.tokenizer, data.dev, probes,
                                      layers[0] if cfg.uses_masks else 0, loaded.device)
-        status, reason = _loop(cfg, loaded, data, writer, cb, recorder)
-        writer.finish(status, reason)
+        status, reason = _loop(cfg, loaded, data, writer, cb, tracker, recorder)
+        writer.finish(status, reason, summary=tracker.summary())
     return RunResult(writer.id, str(writer.path), status, reason, read_metrics(writer.path / "metrics.jsonl"))
 
 
 def _loop(cfg: TrainConfig, loaded0: LoadedModel, data: Data, writer: RunWriter, cb: Callbacks,
-          recorder: ProbeRecorder | None = None):
+          tracker: BestTracker, recorder: ProbeRecorder | None = None):
     torch.manual_seed(cfg.seed)  # dropout
     loaded = clone_model(loaded0)
     model = loaded.model
@@ -195,7 +200,7 @@ def _loop(cfg: TrainConfig, loaded0: LoadedModel, data: Data, writer: RunWriter,
     total = steps_per_epoch * cfg.epochs
     opt, sched = make_optimizer(model, cfg, total)
     acfg = cfg.masking()
-    best, bad_epochs, step = math.inf, 0, 0
+    step = 0
     t_start = time.perf_counter()
     try:
         for epoch in range(1, cfg.epochs + 1):
@@ -237,15 +242,10 @@ def _loop(cfg: TrainConfig, loaded0: LoadedModel, data: Data, writer: RunWriter,
             writer.log_epoch(rec)
             if cb.on_epoch:
                 cb.on_epoch(dict(rec))
-            if cfg.early_stopping:
-                if dev_loss < best - 1e-6:
-                    best, bad_epochs = dev_loss, 0
-                else:
-                    bad_epochs += 1
-                    if bad_epochs >= cfg.early_stopping:
-                        break
+            if tracker.update(rec, model):  # early stopping on the dev loss or metric (engine/selection.py)
+                break
         if cfg.save_weights:
-            writer.save_weights(model.state_dict())
+            writer.save_weights(tracker.state if tracker.state is not None else model.state_dict())
         return "finished", None
     except (RuntimeError, torch.cuda.OutOfMemoryError) as e:
         if not _is_oom(e):

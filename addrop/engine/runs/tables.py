@@ -3,7 +3,9 @@ from __future__ import annotations
 
 from typing import Iterable
 
+from ..selection import best_epoch, watched
 from .reader import RunRecord
+
 
 def _flat(record: dict) -> dict:
     """One level of nesting flattened with '_': {"dev": {"accuracy": 1}} -> {"dev_accuracy": 1}."""
@@ -22,7 +24,16 @@ def _is_number(v) -> bool:
 
 
 BASE_COLUMNS = ["id", "group", "task", "model", "strategy", "method", "p", "q", "seed", "status", "epochs",
-                "train_loss", "dev_loss"]
+                "train_loss", "dev_loss", "best_epoch", "best_by", "best_value"]
+
+
+def _best(cfg: dict, metrics: list[dict]) -> dict:
+    """The best epoch beside the last (engine/selection.py): by what the run watched (its stop_on; the dev loss
+    for records written before there was a choice)."""
+    key, higher = watched(cfg.get("stop_on") or "loss", cfg.get("primary_metric") or "accuracy")
+    best = best_epoch([_flat(m) for m in metrics], key, higher)
+    return {"best_epoch": best.get("epoch") if best else None, "best_by": key,
+            "best_value": best.get(key) if best else None}
 
 
 def _mask_columns(strategy, att: dict) -> dict:
@@ -37,7 +48,8 @@ def _mask_columns(strategy, att: dict) -> dict:
 
 def runs_table(records: Iterable[RunRecord]):
     """One row per run: id, group, task, model, strategy, method, p, q, seed, status, epochs (done), the last
-    train_loss and dev_loss, every last ``dev_*`` metric, started, reason."""
+    train_loss and dev_loss, the best epoch (by what the run watched) and its value, every last ``dev_*`` metric,
+    started, reason."""
     import pandas as pd
 
     rows = []
@@ -58,6 +70,7 @@ def runs_table(records: Iterable[RunRecord]):
             "epochs": r.epochs_done,
             "train_loss": last.get("train_loss") if _is_number(last.get("train_loss")) else None,
             "dev_loss": last.get("dev_loss") if _is_number(last.get("dev_loss")) else None,
+            **_best(cfg, r.metrics),
         }
         for k, v in last.items():
             if k.startswith("dev_") and k != "dev_loss" and _is_number(v):

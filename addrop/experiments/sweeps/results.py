@@ -16,6 +16,7 @@ from typing import Iterable
 
 from ...errors import UserError
 from ...engine.runs import FINAL_STATUSES, RunRecord, atomic_write_text, list_runs, read_json
+from ...engine.selection import best_epoch
 from .spec import SWEEP_FILE, SweepSpec, baseline_name, cell_name
 
 TABLE_FILE = "table.csv"
@@ -44,6 +45,10 @@ def _score(rec: RunRecord, key: str, which: str) -> float | None:
     if which != "best":
         return float(vals[-1])
     return float(max(vals)) if higher_is_better(key) else float(min(vals))
+
+
+def _mean(xs: list) -> float:
+    return sum(xs) / len(xs) if xs else math.nan
 
 
 def load_sweep(folder: str | os.PathLike) -> tuple[dict, list[RunRecord]]:
@@ -85,6 +90,7 @@ def sweep_table(folder: str | os.PathLike, which: str = "best", metric: str | No
     metric = metric or primary_metric(records)
     key = metric if metric.startswith("dev_") else f"dev_{metric}"
     values: dict = {}  # (kind, p, q) -> {seed: score}
+    besides: dict = {}  # (kind, p, q) -> [(last epoch's score, best epoch)] per finished seed
     statuses: dict = {}
     for r in records:
         cfg = r.config if isinstance(r.config, dict) else {}
@@ -102,6 +108,8 @@ def sweep_table(folder: str | os.PathLike, which: str = "best", metric: str | No
         s = _score(r, key, which) if r.status == "finished" else None
         if s is not None:
             values.setdefault(k, {})[seed] = s
+            best = best_epoch(r.metrics, key, higher_is_better(key))
+            besides.setdefault(k, []).append((_score(r, key, "last"), best.get("epoch") if best else None))
     seen = {k for r in records for m in r.metrics for k in m if k.startswith("dev_")}
     if seen and key not in seen:
         names = ", ".join(sorted(k[4:] for k in seen))
@@ -122,6 +130,9 @@ def sweep_table(folder: str | os.PathLike, which: str = "best", metric: str | No
         row = {"kind": k[0], "p": k[1], "q": k[2], "mean": mean, "std": std, "n": len(nums),
                "running": sum(1 for x in st.values() if x == "running"),
                "failed": sum(1 for x in st.values() if x in ("failed", "stopped", "incomplete", "corrupt"))}
+        pairs = besides.get(k, [])  # the best epoch beside the last: both scores and where the best one was
+        row["last_mean"] = _mean([a for a, _ in pairs if a is not None])
+        row["best_epoch"] = _mean([b for _, b in pairs if isinstance(b, int)])
         for s in seeds or sorted(v):
             row[f"s{s}"] = v.get(s, math.nan)
         rows.append(row)

@@ -6,7 +6,8 @@ drawn from them (`draw_mask`, paper Eq. 6-7), a random mask with the same number
 (`random_like`), what either mask does to the prediction (`mask_effect`), per-head summaries (`head_summary`),
 the native/Captum cross-check (`compare_backends`), the "start here" search for an example whose prediction
 flips under the AD-DROP mask but not under the random one (`find_flip`), and exports (`to_npz_bytes`,
-`to_csv_text`, `settings_json`).
+`to_csv_text`, `settings_json`), and the overlap of eval- and train-mode attribution passes' regions
+(`pass_overlap`).
 
 Shapes follow the library: the `Attribution` inside an `Explanation` keeps [L, B, H, T, T] with B = 1; the
 arrays handed to the page drop the batch axis, [L, H, T, T] (layers, heads, query, key).
@@ -18,9 +19,10 @@ from .effects import (CONDITIONS, RANDOM_SEED_OFFSET, SPEARMAN_SAMPLE, Analysis,
                       mask_effect, plain_logits, random_like, random_mask_generator)
 from .explain import Explanation, Mask, draw_mask, explain
 from .exports import settings_json, to_csv_text, to_npz_bytes
+from .overlap import PassOverlap, jaccard, pass_overlap
 from .start import FlipCase, find_flip
 
 __all__ = ["BackendComparison", "compare_backends", "CONDITIONS", "RANDOM_SEED_OFFSET", "SPEARMAN_SAMPLE", "Analysis",
            "Effect", "analyse", "head_summary", "mask_effect", "plain_logits", "random_like", "random_mask_generator",
            "Explanation", "Mask", "draw_mask", "explain", "settings_json", "to_csv_text", "to_npz_bytes", "FlipCase",
-           "find_flip"]
+           "find_flip", "PassOverlap", "jaccard", "pass_overlap"]

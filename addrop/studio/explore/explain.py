@@ -8,6 +8,7 @@ import numpy as np
 import torch
 
 from ...config import AttributionConfig, resolve_layers
+from ...core.algorithm import region_mode
 from ...core.attribution import attribute
 from ...core.masking import make_drops
 from ...core.objective import Attribution
@@ -112,6 +113,8 @@ def draw_mask(expl: Explanation, p: float = 0.3, q: float = 0.3, mode: str = "hi
     n_layers = len(expl.layers)
     masked = resolve_layers(tuple(layers) if layers is not None else None, n_layers)
     gen = torch.Generator().manual_seed(int(seed))
+    if expl.cfg.method == "rd" and mode == "high":  # RD: a per-key coin (core.algorithm.region_mode)
+        mode = region_mode(expl.cfg)
     region, dropped = make_drops(expl.attribution.scores, expl.key_mask, p, q, mode, ties, fixed_rate, gen)
     region, dropped = region[:, 0], dropped[:, 0]  # [L, H, T, T]
     in_masked = torch.zeros(n_layers, dtype=torch.bool, device=region.device)

@@ -1,0 +1,126 @@
+"""Paper presets per task and the best epoch: the paper's layers as the default, `--preset paper`, the
+learning-rate schedule, early stopping on the dev metric, and the best epoch beside the last in run records,
+the runs table, the comparison and sweeps."""
+from __future__ import annotations
+
+import argparse
+import json
+
+import pytest
+import torch
+
+from addrop.config import PAPER_PRESET, AttributionConfig, TrainConfig, paper_layers, with_preset
+from addrop.engine.hf_trainer import ADDropConfig
+from addrop.engine.runs import list_runs, load_run, load_weights, metrics_frame, runs_table
+from addrop.engine.selection import BestTracker, best_epoch
+from addrop.engine.training import make_optimizer, train
+from addrop.experiments.best import best_vs_last
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+@pytest.mark.parametrize("task,want", [("sst-2", (0,)), ("MNLI", (0,)), ("qnli", (0,)), ("qqp", (0,)),
+                                       ("sts_b", (0,)), ("cola", None), ("mrpc", None), ("rte", None),
+                                       ("demo", None), ("csv", None)])
+def test_the_papers_layers_are_the_default_per_task(task, want):
+    assert paper_layers(task) == want
+    assert TrainConfig(task=task, strategy="addrop").attribution.layers == want
+    assert ADDropConfig(task=task).layers == want
+    # an explicit choice wins
+    assert TrainConfig(task=task, attribution=AttributionConfig(layers="all")).attribution.layers is None
+    assert TrainConfig(task=task, attribution=AttributionConfig(layers="1")).attribution.layers == (1,)
+    assert ADDropConfig(task=task, layers="all").layers is None
+    # the record names the layers actually used, and reads back the same
+    cfg = TrainConfig(task=task)
+    assert TrainConfig.from_dict(json.loads(json.dumps(cfg.to_dict()))).attribution.layers == want
+
+
+def _parse(command: str, argv: list[str]):
+    from addrop.cli import compare as cmp, sweep, train as tr
+    from addrop.cli.options import attribution_from, train_config_from
+
+    p = argparse.ArgumentParser()
+    sub = p.add_subparsers()
+    {"train": tr, "compare": cmp, "sweep": sweep}[command].add_parser(sub)
+    a = p.parse_args([command, *argv])
+    if command == "sweep":
+        return sweep.spec_from_args(a).base
+    return train_config_from(a, attribution_from(a), name=None)
+
+
+@pytest.mark.parametrize("command", ["train", "compare", "sweep"])
+def test_cli_layers_default_to_the_papers_and_preset_paper_sets_the_regime(command):
+    assert _parse(command, ["--task", "sst-2"]).attribution.layers == (0,)
+    assert _parse(command, ["--task", "rte"]).attribution.layers is None
+    plain = _parse(command, ["--task", "sst-2"])
+    assert (plain.preset, plain.lr_schedule, plain.stop_on) == ("none", "linear", "loss")
+    paper = _parse(command, ["--task", "sst-2", "--preset", "paper"])
+    for k, v in PAPER_PRESET.items():
+        assert getattr(paper, k) == v, k
+    # a setting given explicitly wins over the preset, even when it equals the field's default
+    mixed = _parse(command, ["--task", "rte", "--preset", "paper", "--epochs", "3", "--lr", "2e-5"])
+    assert (mixed.epochs, mixed.lr, mixed.batch_size, mixed.preset) == (3, 2e-5, 16, "paper")
+
+
+def test_with_preset_keeps_what_is_given():
+    kw = with_preset({"task": "rte", "epochs": 7}, "paper")
+    assert kw["epochs"] == 7 and kw["lr"] == 1e-5 and kw["preset"] == "paper"
+    assert with_preset({"epochs": 7}, "none") == {"epochs": 7, "preset": "none"}
+
+
+def test_constant_and_linear_schedules():
+    model = torch.nn.Linear(2, 2)
+    for schedule, want_end in (("constant", 1e-3), ("linear", 0.0)):
+        cfg = TrainConfig(lr=1e-3, warmup_ratio=0.0, lr_schedule=schedule)
+        opt, sched = make_optimizer(model, cfg, total_steps=10)
+        lrs = []
+        for _ in range(10):
+            opt.step()
+            sched.step()
+            lrs.append(opt.param_groups[0]["lr"])
+        assert lrs[-1] == pytest.approx(want_end)
+        if schedule == "constant":
+            assert all(v == pytest.approx(1e-3) for v in lrs)
+
+
+def test_tracker_stops_on_the_metric_with_patience_and_keeps_the_best_weights():
+    model = torch.nn.Linear(2, 1)
+    t = BestTracker("metric", "accuracy", patience=2, keep=True)
+    accs = [0.5, 0.7, 0.6, 0.7, 0.65]  # 0.7 again is not better: patience runs out at epoch 4
+    stops = []
+    for e, a in enumerate(accs, 1):
+        with torch.no_grad():
+            model.weight.fill_(e)
+        stops.append(t.update({"epoch": e, "dev_accuracy": a, "dev_loss": 1.0}, model))
+        if stops[-1]:
+            break
+    assert stops == [False, False, False, True]
+    assert t.summary() == {"best_by": "dev_accuracy", "last_epoch": 4, "best_epoch": 2, "best_value": 0.7,
+                           "best_kept": True}
+    assert float(t.state["weight"][0, 0]) == 2.0
+    # on the loss, lower is better
+    assert best_epoch([{"epoch": 1, "dev_loss": 0.5}, {"epoch": 2, "dev_loss": 0.4}], "dev_loss", False)["epoch"] == 2
+
+
+def test_a_run_stops_on_the_dev_metric_and_reports_best_beside_last(tmp_path):
+    cfg = TrainConfig(model="tiny-bert", task="demo", epochs=6, train_size=24, dev_size=16, batch_size=8, lr=1e-3,
+                      early_stopping=1, stop_on="metric", keep_best=True, save_weights=True,
+                      lr_schedule="constant", strategy="addrop", attribution=AttributionConfig(layers="0"))
+    res = train(cfg, runs_dir=str(tmp_path))
+    assert res.status == "finished", res.reason
+    accs = [m["dev_accuracy"] for m in res.metrics]
+    # patience 1 on the metric: it stopped at the first epoch that did not beat the best so far
+    for i in range(1, len(accs) - 1):
+        assert accs[i] > max(accs[:i]) + 1e-6
+    assert len(accs) == 6 or accs[-1] <= max(accs[:-1]) + 1e-6
+    rec = load_run(res.path)
+    want = best_epoch(res.metrics, "dev_accuracy", True)
+    assert rec.summary["best_epoch"] == want["epoch"] and rec.summary["last_epoch"] == len(accs)
+    assert rec.summary["best_by"] == "dev_accuracy" and rec.summary["best_kept"] is True
+    row = runs_table(list_runs(tmp_path)).iloc[0]
+    assert row["best_epoch"] == want["epoch"] and row["best_value"] == want["dev_accuracy"]
+    assert load_weights(res.path)  # the kept best epoch's weights were written
+    table = best_vs_last(metrics_frame(list_runs(tmp_path)), "accuracy")
+    assert table.loc[0, "best epoch"] == want["epoch"]
+    assert table.loc[0, "best accuracy"] == pytest.approx(want["dev_accuracy"])
+    assert table.loc[0, "last accuracy"] == pytest.approx(accs[-1])
