@@ -1,6 +1,7 @@
 """The app in a real browser: `streamlit run app.py` in a subprocess, driven by Debian's Chromium through
 Playwright. Opens every page, runs an attribution, a one-epoch prior experiment and a short comparison on a
-tiny model with the demo data, checks that plotly charts are drawn and that no exception box appears, and saves
+tiny model with the demo data, trains a model from the explorer (the sidebar switches to it), moves the Across
+training page's epoch slider and draws deletion curves, checks that plotly charts are drawn and that no exception box appears, and saves
 screenshots into test-artifacts/ (and into $ADDROP_SCREENSHOTS, e.g. docs/screenshots, when set).
 
 Knobs (environment): ADDROP_BROWSER_MODEL (default tiny-bert), ADDROP_BROWSER_EPOCHS (prior experiment epochs,
@@ -225,6 +226,41 @@ def test_every_page_in_chromium(chromium, server):
             page.wait_for_function("document.querySelectorAll('.js-plotly-plot').length >= 1", timeout=60_000)
             _no_exception(page, "runs")
             _shoot(page, "runs")
+
+            # Train a model for the data from the explorer; the sidebar switches to it
+            _open(page, server + "/explorer", "Attribution explorer")
+            if page.get_by_role("button", name="Train a model", exact=True).count() == 0:
+                page.get_by_text("Train a model for this data", exact=True).first.click()
+            page.get_by_role("button", name="Train a model", exact=True).click()
+            _wait_live(page)
+            _wait_text(page, "Finished in", wait)
+            page.wait_for_function("""() => [...document.querySelectorAll('[data-testid="stSidebar"] *')]
+                                     .some(e => e.innerText && e.innerText.startsWith('run: model-'))""",
+                                   timeout=120_000)
+            _idle(page, 180)
+            page.wait_for_function("document.querySelectorAll('.js-plotly-plot').length >= 3", timeout=120_000)
+            _no_exception(page, "explorer (trained model)")
+
+            # Across training: the probes of that run, the epoch slider moved to 0 (before training)
+            _open(page, server + "/training", "Attribution across training")
+            page.wait_for_function("document.querySelectorAll('.js-plotly-plot').length >= 4", timeout=120_000)
+            thumb = page.locator('[data-testid="stSlider"]').first.get_by_role("slider")
+            thumb.focus()
+            thumb.press("Home")
+            page.wait_for_function("() => document.body.innerText.includes(', epoch 0:')", timeout=60_000)
+            _idle(page)
+            _no_exception(page, "across training")
+            _shoot(page, "training")
+
+            # Deletion curves on a few dev sentences
+            _open(page, server + "/faithfulness", "Deletion curves")
+            _fill_number(page, "Dev sentences (N)", 16)
+            page.get_by_role("button", name="Draw the deletion curves").click()
+            page.get_by_text("What the table shows", exact=False).first.wait_for(timeout=600_000)
+            _idle(page, 300)
+            page.wait_for_function("document.querySelectorAll('.js-plotly-plot').length >= 1", timeout=60_000)
+            _no_exception(page, "deletion curves")
+            _shoot(page, "faithfulness")
 
             if (ROOT / "pages" / "sweeps.py").is_file():
                 page.goto(server + "/sweeps", wait_until="domcontentloaded")
