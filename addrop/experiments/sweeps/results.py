@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Iterable
 
 from ...errors import UserError
-from ...engine.runs import FINAL_STATUSES, RunRecord, atomic_write_text, list_runs, read_json
+from ...engine.runs import FINAL_STATUSES, RunRecord, atomic_write_text, is_plain_file, list_runs, read_json
 from .spec import SWEEP_FILE, SweepSpec, baseline_name, cell_name
 
 TABLE_FILE = "table.csv"
@@ -60,7 +60,8 @@ def list_sweeps(root: str | os.PathLike) -> list[Path]:
         return []
     found = []
     for pattern in (f"*/{SWEEP_FILE}", f"*/*/{SWEEP_FILE}"):
-        found += [p.parent for p in root.glob(pattern) if not any(part.startswith(".") for part in p.parts[-3:-1])]
+        found += [p.parent for p in root.glob(pattern) if not any(part.startswith(".") for part in p.parts[-3:-1])
+                  and is_plain_file(p) and not p.parent.is_symlink() and not p.parent.parent.is_symlink()]
     found.sort(key=lambda p: (p / SWEEP_FILE).stat().st_mtime, reverse=True)
     return found
 
