@@ -134,7 +134,7 @@ def parse_seeds(spec) -> list[int]:
     if len(vals) > MAX_SEEDS:
         raise UserError(f"{len(vals)} seeds named; use at most {MAX_SEEDS}")
     if vals[0] < 0 or vals[-1] > MAX_SEED:
-        raise UserError(f"seeds must be integers from 0 to {MAX_SEED} (64 bits), got {spec!r}"[:300])
+        raise UserError(f"seeds must be >= 0 and at most {MAX_SEED} (64 bits), got {str(spec)[:80]!r}")
     return vals
 
 
@@ -189,7 +189,8 @@ class AttributionConfig:
             raise UserError("target 'label' needs a label index (--label K)")
         _open_unit("p", self.p)
         _open_unit("q", self.q)
-        check_int("iga_chunk", self.iga_chunk, 0, MAX_IGA_STEPS)
+        if isinstance(self.iga_chunk, bool) or not isinstance(self.iga_chunk, int) or self.iga_chunk < 0:
+            raise UserError("iga_chunk must be >= 0")
 
     def to_dict(self) -> dict:
         d = asdict(self)

@@ -44,6 +44,21 @@ def _score(rec: RunRecord, key: str, which: str) -> float | None:
     return float(max(vals)) if higher_is_better(key) else float(min(vals))
 
 
+def check_metric(base, metric: str | None) -> None:
+    """Before a sweep runs: `metric` (None: the task's primary one) must be one its runs will record."""
+    if metric is None:
+        return
+    from ...engine.tasks import get_task, normalize_name
+
+    name = metric[4:] if metric.startswith("dev_") else metric
+    if normalize_name(base.task) in ("csv", "custom", "") or base.source == "csv" or base.csv:
+        known = ("accuracy", "pearson", "spearman", "loss")  # classification or regression, from the file
+    else:
+        known = tuple(get_task(base.task).metrics) + ("loss",)
+    if name not in known:
+        raise UserError(f"unknown --metric {metric!r} for task {base.task}: choose one of {', '.join(known)}")
+
+
 def load_sweep(folder: str | os.PathLike) -> tuple[dict, list[RunRecord]]:
     """(sweep.json as a dict, the run records in the folder). Missing or broken sweep.json -> UserError."""
     folder = Path(folder)
@@ -184,4 +199,4 @@ def progress(folder: str | os.PathLike) -> dict:
             "done": sum(v for k, v in by.items() if k in FINAL_STATUSES)}
 
 
-__all__ = ["sweep_table", "best_cell", "write_table", "load_sweep", "list_sweeps", "cell_runs", "progress"]
+__all__ = ["check_metric", "sweep_table", "best_cell", "write_table", "load_sweep", "list_sweeps", "cell_runs", "progress"]
