@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from ..errors import UserError
-from .tasks import Split
+from .tasks import Split, is_blank
 
 
 class Encoded(list):
@@ -107,9 +107,9 @@ def num_batches(n: int, batch_size: int) -> int:
 
 def encode_example(loaded, text: str, pair: str | None = None, max_length: int | None = None):
     """Tokenize one example for the explorer. Returns (batch of 1 on the model's device, tokens, truncated)."""
-    if not text or not text.strip():
-        raise UserError("the text is empty: type a sentence")
-    if pair is not None and not pair.strip():
+    if is_blank(text):
+        raise UserError("the text is empty (no visible character): type a sentence")
+    if pair is not None and is_blank(pair):
         pair = None
     limit = min(max_length or loaded.max_length, loaded.max_length)
     tok = loaded.tokenizer
