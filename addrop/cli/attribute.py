@@ -26,12 +26,16 @@ def add_parser(sub) -> None:
 
 def run(a) -> int:
     from ..engine.runs import atomic_write_bytes, check_output_file
+    from ..engine.tasks import is_blank
+    from ..errors import UserError
 
     # every argument is checked before torch is imported (an argument error answers at once)
     cfg = attribution_from(a, target="label" if a.label is not None else a.target, seed=a.seed)
     check_int("--num-labels", a.num_labels, 1, MAX_LABELS)
     check_device_name(a.device)
     check_output_file(a.out, ".npz")
+    if is_blank(a.text):
+        raise UserError("the text is empty (no visible character): type a sentence")
 
     import numpy as np
     import torch

@@ -195,7 +195,10 @@ def load_run(path: str | os.PathLike) -> RunRecord:
         rec.status = "unknown"
         rec.reason = "; ".join(problems) or (f"unrecognised status {status!r}" if status is not None else None)
         return rec
-    if status == "running" and _process_gone(rec, path):
+    impossible_pid = isinstance(pid, int) and not isinstance(pid, bool) and rec.pid is None
+    if status == "running" and impossible_pid:
+        status, reason = "incomplete", reason or f"status.json names pid {str(pid)[:30]}, which no process can have"
+    elif status == "running" and _process_gone(rec, path):
         status = "incomplete"
         reason = reason or _incomplete_reason(rec)
     rec.status = status
