@@ -217,7 +217,8 @@ def _external_config(name: str):
     kw = dict(trust_remote_code=False, local_files_only=_offline() or looks_local)
     try:
         cfg = AutoConfig.from_pretrained(name, **kw)
-    except (OSError, ValueError, KeyError, TypeError, RecursionError) as e:
+    except Exception as e:  # noqa: BLE001 - a malformed config.json raises many types (OSError, ValueError,
+        # TypeError, huggingface_hub's StrictDataclassFieldValidationError, RecursionError, ...)
         if looks_local:
             raise UserError(f"cannot read the config in {name!r}: {(str(e).splitlines() or [''])[0]}") from None
         raise UserError(f"cannot load {name!r}: not a built-in name or local folder, and the Hugging Face hub "
