@@ -138,7 +138,8 @@ def format_table(rec: dict) -> str:
         lines.append("  ".join(c.ljust(w[j]) for j, c in enumerate(r)).rstrip())
         if i == 0:
             lines.append("  ".join("-" * x for x in w))
-    mem = ", ".join(f"{k} {_fmt(v, 'ms')}" for k, v in (rec.get("peak_mem_mb") or {}).items() if v is not None)
+    mem = ", ".join(f"{k} {v:.0f}" if _fmt(v) != "n/a" else f"{k} n/a"
+                    for k, v in (rec.get("peak_mem_mb") or {}).items() if v is not None)
     lines.append(f"peak memory, MiB ({rec.get('peak_mem_note')}): {mem}")
     if not (rec["model"] == "minilm" and rec["batch_size"] == 16 and rec["device"] == "cpu"):
         lines.append("note: the targets are set for minilm, batch 16, on a CPU")
