@@ -53,3 +53,13 @@ def test_sweep_form_with_an_infinite_grid_is_an_error_box(env):
     assert not at.exception, [e.value for e in at.exception]
     assert any("finite numbers" in e for e in _errors(at)), _errors(at)
     assert not (env / "sweep-demo-tiny-bert").exists()
+
+
+def test_explorer_text_of_invisible_characters_is_empty():
+    at = _app()
+    at.switch_page("pages/explorer.py")
+    at.run()
+    at.text_area(key="ex_text").set_value("\u200b\u200c\u200d\u2060")
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert any("text is empty" in e for e in _errors(at)), _errors(at)
