@@ -314,10 +314,14 @@ def check_loaded_weights(model, info: dict, name: str) -> list[str]:
     """Only the classification head (and the pooler below it) may be new or re-shaped: it is then initialised
     with the seed and the user is told. A missing or mis-shaped weight anywhere else is an error, never a silent
     random weight."""
-    base = getattr(model, "base_model_prefix", "") + "."
+    base = (getattr(model, "base_model_prefix", "") or "") + "."
 
     def is_head(key: str) -> bool:
-        return not key.startswith(base) or ".pooler." in key or key.startswith(base + "pooler.")
+        if ".pooler." in key or key.startswith("pooler."):
+            return True
+        if base == ".":  # no base-model prefix to tell the encoder from the head: go by the head's names
+            return key.split(".")[0] in ("classifier", "pre_classifier", "score")
+        return not key.startswith(base)
 
     mismatched = [k[0] if isinstance(k, (tuple, list)) else k for k in info.get("mismatched_keys") or ()]
     missing = list(info.get("missing_keys") or ())
