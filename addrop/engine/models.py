@@ -188,7 +188,7 @@ def load_model(name: str = "minilm", device: str | torch.device = "auto", num_la
 def _load_external(name: str, num_labels: int, problem: str):
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    cfg, kw, folder = _external_config(name)
+    _, kw, _ = _external_config(name)
     try:
         tok = AutoTokenizer.from_pretrained(name, **kw)
         model, info = AutoModelForSequenceClassification.from_pretrained(
