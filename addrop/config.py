@@ -7,6 +7,7 @@ these fields (addrop/cli/options.py), so two commands cannot describe or default
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import asdict, dataclass, field, fields, replace
 
 from .errors import UserError
@@ -40,6 +41,10 @@ PRESETS = ("none", "paper")
 PAPER_PRESET = {"batch_size": 16, "lr": 1e-5, "lr_schedule": "constant", "warmup_ratio": 0.0, "max_length": 100,
                 "epochs": 50, "early_stopping": 5, "stop_on": "metric", "keep_best": True}
 MAX_SEEDS = 10_000  # seeds one command may name
+MAX_SEED = 2**63 - 1  # torch.manual_seed and torch.Generator take 64-bit seeds
+MAX_IGA_STEPS = 1000  # IGA steps m: the paper uses 20; 1000 already costs 50 times as much
+MAX_LABELS = 10_000  # classes of a classification head
+DEVICE_NAMES = "auto, cpu, cuda, cuda:N or mps"
 
 
 def setting(default, help: str, **meta):
@@ -51,6 +56,28 @@ def setting(default, help: str, **meta):
 def _open_unit(name: str, value: float) -> None:
     if not isinstance(value, (int, float)) or math.isnan(value) or not 0.0 < value < 1.0:
         raise UserError(f"{name} must be strictly between 0 and 1, got {value!r}")
+
+
+def check_int(name: str, value, low: int, high: int) -> int:
+    """`value` as an int in [low, high] (not a bool, not a float), else a UserError naming the range."""
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise UserError(f"{name} must be an integer from {low} to {high}, got {value!r}")
+    return value
+
+
+def check_seed(value, name: str = "seed") -> int:
+    return check_int(name, value, 0, MAX_SEED)
+
+
+def check_device_name(device) -> str:
+    """The spelling of a device, checked without torch (whether this machine has it: engine.models.resolve_device)."""
+    d = str(device if device is not None else "auto").strip().lower() or "auto"
+    if d == "meta":
+        raise UserError("device 'meta' holds no data (it only tracks shapes), so nothing can be computed on it: "
+                        f"use {DEVICE_NAMES}")
+    if not re.fullmatch(r"auto|cpu|mps|cuda(:\d{1,3})?", d):
+        raise UserError(f"unknown device {device!r}: use {DEVICE_NAMES}")
+    return d
 
 
 def _choice(name: str, value: str, allowed: tuple[str, ...]) -> None:
@@ -121,6 +148,8 @@ def parse_seeds(spec) -> list[int]:
         try:
             if ":" in s:
                 a, b = (int(x) for x in s.split(":"))
+                if b < a:
+                    raise UserError(f"--seeds {spec!r}: the end is below the start")
                 if b - a + 1 > MAX_SEEDS:
                     raise UserError(f"--seeds {spec!r} names {b - a + 1} seeds; use at most {MAX_SEEDS}")
                 vals = list(range(a, b + 1))
@@ -140,8 +169,8 @@ def parse_seeds(spec) -> list[int]:
         raise UserError("--seeds names no seed")
     if len(vals) > MAX_SEEDS:
         raise UserError(f"{len(vals)} seeds named; use at most {MAX_SEEDS}")
-    if vals[0] < 0:
-        raise UserError("seeds must be >= 0")
+    if vals[0] < 0 or vals[-1] > MAX_SEED:
+        raise UserError(f"seeds must be >= 0 and at most {MAX_SEED} (64 bits), got {str(spec)[:80]!r}")
     return vals
 
 
@@ -197,13 +226,19 @@ class AttributionConfig:
         if self.backend == "captum" and self.method not in CAPTUM_METHODS:
             raise UserError(f"the captum backend computes {' and '.join(CAPTUM_METHODS)} only, not {self.method}")
         self.layers = parse_layers(self.layers)
-        if not isinstance(self.steps, int) or self.steps < 1:
+        if isinstance(self.steps, bool) or not isinstance(self.steps, int) or self.steps < 1:
             raise UserError(f"IGA steps must be an integer >= 1, got {self.steps!r}")
+        if self.steps > MAX_IGA_STEPS:
+            raise UserError(f"IGA steps {self.steps} is more than {MAX_IGA_STEPS} (each step is a forward and "
+                            "backward pass; the paper uses 20)")
+        if self.label is not None:
+            check_int("label", self.label, 0, MAX_LABELS - 1)
+        check_seed(self.seed)
         if self.target == "label" and self.label is None:
             raise UserError("target 'label' needs a label index (--label K)")
         _open_unit("p", self.p)
         _open_unit("q", self.q)
-        if self.iga_chunk < 0:
+        if isinstance(self.iga_chunk, bool) or not isinstance(self.iga_chunk, int) or self.iga_chunk < 0:
             raise UserError("iga_chunk must be >= 0")
 
     def to_dict(self) -> dict:
@@ -289,6 +324,14 @@ class TrainConfig:
             v = getattr(self, name)
             if v is not None and (not isinstance(v, int) or v < 1):
                 raise UserError(f"{name.replace('_', ' ')} must be an integer >= 1, got {v!r}")
+        check_seed(self.seed)
+        self.device = check_device_name(self.device)
+        for name in ("lr", "weight_decay", "warmup_ratio", "max_grad_norm"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+                raise UserError(f"{name.replace('_', ' ')} must be a finite number, got {v!r}")
+        if not isinstance(self.early_stopping, int) or self.early_stopping < 0:
+            raise UserError(f"early stopping must be an integer >= 0, got {self.early_stopping!r}")
         if not self.lr > 0:
             raise UserError(f"learning rate must be > 0, got {self.lr!r}")
         if not isinstance(self.probes, int) or not 0 <= self.probes <= 16:

@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import streamlit as st
 
 from addrop.engine.data import SOURCE_LABELS, default_glue_dir, sniff_separator
+from addrop.engine.data.table import UPLOADS_DIR, check_separator, display_name
 from addrop.engine.models import BUILTIN, TINY, TRAINED_MODELS
 from addrop.engine.tasks import GLUE_TASKS
 from addrop.errors import UserError
@@ -113,10 +115,14 @@ def csv_columns(path: str) -> list[str]:
     try:
         with open(path, encoding="utf-8-sig", errors="replace") as fh:
             first = fh.readline()
-        frame = pd.read_csv(path, nrows=5, dtype=str, sep=sniff_separator(path, first))
+        sep = sniff_separator(path, first)
+        frame = pd.read_csv(path, nrows=5, dtype=str, sep=sep)
     except Exception as e:  # noqa: BLE001 - any parse problem is the user's file
-        raise UserError(f"the uploaded file could not be read as CSV/TSV: {' '.join(str(e).split())[:200]}") from None
-    return [str(c) for c in frame.columns]
+        raise UserError(f"{display_name(path)} could not be read as CSV/TSV: "
+                        f"{' '.join(str(e).split())[:200]}") from None
+    cols = [str(c) for c in frame.columns]
+    check_separator(display_name(path), sep, first, cols)  # one column: say the separator looks wrong
+    return cols
 
 
 def save_upload(upload) -> str:
@@ -125,9 +131,11 @@ def save_upload(upload) -> str:
     digest = hashlib.sha256(data).hexdigest()[:12]
     first = data.split(b"\n", 1)[0].decode("utf-8", errors="replace")
     suffix = ".tsv" if sniff_separator(upload.name, first) == "\t" else ".csv"
-    folder = runs_dir() / ".uploads"
+    # <runs>/.uploads/<hash>/<the user's name>: messages then name the user's file, not the hash
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "-", Path(upload.name or "upload").stem).strip(".-")[:60] or "upload"
+    folder = runs_dir() / UPLOADS_DIR / digest
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{digest}{suffix}"
+    path = folder / f"{stem}{suffix}"
     if not path.exists():
         path.write_bytes(data)
     return str(path.resolve())

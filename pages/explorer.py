@@ -6,6 +6,7 @@ from dataclasses import replace
 import streamlit as st
 
 from addrop.config import CAPTUM_METHODS, METHOD_LABELS, MODE_LABELS, AttributionConfig
+from addrop.engine.tasks import is_blank
 from addrop.errors import UserError
 from addrop.studio import explore, plots
 from pages import _common as ui
@@ -171,7 +172,7 @@ with col_mask:
                                  help="AD-DROP masks every layer; choose fewer to see one layer's effect.")
 
 # ---------------------------------------------------------------------------------------------- compute
-if source == EXAMPLE_INPUTS[0] and not (text or "").strip():
+if source == EXAMPLE_INPUTS[0] and is_blank(text or ""):  # invisible characters only count as empty too
     st.error("The text is empty: type a sentence (or pick an example from the data set).")
     st.stop()
 if not mask_layers:

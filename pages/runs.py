@@ -7,7 +7,8 @@ import streamlit as st
 
 from addrop.experiments import plans
 from addrop.studio import plots
-from addrop.engine.runs import delete_run, disk_size, list_runs, metrics_frame, runs_table
+from addrop.engine.runs import (delete_run, disk_size, is_plain_file, list_runs, metrics_frame, read_regular,
+                               runs_table)
 from addrop.errors import UserError
 from pages import _common as ui
 
@@ -85,8 +86,8 @@ d2.download_button("Settings (JSON)", data=lambda: json.dumps(rec.config, indent
                    mime="application/json", icon=":material/download:", key="rn_dl_json",
                    help="The run's config.json.")
 curves = (root / group / "curves.html") if group != UNGROUPED else None
-if curves is not None and curves.is_file():
-    d3.download_button("Group curves (HTML)", data=lambda: curves.read_bytes(), file_name=f"{group}-curves.html",
+if curves is not None and is_plain_file(curves):  # never a link: nothing outside the runs folder is offered
+    d3.download_button("Group curves (HTML)", data=lambda: read_regular(curves), file_name=f"{group}-curves.html",
                        mime="text/html", icon=":material/download:", key="rn_dl_curves",
                        help="The group's curves.html (loads plotly from the internet).")
 

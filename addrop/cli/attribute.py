@@ -5,8 +5,7 @@ import io
 import json
 import sys
 
-from ..config import AttributionConfig, TrainConfig
-from ..errors import UserError
+from ..config import MAX_LABELS, AttributionConfig, TrainConfig, check_device_name, check_int
 from .options import add_options, attribution_from
 
 
@@ -26,6 +25,18 @@ def add_parser(sub) -> None:
 
 
 def run(a) -> int:
+    from ..engine.runs import atomic_write_bytes, check_output_file
+    from ..engine.tasks import is_blank
+    from ..errors import UserError
+
+    # every argument is checked before torch is imported (an argument error answers at once)
+    cfg = attribution_from(a, target="label" if a.label is not None else a.target, seed=a.seed)
+    check_int("--num-labels", a.num_labels, 1, MAX_LABELS)
+    check_device_name(a.device)
+    check_output_file(a.out, ".npz")
+    if is_blank(a.text):
+        raise UserError("the text is empty (no visible character): type a sentence")
+
     import numpy as np
     import torch
 
@@ -33,12 +44,10 @@ def run(a) -> int:
     from ..core.masking import dropped_share, make_drops
     from ..engine.batching import encode_example
     from ..engine.models import load_model
-    from ..engine.runs import atomic_write_bytes
 
-    cfg = attribution_from(a, target="label" if a.label is not None else a.target, seed=a.seed)
-    if not a.out.endswith(".npz"):
-        raise UserError(f"--out must name a .npz file, got {a.out!r}")
     loaded = load_model(a.model, a.device, num_labels=a.num_labels, seed=a.seed)
+    for note in loaded.notes:
+        print(f"note: {note}", file=sys.stderr)
     batch, tokens, truncated = encode_example(loaded, a.text, a.pair)
     if truncated:
         print(f"note: the input was truncated to {len(tokens)} tokens (the model's maximum)", file=sys.stderr)

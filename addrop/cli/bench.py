@@ -60,34 +60,48 @@ def _maybe_reexec(a) -> None:
     os.execve(sys.executable, [sys.executable, "-m", __package__] + sys.argv[1:], env)
 
 
+def _check_args(a) -> None:
+    """Every argument, before torch is imported and before the benchmark runs (its result is never lost)."""
+    from ..config import MAX_IGA_STEPS, check_device_name, check_int, check_seed
+    from ..engine.runs import check_output_file
+
+    check_int("--batch-size", a.batch_size, 1, 4096)
+    check_int("--iga-steps", a.iga_steps, 1, MAX_IGA_STEPS)
+    for flag, v in (("--repeats", a.repeats), ("--epoch-batches", a.epoch_batches), ("--threads", a.threads)):
+        if v is not None:
+            check_int(flag, v, 1, 10_000)
+    check_seed(a.seed, "--seed")
+    check_device_name(a.device)
+    check_output_file(a.out, ".json")
+
+
 def run(a) -> int:
     from dataclasses import replace
 
-    from ..experiments.bench.measure import Settings, run_bench
     from ..experiments.bench.report import format_table, markdown_table
-    from ..errors import UserError
-    from ..engine.runs import atomic_write_json
 
     show = markdown_table if a.markdown else format_table
     if a.show is not None:
-        print(show(_read_record(a.show)))
+        rec = _read_record(a.show)
+        try:
+            table = show(rec)
+        except (KeyError, TypeError, AttributeError, IndexError, ValueError) as e:
+            from ..errors import UserError
+
+            raise UserError(f"{a.show} is not a complete benchmark record ({type(e).__name__}: {e})") from None
+        print(table)
         return 0
+    _check_args(a)
     _maybe_reexec(a)
-    if a.batch_size < 1:
-        raise UserError(f"--batch-size must be >= 1, got {a.batch_size}")
-    if not a.out.endswith(".json"):
-        raise UserError(f"--out must name a .json file, got {a.out!r}")
+
+    from ..engine.runs import atomic_write_json
+    from ..experiments.bench.measure import Settings, run_bench
+
     opts = Settings.quick() if a.quick else Settings()
     if a.repeats is not None:
-        if a.repeats < 1:
-            raise UserError(f"--repeats must be >= 1, got {a.repeats}")
         opts = replace(opts, repeats=a.repeats)
     if a.epoch_batches is not None:
-        if a.epoch_batches < 1:
-            raise UserError(f"--epoch-batches must be >= 1, got {a.epoch_batches}")
         opts = replace(opts, epoch_batches=a.epoch_batches)
-    if a.iga_steps < 1:
-        raise UserError(f"--iga-steps must be >= 1, got {a.iga_steps}")
     opts = replace(opts, iga_steps=a.iga_steps)
     rec = run_bench(model=a.model, device=a.device, batch_size=a.batch_size, quick=a.quick, settings=opts,
                     data=a.data, seed=a.seed, threads=a.threads, progress=lambda s: print(s, file=sys.stderr, flush=True))
@@ -98,22 +112,23 @@ def run(a) -> int:
 
 
 def _read_record(path: str) -> dict:
-    import json
-
+    from ..engine.runs import parse_json, read_regular
     from ..experiments.bench.report import check_targets
     from ..errors import UserError
 
     try:
-        with open(path, encoding="utf-8") as f:
-            rec = json.load(f)
+        rec = parse_json(read_regular(path, max_bytes=16 * 1024 * 1024).decode("utf-8"))
     except FileNotFoundError:
         raise UserError(f"no such benchmark record: {path}") from None
-    except (OSError, ValueError) as e:
+    except (OSError, ValueError) as e:  # also a FIFO, a link, an oversized or too deeply nested file
         raise UserError(f"{path} is not a readable benchmark record (JSON): {e}") from None
     needed = ("model", "device", "machine", "ratios", "ratio_stats", "step_ms_stats", "cpu", "captum", "latency_ms_stats")
     missing = [k for k in needed if not isinstance(rec, dict) or k not in rec]
     if missing:
         raise UserError(f"{path} is not a benchmark record from this version: missing {', '.join(missing)}")
     if "targets" not in rec:
-        rec["targets"] = check_targets(rec)
+        try:
+            rec["targets"] = check_targets(rec)
+        except (KeyError, TypeError, AttributeError) as e:
+            raise UserError(f"{path} is not a complete benchmark record (missing or null: {e})") from None
     return rec

@@ -18,13 +18,17 @@ def run(a) -> int:
     from ..engine.runs import list_runs, metrics_frame
     from ..experiments.best import best_vs_last
     from ..experiments.plans import compare_plan, compare_summary
-    from ..experiments.verdicts import compare_verdict
-    from ..studio.background import plan_job
     from .options import attribution_from, train_config_from
     from .printing import ConsoleProgress
 
+    # the whole plan is checked (seeds, layers, the folder) before torch is imported or a run starts
     base = train_config_from(a, attribution_from(a), name=None)
     plan = compare_plan(base, base.attribution, base.cross_tuning, a.seeds, a.out, group=a.name, strategy=a.strategy)
+    from ..engine.preflight import check_runs
+    from ..experiments.verdicts import compare_verdict
+    from ..studio.background import plan_job
+
+    check_runs(plan.configs, a.out)
     result = plan_job(ConsoleProgress(), plan)  # the app's job: the runs, then curves.html
     status = 0
     for r in result["runs"]:

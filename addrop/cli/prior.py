@@ -26,13 +26,16 @@ def add_parser(sub) -> None:
 def run(a) -> int:
     from ..engine.runs import list_runs, metrics_frame
     from ..experiments.plans import prior_plan
-    from ..experiments.verdicts import PAPER_PRIOR_FINDING, prior_summary
-    from ..studio.background import plan_job
     from .options import attribution_from, train_config_from
     from .printing import ConsoleProgress
 
     base = train_config_from(a, attribution_from(a), name=None)
     plan = prior_plan(base, a.rate, base.attribution.layers, a.out, group=a.name)
+    from ..engine.preflight import check_runs
+    from ..experiments.verdicts import PAPER_PRIOR_FINDING, prior_summary
+    from ..studio.background import plan_job
+
+    check_runs(plan.configs, a.out)  # layers, names and the folder before the first run
     result = plan_job(ConsoleProgress(width=11), plan)  # the app's job: the runs, then curves.html
     curves = result["curves"]
     failed = [r for r in result["runs"] if r["status"] not in ("finished", "waiting")]

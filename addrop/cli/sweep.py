@@ -29,6 +29,8 @@ def add_parser(sub):
                    "command resumes)")
     g.add_argument("--metric", default=None, help="dev metric of the table and heatmap: accuracy, f1, mcc, pearson, "
                    "spearman or loss (lower is better); default the task's primary metric")
+    g.add_argument("--max-cells", type=int, default=None, help="allow a sweep of more runs than the default "
+                   "cap (500): a grid that large starts only when asked for")
     g.add_argument("--metric-epoch", default="best", choices=["best", "last"],
                    help="score of a run: its best dev epoch (default, as early stopping picks) or the last one")
     b = p.add_argument_group("backend")
@@ -55,17 +57,24 @@ def spec_from_args(a):
 
     attr = attribution_from(a, seed=0)
     base = train_config_from(a, attr, strategy="addrop", name=None)
+    extra = {"max_cells": a.max_cells} if getattr(a, "max_cells", None) is not None else {}
     return SweepSpec(name=a.name or default_name(base), base=base, ps=a.p, qs=a.q, seeds=a.seeds,
-                     baseline=a.baseline)
+                     baseline=a.baseline, **extra)
 
 
 def run(a) -> int:
+    from ..engine.runs import check_folder
+    from ..experiments.sweeps.results import check_metric
+
+    # the grid, the settings, the metric and the folder are checked before torch is imported or a cell runs
+    spec = spec_from_args(a)
+    check_metric(spec.base, a.metric)
+    check_folder(a.out, what="--out")
     from ..experiments.sweeps.local import run_sweep
     from ..experiments.sweeps.results import HEATMAP_FILE, TABLE_FILE, sweep_verdict
     from ..studio.outputs import write_sweep_outputs
 
-    spec = spec_from_args(a)
-    n = len(spec.cells())
+    n = spec.size
     if not a.quiet:
         print(f"sweep {spec.name}: {len(spec.ps)} p x {len(spec.qs)} q x {len(spec.seeds)} seed(s)"
               f"{' + baseline' if spec.baseline else ''} = {n} runs, backend {a.backend} -> "

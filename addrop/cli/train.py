@@ -22,9 +22,18 @@ def add_parser(sub) -> None:
 
 
 def run(a) -> int:
+    import sys
+
+    from ..engine.runs import check_folder
+
+    cfg = train_config_from(a, attribution_from(a, seed=a.seed))  # argument errors answer before torch loads
+    check_folder(a.out, what="--out")
+
+    from ..engine.preflight import check_runs
     from ..engine.training import Callbacks, train
 
-    cfg = train_config_from(a, attribution_from(a, seed=a.seed))
-    res = train(cfg, runs_dir=a.out, callbacks=Callbacks(on_epoch=lambda r: print(epoch_line(r), flush=True)))
+    check_runs([cfg], a.out)
+    res = train(cfg, runs_dir=a.out, callbacks=Callbacks(on_epoch=lambda r: print(epoch_line(r), flush=True),
+                                                         on_note=lambda m: print(f"note: {m}", file=sys.stderr)))
     print(f"run {res.id}: {res.status}{' (' + res.reason + ')' if res.reason else ''} -> {res.path}")
     return 0 if res.status == "finished" else 1

@@ -6,6 +6,7 @@ controller's per-thread state, set for one forward pass, is what the attention f
     drops  {layer: bool [B, H, T, T]}   positions to drop (additive dtype-min before softmax, Eq. 1 and 7)
     record set of layers                whose probabilities are recorded (in s.probs) for gradients: after the
                                         attention dropout, which is the identity in eval mode
+    probes {layer: nn.Identity}         this thread's own probes, used instead of the shared ones (Captum's hooks)
     scale  {layer: float [N]}           per-row factor on the probabilities (IGA's k/m, Eq. 3)
     gate   {layer: float [N]}           per-row factor that Captum integrates over (IG baseline = 0)
     expand {layer: c}                   repeat the hidden states c times at the input of that layer (IGA copies
@@ -19,7 +20,8 @@ The classification heads of the supported families read the top layer's output a
 / <s>), so attribution passes may skip the top layer's output projection and feed-forward block for every other
 row (`cls_only`, where `install` finds the place to cut and has checked that the logits do not change): GA and
 IGA scores are unchanged, because those rows have exactly zero gradient anyway.
-State lives in a `threading.local`, so sessions that share one cached model do not see each other's masks.
+State lives in a `threading.local`, so sessions that share one cached model do not see each other's masks; hooks
+(Captum's) go on per-pass probes of the thread's own, never on a module other threads run through.
 """
 from __future__ import annotations
 
@@ -55,6 +57,7 @@ class _State(threading.local):
         self.expand: dict[int, int] = {}
         self.cls_only = False
         self.cls_rows: torch.Tensor | None = None
+        self.probes: dict[int, nn.Module] = {}  # this thread's own probes (Captum hooks them, not the shared ones)
         self.calls = 0
 
 
@@ -98,10 +101,14 @@ class Controller(nn.Module):
         return self.pack_offset is not None and self.can_cls_only
 
     @contextmanager
-    def pass_settings(self, drops=None, record=(), scale=None, gate=None, expand=None, cls_only=False, cls_rows=None):
+    def pass_settings(self, drops=None, record=(), scale=None, gate=None, expand=None, cls_only=False, cls_rows=None,
+                      probes=None):
         """Set what the next forward pass(es) do; everything is cleared on exit. `cls_only` is a request, honoured
-        only where the model supports it (`can_cls_only`): the caller may then read nothing but the logits."""
+        only where the model supports it (`can_cls_only`): the caller may then read nothing but the logits.
+        `probes` {layer: nn.Identity}: modules of this thread's own that the probabilities pass through instead of
+        the shared `self.probes`, so that hooks put on them (Captum's) see this thread's passes only."""
         s = self._state
+        s.probes = dict(probes or {})
         s.drops, s.record = dict(drops or {}), set(record)
         s.scale, s.gate, s.expand = dict(scale or {}), dict(gate or {}), dict(expand or {})
         s.cls_only = bool(cls_only) and self.can_cls_only
@@ -149,7 +156,8 @@ def addrop_attention(module, query, key, value, attention_mask, scaling=None, dr
             attn_weights = attn_weights * _rows(s.scale[layer], n)
         if layer in s.gate:
             attn_weights = attn_weights * _rows(s.gate[layer], n)
-        attn_weights = ctrl.probes[layer](attn_weights)
+        probe = s.probes.get(layer)
+        attn_weights = (probe if probe is not None else ctrl.probes[layer])(attn_weights)
     attn_weights = nn.functional.dropout(attn_weights, p=dropout, training=module.training)
     if layer is not None and layer in s.record:
         # recorded after attention dropout (the identity in eval mode): a train-mode attribution pass then

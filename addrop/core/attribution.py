@@ -37,13 +37,10 @@ from .captum_backend import attribute_captum
 from .grouping import length_groups, right_padded, worth_grouping
 from .objective import Attribution, ignore_pads, objective, real_only, target_classes
 from .packing import MAX_PACK_TOKENS, groups, pack, unpack
-from .passes import model_inputs, pass_mode
+from .passes import iga_chunk, model_inputs, pass_mode
 
 BY_LENGTH = 4  # examples per sub-batch on the by-length path
 PACKABLE = ("ga", "aa")  # methods the packed path computes (IGA expands copies per layer, RD needs no pass)
-_ELEMENT_BUDGET = 60_000_000  # attention-sized floats per IGA chunk (bounds memory)
-_TENSORS_PER_LAYER = 3  # attention-sized tensors an IGA copy keeps per layer above the scaled one: scores,
-# probabilities and their gradient
 
 
 def as_model(model) -> nn.Module:
@@ -180,13 +177,6 @@ def _ga(model, ctrl, inputs, layers, cfg, labels, **settings):
         grads = torch.autograd.grad(objective(logits, target), kept, allow_unused=True)
     scores = torch.stack([g if g is not None else torch.zeros_like(a) for g, a in zip(grads, kept)])
     return torch.stack([a.detach() for a in kept]), scores, logits, target
-
-
-def iga_chunk(cfg: AttributionConfig, batch_size: int, heads: int, length: int, layers_above: int) -> int:
-    if cfg.iga_chunk:
-        return min(cfg.iga_chunk, cfg.steps)
-    per_copy = batch_size * heads * length * length * max(layers_above, 1) * _TENSORS_PER_LAYER
-    return max(1, min(cfg.steps, _ELEMENT_BUDGET // max(per_copy, 1)))
 
 
 def _iga(model, ctrl, inputs, layers, cfg, labels):

@@ -16,7 +16,7 @@ import torch
 from ..config import AttributionConfig, resolve_layers
 from ..errors import UserError
 from .objective import Attribution, objective, real_only, target_classes
-from .passes import eval_mode, model_inputs
+from .passes import eval_mode, iga_chunk, model_inputs
 
 
 def _captum():
@@ -46,11 +46,15 @@ def attribute_captum(model, batch: dict, cfg: AttributionConfig, labels: torch.T
         target = target_classes(logits, cfg, labels)
         regression = logits.shape[-1] == 1
 
+        # Captum hooks the modules it attributes at: these probes are this call's own (the model's shared
+        # ctrl.probes would also fire for other threads' passes through a cached model)
+        probes = {l: torch.nn.Identity() for l in layers}
+
         def forward(gate, *args, layer=None):
             n = gate.shape[0]
             kw = dict(zip(names, args))
             tgt = target.repeat(n // B)
-            with ctrl.pass_settings(gate={layer: gate} if layer is not None else None):
+            with ctrl.pass_settings(gate={layer: gate} if layer is not None else None, probes=probes):
                 out = model(**kw).logits
             if regression:  # Captum selects no target: return F per example
                 return torch.stack([objective(out[i:i + 1], tgt[i:i + 1]) for i in range(n)])
@@ -60,17 +64,21 @@ def attribute_captum(model, batch: dict, cfg: AttributionConfig, labels: torch.T
         tgt_arg = None if regression else target
         args = tuple(inputs[k] for k in names)
         if cfg.method == "ga":
-            algo = ca.LayerGradientXActivation(forward, [ctrl.probes[l] for l in layers], multiply_by_inputs=False)
+            algo = ca.LayerGradientXActivation(forward, [probes[l] for l in layers], multiply_by_inputs=False)
             res = algo.attribute(ones, target=tgt_arg, additional_forward_args=args)
             res = res if isinstance(res, (list, tuple)) else [res]
             scores = torch.stack([r.detach() for r in res])
         else:
             per_layer = []
+            H, T = att.shape[2], att.shape[-1]
             for l in layers:
-                algo = ca.LayerIntegratedGradients(lambda g, *a, _l=l: forward(g, *a, layer=_l), ctrl.probes[l],
+                algo = ca.LayerIntegratedGradients(lambda g, *a, _l=l: forward(g, *a, layer=_l), probes[l],
                                                    multiply_by_inputs=True)
+                # the m scaled copies run in chunks, as the native backend's (memory bounded the same way)
+                chunk = iga_chunk(cfg, B, H, T, ctrl.num_layers - l)
                 r = algo.attribute(ones, baselines=torch.zeros_like(ones), target=tgt_arg,
-                                   additional_forward_args=args, n_steps=cfg.steps, method="riemann_right")
+                                   additional_forward_args=args, n_steps=cfg.steps, method="riemann_right",
+                                   internal_batch_size=B * chunk if chunk < cfg.steps else None)
                 per_layer.append(r.detach())
             scores = torch.stack(per_layer)
     att, scores = real_only(att, key_mask), real_only(scores, key_mask)

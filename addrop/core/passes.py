@@ -84,3 +84,17 @@ def check_batch(model, lengths: list[int], width: int, seed: int) -> tuple[torch
                         generator=torch.Generator().manual_seed(seed))
     mask = (torch.arange(width)[None, :] < torch.tensor(lengths)[:, None]).long()
     return ids.to(device), mask.to(device)
+
+
+_ELEMENT_BUDGET = 60_000_000  # attention-sized floats per IGA chunk (bounds memory)
+_TENSORS_PER_LAYER = 3  # attention-sized tensors an IGA copy keeps per layer above the scaled one: scores,
+# probabilities and their gradient
+
+
+def iga_chunk(cfg, batch_size: int, heads: int, length: int, layers_above: int) -> int:
+    """IGA copies per batched pass (cfg.iga_chunk, or as many as the memory budget allows): the native backend's
+    chunks and the Captum backend's internal batch size both come from here."""
+    if cfg.iga_chunk:
+        return min(cfg.iga_chunk, cfg.steps)
+    per_copy = batch_size * heads * length * length * max(layers_above, 1) * _TENSORS_PER_LAYER
+    return max(1, min(cfg.steps, _ELEMENT_BUDGET // max(per_copy, 1)))

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from ..errors import UserError
-from .tasks import Split
+from .tasks import Split, is_blank
 
 
 class Encoded(list):
@@ -23,17 +23,25 @@ class Encoded(list):
 
     truncated: int = 0
     max_length: int = 0
+    note: str | None = None
     pad_token_id: int = 0
 
 
 def encode(tokenizer, split: Split, max_length: int, chunk: int = 4096) -> Encoded:
-    """Tokenize a split; examples longer than max_length are truncated (longest first for pairs) and counted."""
+    """Tokenize a split; examples longer than max_length are truncated (longest first for pairs) and counted.
+    A max_length beyond the model's (the tokenizer's model_max_length, set by load_model) is capped to it, with
+    `Encoded.note` saying so."""
     pair = split.pairs is not None
+    limit = int(getattr(tokenizer, "model_max_length", max_length) or max_length)
+    note = None
+    if max_length > limit:
+        note = f"max length {max_length} is more than this model takes: capped to {limit} tokens"
+        max_length = limit
     need = tokenizer.num_special_tokens_to_add(pair=pair) + (2 if pair else 1)
     if max_length < need:
         raise UserError(f"max length {max_length} is too short: it must be at least {need} for this input")
     out = Encoded()
-    out.max_length = max_length
+    out.max_length, out.note = max_length, note
     out.pad_token_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     keys = None
     for s in range(0, len(split), chunk):
@@ -99,9 +107,9 @@ def num_batches(n: int, batch_size: int) -> int:
 
 def encode_example(loaded, text: str, pair: str | None = None, max_length: int | None = None):
     """Tokenize one example for the explorer. Returns (batch of 1 on the model's device, tokens, truncated)."""
-    if not text or not text.strip():
-        raise UserError("the text is empty: type a sentence")
-    if pair is not None and not pair.strip():
+    if is_blank(text):
+        raise UserError("the text is empty (no visible character): type a sentence")
+    if pair is not None and is_blank(pair):
         pair = None
     limit = min(max_length or loaded.max_length, loaded.max_length)
     tok = loaded.tokenizer

@@ -11,6 +11,7 @@ from pathlib import Path
 import torch
 
 from ..core.attention import SUPPORTED_FAMILIES, Controller, install, unsupported
+from ..config import MAX_LABELS, check_int, check_seed, check_device_name
 from ..errors import UserError
 from .weights import RUN_PREFIX, TRAINED, load_run_state, load_trained, run_checkpoint, trained_info
 
@@ -44,6 +45,7 @@ class LoadedModel:
     model: torch.nn.Module
     tokenizer: object
     device: torch.device
+    notes: tuple = ()  # what the user should know about the loading (e.g. a new classification head)
 
     @property
     def ctrl(self) -> Controller:
@@ -59,15 +61,26 @@ class LoadedModel:
 
     @property
     def max_length(self) -> int:
-        m = getattr(self.tokenizer, "model_max_length", 512) or 512
-        return int(min(m, getattr(self.model.config, "max_position_embeddings", 512), 512))
+        """Tokens per example the model can take (load_model also sets it as the tokenizer's model_max_length,
+        so every encode caps to it)."""
+        return model_max_length(self.model.config, self.tokenizer)
+
+
+def model_max_length(config, tokenizer) -> int:
+    """The longest input: the tokenizer's limit, the position table (RoBERTa-style models start positions after
+    the padding index), at most 512."""
+    m = getattr(tokenizer, "model_max_length", 512) or 512
+    positions = int(getattr(config, "max_position_embeddings", 512) or 512)
+    if getattr(config, "model_type", "") in ("roberta", "xlm-roberta", "camembert"):
+        positions -= int(getattr(config, "pad_token_id", 1) or 0) + 1
+    return int(max(1, min(m, positions, 512)))
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
     """auto: cuda, then mps, then cpu. Explicit names are checked against what this machine has."""
     if isinstance(device, torch.device):
-        return device
-    d = (device or "auto").strip().lower()
+        device = str(device)
+    d = check_device_name(device)  # the spelling (meta, xpu, ... are refused here)
     if d == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda")
@@ -154,6 +167,8 @@ def load_model(name: str = "minilm", device: str | torch.device = "auto", num_la
     name = (name or "").strip()
     if not name:
         raise UserError("no model given: use minilm, one of " + ", ".join(TINY) + ", a Hugging Face id or a folder")
+    check_int("the number of labels (classes of the head; 1 = regression)", num_labels, 1, MAX_LABELS)
+    check_seed(seed)
     if name.startswith(RUN_PREFIX):
         return _load_checkpoint(name, device, num_labels, seed, _depth)
     if name in TRAINED:
@@ -167,6 +182,7 @@ def load_model(name: str = "minilm", device: str | torch.device = "auto", num_la
         return loaded
     dev = resolve_device(device)
     problem = "regression" if num_labels == 1 else "single_label_classification"
+    notes: list[str] = []
     torch.manual_seed(seed)  # the classification head is randomly initialised: make it repeatable
     prev = hf_logging.get_verbosity()
     hf_logging.set_verbosity_error()
@@ -184,13 +200,14 @@ def load_model(name: str = "minilm", device: str | torch.device = "auto", num_la
                 cfg._attn_implementation = "eager"
                 model = AutoModelForSequenceClassification.from_config(cfg, attn_implementation="eager")
         else:
-            model, tok = _load_external(name, num_labels, problem)
+            model, tok, notes = _load_external(name, num_labels, problem)
     finally:
         hf_logging.set_verbosity(prev)
+    tok.model_max_length = model_max_length(model.config, tok)  # encode() caps every input to it
     model.to(dev)
     model.eval()
     install(model)
-    return LoadedModel(name=name, model=model, tokenizer=tok, device=dev)
+    return LoadedModel(name=name, model=model, tokenizer=tok, device=dev, notes=tuple(notes))
 
 
 def _load_checkpoint(ref: str, device, num_labels: int, seed: int, depth: int) -> LoadedModel:
@@ -219,7 +236,23 @@ def model_caption(name: str) -> str:
 
 
 def _load_external(name: str, num_labels: int, problem: str):
-    from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    _, kw, _ = _external_config(name)
+    try:
+        tok = AutoTokenizer.from_pretrained(name, **kw)
+        model, info = AutoModelForSequenceClassification.from_pretrained(
+            name, num_labels=num_labels, problem_type=problem, attn_implementation="eager",
+            ignore_mismatched_sizes=True, use_safetensors=True, output_loading_info=True, **kw)
+    except (OSError, ValueError, RuntimeError) as e:
+        raise UserError(f"cannot load {name!r}: {(str(e).strip().splitlines() or [type(e).__name__])[0]}") from None
+    notes = check_loaded_weights(model, info, name)
+    return model, tok, notes
+
+
+def _external_config(name: str):
+    """(config, from_pretrained keywords, folder or None) of a hub id or a local folder, after the folder checks."""
+    from transformers import AutoConfig
 
     p = Path(name).expanduser()
     looks_local = p.exists() or name.startswith((".", "/", "~")) or os.sep in name and p.parent.exists()
@@ -234,22 +267,124 @@ def _load_external(name: str, num_labels: int, problem: str):
     kw = dict(trust_remote_code=False, local_files_only=_offline() or looks_local)
     try:
         cfg = AutoConfig.from_pretrained(name, **kw)
-    except (OSError, ValueError) as e:
+    except Exception as e:  # noqa: BLE001 - a malformed config.json raises many types (OSError, ValueError,
+        # TypeError, huggingface_hub's StrictDataclassFieldValidationError, RecursionError, ...)
         if looks_local:
-            raise UserError(f"cannot read the config in {name!r}: {str(e).splitlines()[0]}") from None
+            raise UserError(f"cannot read the config in {name!r}: {(str(e).splitlines() or [''])[0]}") from None
         raise UserError(f"cannot load {name!r}: not a built-in name or local folder, and the Hugging Face hub "
                         "cannot be reached for it (offline, or no such model); use minilm, "
                         + ", ".join(TINY) + " or a local folder") from None
+    check_architecture(cfg, name)
+    if looks_local:
+        check_model_folder(p, name)
+    return cfg, kw, (p if looks_local else None)
+
+
+def model_config(name: str):
+    """The transformers config of a model name, read without its weights (for checks before any work: the
+    number of layers, the architecture)."""
+    from transformers import AutoConfig
+
+    name = (name or "").strip()
+    if name in TINY:
+        return _tiny_config(name, 30522, 0, 2)
+    if name == "minilm":
+        return AutoConfig.from_pretrained(minilm_path(), local_files_only=True)
+    if not name:
+        raise UserError("no model given: use minilm, one of " + ", ".join(TINY) + ", a Hugging Face id or a folder")
+    return _external_config(name)[0]
+
+
+def check_architecture(cfg, name: str) -> None:
+    """A family whose attention addrop reaches, with at least one layer and one head."""
     if cfg.model_type not in SUPPORTED_FAMILIES:
         raise unsupported(cfg.model_type)
+    for key, what in (("num_hidden_layers", "layers"), ("num_attention_heads", "attention heads")):
+        v = getattr(cfg, key, None)
+        if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= 1024:
+            raise UserError(f"model {name!r}: its config.json gives {v!r} {what} ({key}); it needs 1 to 1024")
+
+
+# Weights addrop loads: safetensors only (never pickle). Tokenizer files: at least one of these.
+PICKLED_WEIGHTS = ("pytorch_model.bin", "pytorch_model.bin.index.json", "model.ckpt.index", "tf_model.h5",
+                   "flax_model.msgpack")
+TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "vocab.json", "spiece.model", "sentencepiece.bpe.model",
+                   "tokenizer.model")
+
+
+def check_model_folder(p: Path, name: str) -> None:
+    """The one check of a local model folder (its config.json read) before transformers loads it: tokenizer files and
+    safetensors weights whose header and length are whole (a truncated file is refused here, not half-read)."""
+    weights = sorted(p.glob("*.safetensors"))
+    if not weights:
+        pickled = [f for f in PICKLED_WEIGHTS if (p / f).exists()]
+        if pickled:
+            raise UserError(f"model folder {name!r} has only {pickled[0]}: addrop loads safetensors weights only "
+                            "(never pickled files); convert it, e.g. model.save_pretrained(folder) with "
+                            "safe_serialization=True")
+        raise UserError(f"model folder {name!r} has no model.safetensors (weights)")
+    for w in weights:
+        problem = _safetensors_problem(w)
+        if problem:
+            raise UserError(f"model folder {name!r}: {w.name} is corrupt or truncated ({problem})")
+    if not any((p / f).is_file() for f in TOKENIZER_FILES):
+        raise UserError(f"model folder {name!r} has no tokenizer files (one of {', '.join(TOKENIZER_FILES)}): "
+                        "copy them from the model the weights came from")
+
+
+def _safetensors_problem(path: Path) -> str | None:
+    """None when the file's header parses and its tensors end exactly at the end of the file."""
+    import json
+    import struct
+
     try:
-        tok = AutoTokenizer.from_pretrained(name, **kw)
-        model = AutoModelForSequenceClassification.from_pretrained(
-            name, num_labels=num_labels, problem_type=problem, attn_implementation="eager",
-            ignore_mismatched_sizes=True, use_safetensors=None, **kw)
-    except (OSError, ValueError) as e:
-        raise UserError(f"cannot load {name!r}: {str(e).splitlines()[0]}") from None
-    return model, tok
+        size = path.stat().st_size
+        with open(path, "rb") as fh:
+            head = fh.read(8)
+            if len(head) < 8:
+                return f"{size} bytes, shorter than a header"
+            (n,) = struct.unpack("<Q", head)
+            if n > min(size - 8, 100_000_000):
+                return f"a header of {n} bytes in a file of {size}"
+            meta = json.loads(fh.read(n).decode("utf-8"))
+    except (OSError, ValueError, UnicodeDecodeError, RecursionError) as e:
+        return f"unreadable header: {type(e).__name__}"
+    if not isinstance(meta, dict):
+        return "the header is not an object"
+    ends = [v.get("data_offsets", [0, 0])[1] for k, v in meta.items() if k != "__metadata__" and isinstance(v, dict)]
+    if not all(isinstance(e, int) for e in ends):
+        return "bad tensor offsets in the header"
+    expected = 8 + n + max(ends, default=0)
+    if expected != size:
+        return f"{size} bytes where the header describes {expected}"
+    return None
+
+
+def check_loaded_weights(model, info: dict, name: str) -> list[str]:
+    """Only the classification head (and the pooler below it) may be new or re-shaped: it is then initialised
+    with the seed and the user is told. A missing or mis-shaped weight anywhere else is an error, never a silent
+    random weight."""
+    base = (getattr(model, "base_model_prefix", "") or "") + "."
+
+    def is_head(key: str) -> bool:
+        if ".pooler." in key or key.startswith("pooler."):
+            return True
+        if base == ".":  # no base-model prefix to tell the encoder from the head: go by the head's names
+            return key.split(".")[0] in ("classifier", "pre_classifier", "score")
+        return not key.startswith(base)
+
+    mismatched = [k[0] if isinstance(k, (tuple, list)) else k for k in info.get("mismatched_keys") or ()]
+    missing = list(info.get("missing_keys") or ())
+    bad = sorted(k for k in mismatched + missing if not is_head(k))
+    if bad:
+        what = "other shapes than its config" if any(k in bad for k in mismatched) else "no weights for"
+        raise UserError(f"model {name!r}: the weights file has {what} {len(bad)} tensor(s) of the model (first: "
+                        f"{bad[0]}); it does not belong to this config.json")
+    new = sorted(set(mismatched + missing))
+    if not new:
+        return []
+    return [f"model {name!r}: a new classification head ({', '.join(new[:4])}{', ...' if len(new) > 4 else ''}) "
+            "is initialised with the seed; it is not in the saved weights (or has another number of classes)"]
 
 
 def clone_model(loaded: LoadedModel) -> LoadedModel:
@@ -257,4 +392,5 @@ def clone_model(loaded: LoadedModel) -> LoadedModel:
     import copy
 
     model = copy.deepcopy(loaded.model)
-    return LoadedModel(name=loaded.name, model=model, tokenizer=loaded.tokenizer, device=loaded.device)
+    return LoadedModel(name=loaded.name, model=model, tokenizer=loaded.tokenizer, device=loaded.device,
+                       notes=loaded.notes)

@@ -141,3 +141,13 @@ class Split:
 
 
 GLUE_TASKS = tuple(name for name, spec in TASKS.items() if spec.glue_dir is not None)
+
+
+def is_blank(text) -> bool:
+    """No visible character: empty, whitespace, or only invisible format characters (zero-width space and joiners,
+    word joiner, byte-order mark, soft hyphen: Unicode category Cf) and other separators."""
+    import unicodedata
+
+    if not isinstance(text, str):
+        return True
+    return all(c.isspace() or unicodedata.category(c) in ("Cf", "Zs", "Zl", "Zp", "Cc") for c in text)

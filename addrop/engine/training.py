@@ -38,6 +38,7 @@ class Callbacks:
     on_step: Callable[[dict], None] | None = None
     on_epoch: Callable[[dict], None] | None = None
     should_stop: Callable[[], bool] | None = None
+    on_note: Callable[[str], None] | None = None  # a remark on the settings (e.g. a max length capped)
 
 
 @dataclass
@@ -48,6 +49,7 @@ class Data:
     train_enc: list
     dev_enc: list
     truncated: int = 0
+    note: str | None = None  # e.g. max length capped to the model's
 
 
 @dataclass
@@ -73,7 +75,8 @@ def prepare_data(cfg: TrainConfig, tokenizer, splits=None) -> Data:
     train = subset(train, cfg.train_size, cfg.seed)
     dev = subset(dev, cfg.dev_size, cfg.seed)
     tr, dv = encode(tokenizer, train, cfg.max_length), encode(tokenizer, dev, cfg.max_length)
-    return Data(spec, train, dev, tr, dv, getattr(tr, "truncated", 0) + getattr(dv, "truncated", 0))
+    return Data(spec, train, dev, tr, dv, getattr(tr, "truncated", 0) + getattr(dv, "truncated", 0),
+                getattr(tr, "note", None))
 
 
 def masks_in_epoch(cfg: TrainConfig, epoch: int) -> bool:
@@ -170,6 +173,10 @@ def train(cfg: TrainConfig, runs_dir: str = "runs", loaded: LoadedModel | None =
     probes = choose_probes(len(data.dev), cfg.probes, cfg.probe_ids)
     run_id = safe_run_id(cfg.name, prefix=cfg.strategy)
     config = cfg.record()  # what the run does (the mask settings it uses), not only what was asked
+    if data.note:
+        config["max_length"], config["note"] = getattr(data.train_enc, "max_length", cfg.max_length), data.note
+        if cb.on_note:
+            cb.on_note(data.note)
     config.update(name=run_id, num_train=len(data.train), num_dev=len(data.dev), truncated=data.truncated,
                   device=str(loaded.device), task_name=spec.name, primary_metric=spec.primary_metric,
                   num_labels=heads, model=loaded.name)

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Callable, Protocol
 
 from ..config import PRIOR_STRATEGIES, AttributionConfig, TrainConfig, parse_seeds, resolve_layers
+from ..engine.preflight import check_runs
 from ..engine.runs import list_runs, safe_child, safe_run_id
 from ..errors import UserError
 
@@ -145,6 +146,7 @@ def run_plan(progress: Progress, plan: Plan, loaded=None, splits=None, load_for_
     from ..engine.models import load_model
     from ..engine.training import Callbacks, load_splits, prepare_data, train
 
+    check_runs(plan.configs, plan.runs_dir)  # before anything is trained or written
     root = plan.root
     root.mkdir(parents=True, exist_ok=True)
     if splits is None:

@@ -60,6 +60,11 @@ def load_data(task: str = "demo", source: str = "auto", data_dir: str | os.PathL
         if csv is None:
             raise UserError("source csv needs a file: pass --csv PATH")
         name = "csv" if is_csv_task else str(task)
+        if not is_csv_task and normalize_name(task) != "demo":  # a named GLUE task: its kind of label
+            known = get_task(task)
+            csv_kwargs.setdefault("regression", known.is_regression)
+            if known.is_regression:
+                name = known.name
         return load_csv(csv, text_col=text_col, label_col=label_col, pair_col=pair_col, name=name, **csv_kwargs)
     if is_csv_task:
         raise UserError(f"task csv needs source csv and a file, not source {src!r}")

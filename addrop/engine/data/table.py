@@ -12,9 +12,38 @@ from pathlib import Path
 from typing import Sequence
 
 from ...errors import UserError
-from ..tasks import Split, TaskSpec
+from ..tasks import Split, TaskSpec, is_blank
 
-DEFAULT_MAX_BYTES = 20 * 1024 * 1024
+DEFAULT_MAX_BYTES = 20 * 1024 * 1024  # the app's upload cap too (.streamlit/config.toml: 20 MB)
+UPLOADS_DIR = ".uploads"  # the app keeps uploads in <runs>/.uploads/<hash>/<the user's file name>
+MISSING_LABELS = ("nan", "na", "n/a", "#n/a", "null", "<na>", "inf", "-inf", "+inf", "infinity", "-infinity")
+MAX_CLASS_INDEX = 1_000_000  # an integer label above this is a score, not a class
+OTHER_SEPARATORS = (";", "|", "\t", ",")
+
+
+def _mb(n: int) -> str:
+    return f"{n / 2**20:.1f}".rstrip("0").rstrip(".") + " MB"
+
+
+def display_name(path) -> str:
+    """How messages name a file: its path, or for an upload kept by the app just the name the user gave it."""
+    p = Path(path)
+    if p.parent.parent.name == UPLOADS_DIR:
+        return f"the uploaded file {p.name}"
+    return str(p)
+
+
+def check_separator(fname: str, sep: str, header: str, columns: list[str]) -> None:
+    """A file read as one column whose header holds another separator: say which, instead of reading each
+    whole line as one text (and one label) and failing later on the split."""
+    if len(columns) != 1:
+        return
+    for other in OTHER_SEPARATORS:
+        if other != sep and other in header:
+            shown = "tab" if other == "\t" else repr(other)
+            want = "commas (.csv)" if sep == "," else "tabs (.tsv)"
+            raise UserError(f"{fname} has one column {columns[0][:60]!r}: it looks separated by {shown}, but it is "
+                            f"read with {want}; save it as CSV (commas) or TSV (tabs, with a .tsv name)")
 
 
 def _read_bytes(src, max_bytes: int) -> tuple[bytes, str]:
@@ -23,12 +52,12 @@ def _read_bytes(src, max_bytes: int) -> tuple[bytes, str]:
         data, name = bytes(src), "the uploaded data"
     elif isinstance(src, (str, os.PathLike)):
         p = Path(src).expanduser()
-        name = str(p)
+        name = display_name(p)
         if not p.is_file():
-            raise UserError(f"{p} does not exist or is not a file")
+            raise UserError(f"{name} does not exist or is not a file")
         size = p.stat().st_size
         if size > max_bytes:
-            raise UserError(f"{p} is {size / 1e6:.1f} MB, larger than the {max_bytes / 1e6:.1f} MB limit")
+            raise UserError(f"{name} is {_mb(size)}, larger than the {_mb(max_bytes)} limit")
         data = p.read_bytes()
     elif hasattr(src, "read"):
         name = str(getattr(src, "name", None) or "the uploaded file")
@@ -43,7 +72,7 @@ def _read_bytes(src, max_bytes: int) -> tuple[bytes, str]:
     else:
         raise UserError(f"cannot read data from a {type(src).__name__}; give a file path or an upload")
     if len(data) > max_bytes:
-        raise UserError(f"{name} is larger than the {max_bytes / 1e6:.1f} MB limit")
+        raise UserError(f"{name} is larger than the {_mb(max_bytes)} limit")
     return data, name
 
 
@@ -130,13 +159,16 @@ def load_csv(path_or_buffer, text_col: str = "text", label_col: str = "label", p
     if len(df) == 0:
         raise UserError(f"{fname} has a header but no rows")
     columns = [str(c) for c in df.columns]
+    check_separator(fname, sep, text.split("\n", 1)[0], columns)
     tcol = _find_col(columns, text_col, fname)
     lcol = _find_col(columns, label_col, fname)
     pcol = _find_col(columns, pair_col, fname) if pair_col else None
+    if lcol in (tcol, pcol):
+        raise UserError(f"{fname}: the label column {lcol!r} is also a text column; choose another")
 
     def texts_of(col: str) -> list[str]:
         vals = [str(v) for v in df[col].tolist()]
-        empty = [i for i, v in enumerate(vals) if not v.strip()]
+        empty = [i for i, v in enumerate(vals) if is_blank(v)]
         if empty:
             raise UserError(f"{fname}: {len(empty)} rows have an empty {col!r} (first at line {empty[0] + 2})")
         return vals
@@ -144,9 +176,14 @@ def load_csv(path_or_buffer, text_col: str = "text", label_col: str = "label", p
     texts = texts_of(tcol)
     pairs = texts_of(pcol) if pcol else None
     raw = [str(v).strip() for v in df[lcol].tolist()]
-    empty = [i for i, v in enumerate(raw) if not v]
+    empty = [i for i, v in enumerate(raw) if is_blank(v)]
     if empty:
         raise UserError(f"{fname}: {len(empty)} rows have an empty {lcol!r} (first at line {empty[0] + 2})")
+    missing = [i for i, v in enumerate(raw) if v.lower() in MISSING_LABELS]
+    if missing:
+        i = missing[0]
+        raise UserError(f"{fname}: {len(missing)} rows have a missing or non-finite {lcol!r} such as {raw[i]!r} "
+                        f"(first at line {i + 2}); give every row a label")
 
     kind = _label_kind(raw)
     is_reg = bool(regression) if regression is not None else kind == "float"
@@ -157,6 +194,12 @@ def load_csv(path_or_buffer, text_col: str = "text", label_col: str = "label", p
         y: list = [float(v) for v in raw]
         label_names: tuple[str, ...] = ()
     else:
+        if kind == "int":
+            big = [i for i, v in enumerate(raw) if abs(float(v)) > MAX_CLASS_INDEX]
+            if big:
+                i = big[0]
+                raise UserError(f"{fname} line {i + 2}: label {raw[i]!r} is not a class (integer classes are at "
+                                f"most {MAX_CLASS_INDEX}); for scores use a regression task such as sts-b")
         canon = [_class_name(v) for v in raw] if kind == "int" else raw
         if labels is not None:
             allowed = [str(_class_name(str(v))) for v in labels]

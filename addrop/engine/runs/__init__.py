@@ -23,7 +23,8 @@ Epoch records are flat dicts; the conventional keys are ``epoch``, ``train_loss`
 """
 from __future__ import annotations
 
-from .files import atomic_write_bytes, atomic_write_json, atomic_write_text, read_json, to_json
+from .files import (NotAFile, atomic_write_bytes, atomic_write_json, atomic_write_text, check_folder,
+                    check_output_file, is_plain_file, parse_json, read_json, read_regular, to_json)
 from .names import (CONFIG_FILE, FINAL_STATUSES, METRICS_FILE, RUN_FILES, STATUS_FILE, STATUSES, WEIGHTS_FILE,
                     safe_child, safe_run_id)
 from .manage import delete_run, disk_size
@@ -31,7 +32,8 @@ from .reader import RunRecord, list_runs, load_run, load_weights, pid_alive, rea
 from .tables import metrics_frame, runs_table
 from .writer import RunWriter
 
-__all__ = ["atomic_write_bytes", "atomic_write_json", "atomic_write_text", "read_json", "to_json", "CONFIG_FILE",
-           "FINAL_STATUSES", "METRICS_FILE", "RUN_FILES", "STATUS_FILE", "STATUSES", "WEIGHTS_FILE", "safe_child",
-           "safe_run_id", "RunRecord", "list_runs", "load_run", "load_weights", "pid_alive", "read_metrics",
-           "metrics_frame", "runs_table", "RunWriter", "delete_run", "disk_size"]
+__all__ = ["NotAFile", "check_folder", "check_output_file", "is_plain_file", "parse_json", "read_regular", "atomic_write_bytes",
+           "atomic_write_json", "atomic_write_text", "read_json", "to_json", "CONFIG_FILE", "FINAL_STATUSES",
+           "METRICS_FILE", "RUN_FILES", "STATUS_FILE", "STATUSES", "WEIGHTS_FILE", "safe_child", "safe_run_id",
+           "RunRecord", "list_runs", "load_run", "load_weights", "pid_alive", "read_metrics", "metrics_frame",
+           "runs_table", "RunWriter", "delete_run", "disk_size"]

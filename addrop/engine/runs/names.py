@@ -35,12 +35,12 @@ def parse_time(value) -> float | None:
     if not isinstance(value, str) or not value:
         return None
     try:
-        dt = datetime.fromisoformat(value)
-    except ValueError:
+        dt = datetime.fromisoformat(value[:64])
+        if dt.tzinfo is None:
+            dt = dt.astimezone()  # naive -> this machine's local time
+        return dt.timestamp()
+    except (ValueError, OverflowError, OSError):  # unparsable, or a date the platform cannot place (year 1)
         return None
-    if dt.tzinfo is None:
-        dt = dt.astimezone()  # naive -> this machine's local time
-    return dt.timestamp()
 
 
 def safe_run_id(name: str | None, prefix: str = "run") -> str:

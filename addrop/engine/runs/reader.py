@@ -1,7 +1,6 @@
 """Reading run folders tolerantly: a broken folder is reported as status `corrupt` or `unknown`, never raised."""
 from __future__ import annotations
 
-import json
 import os
 import socket
 import time
@@ -9,9 +8,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ...errors import UserError
-from .files import read_json
+from .files import is_plain_file, parse_json, read_json, read_regular
 from .names import (CONFIG_FILE, FINAL_STATUSES, METRICS_FILE, RUN_FILES, STATUS_FILE, WEIGHTS_FILE, parse_time)
 
+MAX_PID = 2**31 - 1  # a pid_t; a status.json naming a larger one is not a process of this machine
 STALE_AFTER_S = 3600.0  # a "running" run on another host with no update for this long is incomplete
 _MAX_DEPTH = 4  # list_runs: group folders nest at most this deep (and symlinks are never followed)
 
@@ -43,7 +43,7 @@ class RunRecord:
 
     @property
     def has_weights(self) -> bool:
-        return (self.path / WEIGHTS_FILE).is_file()
+        return is_plain_file(self.path / WEIGHTS_FILE)
 
     @property
     def done(self) -> bool:
@@ -63,8 +63,8 @@ def read_metrics(path: str | os.PathLike) -> list[dict]:
     """The epoch records of a metrics.jsonl. A trailing line without its newline (a write cut short) is
     ignored unless it is a complete JSON object; unparsable or non-object lines are skipped."""
     try:
-        data = Path(path).read_bytes()
-    except OSError:
+        data = read_regular(path)
+    except OSError:  # missing, a symbolic link, a FIFO, oversized: no records
         return []
     lines = data.split(b"\n")
     tail = lines.pop()  # b"" when the file ends with a newline
@@ -85,15 +85,41 @@ def _parse_line(raw: bytes) -> dict | None:
     if not raw:
         return None
     try:
-        rec = json.loads(raw.decode("utf-8"))
+        rec = parse_json(raw.decode("utf-8"))
     except (ValueError, UnicodeDecodeError):
         return None
-    return rec if isinstance(rec, dict) else None
+    return clean_epoch(rec) if isinstance(rec, dict) else None
+
+
+MAX_EPOCH = 1_000_000
+
+
+def _number(v) -> bool:
+    return isinstance(v, float) or (isinstance(v, int) and not isinstance(v, bool) and abs(v) < 2**63)
+
+
+def clean_epoch(rec: dict) -> dict | None:
+    """An epoch record as the readers may use it: None when its epoch is not an integer in 1..MAX_EPOCH; values
+    of the numeric keys (losses, dev metrics, seconds, shares) that are not numbers are dropped."""
+    epoch = rec.get("epoch", 1)
+    if isinstance(epoch, bool) or not isinstance(epoch, int) or not 0 <= epoch <= MAX_EPOCH:
+        return None
+    out = {}
+    for k, v in rec.items():
+        if not isinstance(k, str):
+            continue
+        numeric = k.endswith(("loss", "seconds", "share")) or k.startswith("dev_")
+        if numeric and not _number(v):
+            continue
+        if isinstance(v, int) and not isinstance(v, bool) and abs(v) >= 2**63:
+            continue
+        out[k] = v
+    return out
 
 
 def pid_alive(pid) -> bool:
     """Whether a process with this id runs on this machine (a zombie counts as gone)."""
-    if not isinstance(pid, int) or isinstance(pid, bool) or pid <= 0:
+    if not isinstance(pid, int) or isinstance(pid, bool) or not 0 < pid <= MAX_PID:
         return False
     if pid == os.getpid():
         return True
@@ -103,7 +129,7 @@ def pid_alive(pid) -> bool:
         return False
     except PermissionError:
         return True  # exists, owned by someone else
-    except OSError:
+    except (OSError, OverflowError, ValueError):
         return False
     try:  # Linux: an exited child that nobody reaped still answers kill(0)
         with open(f"/proc/{pid}/stat", "rb") as fh:
@@ -155,7 +181,8 @@ def load_run(path: str | os.PathLike) -> RunRecord:
     rec.updated = st.get("updated") if isinstance(st.get("updated"), str) else None
     rec.finished = st.get("finished") if isinstance(st.get("finished"), str) else None
     rec.summary = st.get("summary") if isinstance(st.get("summary"), dict) else None
-    rec.pid = st.get("pid") if isinstance(st.get("pid"), int) else None
+    pid = st.get("pid")
+    rec.pid = pid if isinstance(pid, int) and not isinstance(pid, bool) and 0 < pid <= MAX_PID else None
     rec.host = st.get("host") if isinstance(st.get("host"), str) else None
     status = st.get("status")
     reason = st.get("reason") if isinstance(st.get("reason"), str) else None
@@ -168,7 +195,10 @@ def load_run(path: str | os.PathLike) -> RunRecord:
         rec.status = "unknown"
         rec.reason = "; ".join(problems) or (f"unrecognised status {status!r}" if status is not None else None)
         return rec
-    if status == "running" and _process_gone(rec, path):
+    impossible_pid = isinstance(pid, int) and not isinstance(pid, bool) and rec.pid is None
+    if status == "running" and impossible_pid:
+        status, reason = "incomplete", reason or f"status.json names pid {str(pid)[:30]}, which no process can have"
+    elif status == "running" and _process_gone(rec, path):
         status = "incomplete"
         reason = reason or _incomplete_reason(rec)
     rec.status = status
@@ -237,6 +267,8 @@ def load_weights(path: str | os.PathLike, device: str = "cpu") -> dict:
         path = path / WEIGHTS_FILE
     if path.suffix != ".safetensors":
         raise UserError(f"{path.name} is not a .safetensors file; only safetensors weights are loaded")
+    if path.is_symlink() or (path.exists() and not is_plain_file(path)):
+        raise UserError(f"{path} is not a plain file (a symbolic link or a special file); it is not read")
     if not path.is_file():
         raise UserError(f"no saved weights at {path} (train with save_weights on)")
     from safetensors import SafetensorError

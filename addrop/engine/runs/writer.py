@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from ...errors import UserError, one_line
-from .files import append_bytes, atomic_replace, atomic_write_json, to_json
+from .files import append_bytes, check_folder, atomic_replace, atomic_write_json, to_json
 from .names import CONFIG_FILE, FINAL_STATUSES, METRICS_FILE, STATUS_FILE, WEIGHTS_FILE, now_iso, safe_child, safe_run_id
 from .reader import read_metrics
 
@@ -25,6 +25,7 @@ class RunWriter:
     def __init__(self, root: str | os.PathLike, run_id: str | None, config: Any, exist_ok: bool = False):
         self.root = Path(root)
         self.id = safe_run_id(run_id)
+        check_folder(self.root, what="runs folder")
         self.root.mkdir(parents=True, exist_ok=True)
         self.path = safe_child(self.root, self.id)
         try:

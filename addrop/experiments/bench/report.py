@@ -56,8 +56,8 @@ def check_targets(rec: dict, goals=GOALS) -> dict:
 
 
 def _fmt(x: float | None, unit: str = "") -> str:
-    if x is None:
-        return "n/a"
+    if isinstance(x, bool) or not isinstance(x, (int, float)) or not math.isfinite(x):
+        return "n/a"  # a figure that was not measured (null in a saved record)
     if unit == "ms":
         return f"{x:.0f}" if x >= 100 else f"{x:.1f}"
     if abs(x) < 1e-3 and x != 0:
@@ -66,7 +66,9 @@ def _fmt(x: float | None, unit: str = "") -> str:
 
 
 def _mmm(s: dict, unit: str = "") -> str:
-    return f"{_fmt(s['min'], unit)} / {_fmt(s['median'], unit)} / {_fmt(s['max'], unit)}"
+    if not isinstance(s, dict):
+        s = {}
+    return f"{_fmt(s.get('min'), unit)} / {_fmt(s.get('median'), unit)} / {_fmt(s.get('max'), unit)}"
 
 
 HEAD = ("measure", "wall ms min / median / max", "ratio min / median / max", "cpu-time ratio", "target", "met")
@@ -136,8 +138,9 @@ def format_table(rec: dict) -> str:
         lines.append("  ".join(c.ljust(w[j]) for j, c in enumerate(r)).rstrip())
         if i == 0:
             lines.append("  ".join("-" * x for x in w))
-    mem = ", ".join(f"{k} {v:.0f}" for k, v in rec["peak_mem_mb"].items() if v is not None)
-    lines.append(f"peak memory, MiB ({rec['peak_mem_note']}): {mem}")
+    mem = ", ".join(f"{k} {v:.0f}" if _fmt(v) != "n/a" else f"{k} n/a"
+                    for k, v in (rec.get("peak_mem_mb") or {}).items() if v is not None)
+    lines.append(f"peak memory, MiB ({rec.get('peak_mem_note')}): {mem}")
     if not (rec["model"] == "minilm" and rec["batch_size"] == 16 and rec["device"] == "cpu"):
         lines.append("note: the targets are set for minilm, batch 16, on a CPU")
     return "\n".join(lines)

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Callable
 
 from ...config import TrainConfig
+from ...engine.preflight import check_runs
 from ...engine.runs import atomic_write_json, load_run, read_json, safe_child
 from ...errors import UserError
 from . import ray_backend
@@ -40,6 +41,7 @@ from .results import sweep_table, write_table
 from .spec import SWEEP_FILE, SweepSpec
 
 SWEEP_BACKENDS = ("local", "ray")
+REFRESH_EVERY_S = 2.0  # the least time between two rewrites of table.csv and heatmap.html while cells run
 # config fields that may differ between two invocations of the same sweep (resume on another machine)
 _FREE_FIELDS = ("device", "name", "strategy", "seed", "attribution")
 
@@ -154,11 +156,12 @@ def run_sweep(spec: SweepSpec, out: str | os.PathLike = "runs", backend: str = "
     elif ray_address:
         raise UserError("--ray-address needs --backend ray")
     t0 = time.perf_counter()
+    check_runs(spec.cells(), out)  # layers and the folder before anything is written or trained
     folder = prepare(spec, out)
     todo, done = plan(spec, folder)
     for cfg in todo:
         _clear(folder, cfg.name)
-    state = {"done": len(done), "total": len(done) + len(todo)}
+    state = {"done": len(done), "total": len(done) + len(todo), "next_refresh": 0.0}
     ran, failed = [], {}
 
     def report(run_id: str, status: str, reason: str | None = None, **extra):
@@ -170,10 +173,15 @@ def run_sweep(spec: SweepSpec, out: str | os.PathLike = "runs", backend: str = "
         if on_cell:
             on_cell({"run": run_id, "status": status, "reason": reason, "done": state["done"],
                      "total": state["total"], **extra})
-        try:  # keep the table and heatmap current for anyone reading the folder
-            refresh(folder)
-        except Exception:  # noqa: BLE001 - an output refresh must never end the sweep
-            pass
+        # keep the table and heatmap current for anyone reading the folder, throttled: a refresh takes at most
+        # a tenth of the time (a large grid's table and heatmap are rewritten every few cells, not every cell)
+        now = time.perf_counter()
+        if now >= state["next_refresh"]:
+            try:
+                refresh(folder)
+            except Exception:  # noqa: BLE001 - an output refresh must never end the sweep
+                pass
+            state["next_refresh"] = now + max(REFRESH_EVERY_S, 10 * (time.perf_counter() - now))
 
     stopped = False
     if todo:

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Iterable
 
 from ...errors import UserError
-from ...engine.runs import FINAL_STATUSES, RunRecord, atomic_write_text, list_runs, read_json
+from ...engine.runs import FINAL_STATUSES, RunRecord, atomic_write_text, is_plain_file, list_runs, read_json
 from ...engine.selection import best_epoch
 from .spec import SWEEP_FILE, SweepSpec, baseline_name, cell_name
 
@@ -51,6 +51,21 @@ def _mean(xs: list) -> float:
     return sum(xs) / len(xs) if xs else math.nan
 
 
+def check_metric(base, metric: str | None) -> None:
+    """Before a sweep runs: `metric` (None: the task's primary one) must be one its runs will record."""
+    if metric is None:
+        return
+    from ...engine.tasks import get_task, normalize_name
+
+    name = metric[4:] if metric.startswith("dev_") else metric
+    if normalize_name(base.task) in ("csv", "custom", "") or base.source == "csv" or base.csv:
+        known = ("accuracy", "pearson", "spearman", "loss")  # classification or regression, from the file
+    else:
+        known = tuple(get_task(base.task).metrics) + ("loss",)
+    if name not in known:
+        raise UserError(f"unknown --metric {metric!r} for task {base.task}: choose one of {', '.join(known)}")
+
+
 def load_sweep(folder: str | os.PathLike) -> tuple[dict, list[RunRecord]]:
     """(sweep.json as a dict, the run records in the folder). Missing or broken sweep.json -> UserError."""
     folder = Path(folder)
@@ -67,7 +82,8 @@ def list_sweeps(root: str | os.PathLike) -> list[Path]:
         return []
     found = []
     for pattern in (f"*/{SWEEP_FILE}", f"*/*/{SWEEP_FILE}"):
-        found += [p.parent for p in root.glob(pattern) if not any(part.startswith(".") for part in p.parts[-3:-1])]
+        found += [p.parent for p in root.glob(pattern) if not any(part.startswith(".") for part in p.parts[-3:-1])
+                  and is_plain_file(p) and not p.parent.is_symlink() and not p.parent.parent.is_symlink()]
     found.sort(key=lambda p: (p / SWEEP_FILE).stat().st_mtime, reverse=True)
     return found
 
@@ -237,4 +253,5 @@ def progress(folder: str | os.PathLike) -> dict:
             "done": sum(v for k, v in by.items() if k in FINAL_STATUSES)}
 
 
-__all__ = ["sweep_table", "best_cell", "sweep_verdict", "write_table", "load_sweep", "list_sweeps", "cell_runs", "progress"]
+__all__ = ["check_metric", "sweep_table", "best_cell", "sweep_verdict", "write_table", "load_sweep", "list_sweeps", "cell_runs",
+           "progress"]

@@ -11,6 +11,7 @@ from ...engine.runs import safe_run_id
 from ...errors import UserError
 
 SWEEP_FILE = "sweep.json"
+MAX_CELLS = 500  # runs one sweep may start without an explicit, larger `max_cells` (--max-cells)
 SWEEP_VERSION = 1
 
 
@@ -31,6 +32,8 @@ def parse_values(spec, name: str = "p", unit: bool = True) -> list[float]:
                 if len(parts) != 3:
                     raise ValueError
                 start, stop, step = parts
+                if not all(math.isfinite(x) for x in parts):
+                    raise UserError(f"--{name} {spec!r}: start, stop and step must be finite numbers")
                 if not step > 0:
                     raise UserError(f"--{name} {spec!r}: the step must be > 0")
                 if stop < start:
@@ -49,6 +52,10 @@ def parse_values(spec, name: str = "p", unit: bool = True) -> list[float]:
             vals = [float(x) for x in spec]
         except (TypeError, ValueError):
             raise UserError(f"{name} values must be numbers, got {spec!r}") from None
+    if not all(math.isfinite(v) for v in vals):
+        raise UserError(f"--{name} {spec!r}: every value must be a finite number")
+    if len(vals) > 1000:
+        raise UserError(f"--{name} gives {len(vals)} values; use at most 1000")
     vals = sorted({round(v, 6) for v in vals})
     if not vals:
         raise UserError(f"--{name} gives no values")
@@ -83,6 +90,7 @@ class SweepSpec:
     qs: list[float]
     seeds: list[int] = field(default_factory=lambda: [0])
     baseline: bool = True
+    max_cells: int = MAX_CELLS  # a larger grid is refused unless this is raised (not saved in sweep.json)
 
     def __post_init__(self):
         self.name = safe_run_id(self.name)
@@ -91,6 +99,18 @@ class SweepSpec:
         self.ps = parse_values(self.ps, "p")
         self.qs = parse_values(self.qs, "q")
         self.seeds = parse_seeds(self.seeds)
+        if isinstance(self.max_cells, bool) or not isinstance(self.max_cells, int) or self.max_cells < 1:
+            raise UserError(f"--max-cells must be an integer >= 1, got {self.max_cells!r}")
+        n = self.size
+        if n > self.max_cells:
+            raise UserError(f"this sweep has {n} runs ({len(self.ps)} p x {len(self.qs)} q x {len(self.seeds)} "
+                            f"seed(s){' + baselines' if self.baseline else ''}), more than the {self.max_cells} "
+                            f"allowed; pass --max-cells {n} to run it anyway, or use a coarser grid")
+
+    @property
+    def size(self) -> int:
+        """How many runs the sweep has (cells and baselines), without listing them."""
+        return len(self.seeds) * (len(self.ps) * len(self.qs) + (1 if self.baseline else 0))
 
     def cells(self) -> list[TrainConfig]:
         """Every run of the sweep, baselines first (so the heatmap has its reference early), then seed-major."""
@@ -113,10 +133,12 @@ class SweepSpec:
                 "seeds": self.seeds, "baseline": self.baseline}, "base": base}
 
     @classmethod
-    def from_dict(cls, d: dict) -> "SweepSpec":
+    def from_dict(cls, d: dict, max_cells: int | None = None) -> "SweepSpec":
+        """A spec from sweep.json (a grid that was already accepted: no cell cap unless `max_cells`)."""
         g = d.get("grid") or {}
         return cls(name=d["name"], base=TrainConfig.from_dict(d.get("base") or {}), ps=g.get("p", []),
-                   qs=g.get("q", []), seeds=g.get("seeds", [0]), baseline=bool(g.get("baseline", True)))
+                   qs=g.get("q", []), seeds=g.get("seeds", [0]), baseline=bool(g.get("baseline", True)),
+                   max_cells=max_cells or 10**9)
 
 
 def default_name(base: TrainConfig) -> str:

@@ -14,6 +14,7 @@ from ...core.masking import make_drops
 from ...core.objective import Attribution
 from ...engine.batching import encode_example
 from ...engine.models import LoadedModel
+from ...engine.tasks import is_blank
 from ...errors import UserError
 
 
@@ -98,7 +99,7 @@ def explain(loaded: LoadedModel, text: str, pair: str | None = None, cfg: Attrib
                         "or attribute the predicted label")
     gen = torch.Generator().manual_seed(int(cfg.seed)) if cfg.method == "rd" else None  # RD: seeded scores
     att = attribute(loaded, batch, cfg, labels=labels, generator=gen)
-    return Explanation(text=text, pair=pair if pair and pair.strip() else None, tokens=tokens, truncated=truncated,
+    return Explanation(text=text, pair=pair if pair and not is_blank(pair) else None, tokens=tokens, truncated=truncated,
                        batch=batch, attribution=att, cfg=cfg, gold=gold, label_names=tuple(label_names or ()))
 
 

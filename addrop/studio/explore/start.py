@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from ...config import AttributionConfig
 from ...engine.models import LoadedModel
+from ...engine.tasks import is_blank
 from .effects import head_summary, mask_effect
 from .explain import draw_mask, explain
 
@@ -60,7 +61,7 @@ def find_flip(loaded: LoadedModel, texts, pairs=None, golds=None, cfg: Attributi
     best: tuple[float, FlipCase] | None = None
     n = 0
     for i, text in enumerate(list(texts)[:limit]):
-        if not text or not str(text).strip():
+        if not text or is_blank(str(text)):
             continue
         pair = pairs[i] if pairs is not None else None
         n += 1
