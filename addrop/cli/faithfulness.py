@@ -31,8 +31,8 @@ def add_parser(sub) -> None:
 
 
 def settings_from(a):
+    from ..config import DeletionSettings
     from ..errors import UserError
-    from ..experiments.faithfulness import DeletionSettings
 
     try:
         ps = tuple(float(x) for x in a.p.split(",") if x.strip())
@@ -45,13 +45,16 @@ def settings_from(a):
 def run(a) -> int:
     import sys
 
+    from ..engine.runs import check_folder
+
+    settings = settings_from(a)  # every argument and the output folder are checked before anything loads
+    cfg = build(TrainConfig, a)
+    check_folder(a.out, what="--out")
     from ..engine.models import load_model
     from ..engine.training import load_splits
-    from ..experiments.faithfulness import deletion_summary, deletion_curves
+    from ..experiments.faithfulness import deletion_curves, deletion_summary
     from ..studio.outputs import write_deletion
 
-    settings = settings_from(a)  # every argument is checked before anything loads
-    cfg = build(TrainConfig, a)
     spec, _, dev = load_splits(cfg)
     loaded = load_model(cfg.model, cfg.device, num_labels=spec.num_labels, seed=cfg.seed)
     res = deletion_curves(loaded, spec, dev, settings,

@@ -9,7 +9,6 @@ before the bootstrap. The predicted class c is the clean pass's argmax; the attr
 """
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Callable
@@ -17,7 +16,8 @@ from typing import Callable
 import numpy as np
 import torch
 
-from ..config import AttributionConfig, parse_layers, resolve_layers
+from ..config import (DEFAULT_METHODS, DEFAULT_PS, FAITH_LABELS, FAITH_METHODS, AttributionConfig, DeletionSettings,
+                      parse_layers, resolve_layers)
 from ..core.attribution import attribute
 from ..core.masking import dropped_share, make_drops, random_scores
 from ..core.passes import eval_mode, model_inputs
@@ -25,45 +25,12 @@ from ..engine.batching import batches, encode
 from ..engine.data import subset
 from ..errors import UserError
 
-FAITH_METHODS = ("ga", "iga", "aa", "rd", "low")
-FAITH_LABELS = {"ga": "GA (top-p by gradient)", "iga": "IGA (integrated gradients)", "aa": "AA (attention weights)",
-                "rd": "RD (random positions)", "low": "low (bottom-p by GA)"}
-DEFAULT_METHODS = ("ga", "aa", "rd", "low")
-DEFAULT_PS = (0.0, 0.1, 0.2, 0.3, 0.5, 0.7, 0.9)
+__all__ = ["DEFAULT_METHODS", "DEFAULT_PS", "FAITH_LABELS", "FAITH_METHODS", "MEASURES", "NOISE", "DeletionSettings",
+           "DeletionResult", "bootstrap_ci", "deletion_curves", "deletion_summary"]
+
 NOISE = 0.005  # changes of the probability below this are reported as no change
 MEASURES = {"prob_change": "change of the predicted class's probability", "logit_change":
             "change of the predicted class's logit", "flip_rate": "share of predictions that flip"}
-
-
-@dataclass
-class DeletionSettings:
-    n: int = 64
-    methods: tuple = DEFAULT_METHODS
-    ps: tuple = DEFAULT_PS
-    q: float = 1.0
-    layers: object = "all"
-    rd_seeds: int = 3
-    seed: int = 0
-    batch_size: int = 16
-    max_length: int = 128
-    bootstrap: int = 1000
-    ties: str = "paper"
-    chunk_rows: int = 256  # examples per stacked masked pass
-
-    def __post_init__(self):
-        self.methods = tuple(str(m).strip().lower() for m in self.methods if str(m).strip())
-        bad = [m for m in self.methods if m not in FAITH_METHODS]
-        if bad or not self.methods:
-            raise UserError(f"unknown method {bad[0] if bad else '(none)'!r}: use some of {', '.join(FAITH_METHODS)}")
-        self.ps = tuple(sorted({float(p) for p in self.ps}))
-        if not self.ps or any(not (0 <= p < 1) or math.isnan(p) for p in self.ps):
-            raise UserError(f"every p must be in [0, 1), got {self.ps}")
-        if not 0 < self.q <= 1:
-            raise UserError(f"q must be in (0, 1], got {self.q}")
-        for name, lo, hi in (("n", 1, 5000), ("rd_seeds", 1, 50), ("batch_size", 1, 512), ("bootstrap", 0, 100_000)):
-            v = getattr(self, name)
-            if not isinstance(v, int) or not lo <= v <= hi:
-                raise UserError(f"{name.replace('_', ' ')} must be an integer from {lo} to {hi}, got {v!r}")
 
 
 @dataclass
