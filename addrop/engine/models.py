@@ -286,6 +286,13 @@ def model_config(name: str):
     from transformers import AutoConfig
 
     name = (name or "").strip()
+    for _ in range(MAX_RUN_CHAIN):  # a checkpoint or a shipped trained model: its base model's config
+        if name.startswith(RUN_PREFIX):
+            name = run_checkpoint(name)[0]
+        elif name in TRAINED:
+            name = TRAINED[name][0]
+        else:
+            break
     if name in TINY:
         return _tiny_config(name, 30522, 0, 2)
     if name == "minilm":

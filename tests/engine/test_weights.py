@@ -92,3 +92,16 @@ def test_the_trained_default_loads_offline_and_reaches_its_stated_dev_accuracy()
     assert metrics["accuracy"] == pytest.approx(info["dev_accuracy"], abs=1e-3)
     with pytest.raises(UserError, match="demo task"):
         load_model("minilm-demo", "cpu", num_labels=3)
+
+
+def test_checks_before_work_read_a_checkpoint_s_base_config(tmp_path):
+    from addrop.engine.models import model_config
+
+    _, folder = _saved(tmp_path)
+    assert model_config(f"run:{folder}").num_hidden_layers == 2
+    assert model_config("minilm-demo").num_hidden_layers == 6
+    from addrop.cli import main
+
+    assert main(["train", "--model", f"run:{folder}", "--strategy", "addrop", "--layers", "5", "--out",
+                 str(tmp_path / "runs")]) == 2  # layer 5 of a 2-layer checkpoint: refused before any run
+    assert not (tmp_path / "runs").exists()
