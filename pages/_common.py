@@ -21,7 +21,7 @@ import streamlit as st
 
 from addrop.engine.data import SOURCE_LABELS, default_glue_dir, sniff_separator
 from addrop.engine.data.table import UPLOADS_DIR, check_separator, display_name
-from addrop.engine.models import BUILTIN, TINY, TRAINED_MODELS
+from addrop.engine.models import BUILTIN, MODEL_LABELS, TINY, TRAINED_MODELS
 from addrop.engine.tasks import GLUE_TASKS
 from addrop.errors import UserError
 from pages import _compat
@@ -258,11 +258,23 @@ def sidebar() -> Ctx:
     return c
 
 
+def model_caption(name: str) -> str:
+    """One line on what a model name stands for (the app's sidebar): the labels above, a shipped model's dev
+    accuracy, or a checkpoint's run."""
+    if name in TRAINED_MODELS:
+        from addrop.engine.weights import trained_info
+
+        info = trained_info(name)
+        acc = info.get("dev_accuracy")
+        return MODEL_LABELS[name] + (f"; dev accuracy {acc:.3f}" if isinstance(acc, float) else "")
+    if name.startswith("run:"):
+        return "the weights a run kept (Runs page), in its base model"
+    return MODEL_LABELS.get(name, "")
+
+
 def _model_controls(c: "Ctx") -> None:
     """The model list: the trained default, the untrained ones (so labelled), every kept checkpoint, other. Until
     the user picks one, the choice follows the data (`default_model_for`)."""
-    from addrop.engine.models import model_caption
-
     found = checkpoints(str(runs_dir()))
     choices = list(TRAINED_MODELS) + list(BUILTIN) + list(found) + [OTHER_MODEL]
     pinned = pinned_model()

@@ -31,7 +31,7 @@ def add_parser(sub) -> None:
 
 
 def settings_from(a):
-    from ..config import DeletionSettings
+    from ..experiments.deletion_settings import DeletionSettings
     from ..errors import UserError
 
     try:

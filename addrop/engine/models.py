@@ -13,7 +13,7 @@ import torch
 from ..core.attention import SUPPORTED_FAMILIES, Controller, install, unsupported
 from ..config import MAX_LABELS, check_int, check_seed, check_device_name
 from ..errors import UserError
-from .weights import RUN_PREFIX, TRAINED, load_run_state, load_trained, run_checkpoint, trained_info
+from .weights import RUN_PREFIX, TRAINED, load_run_state, load_trained, run_checkpoint
 
 TINY = ("tiny-bert", "tiny-roberta", "tiny-electra", "tiny-distilbert")
 BUILTIN = ("minilm",) + TINY
@@ -221,18 +221,6 @@ def _load_checkpoint(ref: str, device, num_labels: int, seed: int, depth: int) -
     load_run_state(file, loaded.model, f"checkpoint {ref!r} (base model {base}, task {task})")
     loaded.name = ref
     return loaded
-
-
-def model_caption(name: str) -> str:
-    """One line on what a model name stands for (the app's sidebar): the labels above, a shipped model's dev
-    accuracy, or a checkpoint's run."""
-    if name in TRAINED:
-        info = trained_info(name)
-        acc = info.get("dev_accuracy")
-        return MODEL_LABELS[name] + (f"; dev accuracy {acc:.3f}" if isinstance(acc, float) else "")
-    if name.startswith(RUN_PREFIX):
-        return "the weights a run kept (Runs page), in its base model"
-    return MODEL_LABELS.get(name, "")
 
 
 def _load_external(name: str, num_labels: int, problem: str):

@@ -16,14 +16,14 @@ from typing import Callable
 import numpy as np
 import torch
 
-from ..config import (DEFAULT_METHODS, DEFAULT_PS, FAITH_LABELS, FAITH_METHODS, AttributionConfig, DeletionSettings,
-                      parse_layers, resolve_layers)
+from ..config import AttributionConfig, parse_layers, resolve_layers
 from ..core.attribution import attribute
 from ..core.masking import dropped_share, make_drops, random_scores
 from ..core.passes import eval_mode, model_inputs
 from ..engine.batching import batches, encode
 from ..engine.data import subset
 from ..errors import UserError
+from .deletion_settings import DEFAULT_METHODS, DEFAULT_PS, FAITH_LABELS, FAITH_METHODS, DeletionSettings
 
 __all__ = ["DEFAULT_METHODS", "DEFAULT_PS", "FAITH_LABELS", "FAITH_METHODS", "MEASURES", "NOISE", "DeletionSettings",
            "DeletionResult", "bootstrap_ci", "deletion_curves", "deletion_summary"]
