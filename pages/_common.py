@@ -291,8 +291,9 @@ def _model_controls(c: "Ctx") -> None:
             st.session_state["model_choice"] = OTHER_MODEL
             st.session_state["model_custom"] = want
     chosen = st.session_state.get("model_choice")
-    if chosen not in choices:  # a checkpoint deleted since, or a stale value
-        choices.insert(-1, chosen) if isinstance(chosen, str) and chosen.startswith("run:") else None
+    if chosen not in choices:  # typed as run:PATH elsewhere, deleted since, or a stale value: keep it as typed
+        st.session_state["model_choice"] = OTHER_MODEL
+        st.session_state["model_custom"] = chosen if isinstance(chosen, str) else ""
     choice = st.selectbox("Model", choices, key="model_choice", format_func=lambda x: model_label(x, found),
                           on_change=lambda: st.session_state.__setitem__("model_auto", False),
                           help="minilm-demo: the embedded encoder fine-tuned on the demo set (the default for the "

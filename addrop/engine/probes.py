@@ -33,7 +33,7 @@ from ..config import AttributionConfig
 from ..core.attribution import attribute
 from ..errors import UserError
 from .batching import batches, encode
-from .runs import atomic_write_bytes, atomic_write_json
+from .runs import atomic_write_bytes, atomic_write_json, is_plain_file
 from .runs.names import safe_child
 
 PROBE_DIR = "probes"
@@ -117,7 +117,7 @@ def read_probes(run_path: str | os.PathLike) -> ProbeSeries | None:
     """The probes a run recorded, or None when it recorded none. Broken epoch files are skipped."""
     root = Path(run_path)
     meta_file = root / PROBE_DIR / "meta.json"
-    if not meta_file.is_file():
+    if not is_plain_file(meta_file):  # links and special files are never read (a FIFO would hang the reader)
         return None
     try:
         meta = json.loads(safe_child(root, f"{PROBE_DIR}/meta.json").read_text(encoding="utf-8"))
@@ -125,6 +125,8 @@ def read_probes(run_path: str | os.PathLike) -> ProbeSeries | None:
         return None
     epochs, stacks = [], {k: [] for k in STORED}
     for f in sorted((root / PROBE_DIR).glob("epoch-*.npz")):
+        if not is_plain_file(f):
+            continue
         try:
             with np.load(safe_child(root, f"{PROBE_DIR}/{f.name}"), allow_pickle=False) as z:
                 got = {k: z[k] for k in STORED}

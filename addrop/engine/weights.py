@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 
 from ..errors import UserError
-from .runs import WEIGHTS_FILE, load_run, load_weights
+from .runs import WEIGHTS_FILE, is_plain_file, load_run, load_weights
 
 RUN_PREFIX = "run:"
 TRAINED_DIR = Path(__file__).resolve().parents[2] / "assets" / "trained"
@@ -176,7 +176,7 @@ def list_checkpoints(root, limit: int = 60) -> list[dict]:
     for rec in reversed(list_runs(root)):
         if rec.status not in ("finished", "stopped"):
             continue
-        files = sorted(rec.path.glob("model*.safetensors"))
+        files = sorted(f for f in rec.path.glob("model*.safetensors") if is_plain_file(f))  # no links, no FIFOs
         if not files:
             continue
         metric = rec.config.get("primary_metric")

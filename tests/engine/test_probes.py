@@ -48,3 +48,17 @@ def test_probe_choice_is_checked_before_the_run_starts(tmp_path):
         choose_probes(10, 0, "1,1")
     assert not any(tmp_path.iterdir())
     assert choose_probes(8, 4) == [0, 2, 4, 6]
+
+
+def test_the_reader_never_opens_links_or_fifos(tmp_path):
+    import os
+
+    run = train(_cfg(probes=2, epochs=1, name="f"), runs_dir=tmp_path)
+    folder = Path(run.path) / PROBE_DIR
+    (folder / "epoch-001.npz").unlink()
+    os.mkfifo(folder / "epoch-001.npz")  # a reader that opened it would hang here
+    outside = tmp_path / "outside.npz"
+    outside.write_bytes((folder / "epoch-000.npz").read_bytes())
+    (folder / "epoch-002.npz").symlink_to(outside)
+    s = read_probes(run.path)
+    assert s.epochs == [0]
