@@ -29,7 +29,8 @@ class DeletionSettings:
     batch_size: int = 16
     max_length: int = 128
     bootstrap: int = 1000
-    ties: str = "paper"
+    ties: str = "strict"  # rows whose scores are all equal are not candidates (GA's top layer: rows that cannot
+    #                      reach the output), so the dropped share counts only drops that can act
     chunk_rows: int = 256  # examples per stacked masked pass
 
     def __post_init__(self):
