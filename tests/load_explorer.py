@@ -87,7 +87,7 @@ def main() -> int:
     for t in threads:
         t.join()
     proc.terminate()
-    print(f"| session | seconds to its first attribution | result |\n|---|---|---|")
+    print("| session | seconds to its first attribution | result |\n|---|---|---|")
     for i in sorted(results):
         s, msg = results[i]
         print(f"| {i + 1} | {'-' if s is None else f'{s:.1f}'} | {msg} |")
