@@ -162,3 +162,18 @@ def test_argument_errors_are_one_line_exit_2_before_torch(args, says):
     assert done.returncode == 2, done.stderr
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error:") and says in lines[0]
+
+
+@pytest.mark.slow
+def test_ray_backend_gives_the_local_records(tmp_path):
+    pytest.importorskip("ray")
+    local, ray_out = tmp_path / "local", tmp_path / "ray"
+    run_study(_plan(), local, only=["selection/demo"])
+    res = run_study(_plan(), ray_out, only=["selection/demo"], backend="ray")
+    assert len(res.ran) == 5 and not res.failed  # both selection groups of demo
+
+    def scores(out):
+        return {r.id: [m["dev_accuracy"] for m in r.metrics] for r in list_runs(out / "selection" / "demo")}
+
+    assert scores(ray_out) == scores(local)
+    assert run_study(_plan(), ray_out, only=["selection/demo"], backend="ray").ran == []  # resumed: nothing left
