@@ -66,6 +66,8 @@ def run(a) -> int:
             what = "p and q from selection" if st.waiting else (f"p={st.p:g} q={st.q:g}" if st.p is not None else "")
             print(f"{st.unit.label:32} {st.finished:3}/{st.total:<3} finished, about {_hours(st.seconds_left):>8} left"
                   f"  {what}")
+            if st.todo:
+                print(f"    to run: {', '.join(st.todo)}" + (" (names once p and q are chosen)" if st.waiting else ""))
         left = sum(s.seconds_left for s in states)
         total = sum(s.total for s in states)
         print(f"{sum(s.finished for s in states)} of {total} runs finished; about {_hours(left)} left by the plan's "

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections import Counter
 import subprocess
 import sys
 
@@ -177,3 +178,31 @@ def test_ray_backend_gives_the_local_records(tmp_path):
 
     assert scores(ray_out) == scores(local)
     assert run_study(_plan(), ray_out, only=["selection/demo"], backend="ray").ran == []  # resumed: nothing left
+
+
+def test_the_plan_s_data_on_glue(glue_dir):
+    """Every setting of docs/replication-plan.json on the real files (no training): the sizes it promises, the
+    selection's validation slice drawn from the training split (not dev), the same dev subset for every seed."""
+    from addrop.engine.models import load_model
+    from addrop.engine.training import load_splits, prepare_data
+
+    plan = ReplicationPlan.load("docs/replication-plan.json", data_dir=str(glue_dir))
+    tok = load_model("tiny-bert").tokenizer
+    for setting, row in plan.tasks.items():
+        cfg = plan.config(setting)
+        splits = load_splits(cfg)
+        n_train = row.get("train_size") or 2 * row["shots"]
+        devs = []
+        for seed in (0, 1):
+            d = prepare_data(plan.config(setting, seed=seed), tok, splits)
+            assert len(d.train) == n_train and len(d.dev) == row["dev_size"]
+            devs.append(d.dev.texts)
+        assert devs[0] == devs[1]
+        sel = prepare_data(plan.config(setting, holdout=plan.holdout, seed=100), tok, splits)
+        assert len(sel.dev) == plan.holdout and len(sel.train) == n_train
+
+        def rows(split):  # examples as a multiset (the files repeat some sentences)
+            return Counter(zip(split.texts, split.pairs or [None] * len(split), split.labels))
+
+        # the held-out slice and the selection's training examples are distinct training examples
+        assert not (rows(sel.train) + rows(sel.dev)) - rows(splits[1])

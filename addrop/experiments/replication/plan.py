@@ -15,7 +15,7 @@ import os
 from dataclasses import dataclass, fields
 from pathlib import Path
 
-from ...config import AttributionConfig, TrainConfig, parse_layers, parse_seeds
+from ...config import AttributionConfig, TrainConfig, check_seed, parse_layers, parse_seeds
 from ...errors import UserError
 
 STAGES = ("selection", "main", "ablation")
@@ -35,6 +35,8 @@ def _need(d, key, kind, where):
 
 
 def _train_kw(d: dict, where: str) -> dict:
+    if not isinstance(d, dict):
+        raise UserError(f"the plan's {where} must be an object of settings")
     bad = sorted(set(d) - TRAIN_KEYS)
     if bad:
         raise UserError(f"the plan's {where} has unknown setting {bad[0]!r}")
@@ -69,7 +71,7 @@ class ReplicationPlan:
         self.model = _need(raw, "model", str, "top level")
         self.train = _train_kw(raw.get("train") or {}, "train section")
         self.addrop = dict(raw.get("addrop") or {})
-        self.split_seed = int(raw.get("split_seed", 0))
+        self.split_seed = check_seed(raw.get("split_seed", 0), "the plan's split_seed")
         tasks = _need(raw, "tasks", dict, "top level")
         if not tasks:
             raise UserError("the plan names no task")
@@ -84,17 +86,23 @@ class ReplicationPlan:
         self.ablation = dict(raw.get("ablation") or {})
         self.arms = dict(self.ablation.get("arms") or {})
         for arm, change in self.arms.items():
-            bad = sorted(set(change) - set(ARM_KEYS))
+            bad = sorted(set(change) - set(ARM_KEYS)) if isinstance(change, dict) else ["(not an object)"]
             if bad:
                 raise UserError(f"ablation arm {arm!r} changes {bad[0]!r}; an arm may change {', '.join(ARM_KEYS)}")
+        if self.arms and not isinstance(self.ablation.get("task"), str):
+            raise UserError("the plan's ablation needs 'task' (one of its settings)")
         for key in self.no_ct + ([self.ablation["task"]] if self.arms else []):
             if key not in self.tasks:
                 raise UserError(f"the plan names setting {key!r}, which is not one of its tasks")
         self.abl_seeds = parse_seeds(self.ablation.get("seeds", self.main_seeds)) if self.arms else []
         self.estimate = dict(raw.get("estimate") or {})
-        self.interval = float((raw.get("report") or {}).get("interval", 0.95))
+        self.interval = (raw.get("report") or {}).get("interval", 0.95)
+        if isinstance(self.interval, bool) or not isinstance(self.interval, float) or not 0 < self.interval < 1:
+            raise UserError(f"the plan's report interval must be a number between 0 and 1, got {self.interval!r}")
         for s in self.tasks:  # every setting's TrainConfig is built (and so checked) now, before any run
             self.config(s)
+        for change in self.arms.values():
+            self.config(self.ablation["task"], **change)
 
     @classmethod
     def load(cls, path: str | os.PathLike, **kw) -> "ReplicationPlan":

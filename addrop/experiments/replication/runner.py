@@ -56,6 +56,7 @@ class UnitState:
     waiting: str | None = None  # why it cannot run yet
     p: float | None = None
     q: float | None = None
+    todo: list[str] = field(default_factory=list)  # the runs left (names in the group's folder)
 
 
 def survey(plan: ReplicationPlan, out, units: list[Unit] | None = None) -> list[UnitState]:
@@ -76,7 +77,8 @@ def survey(plan: ReplicationPlan, out, units: list[Unit] | None = None) -> list[
             todo, done = spec.cells(), []
         out_states.append(UnitState(u, len(todo) + len(done), len(done), sum(plan.seconds(t) for t in todo),
                                     c.reason if c is not None and not c.ready else None,
-                                    c.p if c is not None else None, c.q if c is not None else None))
+                                    c.p if c is not None else None, c.q if c is not None else None,
+                                    [t.name for t in todo]))
     return out_states
 
 
