@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 from collections import Counter
+from pathlib import Path
 import subprocess
 import sys
 
@@ -18,6 +19,9 @@ from addrop.experiments.replication.plan import ReplicationPlan, Unit
 from addrop.experiments.replication.report import REPORT_FILE, run_scores, study_report, t_interval
 from addrop.experiments.replication.runner import chosen, run_study, survey
 
+ROOT = Path(__file__).resolve().parents[2]
+PLAN_FILE_PATH = ROOT / "docs" / "replication-plan.json"
+PLAN_ARG = str(PLAN_FILE_PATH)
 TINY = {
     "version": 1, "name": "tiny", "model": "tiny-bert",
     "train": {"batch_size": 8, "lr": 1e-3, "lr_schedule": "constant", "warmup_ratio": 0.0, "max_length": 32,
@@ -137,7 +141,7 @@ def test_half_dev_figure_and_interval():
 
 
 def test_plan_checks_and_estimate():
-    plan = ReplicationPlan.load("docs/replication-plan.json")
+    plan = ReplicationPlan.load(PLAN_FILE_PATH)
     assert len([c for u in plan.units() for c in plan.sweep(u, 0.1, 0.1).cells()]) == 104
     total = sum(plan.seconds(c) for u in plan.units() for c in plan.sweep(u, 0.1, 0.1).cells())
     assert 5.0 * 3600 < total < 6.0 * 3600  # docs/replication.md: 19,535 s
@@ -153,13 +157,13 @@ def test_plan_checks_and_estimate():
 
 @pytest.mark.parametrize("args, says", [
     (["replicate", "missing.json"], "no plan file"),
-    (["replicate", "docs/replication-plan.json", "--only", "bogus/cola", "--dry-run"], "stage"),
-    (["replicate", "docs/replication-plan.json", "--dry-run", "--report"], "one of"),
+    (["replicate", PLAN_ARG, "--only", "bogus/cola", "--dry-run"], "stage"),
+    (["replicate", PLAN_ARG, "--dry-run", "--report"], "one of"),
 ])
 def test_argument_errors_are_one_line_exit_2_before_torch(args, says):
     code = ("import sys; from addrop.cli import main; rc = main(sys.argv[1:]); "
             "assert 'torch' not in sys.modules, 'torch imported'; sys.exit(rc)")
-    done = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=120)
+    done = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=120, cwd=ROOT)
     assert done.returncode == 2, done.stderr
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error:") and says in lines[0]
@@ -186,7 +190,7 @@ def test_the_plan_s_data_on_glue(glue_dir):
     from addrop.engine.models import load_model
     from addrop.engine.training import load_splits, prepare_data
 
-    plan = ReplicationPlan.load("docs/replication-plan.json", data_dir=str(glue_dir))
+    plan = ReplicationPlan.load(PLAN_FILE_PATH, data_dir=str(glue_dir))
     tok = load_model("tiny-bert").tokenizer
     for setting, row in plan.tasks.items():
         cfg = plan.config(setting)
