@@ -78,7 +78,8 @@ def run(a) -> int:
         return 0
 
     def on_unit(st):
-        print(f"== {st.unit.label}: {st.finished}/{st.total} finished, about {_hours(st.seconds_left)} left", flush=True)
+        print(f"== {st.unit.label}: {st.finished}/{st.total} finished, about {_hours(st.seconds_left)} left",
+              flush=True)
 
     def on_cell(info):
         extra = f" ({info['reason']})" if info.get("reason") else ""

@@ -161,7 +161,8 @@ class ReplicationPlan:
         if unit.stage == "selection":
             base = self.config(unit.setting, holdout=self.holdout, cross_tuning=unit.variant != NO_CT)
             return SweepSpec(unit.name, base, self.selection.get("p", [0.3]), self.selection.get("q", [0.3]),
-                             self.sel_seeds, baseline=bool(self.selection.get("baseline", True)) and unit.variant is None)
+                             self.sel_seeds,
+                             baseline=bool(self.selection.get("baseline", True)) and unit.variant is None)
         if unit.stage == "main":
             return SweepSpec(unit.name, self.config(unit.setting), [p], [q], self.main_seeds, baseline=True)
         return SweepSpec(unit.name, self.config(unit.setting, **self.arms[unit.variant]), [p], [q], self.abl_seeds,

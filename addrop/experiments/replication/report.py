@@ -164,7 +164,8 @@ def markdown(rep: dict) -> str:
     if rep["chosen"]:
         out += ["## p and q chosen on the held-out training slice", "",
                 _table(["setting", "p", "q", "held-out metric (best epoch)", "note"],
-                       [[k, _f(v["p"], 1) if v["p"] is not None else "–", _f(v["q"], 1) if v["q"] is not None else "–",
+                       [[k, _f(v["p"], 1) if v["p"] is not None else "–",
+                         _f(v["q"], 1) if v["q"] is not None else "–",
                          _f(v["held_out"]), v["reason"] or ""] for k, v in rep["chosen"].items()]), ""]
     if rep["arms"]:
         out += ["## Dev metric per setting and arm (mean ± sd over seeds)", "",
@@ -185,7 +186,8 @@ def markdown(rep: dict) -> str:
                 _table(["setting", "cross-tuning", "run", "p", "q", "seed", "best", "last", "best epoch"],
                        [[r["setting"], "on" if r["cross_tuning"] else "off", r["strategy"],
                          r["p"] if r["p"] is not None else "", r["q"] if r["q"] is not None else "", r["seed"],
-                         _f(r["held_out_best"]), _f(r["held_out_last"]), r["best_epoch"]] for r in rep["selection"]]), ""]
+                         _f(r["held_out_best"]), _f(r["held_out_last"]), r["best_epoch"]]
+                        for r in rep["selection"]]), ""]
     if not rep["arms"]:
         out += ["No main or ablation run has finished yet: there is no result.", ""]
     return "\n".join(out)

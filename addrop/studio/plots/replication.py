@@ -9,7 +9,8 @@ import plotly.graph_objects as go
 
 from .style import STRATEGY_COLORS
 
-ARM_COLORS = {"vanilla": STRATEGY_COLORS.get("vanilla", "#636efa"), "AD-DROP (GA)": STRATEGY_COLORS.get("addrop", "#ef553b")}
+ARM_COLORS = {"vanilla": STRATEGY_COLORS.get("vanilla", "#636efa"),
+              "AD-DROP (GA)": STRATEGY_COLORS.get("addrop", "#ef553b")}
 
 
 def _ok(v) -> bool:
@@ -65,7 +66,8 @@ def cross_tuning_scatter(rep: dict):
                 and _ok(r["held_out_best"])]
         fig.add_scatter(x=[f"{r['setting']} ({'on' if ct else 'off'})" for r in rows],
                         y=[r["held_out_best"] for r in rows], mode="markers", name=name,
-                        marker=dict(size=10, color=color), text=[f"p={r['p']} q={r['q']} seed {r['seed']}" for r in rows],
+                        marker=dict(size=10, color=color),
+                        text=[f"p={r['p']} q={r['q']} seed {r['seed']}" for r in rows],
                         hovertemplate="%{text}: %{y:.4f}<extra></extra>")
     fig.update_layout(height=360, margin=dict(t=50, b=40, l=50, r=20), yaxis_title="held-out metric (best epoch)",
                       title="Grid cells with and without cross-tuning (as the paper's Figure 4)")
