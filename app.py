@@ -26,7 +26,8 @@ PAGES = [
 ]
 if (HERE / "pages" / "sweeps.py").is_file():
     PAGES.append(st.Page("pages/sweeps.py", title="Sweeps", icon=":material/tune:"))
-PAGES += [st.Page("pages/training.py", title="Across training", icon=":material/timeline:"),
+PAGES += [st.Page("pages/replication.py", title="Replication study", icon=":material/fact_check:"),
+          st.Page("pages/training.py", title="Across training", icon=":material/timeline:"),
           st.Page("pages/faithfulness.py", title="Deletion curves", icon=":material/trending_down:"),
           st.Page("pages/runs.py", title="Runs", icon=":material/folder_open:")]
 

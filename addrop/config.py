@@ -278,6 +278,9 @@ class TrainConfig:
     train_size: int | None = setting(None, "seeded subset of the training set")
     dev_size: int | None = setting(None, "seeded subset of the dev set")
     shots: int | None = setting(None, "k training examples per class (few-shot)")
+    holdout: int | None = setting(None, "hold out this many training examples (drawn with --split-seed) and use "
+                                  "them as the dev set: validation on training data, never on dev")
+    split_seed: int | None = setting(None, "seed of the dev subset and of the held-out slice (default: --seed)")
     batch_size: int = setting(16, "batch size")
     lr: float = setting(2e-5, "peak learning rate")
     lr_schedule: str = setting("linear", "learning rate after the warm-up: linear decay to 0, or constant",
@@ -320,11 +323,13 @@ class TrainConfig:
             v = getattr(self, name)
             if not isinstance(v, int) or v < 1:
                 raise UserError(f"{name.replace('_', ' ')} must be an integer >= 1, got {v!r}")
-        for name in ("train_size", "dev_size", "shots"):
+        for name in ("train_size", "dev_size", "shots", "holdout"):
             v = getattr(self, name)
             if v is not None and (not isinstance(v, int) or v < 1):
                 raise UserError(f"{name.replace('_', ' ')} must be an integer >= 1, got {v!r}")
         check_seed(self.seed)
+        if self.split_seed is not None:
+            check_seed(self.split_seed, "split seed")
         self.device = check_device_name(self.device)
         for name in ("lr", "weight_decay", "warmup_ratio", "max_grad_norm"):
             v = getattr(self, name)

@@ -68,6 +68,9 @@ with right:
     if (ui.ROOT / "pages" / "sweeps.py").is_file():
         st.page_link("pages/sweeps.py", label="Sweeps", icon=":material/tune:")
         st.caption("Many runs over a grid of settings.")
+    st.page_link("pages/replication.py", label="Replication study", icon=":material/fact_check:")
+    st.caption("Does AD-DROP help minilm? A preregistered study's answer, read from its run records (the "
+               "protocol: docs/replication.md).")
     st.page_link("pages/training.py", label="Across training", icon=":material/timeline:")
     st.caption("A run's probe sentences epoch by epoch: maps, predictions, how much attribution moves.")
     st.page_link("pages/faithfulness.py", label="Deletion curves", icon=":material/trending_down:")

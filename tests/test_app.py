@@ -16,7 +16,8 @@ from streamlit.testing.v1 import AppTest
 ROOT = Path(__file__).resolve().parents[1]
 APP = str(ROOT / "app.py")
 PAGES = {"pages/home.py": "AD-DROP studio", "pages/explorer.py": "Attribution explorer",
-         "pages/prior.py": "Prior experiment", "pages/compare.py": "AD-DROP vs vanilla", "pages/runs.py": "Runs"}
+         "pages/prior.py": "Prior experiment", "pages/compare.py": "AD-DROP vs vanilla", "pages/runs.py": "Runs",
+         "pages/replication.py": "Replication study"}
 
 
 @pytest.fixture(autouse=True)

@@ -1,4 +1,4 @@
-"""Command line: python -m addrop {attribute,train,prior,compare,sweep,faithfulness,bench} ... (`--help` on each).
+"""Command line: python -m addrop {attribute,train,prior,compare,sweep,replicate,faithfulness,bench} ... (`--help` on each).
 
 One module per command, each with `add_parser(sub)` and `run(args)`; options that are settings come from the
 config dataclasses (options.py). A UserError is printed as one line and exits 2.
@@ -9,9 +9,9 @@ import argparse
 import sys
 
 from ..errors import UserError
-from . import attribute, bench, compare, faithfulness, prior, sweep, train
+from . import attribute, bench, compare, faithfulness, prior, replicate, sweep, train
 
-COMMANDS = (attribute, train, prior, compare, sweep, faithfulness, bench)
+COMMANDS = (attribute, train, prior, compare, sweep, replicate, faithfulness, bench)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -22,8 +22,8 @@ from ..core.algorithm import drops_for, is_addrop_epoch
 from ..core.passes import eval_mode, model_inputs
 from ..errors import UserError
 from .batching import batches, encode, num_batches
-from .data import k_shot, load_data, subset
-from .metrics import compute_metrics
+from .data import hold_out, k_shot, load_data, subset
+from .metrics import compute_metrics, half_metrics
 from .models import LoadedModel, clone_model, load_model
 from .probes import ProbeRecorder, choose_probes
 from .runs import RunWriter, read_metrics, safe_run_id
@@ -70,10 +70,13 @@ def load_splits(cfg: TrainConfig):
 def prepare_data(cfg: TrainConfig, tokenizer, splits=None) -> Data:
     """Load the task, take the seeded subsets, tokenize (dynamic padding happens per batch)."""
     spec, train, dev = splits if splits is not None else load_splits(cfg)
+    split_seed = cfg.seed if cfg.split_seed is None else cfg.split_seed
+    if cfg.holdout:  # validate on training examples held out (the same slice for every seed), never on dev
+        train, dev = hold_out(train, cfg.holdout, split_seed)
     if cfg.shots:
         train = k_shot(train, cfg.shots, cfg.seed)
     train = subset(train, cfg.train_size, cfg.seed)
-    dev = subset(dev, cfg.dev_size, cfg.seed)
+    dev = subset(dev, cfg.dev_size, split_seed)
     tr, dv = encode(tokenizer, train, cfg.max_length), encode(tokenizer, dev, cfg.max_length)
     return Data(spec, train, dev, tr, dv, getattr(tr, "truncated", 0) + getattr(dv, "truncated", 0),
                 getattr(tr, "note", None))
@@ -109,6 +112,12 @@ def train_step(model, batch: dict, optimizer, scheduler, max_grad_norm: float, d
 
 def evaluate(loaded: LoadedModel, enc, labels, spec, batch_size: int) -> tuple[float, dict]:
     """Mean loss and GLUE metrics, eval mode, no masks."""
+    loss, preds = predict(loaded, enc, labels, spec, batch_size)
+    return loss, compute_metrics(spec, preds, list(labels))
+
+
+def predict(loaded: LoadedModel, enc, labels, spec, batch_size: int) -> tuple[float, list]:
+    """Mean loss and the predictions (class ids, or scores for regression), eval mode, no masks."""
     model = loaded.model
     total, n, preds = 0.0, 0, []
     with eval_mode(model), torch.no_grad():
@@ -120,7 +129,7 @@ def evaluate(loaded: LoadedModel, enc, labels, spec, batch_size: int) -> tuple[f
             n += bs
             logits = out.logits.float()
             preds += (logits.view(-1) if spec.is_regression else logits.argmax(-1)).tolist()
-    return total / max(n, 1), compute_metrics(spec, preds, list(labels))
+    return total / max(n, 1), preds
 
 
 def make_optimizer(model, cfg: TrainConfig, total_steps: int):
@@ -235,10 +244,12 @@ def _loop(cfg: TrainConfig, loaded0: LoadedModel, data: Data, writer: RunWriter,
                     cb.on_step({"epoch": epoch, "step": step, "total_steps": total, "loss": loss,
                                 "fraction": step / total, "elapsed": time.perf_counter() - t_start})
             seconds = time.perf_counter() - t0
-            dev_loss, metrics = evaluate(loaded, data.dev_enc, data.dev.labels, spec, cfg.batch_size * 2)
+            dev_loss, preds = predict(loaded, data.dev_enc, data.dev.labels, spec, cfg.batch_size * 2)
+            metrics = compute_metrics(spec, preds, list(data.dev.labels))
             rec = {"epoch": epoch, "addrop_epoch": masked, "train_loss": loss_sum / max(n_sum, 1),
                    "dev_loss": dev_loss, **{f"dev_{k}": v for k, v in metrics.items()}, "seconds": seconds,
-                   "dropped_share": (sum(shares) / len(shares)) if shares else 0.0}
+                   "dropped_share": (sum(shares) / len(shares)) if shares else 0.0,
+                   **half_metrics(spec, preds, list(data.dev.labels))}  # half_a_*, half_b_*: two fixed halves
             if cfg.wants_clean_loss:
                 rec["clean_train_loss"], _ = evaluate(loaded, data.train_enc, data.train.labels, spec,
                                                       cfg.batch_size * 2)

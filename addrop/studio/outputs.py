@@ -63,3 +63,23 @@ def write_deletion(folder, result) -> list[Path]:
     atomic_write_text(paths[1], html)
     atomic_write_text(paths[2], json.dumps(result.settings, indent=2, default=str))
     return paths
+
+
+REPORT_HTML = "report.html"
+
+
+def write_study_report(out) -> tuple[dict, list[Path]]:
+    """A replication study's report.md (the tables) and report.html (tables and figures, self-contained: it opens
+    offline), both computed from the run records under `out`."""
+    import html as html_mod
+
+    from ..experiments.replication.report import markdown, write_report
+    from .plots import report_figures
+
+    rep, md_path = write_report(out)
+    figs = [fig.to_html(include_plotlyjs=(i == 0), full_html=False) for i, (_, fig) in enumerate(report_figures(rep))]
+    page = (f"<html><head><meta charset='utf-8'><title>{html_mod.escape(rep['name'])}</title></head><body>"
+            + "".join(figs) + f"<pre>{html_mod.escape(markdown(rep))}</pre></body></html>")
+    path = Path(out) / REPORT_HTML
+    atomic_write_text(path, page)
+    return rep, [md_path, path]

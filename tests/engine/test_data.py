@@ -293,3 +293,13 @@ def test_k_shot_missing_class():
     s = _split(10, 2)
     with pytest.raises(UserError, match="class 'c' has only 0"):
         D.k_shot(s, 1, label_names=["a", "b", "c"])
+
+
+def test_hold_out_is_seeded_disjoint_and_complete():
+    split = Split([f"t{i}" for i in range(20)], None, [i % 2 for i in range(20)])
+    rest, held = D.hold_out(split, 5, seed=3)
+    assert len(held) == 5 and len(rest) == 15 and not set(held.texts) & set(rest.texts)
+    assert sorted(held.texts + rest.texts) == sorted(split.texts)
+    assert D.hold_out(split, 5, seed=3)[1].texts == held.texts != D.hold_out(split, 5, seed=4)[1].texts
+    with pytest.raises(UserError, match="hold out"):
+        D.hold_out(split, 20)

@@ -67,3 +67,14 @@ def test_metrics_against_sklearn():
     p3 = rng.integers(0, 3, 60)
     assert mcc(p3, y3) == pytest.approx(skm.matthews_corrcoef(y3, p3))
 
+
+
+def test_half_metrics_score_the_even_and_the_odd_positions():
+    from addrop.engine.metrics import half_metrics
+
+    spec = TASKS["mrpc"]
+    preds, labels = [1, 0, 1, 1, 0, 0], [1, 1, 1, 0, 0, 1]
+    h = half_metrics(spec, preds, labels)
+    assert h["half_a_accuracy"] == compute_metrics(spec, preds[0::2], labels[0::2])["accuracy"] == 1.0
+    assert h["half_b_accuracy"] == compute_metrics(spec, preds[1::2], labels[1::2])["accuracy"] == 0.0
+    assert "half_a_f1" in h and half_metrics(spec, preds[:3], labels[:3]) == {}

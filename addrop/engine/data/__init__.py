@@ -5,7 +5,7 @@ source, and what is done with splits afterwards:
     hf.py        the Hugging Face hub through the optional `datasets` package (`load_hf`)
     table.py     a CSV/TSV file or an uploaded buffer (`load_csv`)
     demo.py      the small sentiment set shipped in assets/demo (`load_demo`)
-    subsets.py   seeded subsets (`subset`, `k_shot`)
+    subsets.py   seeded subsets (`subset`, `k_shot`, `hold_out`)
     describe.py  counts, class balance and lengths for display (`describe`)
 
 `load_data` picks the loader from its arguments.
@@ -21,13 +21,13 @@ from .demo import DEMO_DIR, load_demo
 from .describe import describe  # noqa: F401 (re-exported)
 from .glue import GLUE_ENV, default_glue_dir, glue_root, load_glue
 from .hf import load_hf
-from .subsets import k_shot, subset
+from .subsets import hold_out, k_shot, subset
 from .table import DEFAULT_MAX_BYTES, load_csv, sniff_separator
 
 # what the app's data picker calls each source (auto is the command line's default, not a choice there)
 SOURCE_LABELS = {"demo": "Built-in demo", "glue": "GLUE folder", "hf": "Hugging Face datasets", "csv": "Upload a CSV"}
 
-__all__ = ["SOURCE_LABELS", "load_data", "load_demo", "load_glue", "load_hf", "load_csv", "subset", "k_shot",
+__all__ = ["SOURCE_LABELS", "load_data", "load_demo", "load_glue", "load_hf", "load_csv", "subset", "k_shot", "hold_out",
            "describe", "glue_root", "default_glue_dir", "sniff_separator", "GLUE_ENV", "DEMO_DIR", "DEFAULT_MAX_BYTES", "DATA_SOURCES"]
 
 

@@ -37,3 +37,12 @@ def k_shot(split: Split, k: int, seed: int = 0, label_names: Sequence[str] | Non
             raise UserError(f"class {name!r} has only {len(idx)} training examples; choose shots <= {len(idx)}")
         chosen += rng.sample(idx, k)
     return split.select(sorted(chosen))
+
+
+def hold_out(split: Split, n: int, seed: int = 0) -> tuple[Split, Split]:
+    """(the rest, n held-out examples): a seeded slice of a training split to validate on instead of dev (both
+    kept in file order, disjoint)."""
+    if not 1 <= n < len(split):
+        raise UserError(f"cannot hold out {n} of {len(split)} training examples: choose 1 to {len(split) - 1}")
+    held = set(random.Random(seed).sample(range(len(split)), n))
+    return (split.select([i for i in range(len(split)) if i not in held]), split.select(sorted(held)))

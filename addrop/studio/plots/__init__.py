@@ -9,11 +9,12 @@
 - `seed_curves`: curves per strategy with the mean and a min-max band when several seeds ran.
 - `cost_bars`: seconds per epoch per strategy.
 - `sweep_heatmap`: the paper's Figure 6 from a sweep table.
+- `report_figures` (replication.py): a replication study's bars with intervals and its Figure 4 scatter.
 - `deletion_figure`: the deletion curve, one line per attribution method with 95% bands.
 - `probe_predictions`, `head_heatmap` (across.py): a run's probes over epochs: predictions; drift and the
   region kept per head.
 
-Modules: curves.py, maps.py, sweeps.py, faithfulness.py, across.py, style.py; every figure is importable from here.
+Modules: curves.py, maps.py, sweeps.py, replication.py, faithfulness.py, across.py, style.py; every figure is importable from here.
 """
 from __future__ import annotations
 
@@ -22,7 +23,9 @@ from .curves import cost_bars, loss_curves, seed_curves
 from .faithfulness import deletion_figure
 from .maps import attention_attribution, backend_diff, head_grid, mask_effect
 from .style import STRATEGY_COLORS, STRATEGY_NAMES
+from .replication import report_figures
 from .sweeps import sweep_heatmap
 
 __all__ = ["cost_bars", "loss_curves", "seed_curves", "attention_attribution", "backend_diff", "head_grid",
-           "mask_effect", "sweep_heatmap", "deletion_figure", "head_heatmap", "probe_predictions", "STRATEGY_COLORS", "STRATEGY_NAMES"]
+           "mask_effect", "sweep_heatmap", "deletion_figure", "head_heatmap", "probe_predictions", "STRATEGY_COLORS", "STRATEGY_NAMES",
+           "report_figures"]

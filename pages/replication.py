@@ -1,0 +1,38 @@
+"""The replication study (docs/replication.md): its report, computed from the run records of a study folder, so a
+visitor sees the answer without rerunning six hours of training."""
+from __future__ import annotations
+
+import streamlit as st
+
+from addrop.errors import UserError
+from addrop.experiments.replication.report import markdown, study_report
+from addrop.experiments.replication.runner import study_exists
+from addrop.studio.plots import report_figures
+from pages import _common as ui
+
+st.title("Replication study")
+ui.intro(
+    "Does AD-DROP help minilm at a scale a 2-core CPU can run? The protocol is fixed in `docs/replication.md` "
+    "before any result: p and q chosen on training examples held out (never on dev), then five paired seeds of "
+    "vanilla and AD-DROP (GA) per setting, ablations on SST-2 64-shot. Everything below is computed from the "
+    "study's run records: the dev metric at the best and at the last epoch, the paired difference per seed with "
+    "its interval, and the less optimistic half-dev figure (the epoch chosen on one half of dev, scored on the "
+    "other).")
+default = str(ui.runs_dir() / "replication")
+folder = st.text_input("Study folder", value=default, key="rp_folder",
+                       help="The --out folder of `python -m addrop replicate PLAN --out DIR`.")
+if not study_exists(folder):
+    st.info(f"No replication study in `{folder}` yet: run `python -m addrop replicate docs/replication-plan.json "
+            f"--out {folder} --data-dir ../shared/data/glue` (about 5.4 hours at most, in as many sittings as you "
+            "like; finished runs are skipped).", icon=":material/info:")
+    st.stop()
+try:
+    rep = study_report(folder)
+except UserError as e:
+    st.error(str(e))
+    st.stop()
+if not rep["arms"]:
+    st.warning("No main or ablation run has finished yet: there is no result to show.", icon=":material/hourglass:")
+for name, fig in report_figures(rep):
+    st.plotly_chart(fig, key=f"rp_fig_{name}")
+st.markdown(markdown(rep).split("\n", 1)[1])  # the report's tables, without its title

@@ -1,0 +1,47 @@
+"""The replication page through AppTest: it says how to start a study where there is none, and shows the report
+computed from a tiny study's records (the same tables as `replicate --report`, and its figures)."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from streamlit.testing.v1 import AppTest
+
+from addrop.experiments.replication.plan import ReplicationPlan
+from addrop.experiments.replication.report import markdown, study_report
+from addrop.experiments.replication.runner import run_study
+from tests.experiments.test_replication import TINY, scramble
+
+APP = str(Path(__file__).resolve().parents[1] / "app.py")
+
+
+def _page() -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=180)
+    at.run()
+    at.switch_page("pages/replication.py")
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def test_replication_page_shows_the_report_of_the_records(tmp_path, monkeypatch):
+    from pages import _compat
+
+    _compat.patch_for_apptest(monkeypatch)
+    runs = tmp_path / "runs"
+    monkeypatch.setenv("ADDROP_DEFAULT_MODEL", "tiny-bert")
+    monkeypatch.setenv("ADDROP_RUNS_DIR", str(runs))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    at = _page()
+    assert any("No replication study" in i.value for i in at.info)
+    study = runs / "replication"
+    run_study(ReplicationPlan(json.loads(json.dumps(TINY)), device="cpu"), study)
+    scramble(study)
+    at = _page()
+    shown = " ".join(m.value for m in at.markdown)
+    rep = study_report(study)
+    d = next(x for x in rep["paired"] if x["arm"] == "AD-DROP (GA)" and x["which"] == "best")
+    assert d["mean"] != 0 and f"{d['mean']:+.4f}" in shown
+    assert markdown(rep).split("\n", 1)[1].strip() in shown  # the same tables as report.md
+    charts = at.get("plotly_chart")
+    assert len(charts) == 4  # main bars, paired differences, ablation bars, the cross-tuning scatter
