@@ -302,12 +302,11 @@ class TrainConfig:
                           "epoch kept) for every one of those settings not given explicitly", choices=PRESETS)
     save_weights: bool = setting(False, "also write model.safetensors")
     name: str | None = setting(None, "run id (a safe file name; generated when left out)")
-    save_every_epoch: bool = setting(False, "also keep every epoch's weights (model.epochN.safetensors; open one "
-                                     "as --model run:PATH@N)")
-    probes: int = setting(0, "follow this many dev examples across training: attention and GA recorded before "
-                          "training and after every epoch (probes/ in the run folder; at most 16)")
-    probe_ids: str | None = setting(None, "which dev examples to follow, as indices of the dev subset "
-                                    "(e.g. 0,5,9; default: spread evenly)", metavar="IDS")
+    save_every_epoch: bool = setting(False, "also keep every epoch's weights (open one as --model run:PATH@N)")
+    probes: int = setting(0, "follow this many dev examples (at most 16) across training: attention and GA "
+                          "recorded before training and after every epoch, in probes/")
+    probe_ids: str | None = setting(None, "dev-subset indices to follow, e.g. 0,5,9 (default: spread evenly)",
+                                    metavar="IDS")
 
     def __post_init__(self):
         if isinstance(self.attribution, dict):
@@ -339,8 +338,7 @@ class TrainConfig:
             raise UserError(f"early stopping must be an integer >= 0, got {self.early_stopping!r}")
         if not self.lr > 0:
             raise UserError(f"learning rate must be > 0, got {self.lr!r}")
-        if not isinstance(self.probes, int) or not 0 <= self.probes <= 16:
-            raise UserError(f"probes must be an integer from 0 to 16, got {self.probes!r}")
+        check_int("probes", self.probes, 0, 16)
         if not 0 <= self.warmup_ratio < 1:
             raise UserError(f"warmup ratio must be in [0, 1), got {self.warmup_ratio!r}")
 
