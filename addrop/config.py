@@ -36,8 +36,7 @@ PAPER = "paper"  # layers "paper": the task's layers in the paper (PAPER_LAYERS)
 PAPER_LAYERS: dict[str, tuple[int, ...] | None] = {"sst2": (0,), "mnli": (0,), "qnli": (0,), "qqp": (0,),
                                                    "stsb": (0,), "cola": None, "mrpc": None, "rte": None}
 PRESETS = ("none", "paper")
-# The reference's training regime (run_addrop.sh / sst2/trainer.py): batch 16, constant lr 1e-5, max length 100,
-# up to 50 epochs, early stopping on the dev metric with patience 5, the best epoch kept.
+# The reference's training regime (run_addrop.sh / sst2/trainer.py), the best epoch kept:
 PAPER_PRESET = {"batch_size": 16, "lr": 1e-5, "lr_schedule": "constant", "warmup_ratio": 0.0, "max_length": 100,
                 "epochs": 50, "early_stopping": 5, "stop_on": "metric", "keep_best": True}
 MAX_SEEDS = 10_000  # seeds one command may name
@@ -104,9 +103,8 @@ def with_preset(settings: dict, preset: str | None, given=None) -> dict:
 
 
 def parse_layers(spec):
-    """'all' / None -> None (all layers); '0,3' or [0, 3] -> (0, 3); 'paper' stays 'paper' (the task's paper
-    layers, resolved by TrainConfig and ADDropConfig; all layers where no task is known). Negative indices count
-    from the top."""
+    """'all' / None -> None (all); '0,3' or [0, 3] -> (0, 3), negative from the top; 'paper' stays 'paper' (the
+    task's paper layers, resolved by TrainConfig and ADDropConfig; all layers where no task is known)."""
     if spec is None:
         return None
     if isinstance(spec, str):
