@@ -31,6 +31,7 @@ class DeletionSettings:
     bootstrap: int = 1000
     ties: str = "strict"  # rows whose scores are all equal are not candidates (GA's top layer: rows that cannot
     #                      reach the output), so the dropped share counts only drops that can act
+    count: str = "equal"  # every method drops exactly n - int(n(1-p)) keys of a row (low included: a fair race)
     chunk_rows: int = 256  # examples per stacked masked pass
 
     def __post_init__(self):

@@ -135,7 +135,8 @@ def deletion_curves(loaded, spec, dev, settings: DeletionSettings | None = None,
                 for p in s.ps:
                     if p > 0:
                         q_gen = torch.Generator(device="cpu").manual_seed(s.seed * 1000 + 500)
-                        _, dropped = make_drops(scores, km, p, s.q, mode, s.ties, s.q >= 1, q_gen)
+                        _, dropped = make_drops(scores, km, p, s.q, mode, s.ties, s.q >= 1, q_gen,
+                                                  count=s.count)
                         for j, (m, k) in enumerate(keys):
                             jobs.append(((m, p, k), dropped[:, j * B:(j + 1) * B]))
             got: dict = {}
