@@ -62,6 +62,27 @@ def test_explain_fixed_label_and_rd_seed(tiny):
     assert not np.array_equal(a.scores, c.scores)
 
 
+def test_rd_in_the_explorer_drops_p_times_q(tiny):
+    """RD is a per-key coin (p) then the q draw: the explorer's dropped share of the real positions is p * q, and
+    the region does not repeat RD's own scores (the scores and the mask once drew from one seed, so every draw
+    equalled its score and nothing dropped while p + q <= 1)."""
+    text = " ".join(["the film was long and slow but the ending was a real surprise"] * 4)
+    p, q = 0.3, 0.3
+    shares, in_low = [], []
+    for seed in range(4):
+        e = explore.explain(tiny, text, cfg=AttributionConfig(method="rd", seed=seed))
+        view = explore.analyse(tiny, e, p, q, seed=seed)
+        m = view.mask
+        shares.append(dropped_share(m.dropped[:, None], e.key_mask))
+        sc = e.attribution.scores[:, 0]
+        in_low.append(float((sc[m.region] < p).float().mean()))  # independent draws: about p, not 1
+        assert view.effect.row("AD-DROP mask")["drops"] > 0
+    n = e.attention.size * len(shares)  # real positions over the seeds (no pads: one example)
+    se = (p * q * (1 - p * q) / n) ** 0.5
+    assert abs(np.mean(shares) - p * q) < 5 * se + 0.002, (shares, se)  # keep_one gives back a few
+    assert abs(np.mean(in_low) - p) < 0.05, in_low
+
+
 def test_draw_mask_matches_make_drops_and_is_seeded(expl):
     m1 = explore.draw_mask(expl, 0.3, 0.5, seed=7)
     m2 = explore.draw_mask(expl, 0.3, 0.5, seed=7)

@@ -17,12 +17,12 @@ from __future__ import annotations
 from .backends import BackendComparison, compare_backends
 from .effects import (CONDITIONS, RANDOM_SEED_OFFSET, SPEARMAN_SAMPLE, Analysis, Effect, analyse, head_summary,
                       mask_effect, plain_logits, random_like, random_mask_generator)
-from .explain import Explanation, Mask, draw_mask, explain
+from .explain import RD_SCORE_OFFSET, Explanation, Mask, draw_mask, explain
 from .exports import settings_json, to_csv_text, to_npz_bytes
 from .overlap import PassOverlap, jaccard, pass_overlap
 from .start import FlipCase, find_flip
 
 __all__ = ["BackendComparison", "compare_backends", "CONDITIONS", "RANDOM_SEED_OFFSET", "SPEARMAN_SAMPLE", "Analysis",
            "Effect", "analyse", "head_summary", "mask_effect", "plain_logits", "random_like", "random_mask_generator",
-           "Explanation", "Mask", "draw_mask", "explain", "settings_json", "to_csv_text", "to_npz_bytes", "FlipCase",
+           "RD_SCORE_OFFSET", "Explanation", "Mask", "draw_mask", "explain", "settings_json", "to_csv_text", "to_npz_bytes", "FlipCase",
            "find_flip", "PassOverlap", "jaccard", "pass_overlap"]
