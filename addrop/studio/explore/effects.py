@@ -57,6 +57,7 @@ class Effect:
     rows: list[dict]
     reference: str  # what the loss is measured against, in words
     regression: bool = False
+    target_name: str = ""  # the attributed class c (classification), whose probability is column p_c
 
     def frame(self):
         import pandas as pd
@@ -112,14 +113,14 @@ def mask_effect(loaded: LoadedModel, expl: Explanation, mask: Mask, random_dropp
             pred = int(probs.argmax())
             c = int(expl.target)
             row.update(prediction=expl.class_name(pred), predicted=pred, confidence=float(probs[pred]),
-                       attributed_logit=float(logits[c]),
+                       p_c=float(probs[c]), attributed_logit=float(logits[c]),
                        loss=float(torch.nn.functional.cross_entropy(
                            logits[None], torch.tensor([ref], device=logits.device))))
             for k in range(probs.shape[0]):
                 row[f"p({expl.class_name(k)})"] = float(probs[k])
             row["logits"] = [float(v) for v in logits]
         rows.append(row)
-    return Effect(rows, reference, regression)
+    return Effect(rows, reference, regression, "" if regression else expl.class_name(int(expl.target)))
 
 
 def _spearman_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:

@@ -5,7 +5,7 @@
   text for both; the candidate discard region outlined and the sampled drops marked on the attribution map.
 - `head_grid`: every layer x head as small multiples, each titled with its summary.
 - `backend_diff`: the Captum minus native difference map of one head.
-- `mask_effect`: class probabilities before and after the AD-DROP and the random mask.
+- `mask_effect`: the change of p(c) and of the loss under the AD-DROP and the random mask.
 - `seed_curves`: curves per strategy with the mean and a min-max band when several seeds ran.
 - `cost_bars`: seconds per epoch per strategy.
 - `sweep_heatmap`: the paper's Figure 6 from a sweep table.

@@ -251,26 +251,34 @@ def backend_diff(tokens, native, captum, key_mask=None, title: str | None = None
 
 # -------------------------------------------------------------------------------------------- mask effect
 
-def mask_effect(frame: pd.DataFrame, title: str | None = None) -> go.Figure:
-    """Grouped bars: the probability of each class (columns p(name)) per condition (no mask / AD-DROP / random).
-    A regression frame (column score) gets one bar per condition."""
+def mask_effect(frame: pd.DataFrame, title: str | None = None, target_name: str = "c") -> go.Figure:
+    """What each mask changed against no mask: grouped bars of the change in the probability of the attributed
+    class (column p_c) and in the loss, for the AD-DROP and the random mask, labelled with 3 decimals (the bars
+    of the probabilities themselves all read "0.50" when the masks move them little). A regression frame
+    (column score) gets the change of the score and of the squared error."""
     fig = go.Figure()
-    if frame is None or frame.empty:
+    if frame is None or frame.empty or "no mask" not in set(frame["condition"]):
         return fig
-    conds = list(frame["condition"])
-    pcols = [c for c in frame.columns if c.startswith("p(")]
-    palette = ["#4c78a8", "#f58518", "#54a24b", "#e45756", "#72b7b2", "#b279a2"]
-    if pcols:
-        for k, c in enumerate(pcols):
-            fig.add_trace(go.Bar(x=conds, y=frame[c], name=c[2:-1], marker_color=palette[k % len(palette)],
-                                 text=[f"{v:.2f}" for v in frame[c]], textposition="outside",
-                                 hovertemplate="%{x}<br>" + html.escape(c) + " = %{y:.3f}<extra></extra>"))
-        fig.update_yaxes(range=[0, 1.12], title_text="probability")
-    else:
-        fig.add_trace(go.Bar(x=conds, y=frame["score"], marker_color="#4c78a8", name="score"))
-        fig.update_yaxes(title_text="predicted score")
+    base = frame[frame["condition"] == "no mask"].iloc[0]
+    masks = frame[frame["condition"] != "no mask"]
+    conds = list(masks["condition"])
+    first = "p_c" if "p_c" in frame.columns else "score"
+    names = {"p_c": f"p({target_name})", "score": "score", "loss": "loss"}
+    palette = {"p_c": "#4c78a8", "score": "#4c78a8", "loss": "#e45756"}
+    for col in (first, "loss"):
+        if col not in frame.columns:
+            continue
+        d = [float(v) - float(base[col]) for v in masks[col]]
+        if any(v != v for v in d):  # no loss without a reference
+            continue
+        label = names[col]
+        fig.add_trace(go.Bar(x=conds, y=d, name=f"Δ {label}", marker_color=palette[col],
+                             text=[f"{v:+.3f}" for v in d], textposition="outside", cliponaxis=False,
+                             hovertemplate="%{x}<br>Δ " + html.escape(label) + " = %{y:+.4f}<extra></extra>"))
+    fig.add_hline(y=0, line=dict(color="#333", width=1))
+    fig.update_yaxes(title_text="change against no mask", zeroline=True)
     return fig.update_layout(barmode="group", title=title, height=320, font=FONT,
-                             margin=dict(t=50 if title else 20, b=10, l=10, r=10),
+                             margin=dict(t=50 if title else 30, b=10, l=10, r=10),
                              legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0))
 
 
