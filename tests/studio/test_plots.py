@@ -114,3 +114,16 @@ def test_seed_curves_band_and_cost():
     cost = plots.cost_bars(_frame(strategies=("vanilla", "addrop")))
     labels = list(cost.data[0].y)
     assert "vanilla" in labels and any("AD-DROP epochs" in y for y in labels)
+
+
+def test_attribution_subtitle_says_what_each_method_is():
+    T = 3
+    a = np.full((T, T), 1 / T)
+    subtitles = {}
+    for method in ("ga", "iga", "aa", "rd"):
+        fig = plots.attention_attribution(["a", "b", "c"], a, a, method=method, steps=7)
+        subtitles[method] = fig.layout.annotations[1].text
+    assert "GA, Eq. 5" in subtitles["ga"] and "∂F_c/∂A" in subtitles["ga"]
+    assert "integrated gradients" in subtitles["iga"] and "m = 7" in subtitles["iga"]
+    assert "attention weights" in subtitles["aa"] and "random" in subtitles["rd"]
+    assert len(set(subtitles.values())) == 4

@@ -15,8 +15,9 @@ arrays handed to the page drop the batch axis, [L, H, T, T] (layers, heads, quer
 from __future__ import annotations
 
 from .backends import BackendComparison, compare_backends
-from .effects import (CONDITIONS, RANDOM_SEED_OFFSET, SPEARMAN_SAMPLE, Analysis, Effect, analyse, head_summary,
-                      mask_effect, plain_logits, random_like, random_mask_generator)
+from .effects import (CONDITIONS, RANDOM_SEED_OFFSET, SPEARMAN_SAMPLE, Analysis, DropCounts, Effect, analyse,
+                      drop_counts, head_summary, idle_rows, mask_effect, plain_logits, random_like,
+                      random_mask_generator)
 from .explain import RD_SCORE_OFFSET, Explanation, Mask, draw_mask, explain
 from .exports import settings_json, to_csv_text, to_npz_bytes
 from .overlap import PassOverlap, jaccard, pass_overlap
@@ -24,6 +25,7 @@ from .start import FlipCase, find_flip
 from .verdict import effect_sentences
 
 __all__ = ["BackendComparison", "compare_backends", "CONDITIONS", "RANDOM_SEED_OFFSET", "SPEARMAN_SAMPLE", "Analysis",
-           "Effect", "analyse", "head_summary", "mask_effect", "plain_logits", "random_like", "random_mask_generator",
-           "RD_SCORE_OFFSET", "Explanation", "Mask", "draw_mask", "explain", "settings_json", "to_csv_text", "to_npz_bytes", "FlipCase",
-           "find_flip", "effect_sentences", "PassOverlap", "jaccard", "pass_overlap"]
+           "DropCounts", "drop_counts", "idle_rows", "Effect", "analyse", "head_summary", "mask_effect",
+           "plain_logits", "random_like", "random_mask_generator", "RD_SCORE_OFFSET", "Explanation", "Mask",
+           "draw_mask", "explain", "settings_json", "to_csv_text", "to_npz_bytes", "FlipCase", "find_flip",
+           "effect_sentences", "PassOverlap", "jaccard", "pass_overlap"]

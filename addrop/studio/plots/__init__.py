@@ -20,9 +20,9 @@ from __future__ import annotations
 from .across import head_heatmap, probe_predictions
 from .curves import cost_bars, loss_curves, seed_curves
 from .faithfulness import deletion_figure
-from .maps import attention_attribution, backend_diff, head_grid, mask_effect
+from .maps import attention_attribution, backend_diff, head_grid, mask_effect, score_title
 from .style import STRATEGY_COLORS, STRATEGY_NAMES
 from .sweeps import sweep_heatmap
 
 __all__ = ["cost_bars", "loss_curves", "seed_curves", "attention_attribution", "backend_diff", "head_grid",
-           "mask_effect", "sweep_heatmap", "deletion_figure", "head_heatmap", "probe_predictions", "STRATEGY_COLORS", "STRATEGY_NAMES"]
+           "mask_effect", "score_title", "sweep_heatmap", "deletion_figure", "head_heatmap", "probe_predictions", "STRATEGY_COLORS", "STRATEGY_NAMES"]

@@ -55,17 +55,26 @@ def _pool(M: np.ndarray, k: int, signed: bool) -> np.ndarray:
     return np.nanmax(P, -1)
 
 
+def score_title(method: str = "ga", steps: int = 20) -> str:
+    """The attribution map's subtitle: what B is for each method."""
+    return {"ga": "attribution B = ∂F_c/∂A (GA, Eq. 5)",
+            "iga": f"attribution B: integrated gradients (IGA, Eq. 3, m = {steps})",
+            "aa": "B = the attention weights themselves (AA)",
+            "rd": "B = random scores (RD)"}.get(method, f"attribution B ({method})")
+
+
 def _tick_font(n: int) -> int:
     return 12 if n <= 24 else 10 if n <= 40 else 8 if n <= 64 else 6
 
 
 def attention_attribution(tokens, attention, scores, region=None, dropped=None, title: str | None = None,
-                          key_mask=None, height: int | None = None) -> go.Figure:
+                          key_mask=None, height: int | None = None, method: str = "ga", steps: int = 20) -> go.Figure:
     """One head: attention (left) and attribution (right) as heatmaps with tokens on both axes (rows = query,
     columns = key). Both maps carry the same hover text (tokens, attention, attribution, region, dropped). On
     the attribution map the candidate discard region is outlined and the dropped positions are marked with x.
 
-    attention, scores, region, dropped: [T, T]; key_mask: [T] (pads are shown blank).
+    attention, scores, region, dropped: [T, T]; key_mask: [T] (pads are shown blank). method, steps: what the
+    scores are (the right map's subtitle, `score_title`).
     """
     A, B = _np(attention).astype(np.float32), _np(scores).astype(np.float32)
     T = A.shape[-1]
@@ -77,7 +86,7 @@ def attention_attribution(tokens, attention, scores, region=None, dropped=None, 
     reg = np.zeros((T, T), bool) if region is None else _np(region).astype(bool) & real
     drp = np.zeros((T, T), bool) if dropped is None else _np(dropped).astype(bool) & real
     fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.16,
-                        subplot_titles=("attention A (Eq. 1)", "attribution B = ∂F_c/∂A (Eq. 2/5)"))
+                        subplot_titles=("attention A (Eq. 1)", score_title(method, steps)))
     if T <= DETAIL_TOKENS:  # one hover text, shared by both maps
         esc = [html.escape(t) for t in toks]
         text = [[f"query {i} <b>{esc[i]}</b> → key {j} <b>{esc[j]}</b><br>attention {A[i, j]:.4f}"
