@@ -110,7 +110,13 @@ def test_explorer_draws_every_chart():
     assert not _errors(at)
     assert _charts(at) >= 3  # one head, the grid, the mask effect (+ the backend difference unless exactly 0)
     labels = [m.label for m in at.metric]
-    assert {"Prediction", "Attributed class c", "Tokens", "Positions dropped"} <= set(labels)
+    assert {"Prediction", "Attributed class c", "Tokens", "Positions dropped", "p(c), AD-DROP mask"} <= set(labels)
+    assert "Largest relative difference" not in labels  # the Captum cross-check runs on demand
+    text = " ".join(m.value for m in at.markdown)
+    assert "under the AD-DROP mask" in text and "regularizer" not in text  # computed sentences, no general claim
+    at.button(key="ex_cmp").click()
+    at.run()
+    labels = [m.label for m in at.metric]
     assert "Largest relative difference" in labels  # native vs captum cross-check
     assert float(next(m.value for m in at.metric if m.label == "Largest relative difference")) < 1e-4
     assert len(at.get("download_button")) == 4
