@@ -47,10 +47,17 @@ def cached_compare(expl_key: tuple, _loaded, _expl):
 @st.cache_resource(show_spinner=False, max_entries=24)
 def head_figure(expl_key: tuple, mask_key: tuple, layer: int, head: int, title: str, _expl, _mask):
     li = _expl.layers.index(layer)
-    return plots.attention_attribution(
+    fig = plots.attention_attribution(
         _expl.tokens, _expl.attention[li, head], _expl.scores[li, head], _mask.region[li, head],
         _mask.dropped[li, head], key_mask=_expl.key_mask[0], title=title, method=_expl.cfg.method,
         steps=_expl.cfg.steps)
+    return _revision(fig, (expl_key, mask_key, layer, head, title))
+
+
+def _revision(fig, key):
+    """Plotly.react redraws data arrays only when datarevision changes: a rerun that sends the same figure again
+    (a fragment rerun for another slider) then costs the browser next to nothing."""
+    return fig.update_layout(datarevision=str(hash(key)), uirevision="explorer")
 
 
 @st.cache_resource(show_spinner=False, max_entries=12)
@@ -64,8 +71,9 @@ def grid_figure(expl_key: tuple, mask_key: tuple | None, value: str, _expl, _vie
     else:
         maps = _expl.scores if value == "attribution" else _expl.attention
         summary = summary.drop(columns=[c for c in summary.columns if "share" in c])
-    return plots.head_grid(maps, key_mask=_expl.key_mask[0], summary=summary, layers=_expl.layers, tokens=_expl.tokens,
-                           value=value)
+    fig = plots.head_grid(maps, key_mask=_expl.key_mask[0], summary=summary, layers=_expl.layers,
+                          tokens=_expl.tokens, value=value)
+    return _revision(fig, (expl_key, mask_key, value))
 
 
 def prediction(expl, view, regression: bool) -> None:
