@@ -5,15 +5,10 @@ page chosen in the navigation. Pages live in pages/ and stay thin: inputs, one l
 """
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 
-# OpenMP threads that wait by sleeping, set before torch loads: the app's passes are small (one sentence), and
-# spinning threads on a CPU shared with other work made each forward pass ~20x slower (docs/performance.md)
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-
-import streamlit as st  # noqa: E402
+import streamlit as st
 
 HERE = Path(__file__).resolve().parent
 if str(HERE) not in sys.path:  # `streamlit run` from another folder, or AppTest

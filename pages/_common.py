@@ -18,11 +18,16 @@ from pathlib import Path
 
 import streamlit as st
 
-from addrop.engine.data import SOURCE_LABELS, default_glue_dir, sniff_separator
-from addrop.engine.models import BUILTIN, TINY, TRAINED_MODELS
-from addrop.engine.tasks import GLUE_TASKS
-from addrop.errors import UserError
-from pages import _compat
+# OpenMP threads that wait by sleeping, set before torch loads (every page and app.py import this module first; a
+# fresh server may run a page without app.py, see _compat): the app's passes are small (one sentence), and
+# spinning threads on a CPU shared with other work made each pass 10-20x slower (docs/performance.md)
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+from addrop.engine.data import SOURCE_LABELS, default_glue_dir, sniff_separator  # noqa: E402
+from addrop.engine.models import BUILTIN, TINY, TRAINED_MODELS  # noqa: E402
+from addrop.engine.tasks import GLUE_TASKS  # noqa: E402
+from addrop.errors import UserError  # noqa: E402
+from pages import _compat  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 OTHER_MODEL = "other (Hugging Face id or folder)"
