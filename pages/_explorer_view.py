@@ -50,7 +50,7 @@ def head_figure(expl_key: tuple, mask_key: tuple, layer: int, head: int, title: 
     fig = plots.attention_attribution(
         _expl.tokens, _expl.attention[li, head], _expl.scores[li, head], _mask.region[li, head],
         _mask.dropped[li, head], key_mask=_expl.key_mask[0], title=title, method=_expl.cfg.method,
-        steps=_expl.cfg.steps)
+        steps=_expl.cfg.steps, height=int(min(620, max(400, 230 + 11 * len(_expl.tokens)))))
     return _revision(fig, (expl_key, mask_key, layer, head, title))
 
 
@@ -79,9 +79,11 @@ def grid_figure(expl_key: tuple, mask_key: tuple | None, value: str, _expl, _vie
 def prediction(expl, view, regression: bool) -> None:
     """The prediction without a mask and what each mask does to p(c), with the drops that can act."""
     effect, counts = view.effect, view.counts
+    st.html("<style>[data-testid='stMetricValue'] { font-size: 1.6rem; }</style>")
     before, after_ad, after_rd = (effect.row(k) for k in explore.CONDITIONS)
     n_real = int(expl.key_mask.sum())
-    m = st.columns([3, 3, 3, 3, 2, 3])
+    r1, r2 = st.columns(3), st.columns(3)
+    m = [r1[0], r1[1], r2[0], r2[1], r1[2], r2[2]]  # row 1: prediction, c, tokens; row 2: AD-DROP, random, drops
     if regression:
         m[0].metric("Predicted score", f"{before['score']:.3f}", help="The regression output without any mask.")
         m[1].metric("Attributed", "the score itself" if expl.gold is None else "− squared error",
@@ -103,6 +105,11 @@ def prediction(expl, view, regression: bool) -> None:
                 delta_color="off", delta_arrow="off",
                 help="Dropped (query, key) positions in the masked layers and all heads, in the rows that can act "
                      "on the output (attribution not the same for every key).")
+
+
+def idle_note(view) -> None:
+    """Said plainly, not only in a tooltip: the drops in rows that cannot act, and the share with them."""
+    counts = view.counts
     if counts.idle:
         st.caption(
             f"**{counts.idle:,} more positions are dropped in rows that cannot act**: their attribution is the same "

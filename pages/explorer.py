@@ -22,16 +22,21 @@ t1.title("Attribution explorer")
 start = t2.button("Start-here example", icon=":material/auto_awesome:", key="ex_start",
                   help="Load a sentence whose prediction flips under the AD-DROP mask but not under a random mask "
                        "with the same number of drops per row (searched among a few data set examples).")
-st.markdown(
-    "For every layer and head, the **attention map** A (how much each query token reads each key token) beside the "
-    "**attribution map** B (how much the logit of the attributed class c would change with each attention weight). "
-    "AD-DROP takes the highest share p of each row of B as the *candidate discard region* and drops each candidate "
-    "with probability q (−∞ before the softmax in the next forward pass).")
-with st.expander("The equations (GA, IGA)"):
+st.html("<style>[data-testid='stMainBlockContainer'], .block-container { padding-top: 2rem; "
+        "padding-left: 2rem; padding-right: 2rem; } [data-testid='stMainBlockContainer'] h1 { font-size: 2.1rem; "
+        "padding: 0.5rem 0 0 0; }</style>")  # the first screen at 1280 x 720 holds the input, prediction and maps
+e1, e2 = st.columns(2)
+with e1.expander("What this page shows, and the equations (GA, IGA)"):
+    st.markdown(
+        "For every layer and head, the **attention map** A (how much each query token reads each key token) beside the "
+        "**attribution map** B (how much the logit of the attributed class c would change with each attention weight). "
+        "AD-DROP takes the highest share p of each row of B as the *candidate discard region* and drops each candidate "
+        "with probability q (−∞ before the softmax in the next forward pass).")
     st.latex(r"B_h = \frac{\partial F_c(A)}{\partial A_h}\quad\text{(GA, Eq. 5)}\qquad "
              r"B_h = \frac{A_h}{m} \odot \sum_{k=1}^{m} \frac{\partial F_c(\tfrac{k}{m}A)}{\partial A_h}"
              r"\quad\text{(IGA, Eq. 3)}")
-_train.train_model_panel(c)
+with e2:
+    _train.train_model_panel(c)
 loaded = c.need_model()
 L, H = loaded.num_layers, loaded.num_heads
 spec = c.spec
@@ -53,89 +58,93 @@ st.session_state["ex_mask_layers"] = ml if ml or st.session_state.get("ex_mask_l
 if start and _start.load_start_example(c):
     st.rerun()
 # ------------------------------------------------------------------------------------------------ inputs
-col_in, col_attr = st.columns([3, 2], gap="medium")
-gold = None
-with col_in:
-    st.markdown("##### Input")
-    sources = EXAMPLE_INPUTS if spec is not None and len(c.dev) else EXAMPLE_INPUTS[:1]
-    if st.session_state.get("ex_source") not in sources:
-        st.session_state["ex_source"] = EXAMPLE_INPUTS[0]
-    source = st.radio("Example", sources, key="ex_source", horizontal=True, persist_state=SS,
-                      help="Type any text, or take an example (with its gold label) from the dev split of the "
-                           "data chosen in the sidebar.")
-    if source == EXAMPLE_INPUTS[0]:
-        text = st.text_area("Text", key="ex_text", height=90, persist_state=SS,
-                            help="Longer texts are cut to the model's maximum length (you will be told).")
-        pair = None
-        pair_task = spec is not None and spec.has_pairs
-        if pair_task or st.toggle("Add a second text (sentence pair)", key="ex_use_pair", persist_state=SS,
-                                  help="Pair tasks (MRPC, RTE, …) read two texts joined with [SEP]; the chosen "
-                                       "data here is single sentences, so this is for exploring only."):
-            pair = st.text_area("Second text (pair)", key="ex_pair", height=70, persist_state=SS,
-                                help="The second text; the tokenizer joins the two with [SEP].")
-    else:
-        n = min(len(c.dev), 500)
-        if st.session_state.get("ex_example") not in range(n):
-            st.session_state["ex_example"] = 0
+def inputs():
+    """The example and the attribution settings (left column)."""
+    gold = None
+    with st.container():
+        st.markdown("##### Input")
+        sources = EXAMPLE_INPUTS if spec is not None and len(c.dev) else EXAMPLE_INPUTS[:1]
+        if st.session_state.get("ex_source") not in sources:
+            st.session_state["ex_source"] = EXAMPLE_INPUTS[0]
+        source = st.radio("Example", sources, key="ex_source", horizontal=True, persist_state=SS,
+                          help="Type any text, or take an example (with its gold label) from the dev split of the "
+                               "data chosen in the sidebar.")
+        if source == EXAMPLE_INPUTS[0]:
+            text = st.text_area("Text", key="ex_text", height=90, persist_state=SS,
+                                help="Longer texts are cut to the model's maximum length (you will be told).")
+            pair = None
+            pair_task = spec is not None and spec.has_pairs
+            if pair_task or st.toggle("Add a second text (sentence pair)", key="ex_use_pair", persist_state=SS,
+                                      help="Pair tasks (MRPC, RTE, …) read two texts joined with [SEP]; the chosen "
+                                           "data here is single sentences, so this is for exploring only."):
+                pair = st.text_area("Second text (pair)", key="ex_pair", height=70, persist_state=SS,
+                                    help="The second text; the tokenizer joins the two with [SEP].")
+        else:
+            n = min(len(c.dev), 500)
+            if st.session_state.get("ex_example") not in range(n):
+                st.session_state["ex_example"] = 0
 
-        def fmt(i: int) -> str:
-            lab = c.dev.labels[i]
-            name = (f"{lab:.2f}" if regression else
-                    (label_names[int(lab)] if int(lab) < len(label_names) else str(lab)))
-            t = c.dev.texts[i]
-            return f"#{i} [{name}] {t[:80]}{'…' if len(t) > 80 else ''}"
+            def fmt(i: int) -> str:
+                lab = c.dev.labels[i]
+                name = (f"{lab:.2f}" if regression else
+                        (label_names[int(lab)] if int(lab) < len(label_names) else str(lab)))
+                t = c.dev.texts[i]
+                return f"#{i} [{name}] {t[:80]}{'…' if len(t) > 80 else ''}"
 
-        i = st.selectbox("Dev example", range(n), format_func=fmt, key="ex_example", persist_state=SS,
-                         help=f"The first {n} examples of the dev split, with their gold labels.")
-        text = c.dev.texts[i]
-        pair = c.dev.pairs[i] if c.dev.pairs is not None else None
-        gold = c.dev.labels[i]
-        st.caption(text + (f"  \n**pair:** {pair}" if pair else ""))
+            i = st.selectbox("Dev example", range(n), format_func=fmt, key="ex_example", persist_state=SS,
+                             help=f"The first {n} examples of the dev split, with their gold labels.")
+            text = c.dev.texts[i]
+            pair = c.dev.pairs[i] if c.dev.pairs is not None else None
+            gold = c.dev.labels[i]
+            st.caption(text + (f"  \n**pair:** {pair}" if pair else ""))
 
-with col_attr:
-    st.markdown("##### Attribution")
-    method = st.selectbox("Method", list(METHOD_LABELS), format_func=METHOD_LABELS.get, key="ex_method",
-                          persist_state=SS, help="GA: the gradient of the logit with respect to the attention (AD-DROP's "
-                               "default). IGA: integrated gradients over m scaled copies of the attention (more "
-                               "costly). AA: the attention weights themselves. RD: random scores, the random "
-                               "baseline of the paper's ablation.")
-    can_captum = method in CAPTUM_METHODS
-    if not can_captum:
-        st.session_state["ex_backend"] = "native"
-    backend = st.radio("Backend", ["native", "captum"], key="ex_backend", horizontal=True, persist_state=SS,
-                       disabled=not can_captum,
-                       help="native: addrop's own implementation. captum: the same quantity through Captum "
-                            "(GA and IGA only). Both should agree; see the cross-check below.")
-    steps = 20
-    if method == "iga":
-        steps = st.slider("IGA steps m", 2, 50, key="ex_steps", persist_state=SS,
-                          help="Riemann steps of the integral in Eq. 3 (the paper uses 20).")
-    targets = ["predicted"] + (["gold"] if gold is not None and not regression else [])
-    targets += [f"class:{k}" for k in range(len(label_names))] if not regression else []
-    if st.session_state.get("ex_target") not in targets:
-        st.session_state["ex_target"] = "predicted"
+    with st.container():
+        st.markdown("##### Attribution")
+        method = st.selectbox("Method", list(METHOD_LABELS), format_func=METHOD_LABELS.get, key="ex_method",
+                              persist_state=SS, help="GA: the gradient of the logit with respect to the attention (AD-DROP's "
+                                   "default). IGA: integrated gradients over m scaled copies of the attention (more "
+                                   "costly). AA: the attention weights themselves. RD: random scores, the random "
+                                   "baseline of the paper's ablation.")
+        can_captum = method in CAPTUM_METHODS
+        if not can_captum:
+            st.session_state["ex_backend"] = "native"
+        backend = st.radio("Backend", ["native", "captum"], key="ex_backend", horizontal=True, persist_state=SS,
+                           disabled=not can_captum,
+                           help="native: addrop's own implementation. captum: the same quantity through Captum "
+                                "(GA and IGA only). Both should agree; see the cross-check below.")
+        steps = 20
+        if method == "iga":
+            steps = st.slider("IGA steps m", 2, 50, key="ex_steps", persist_state=SS,
+                              help="Riemann steps of the integral in Eq. 3 (the paper uses 20).")
+        targets = ["predicted"] + (["gold"] if gold is not None and not regression else [])
+        targets += [f"class:{k}" for k in range(len(label_names))] if not regression else []
+        if st.session_state.get("ex_target") not in targets:
+            st.session_state["ex_target"] = "predicted"
 
-    def fmt_target(t: str) -> str:
-        if t == "predicted":
-            return "predicted (pseudo label)"
-        if t == "gold":
-            return f"gold label: {label_names[int(gold)]}"
-        k = int(t.split(":")[1])
-        return f"class {k}: {label_names[k]}"
+        def fmt_target(t: str) -> str:
+            if t == "predicted":
+                return "predicted (pseudo label)"
+            if t == "gold":
+                return f"gold label: {label_names[int(gold)]}"
+            k = int(t.split(":")[1])
+            return f"class {k}: {label_names[k]}"
 
-    target = st.selectbox("Label to attribute (c)", targets, format_func=fmt_target, key="ex_target",
-                          persist_state=SS, disabled=regression,
-                          help="AD-DROP attributes the class the model predicts (the pseudo label, Eq. 4). The "
-                               "gold label is what the prior experiment uses; any class can be chosen.")
+        target = st.selectbox("Label to attribute (c)", targets, format_func=fmt_target, key="ex_target",
+                              persist_state=SS, disabled=regression,
+                              help="AD-DROP attributes the class the model predicts (the pseudo label, Eq. 4). The "
+                                   "gold label is what the prior experiment uses; any class can be chosen.")
 
-if source == EXAMPLE_INPUTS[0] and not (text or "").strip():
-    st.error("The text is empty: type a sentence (or pick an example from the data set).")
-    st.stop()
+    if source == EXAMPLE_INPUTS[0] and not (text or "").strip():
+        st.error("The text is empty: type a sentence (or pick an example from the data set).")
+        return None
+    return source, text, pair or None, gold, method, backend if can_captum else "native", int(steps), target
 
 
 def mask_controls():
-    """p, q, region, ties, seed and the masked layers, in one row above the results."""
-    k = st.columns([3, 3, 3, 2, 2, 2, 4], vertical_alignment="bottom")
+    """p, q, region, ties, seed and the masked layers (left column, under the inputs)."""
+    st.markdown("##### Mask")
+    k = [*st.columns(2), *st.columns([3, 2]), *st.columns([1, 1], vertical_alignment="bottom")]
+    k.append(st.container())
     p = k[0].slider("p: candidate region", 0.05, 0.95, step=0.05, key="ex_p", persist_state=SS,
                     help="Share of each row (of the real tokens) that forms the candidate discard region (Eq. 6).")
     q = k[1].slider("q: drop rate", 0.05, 0.95, step=0.05, key="ex_q", persist_state=SS,
@@ -163,11 +172,20 @@ def mask_controls():
 
 
 @st.fragment
-def results(text: str, pair: str | None, gold, method: str, backend: str, steps: int, target: str):
-    """Everything below the inputs: a change of the mask settings (or of the head shown) reruns only this."""
-    p, q, mode, ties, seed, mask_layers = mask_controls()
+def results():
+    """The controls (left), the prediction and one head's maps (right), the rest below: a change of any control
+    reruns only this (the sidebar and the page's head stay); the head shown is a fragment of its own."""
+    left, right = st.columns([2, 3], gap="medium")
+    with left:
+        got = inputs()
+        if got is None:
+            return
+        source, text, pair, gold, method, backend, steps, target = got
+        if st.session_state.get("ex_note") and source == EXAMPLE_INPUTS[0] and text == st.session_state.get("ex_note_for"):
+            st.info(st.session_state["ex_note"], icon=":material/auto_awesome:")
+        p, q, mode, ties, seed, mask_layers = mask_controls()
     if not mask_layers:
-        st.error("Choose at least one layer to mask.")
+        right.error("Choose at least one layer to mask.")
         return
     try:
         cfg = AttributionConfig(method=method, backend=backend, steps=int(steps),
@@ -182,15 +200,23 @@ def results(text: str, pair: str | None, gold, method: str, backend: str, steps:
         mask_key = (p, q, mode, ties, seed, tuple(mask_layers))
         view = view_ui.cached_analyse(expl_key, mask_key, loaded, expl)
     except UserError as e:
-        st.error(str(e))
+        right.error(str(e))
         return
-    if st.session_state.get("ex_note") and source == EXAMPLE_INPUTS[0] and text == st.session_state.get("ex_note_for"):
-        st.info(st.session_state["ex_note"], icon=":material/auto_awesome:")
+    with right:
+        top_of_results(source, text, expl, view, method, backend, expl_key, mask_key)
+    rest_of_results(text, pair, gold, expl, view, cfg, expl_key, mask_key, mask_layers)
+
+
+def top_of_results(source, text, expl, view, method, backend, expl_key, mask_key):
     if expl.truncated:
         st.warning(f"The text is longer than this model's maximum of {loaded.max_length} tokens: it was cut to the "
                    f"first {loaded.max_length} tokens.")
     view_ui.prediction(expl, view, regression)
     one_head(expl_key, mask_key, expl, view, method, backend)
+
+
+def rest_of_results(text, pair, gold, expl, view, cfg, expl_key, mask_key, mask_layers):
+    view_ui.idle_note(view)
     st.caption(f"Attributed in {expl.attribution.seconds * 1000:.0f} ms (warm) on the **{expl.attribution.path}** "
                f"path ({expl.attribution.backend} backend); later changes of p, q, the seed or the head reuse it. "
                "The path is how a batch is run (padded, packed, by length, per example); every path gives the same "
@@ -214,11 +240,11 @@ def results(text: str, pair: str | None, gold, method: str, backend: str, steps:
 def one_head(expl_key, mask_key, expl, view, method: str, backend: str):
     """One head's two maps; choosing another layer or head reruns only this."""
     mask, summary = view.mask, view.summary
-    h1, h2, h3 = st.columns([1, 1, 4], vertical_alignment="bottom")
+    h1, h2 = st.columns(2)
     layer = h1.selectbox("Layer", list(range(L)), key="ex_layer", persist_state=SS, format_func=lambda l: f"layer {l}",
-                         help="Which layer's head to show.")
+                         help="Which layer's head to show.", label_visibility="collapsed")
     head = h2.selectbox("Head", list(range(H)), key="ex_head", persist_state=SS, format_func=lambda h: f"head {h}",
-                        help="Which head of that layer to show.")
+                        help="Which head of that layer to show.", label_visibility="collapsed")
     row = summary[(summary["layer"] == layer) & (summary["head"] == head)].iloc[0]
     rho = row["spearman"]
     rho_text = "n/a" if rho != rho else f"{rho:+.2f}"
@@ -226,13 +252,14 @@ def one_head(expl_key, mask_key, expl, view, method: str, backend: str):
     acting = "" if int(row["acting_rows"]) == n else (
         f" (of the {int(row['acting_rows'])} of {n} rows that can act: **{row['acting_dropped_share']:.1%}** "
         f"dropped, region **{row['acting_region_share']:.1%}**)")
-    h3.caption(f"Spearman ρ of attention and attribution over the real positions: **{rho_text}** · dropped in this "
+    spearman = (f"Spearman ρ of attention and attribution over the real positions: **{rho_text}** · dropped in this "
                f"head: **{row['dropped_share']:.1%}** of the positions · candidate region: **{row['region_share']:.1%}**"
                + acting + ("" if layer in mask.masked_layers else " · (this layer is not masked)"))
-    title = (f"layer {layer}, head {head} · {view_ui.method_name(method)} ({backend}) · c = "
+    title = (f"layer {layer}, head {head} · {view_ui.method_name(method)} · c = "
              f"{'score' if regression else expl.class_name(int(expl.target))}")
     fig = view_ui.head_figure(expl_key, mask_key, layer, head, title, expl, mask)
     st.plotly_chart(fig, key="ex_fig_head")
+    st.caption(spearman)
     st.caption("Rows are query tokens, columns key tokens. On the attribution map the black outline is the candidate "
                f"discard region ({mask.mode} p = {mask.p:.2f} of each row) and the orange × are the positions dropped "
                f"with probability q = {mask.q:.2f} (seed {mask.seed}). Hover a cell on either map to read both values.")
@@ -273,4 +300,4 @@ def exports(expl, view, cfg, text, pair, gold, mask_layers):
                        key="ex_dl_json", help="Everything needed to recompute this view.")
 
 
-results(text, pair or None, gold, method, backend if can_captum else "native", int(steps), target)
+results()

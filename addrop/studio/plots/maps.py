@@ -85,7 +85,7 @@ def attention_attribution(tokens, attention, scores, region=None, dropped=None, 
     B = np.where(real, B, np.nan).astype(np.float32)
     reg = np.zeros((T, T), bool) if region is None else _np(region).astype(bool) & real
     drp = np.zeros((T, T), bool) if dropped is None else _np(dropped).astype(bool) & real
-    fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.16,
+    fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.1,
                         subplot_titles=("attention A (Eq. 1)", score_title(method, steps)))
     if T <= DETAIL_TOKENS:  # one hover text, shared by both maps
         esc = [html.escape(t) for t in toks]
@@ -101,7 +101,7 @@ def attention_attribution(tokens, attention, scores, region=None, dropped=None, 
         hover_b = dict(hovertemplate="query %{y} → key %{x}<br>attribution %{z:.3g}<extra></extra>")
     amax = float(np.nanmax(A)) if np.isfinite(A).any() else 1.0
     fig.add_trace(go.Heatmap(z=A, **hover_a, colorscale="Blues", zmin=0, zmax=amax or 1.0,
-                             colorbar=dict(title="A", x=0.43, xanchor="left", len=0.9, thickness=12)),
+                             colorbar=dict(title="A", x=0.455, xanchor="left", len=0.9, thickness=10)),
                   row=1, col=1)
     bmax = float(np.nanmax(np.abs(B))) if np.isfinite(B).any() else 1.0
     fig.add_trace(go.Heatmap(z=B, **hover_b, colorscale="RdBu_r", zmid=0, zmin=-(bmax or 1.0), zmax=bmax or 1.0,
@@ -128,14 +128,14 @@ def attention_attribution(tokens, attention, scores, region=None, dropped=None, 
     fig.update_xaxes(**tick, tickangle=-60, range=[-0.5, T - 0.5], constrain="domain")
     fig.update_yaxes(**tick, autorange=False, range=[T - 0.5, -0.5], scaleanchor=None)
     fig.update_xaxes(matches="x", row=1, col=2)
-    fig.update_yaxes(matches="y", row=1, col=2)
+    fig.update_yaxes(matches="y", showticklabels=False, row=1, col=2)  # the same query tokens as on the left
     fig.update_xaxes(title_text="key", row=1, col=1)
     fig.update_xaxes(title_text="key", row=1, col=2)
     fig.update_yaxes(title_text="query", row=1, col=1)
     fig.update_layout(title=title, height=height or int(min(780, max(440, 280 + 15 * T))),
-                      margin=dict(t=90 if title else 60, b=10, l=10, r=60), font=FONT,
-                      legend=dict(orientation="h", yanchor="bottom", y=1.09, xanchor="right", x=1.0),
-                      plot_bgcolor="white")
+                      margin=dict(t=80 if title else 60, b=10, l=10, r=50), font=FONT,
+                      legend=dict(orientation="h", yanchor="bottom", y=1.09, xanchor="right", x=1.0,
+                                  font=dict(size=11)), title_font=dict(size=13), plot_bgcolor="white")
     return fig
 
 
@@ -200,10 +200,10 @@ def head_grid(maps, key_mask=None, summary: pd.DataFrame | None = None, layers=N
     if summary is not None and not summary.empty:
         for _, r in summary.iterrows():
             summ[(int(r["layer"]), int(r["head"]))] = r
-    small = 9 if H <= 8 else 8
+    small = 11 if H <= 8 else 10  # readable on a projector (the chart is scaled to the page's width)
     for li in range(L):
         annotations.append(dict(x=-0.6, y=li * size + (n - 1) / 2, text=f"layer {layers[li]}", showarrow=False,
-                                xanchor="right", font=dict(size=11)))
+                                xanchor="right", font=dict(size=12)))
         for h in range(H):
             r = summ.get((layers[li], h))
             if r is not None:
@@ -215,7 +215,7 @@ def head_grid(maps, key_mask=None, summary: pd.DataFrame | None = None, layers=N
                                         yanchor="bottom", font=dict(size=small, color="#333")))
     for h in range(H):
         annotations.append(dict(x=h * size + (n - 1) / 2, y=(L - 1) * size + n - 0.3, text=f"head {h}",
-                                showarrow=False, yanchor="top", font=dict(size=11)))
+                                showarrow=False, yanchor="top", font=dict(size=12)))
     shapes = []
     if selected is not None and selected[0] in layers:
         li, h = layers.index(selected[0]), selected[1]
