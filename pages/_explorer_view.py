@@ -76,6 +76,17 @@ def grid_figure(expl_key: tuple, mask_key: tuple | None, value: str, _expl, _vie
     return _revision(fig, (expl_key, mask_key, value))
 
 
+NO_CHANGE = 5e-5  # a change that rounds to 0.0000 has no direction: no arrow
+
+
+def _change(d: float) -> str:
+    return "no change (±0.0000)" if abs(d) < NO_CHANGE else f"{d:+.4f} against no mask"
+
+
+def _arrow(d: float) -> str:
+    return "off" if abs(d) < NO_CHANGE else "auto"
+
+
 def prediction(expl, view, regression: bool) -> None:
     """The prediction without a mask and what each mask does to p(c), with the drops that can act."""
     effect, counts = view.effect, view.counts
@@ -89,16 +100,18 @@ def prediction(expl, view, regression: bool) -> None:
         m[1].metric("Attributed", "the score itself" if expl.gold is None else "− squared error",
                     help="For regression, F is the negative squared error against the gold score, or the output.")
         for col, row, name in ((m[2], after_ad, "AD-DROP"), (m[3], after_rd, "random")):
-            col.metric(f"Score, {name} mask", f"{row['score']:.3f}", delta=f"{row['score'] - before['score']:+.4f}",
-                       delta_color="off", help="The change is against no mask.")
+            d = row["score"] - before["score"]
+            col.metric(f"Score, {name} mask", f"{row['score']:.3f}", delta=_change(d), delta_color="off",
+                       delta_arrow=_arrow(d), help="The change is against no mask.")
     else:
         c = effect.target_name
         m[0].metric("Prediction", before["prediction"], help="The class the model predicts without any mask.")
         m[1].metric("Attributed class c", expl.class_name(int(expl.target)),
                     help=f"The class whose logit F_c is differentiated; p({c}) = {before['p_c']:.4f} without a mask.")
         for col, row, name in ((m[2], after_ad, "AD-DROP"), (m[3], after_rd, "random")):
-            col.metric(f"p(c), {name} mask", f"{row['p_c']:.4f}", delta=f"{row['p_c'] - before['p_c']:+.4f}",
-                       delta_color="off", help=f"p({c}) under the {name} mask; the change is against no mask "
+            d = row["p_c"] - before["p_c"]
+            col.metric(f"p(c), {name} mask", f"{row['p_c']:.4f}", delta=_change(d), delta_color="off",
+                       delta_arrow=_arrow(d), help=f"p({c}) under the {name} mask; the change is against no mask "
                                                f"({before['p_c']:.4f}).")
     m[4].metric("Tokens", n_real, help="Real tokens (with [CLS] and [SEP]); the maps are n × n.")
     m[5].metric("Positions dropped", f"{counts.acting:,}", delta=f"{counts.acting_share:.1%} of rows that act",

@@ -173,6 +173,8 @@ def _projector(page) -> None:
     """The explorer's first screen at 1280 x 720 (a projector): the input, the prediction and both maps of one
     head begin above the fold; saved as explorer-1280x720.png (the viewport only: what a room sees)."""
     page.set_viewport_size({"width": 1280, "height": 720})
+    if page.get_by_role("button", name="Train a model", exact=True).count():  # open for an untrained model
+        page.get_by_text("Train a model for this data", exact=True).first.click()
     page.wait_for_timeout(1500)  # plotly re-lays out after the resize
     main = '[data-testid="stMain"]'
     page.evaluate(f"() => document.querySelector('{main}').scrollTo(0, 0)")

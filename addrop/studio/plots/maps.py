@@ -57,8 +57,8 @@ def _pool(M: np.ndarray, k: int, signed: bool) -> np.ndarray:
 
 def score_title(method: str = "ga", steps: int = 20) -> str:
     """The attribution map's subtitle: what B is for each method."""
-    return {"ga": "attribution B = ∂F_c/∂A (GA, Eq. 5)",
-            "iga": f"attribution B: integrated gradients (IGA, Eq. 3, m = {steps})",
+    return {"ga": "B = ∂F_c/∂A (GA, Eq. 5)",
+            "iga": f"B: integrated gradients (IGA, Eq. 3, m = {steps})",
             "aa": "B = the attention weights themselves (AA)",
             "rd": "B = random scores (RD)"}.get(method, f"attribution B ({method})")
 
@@ -87,6 +87,7 @@ def attention_attribution(tokens, attention, scores, region=None, dropped=None, 
     drp = np.zeros((T, T), bool) if dropped is None else _np(dropped).astype(bool) & real
     fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.1,
                         subplot_titles=("attention A (Eq. 1)", score_title(method, steps)))
+    fig.update_annotations(font=dict(size=12))  # the two subtitles
     if T <= DETAIL_TOKENS:  # one hover text, shared by both maps
         esc = [html.escape(t) for t in toks]
         text = [[f"query {i} <b>{esc[i]}</b> → key {j} <b>{esc[j]}</b><br>attention {A[i, j]:.4f}"
