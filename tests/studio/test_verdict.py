@@ -22,6 +22,8 @@ def test_sentences_say_which_mask_moved_more_and_by_how_much():
     r = effect_sentences(_effect((0.90, 0.88, 0.70), (0.105, 0.128, 0.357)))
     assert "the random mask moved p(positive) more than the AD-DROP mask (-0.020 under AD-DROP, -0.200" in r
     assert "the random mask moved it more" in r  # the loss too
+    far = effect_sentences(_effect((0.90, 0.30, 0.899), (0.105, 1.2, 0.106)))
+    assert "(-0.600 under AD-DROP, -0.001 under random, over 20 times as much)" in far
     same = effect_sentences(_effect((0.90, 0.899, 0.898), (0.105, 0.106, 0.107)))
     assert "both masks moved p(positive) about as much" in same
 

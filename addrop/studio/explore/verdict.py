@@ -22,7 +22,8 @@ def _compare(d_ad: float, d_rd: float, what: str) -> str:
         return f"both masks moved {what} about as much ({d_ad:+.3f} and {d_rd:+.3f})"
     more, less = ("the AD-DROP mask", "the random mask") if a > r else ("the random mask", "the AD-DROP mask")
     big, small = max(a, r), min(a, r)
-    times = f", {big / small:.1f} times as much" if small >= 1e-4 and big / small < 1000 else ""
+    ratio = big / small if small >= 1e-4 else float("inf")
+    times = f", {ratio:.1f} times as much" if ratio < 20 else ", over 20 times as much"
     return (f"{more} moved {what} more than {less} ({d_ad:+.3f} under AD-DROP, {d_rd:+.3f} under random"
             f"{times})")
 
