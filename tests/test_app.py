@@ -114,6 +114,10 @@ def test_explorer_draws_every_chart():
     assert "Largest relative difference" not in labels  # the Captum cross-check runs on demand
     text = " ".join(m.value for m in at.markdown)
     assert "under the AD-DROP mask" in text and "regularizer" not in text  # computed sentences, no general claim
+    captions = " ".join(m.value for m in at.caption)
+    assert "positions are dropped in rows that cannot act" in captions  # GA's top layer, said on the page
+    drops = next(m for m in at.metric if m.label == "Positions dropped")
+    assert "of rows that act" in str(drops.proto.body) or "of rows that act" in str(drops.proto.delta)
     at.button(key="ex_cmp").click()
     at.run()
     labels = [m.label for m in at.metric]
