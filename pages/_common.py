@@ -19,15 +19,20 @@ from pathlib import Path
 
 import streamlit as st
 
-from addrop.engine.data import SOURCE_LABELS, default_glue_dir, sniff_separator
-from addrop.engine.data.table import UPLOADS_DIR, check_separator, display_name
-from addrop.engine.models import BUILTIN, MODEL_LABELS, TINY, TRAINED_MODELS
-from addrop.engine.tasks import GLUE_TASKS
-from addrop.errors import UserError
-from pages import _compat
+# OpenMP threads that wait by sleeping, set before torch loads (every page and app.py import this module first; a
+# fresh server may run a page without app.py, see _compat): the app's passes are small (one sentence), and
+# spinning threads on a CPU shared with other work made each pass 10-20x slower (docs/performance.md)
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+from addrop.engine.data import SOURCE_LABELS, default_glue_dir, sniff_separator  # noqa: E402
+from addrop.engine.data.table import UPLOADS_DIR, check_separator, display_name  # noqa: E402
+from addrop.engine.tasks import GLUE_TASKS  # noqa: E402
+from addrop.errors import UserError  # noqa: E402
+from pages import _compat  # noqa: E402
+from pages._models import (OTHER_MODEL, UNTRAINED, checkpoints, default_model_for,  # noqa: E402,F401
+                           model_caption, model_controls, model_label, use_model)
 
 ROOT = Path(__file__).resolve().parent.parent
-OTHER_MODEL = "other (Hugging Face id or folder)"
 NONE = "(none)"
 
 
@@ -41,47 +46,8 @@ def pinned_model() -> str | None:
     return (os.environ.get("ADDROP_DEFAULT_MODEL") or "").strip() or None
 
 
-def default_model() -> str:
+def default_model() -> str:  # noqa: D103
     return pinned_model() or "minilm"
-
-
-UNTRAINED = ("minilm",) + TINY  # heads (and for the tiny models, everything) untrained
-
-
-def model_label(choice: str, checkpoints: dict) -> str:
-    if choice in checkpoints:
-        return "run: " + checkpoints[choice]["label"]
-    if choice == "minilm":
-        return "minilm (untrained head)"
-    if choice in TINY:
-        return f"{choice} (random weights, untrained)"
-    if choice in TRAINED_MODELS:
-        return f"{choice} (trained on the demo set)"
-    return choice
-
-
-@st.cache_data(ttl=5, show_spinner=False)
-def checkpoints(root: str) -> dict:
-    """The runs folder's kept checkpoints by reference (engine.weights.list_checkpoints), re-read every 5 s."""
-    from addrop.engine.weights import list_checkpoints
-
-    return {c["ref"]: c for c in list_checkpoints(root)}
-
-
-def default_model_for(spec, found: dict) -> str:
-    """A trained model for the chosen data when there is one: the shipped one for the demo task, else the newest
-    checkpoint trained on the same task with as many labels; else minilm with its untrained head."""
-    if spec is not None and spec.name == "demo":
-        return TRAINED_MODELS[0]
-    for ref, c in found.items():
-        if spec is not None and c.get("task") == spec.name and c.get("num_labels") == spec.num_labels:
-            return ref
-    return "minilm"
-
-
-def use_model(choice: str) -> None:
-    """Switch the sidebar to `choice` on the next run (a page's "train a model" button calls this)."""
-    st.session_state["model_next"] = choice
 
 
 def glue_dir_text() -> str:
@@ -221,7 +187,7 @@ def sidebar() -> Ctx:
                        f"{', sentence pairs' if c.spec.has_pairs else ''}; labels: {labels}")
 
         st.markdown("#### Model")
-        _model_controls(c)
+        model_controls(c, runs_dir(), pinned_model())
 
         devices = available_devices()
         if st.session_state.get("device") not in devices:
@@ -256,60 +222,6 @@ def sidebar() -> Ctx:
             st.caption(f"device: {c.device or '?'}")
     st.session_state["ctx"] = c
     return c
-
-
-def model_caption(name: str) -> str:
-    """One line on what a model name stands for (the app's sidebar): the labels above, a shipped model's dev
-    accuracy, or a checkpoint's run."""
-    if name in TRAINED_MODELS:
-        from addrop.engine.weights import trained_info
-
-        info = trained_info(name)
-        acc = info.get("dev_accuracy")
-        return MODEL_LABELS[name] + (f"; dev accuracy {acc:.3f}" if isinstance(acc, float) else "")
-    if name.startswith("run:"):
-        return "the weights a run kept (Runs page), in its base model"
-    return MODEL_LABELS.get(name, "")
-
-
-def _model_controls(c: "Ctx") -> None:
-    """The model list: the trained default, the untrained ones (so labelled), every kept checkpoint, other. Until
-    the user picks one, the choice follows the data (`default_model_for`)."""
-    found = checkpoints(str(runs_dir()))
-    choices = list(TRAINED_MODELS) + list(BUILTIN) + list(found) + [OTHER_MODEL]
-    pinned = pinned_model()
-    if "model_next" in st.session_state:  # a page switched the model (e.g. after training one)
-        st.session_state["model_choice"] = st.session_state.pop("model_next")
-        st.session_state["model_auto"] = False
-    if "model_auto" not in st.session_state:  # a model set before the first run (a link, a test) is a choice
-        st.session_state["model_auto"] = "model_choice" not in st.session_state
-    if st.session_state["model_auto"]:
-        want = pinned or default_model_for(c.spec, found)
-        if want in choices:
-            st.session_state["model_choice"] = want
-        else:
-            st.session_state["model_choice"] = OTHER_MODEL
-            st.session_state["model_custom"] = want
-    chosen = st.session_state.get("model_choice")
-    if chosen not in choices:  # typed as run:PATH elsewhere, deleted since, or a stale value: keep it as typed
-        st.session_state["model_choice"] = OTHER_MODEL
-        st.session_state["model_custom"] = chosen if isinstance(chosen, str) else ""
-    choice = st.selectbox("Model", choices, key="model_choice", format_func=lambda x: model_label(x, found),
-                          on_change=lambda: st.session_state.__setitem__("model_auto", False),
-                          help="minilm-demo: the embedded encoder fine-tuned on the demo set (the default for the "
-                               "demo data). minilm: the same encoder with an untrained head. The tiny models "
-                               "have random weights: instant, for trying the controls. run: the weights a run "
-                               "kept (train one on the explorer page). Other: a Hugging Face id (needs the "
-                               "internet) or a local folder with config.json.")
-    if choice == OTHER_MODEL:
-        name = st.text_input("Hugging Face id or local folder", key="model_custom",
-                             placeholder="e.g. prajjwal1/bert-tiny, /path/to/model or run:runs/my-run",
-                             help="BERT, RoBERTa, ELECTRA, DistilBERT, ALBERT or CamemBERT families. A new "
-                                  "classification head is added for the chosen data.")
-    else:
-        name = choice
-        st.caption(model_caption(choice))
-    c.model_name = (name or "").strip()
 
 
 def _data_controls() -> dict | None:

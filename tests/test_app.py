@@ -111,7 +111,17 @@ def test_explorer_draws_every_chart():
     assert not _errors(at)
     assert _charts(at) >= 3  # one head, the grid, the mask effect (+ the backend difference unless exactly 0)
     labels = [m.label for m in at.metric]
-    assert {"Prediction", "Attributed class c", "Tokens", "Positions dropped"} <= set(labels)
+    assert {"Prediction", "Attributed class c", "Tokens", "Positions dropped", "p(c), AD-DROP mask"} <= set(labels)
+    assert "Largest relative difference" not in labels  # the Captum cross-check runs on demand
+    text = " ".join(m.value for m in at.markdown)
+    assert "under the AD-DROP mask" in text and "regularizer" not in text  # computed sentences, no general claim
+    captions = " ".join(m.value for m in at.caption)
+    assert "positions are dropped in rows that cannot act" in captions  # GA's top layer, said on the page
+    drops = next(m for m in at.metric if m.label == "Positions dropped")
+    assert "of rows that act" in str(drops.proto.body) or "of rows that act" in str(drops.proto.delta)
+    at.button(key="ex_cmp").click()
+    at.run()
+    labels = [m.label for m in at.metric]
     assert "Largest relative difference" in labels  # native vs captum cross-check
     assert float(next(m.value for m in at.metric if m.label == "Largest relative difference")) < 1e-4
     assert len(at.get("download_button")) == 4

@@ -169,6 +169,31 @@ def _wait_live(page, timeout: float = 120) -> None:
                                      document.body.innerText.includes('Finished in')""", timeout=timeout * 1000)
 
 
+def _projector(page) -> None:
+    """The explorer's first screen at 1280 x 720 (a projector): the input, the prediction and both maps of one
+    head begin above the fold; saved as explorer-1280x720.png (the viewport only: what a room sees)."""
+    page.set_viewport_size({"width": 1280, "height": 720})
+    if page.get_by_role("button", name="Train a model", exact=True).count():  # open for an untrained model
+        page.get_by_text("Train a model for this data", exact=True).first.click()
+    page.wait_for_timeout(1500)  # plotly re-lays out after the resize
+    main = '[data-testid="stMain"]'
+    page.evaluate(f"() => document.querySelector('{main}').scrollTo(0, 0)")
+    top = page.evaluate("""() => [...document.querySelectorAll('.js-plotly-plot')]
+                               .map(e => e.getBoundingClientRect().top)""")
+    assert top and min(top) < 720 - 200, f"the head's maps start at {min(top or [0]):.0f} px"
+    for label in ("Text", "Prediction", "p(c), AD-DROP mask"):
+        box = page.get_by_text(label, exact=True).first.bounding_box()
+        assert box is not None and box["y"] + box["height"] < 720, f"{label} is below the first screen"
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "explorer-1280x720.png"))
+    extra = os.environ.get("ADDROP_SCREENSHOTS")
+    if extra:
+        dest = Path(extra) if Path(extra).is_absolute() else ROOT / extra
+        dest.mkdir(parents=True, exist_ok=True)
+        shutil.copy(ARTIFACTS / "explorer-1280x720.png", dest / "explorer-1280x720.png")
+    page.set_viewport_size({"width": 1440, "height": 900})
+
+
 def test_every_page_in_chromium(chromium, server):
     from playwright.sync_api import sync_playwright
 
@@ -194,6 +219,7 @@ def test_every_page_in_chromium(chromium, server):
             _no_exception(page, "explorer")
             assert _plots(page) >= 3
             _shoot(page, "explorer")
+            _projector(page)
 
             # Prior experiment: a short run, curves drawn live
             _open(page, server + "/prior", "Prior experiment")
@@ -234,9 +260,10 @@ def test_every_page_in_chromium(chromium, server):
             page.get_by_role("button", name="Train a model", exact=True).click()
             _wait_live(page)
             _wait_text(page, "Finished in", wait)
-            page.wait_for_function("""() => [...document.querySelectorAll('[data-testid="stSidebar"] *')]
-                                     .some(e => e.innerText && e.innerText.startsWith('run: model-'))""",
-                                   timeout=120_000)
+            page.wait_for_function("""() => { const s = document.querySelector('[data-testid="stSidebar"]');
+                                              return s && s.innerText.includes('/model-demo-') &&
+                                                     !s.innerText.includes('Untrained classification head'); }""",
+                                   timeout=120_000)  # "In use: run:<runs>/model-demo-..." and no warning
             _idle(page, 180)
             page.wait_for_function("document.querySelectorAll('.js-plotly-plot').length >= 3", timeout=120_000)
             _no_exception(page, "explorer (trained model)")

@@ -62,6 +62,27 @@ def test_explain_fixed_label_and_rd_seed(tiny):
     assert not np.array_equal(a.scores, c.scores)
 
 
+def test_rd_in_the_explorer_drops_p_times_q(tiny):
+    """RD is a per-key coin (p) then the q draw: the explorer's dropped share of the real positions is p * q, and
+    the region does not repeat RD's own scores (the scores and the mask once drew from one seed, so every draw
+    equalled its score and nothing dropped while p + q <= 1)."""
+    text = " ".join(["the film was long and slow but the ending was a real surprise"] * 4)
+    p, q = 0.3, 0.3
+    shares, in_low = [], []
+    for seed in range(4):
+        e = explore.explain(tiny, text, cfg=AttributionConfig(method="rd", seed=seed))
+        view = explore.analyse(tiny, e, p, q, seed=seed)
+        m = view.mask
+        shares.append(dropped_share(m.dropped[:, None], e.key_mask))
+        sc = e.attribution.scores[:, 0]
+        in_low.append(float((sc[m.region] < p).float().mean()))  # independent draws: about p, not 1
+        assert view.effect.row("AD-DROP mask")["drops"] > 0
+    n = e.attention.size * len(shares)  # real positions over the seeds (no pads: one example)
+    se = (p * q * (1 - p * q) / n) ** 0.5
+    assert abs(np.mean(shares) - p * q) < 5 * se + 0.002, (shares, se)  # keep_one gives back a few
+    assert abs(np.mean(in_low) - p) < 0.05, in_low
+
+
 def test_draw_mask_matches_make_drops_and_is_seeded(expl):
     m1 = explore.draw_mask(expl, 0.3, 0.5, seed=7)
     m2 = explore.draw_mask(expl, 0.3, 0.5, seed=7)
@@ -207,3 +228,34 @@ def test_exports(tiny, expl):
     js = json.loads(explore.settings_json(text=TEXT, attribution=AttributionConfig(p=0.2), nan=float("nan"),
                                           layers=(0, 1)))
     assert js["attribution"]["p"] == 0.2 and js["nan"] is None and js["layers"] == [0, 1]
+
+
+def test_top_layer_ga_drops_that_cannot_act_are_counted_apart(tiny, expl):
+    """With GA every top-layer row but [CLS] has zero attribution: under the paper's tie rule they are whole-row
+    candidates, so the raw share is far above p * q; the share over rows that can act is not, and the drops in
+    constant rows change nothing (the same logits with and without them)."""
+    top = expl.layers[-1]
+    idle = explore.idle_rows(expl)  # [L, H, T]
+    assert idle[top, :, 1:].all() and not idle[top, :, 0].any()  # [CLS] acts, the rest cannot
+    assert not idle[:top].all()
+    p, q = 0.3, 0.5
+    view = explore.analyse(tiny, expl, p, q, seed=0, layers=[top])
+    row = view.summary[view.summary["layer"] == top].iloc[0]
+    assert row["region_share"] > 0.8 and abs(row["acting_region_share"] - p) < 0.1  # the [CLS] row: about p
+    assert row["acting_rows"] == 1
+    counts = view.counts
+    assert counts.dropped == counts.acting + counts.idle == view.effect.row("AD-DROP mask")["drops"]
+    assert counts.idle > counts.acting and counts.share > p * q + 0.2 and counts.acting_share < p
+    T = len(expl.tokens)
+    assert counts.acting_positions == tiny.num_heads * T
+    # only the acting drops move the output: drop them alone and the logits are those of the full mask
+    only = {top: view.mask.dropped[top][None] & torch.from_numpy(~idle[top])[None, :, :, None]}
+    from addrop.core.passes import eval_mode, model_inputs
+
+    m = tiny.model
+    with torch.no_grad():
+        with eval_mode(m), m.addrop.pass_settings(drops=only):
+            a = m(**model_inputs(m, expl.batch)).logits
+        with eval_mode(m), m.addrop.pass_settings(drops=view.mask.per_layer()):
+            b = m(**model_inputs(m, expl.batch)).logits
+    torch.testing.assert_close(a, b)

@@ -90,12 +90,16 @@ def test_backend_diff_and_mask_effect():
     a = np.ones((3, 3))
     fig = plots.backend_diff(["a", "b", "c"], a, a + 1e-7)
     assert np.nanmax(np.array(fig.data[0].z, dtype=float)) == pytest.approx(1e-7)
-    frame = pd.DataFrame([{"condition": c, "p(negative)": 0.4, "p(positive)": 0.6}
-                          for c in ("no mask", "AD-DROP mask", "random mask")])
-    fig = plots.mask_effect(frame)
-    assert [t.name for t in fig.data] == ["negative", "positive"] and list(fig.data[0].x)[1] == "AD-DROP mask"
-    reg = plots.mask_effect(pd.DataFrame([{"condition": "no mask", "score": 2.0}]))
-    assert len(reg.data) == 1
+    frame = pd.DataFrame([{"condition": c, "p_c": pc, "loss": lo} for c, pc, lo in
+                          (("no mask", 0.501, 0.69), ("AD-DROP mask", 0.4987, 0.6957), ("random mask", 0.503, 0.687))])
+    fig = plots.mask_effect(frame, target_name="positive")
+    assert [t.name for t in fig.data] == ["Δ p(positive)", "Δ loss"] and list(fig.data[0].x) == ["AD-DROP mask",
+                                                                                                  "random mask"]
+    np.testing.assert_allclose(fig.data[0].y, [-0.0023, 0.002], atol=1e-9)  # the change, not the level
+    assert list(fig.data[0].text) == ["-0.002", "+0.002"] and list(fig.data[1].text) == ["+0.006", "-0.003"]
+    reg = plots.mask_effect(pd.DataFrame([{"condition": c, "score": v, "loss": float("nan")}
+                                          for c, v in (("no mask", 2.0), ("AD-DROP mask", 2.5), ("random mask", 1.0))]))
+    assert len(reg.data) == 1 and list(reg.data[0].y) == [0.5, -1.0]
 
 
 def test_seed_curves_band_and_cost():
@@ -110,3 +114,16 @@ def test_seed_curves_band_and_cost():
     cost = plots.cost_bars(_frame(strategies=("vanilla", "addrop")))
     labels = list(cost.data[0].y)
     assert "vanilla" in labels and any("AD-DROP epochs" in y for y in labels)
+
+
+def test_attribution_subtitle_says_what_each_method_is():
+    T = 3
+    a = np.full((T, T), 1 / T)
+    subtitles = {}
+    for method in ("ga", "iga", "aa", "rd"):
+        fig = plots.attention_attribution(["a", "b", "c"], a, a, method=method, steps=7)
+        subtitles[method] = fig.layout.annotations[1].text
+    assert "GA, Eq. 5" in subtitles["ga"] and "∂F_c/∂A" in subtitles["ga"]
+    assert "integrated gradients" in subtitles["iga"] and "m = 7" in subtitles["iga"]
+    assert "attention weights" in subtitles["aa"] and "random" in subtitles["rd"]
+    assert len(set(subtitles.values())) == 4

@@ -6,7 +6,7 @@ drawn from them (`draw_mask`, paper Eq. 6-7), a random mask with the same number
 (`random_like`), what either mask does to the prediction (`mask_effect`), per-head summaries (`head_summary`),
 the native/Captum cross-check (`compare_backends`), the "start here" search for an example whose prediction
 flips under the AD-DROP mask but not under the random one (`find_flip`), and exports (`to_npz_bytes`,
-`to_csv_text`, `settings_json`), and the overlap of eval- and train-mode attribution passes' regions
+`to_csv_text`, `settings_json`), the effect in computed sentences (`effect_sentences`), and the overlap of eval- and train-mode attribution passes' regions
 (`pass_overlap`).
 
 Shapes follow the library: the `Attribution` inside an `Explanation` keeps [L, B, H, T, T] with B = 1; the
@@ -15,14 +15,17 @@ arrays handed to the page drop the batch axis, [L, H, T, T] (layers, heads, quer
 from __future__ import annotations
 
 from .backends import BackendComparison, compare_backends
-from .effects import (CONDITIONS, RANDOM_SEED_OFFSET, SPEARMAN_SAMPLE, Analysis, Effect, analyse, head_summary,
-                      mask_effect, plain_logits, random_like, random_mask_generator)
-from .explain import Explanation, Mask, draw_mask, explain
+from .effects import (CONDITIONS, RANDOM_SEED_OFFSET, SPEARMAN_SAMPLE, Analysis, DropCounts, Effect, analyse,
+                      drop_counts, head_summary, idle_rows, mask_effect, plain_logits, random_like,
+                      random_mask_generator)
+from .explain import RD_SCORE_OFFSET, Explanation, Mask, draw_mask, explain
 from .exports import settings_json, to_csv_text, to_npz_bytes
 from .overlap import PassOverlap, jaccard, pass_overlap
 from .start import FlipCase, find_flip
+from .verdict import effect_sentences
 
 __all__ = ["BackendComparison", "compare_backends", "CONDITIONS", "RANDOM_SEED_OFFSET", "SPEARMAN_SAMPLE", "Analysis",
-           "Effect", "analyse", "head_summary", "mask_effect", "plain_logits", "random_like", "random_mask_generator",
-           "Explanation", "Mask", "draw_mask", "explain", "settings_json", "to_csv_text", "to_npz_bytes", "FlipCase",
-           "find_flip", "PassOverlap", "jaccard", "pass_overlap"]
+           "DropCounts", "drop_counts", "idle_rows", "Effect", "analyse", "head_summary", "mask_effect",
+           "plain_logits", "random_like", "random_mask_generator", "RD_SCORE_OFFSET", "Explanation", "Mask",
+           "draw_mask", "explain", "settings_json", "to_csv_text", "to_npz_bytes", "FlipCase", "find_flip",
+           "effect_sentences", "PassOverlap", "jaccard", "pass_overlap"]

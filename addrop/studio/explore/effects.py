@@ -45,6 +45,15 @@ def _forward(loaded: LoadedModel, batch: dict, drops: dict | None = None) -> tor
         return model(**model_inputs(model, batch)).logits.detach().float()
 
 
+def _three_conditions(loaded: LoadedModel, batch: dict, layers, addrop: dict, rand: dict) -> torch.Tensor:
+    """[3, C] logits of no mask, the AD-DROP mask and the random mask in ONE forward pass of the example
+    repeated three times (the first copy with nothing dropped): a third of the passes' fixed cost."""
+    rep = {k: (v.repeat(3, *([1] * (v.dim() - 1))) if torch.is_tensor(v) and v.dim() >= 1 else v)
+           for k, v in batch.items()}
+    drops = {l: torch.cat([torch.zeros_like(addrop[l]), addrop[l], rand[l]]) for l in layers}  # [3, H, T, T]
+    return _forward(loaded, rep, drops)
+
+
 def plain_logits(loaded: LoadedModel, batch: dict) -> torch.Tensor:
     """[B, C] logits of a plain forward pass, no masks (eval mode)."""
     return _forward(loaded, batch)
@@ -57,6 +66,7 @@ class Effect:
     rows: list[dict]
     reference: str  # what the loss is measured against, in words
     regression: bool = False
+    target_name: str = ""  # the attributed class c (classification), whose probability is column p_c
 
     def frame(self):
         import pandas as pd
@@ -99,8 +109,8 @@ def mask_effect(loaded: LoadedModel, expl: Explanation, mask: Mask, random_dropp
         ref = int(expl.target)
         reference = f"the attributed class ({expl.class_name(ref)})"
     rows = []
-    for name, drops in runs:
-        logits = _forward(loaded, expl.batch, drops)[0]  # [C]
+    all_logits = _three_conditions(loaded, expl.batch, mask.masked_layers, mask.per_layer(), rand)  # [3, C]
+    for (name, drops), logits in zip(runs, all_logits):
         drop_n = 0 if drops is None else int(sum(d.sum().item() for d in drops.values()))
         row: dict = {"condition": name, "drops": drop_n}
         if regression:
@@ -112,14 +122,14 @@ def mask_effect(loaded: LoadedModel, expl: Explanation, mask: Mask, random_dropp
             pred = int(probs.argmax())
             c = int(expl.target)
             row.update(prediction=expl.class_name(pred), predicted=pred, confidence=float(probs[pred]),
-                       attributed_logit=float(logits[c]),
+                       p_c=float(probs[c]), attributed_logit=float(logits[c]),
                        loss=float(torch.nn.functional.cross_entropy(
                            logits[None], torch.tensor([ref], device=logits.device))))
             for k in range(probs.shape[0]):
                 row[f"p({expl.class_name(k)})"] = float(probs[k])
             row["logits"] = [float(v) for v in logits]
         rows.append(row)
-    return Effect(rows, reference, regression)
+    return Effect(rows, reference, regression, "" if regression else expl.class_name(int(expl.target)))
 
 
 def _spearman_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -138,10 +148,56 @@ def _spearman_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return rho
 
 
+def idle_rows(expl: Explanation) -> np.ndarray:
+    """bool [L, H, T]: real query rows whose attribution is the same for every real key (with GA: exactly zero,
+    the rows that cannot reach the output, e.g. every row but [CLS] in the top layer). Under the paper's tie rule
+    such a row is a candidate as a whole, yet dropping in it changes nothing."""
+    sc = expl.scores  # [L, H, T, T]
+    km = expl.key_mask[0].cpu().numpy().astype(bool)
+    real = sc[:, :, :, km]  # [L, H, T, n]
+    if real.shape[-1] == 0:
+        return np.zeros(sc.shape[:3], dtype=bool)
+    return (real.max(-1) == real.min(-1)) & km[None, None, :]
+
+
+@dataclass
+class DropCounts:
+    """Dropped (query, key) positions over the masked layers, split by whether their row can act."""
+
+    dropped: int  # all drops
+    acting: int  # drops in rows whose attribution varies (rows that reach the output)
+    idle: int  # drops in constant rows (they change nothing)
+    positions: int  # real positions of the masked layers
+    acting_positions: int  # real positions in rows that can act
+
+    @property
+    def share(self) -> float:
+        return self.dropped / self.positions if self.positions else 0.0
+
+    @property
+    def acting_share(self) -> float:
+        return self.acting / self.acting_positions if self.acting_positions else 0.0
+
+
+def drop_counts(expl: Explanation, mask: Mask) -> DropCounts:
+    """How many positions the mask drops in the masked layers, and how many of them lie in rows that can act."""
+    km = expl.key_mask[0].cpu().numpy().astype(bool)
+    n = int(km.sum())
+    layers = [expl.layers.index(l) for l in mask.masked_layers]
+    d = mask.dropped.cpu().numpy()[layers][..., km]  # [l, H, T, n] real keys (pad rows hold no drops)
+    idle = idle_rows(expl)[layers]  # [l, H, T]
+    rows = d.sum(-1)  # [l, H, T]
+    H = d.shape[1]
+    acting_rows = int((~idle[..., km]).sum())
+    return DropCounts(int(rows.sum()), int(rows[~idle].sum()), int(rows[idle].sum()), len(layers) * H * n * n,
+                      acting_rows * n)
+
+
 def head_summary(expl: Explanation, mask: Mask | None = None):
     """One row per (layer, head): Spearman rank correlation of attention and attribution over the real
     (query, key) positions (a seeded sample of SPEARMAN_SAMPLE of them for long inputs), the share of real
-    positions dropped and in the candidate region, and the largest absolute attribution."""
+    positions dropped and in the candidate region, the same two over the rows that can act (not constant: see
+    `idle_rows`), and the largest absolute attribution."""
     import pandas as pd
 
     att, sc = expl.attention, expl.scores  # [L, H, T, T]
@@ -162,9 +218,17 @@ def head_summary(expl: Explanation, mask: Mask | None = None):
     if mask is not None and n_real:
         frame["dropped_share"] = mask.dropped.cpu().numpy()[:, :, real].reshape(L * H, n_real).mean(-1)
         frame["region_share"] = mask.region.cpu().numpy()[:, :, real].reshape(L * H, n_real).mean(-1)
+        act = ~idle_rows(expl)[:, :, km]  # [L, H, n] rows that can act
+        n = int(km.sum())
+        with np.errstate(invalid="ignore", divide="ignore"):
+            for name, m in (("acting_dropped_share", mask.dropped), ("acting_region_share", mask.region)):
+                x = m.cpu().numpy()[:, :, km][..., km]  # [L, H, n, n]
+                frame[name] = ((x & act[..., None]).sum((-1, -2)) / (act.sum(-1) * n)).reshape(L * H)
+        frame["acting_rows"] = act.sum(-1).reshape(L * H)
     elif mask is not None:
-        frame["dropped_share"] = 0.0
-        frame["region_share"] = 0.0
+        for name in ("dropped_share", "region_share", "acting_dropped_share", "acting_region_share"):
+            frame[name] = 0.0
+        frame["acting_rows"] = 0
     return frame
 
 
@@ -176,6 +240,7 @@ class Analysis:
     random_dropped: torch.Tensor  # [L, H, T, T] same number of drops per row as mask.dropped
     effect: Effect
     summary: object  # pandas DataFrame, one row per (layer, head)
+    counts: DropCounts | None = None  # the AD-DROP mask's drops, split by whether their row can act
 
 
 def analyse(loaded: LoadedModel, expl: Explanation, p: float = 0.3, q: float = 0.3, mode: str = "high",
@@ -185,4 +250,5 @@ def analyse(loaded: LoadedModel, expl: Explanation, p: float = 0.3, q: float = 0
     explorer page."""
     mask = draw_mask(expl, p, q, mode, ties=ties, seed=seed, layers=layers)
     rand = random_like(mask.dropped, expl.key_mask[0], random_mask_generator(seed))
-    return Analysis(mask, rand, mask_effect(loaded, expl, mask, rand), head_summary(expl, mask))
+    return Analysis(mask, rand, mask_effect(loaded, expl, mask, rand), head_summary(expl, mask),
+                    drop_counts(expl, mask))

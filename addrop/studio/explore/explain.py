@@ -17,6 +17,10 @@ from ...engine.models import LoadedModel
 from ...engine.tasks import is_blank
 from ...errors import UserError
 
+# RD's scores draw from seed + this prime: the mask (draw_mask) draws from the seed itself, so RD's random region
+# and its q draw are not the scores over again (one seed for both made the region exactly "score < p")
+RD_SCORE_OFFSET = 104_729
+
 
 @dataclass
 class Explanation:
@@ -97,7 +101,7 @@ def explain(loaded: LoadedModel, text: str, pair: str | None = None, cfg: Attrib
     if cfg.target == "gold" and labels is None:
         raise UserError("attributing the gold label needs an example with a label: pick one from the data set, "
                         "or attribute the predicted label")
-    gen = torch.Generator().manual_seed(int(cfg.seed)) if cfg.method == "rd" else None  # RD: seeded scores
+    gen = torch.Generator().manual_seed(int(cfg.seed) + RD_SCORE_OFFSET) if cfg.method == "rd" else None
     att = attribute(loaded, batch, cfg, labels=labels, generator=gen)
     return Explanation(text=text, pair=pair if pair and not is_blank(pair) else None, tokens=tokens, truncated=truncated,
                        batch=batch, attribution=att, cfg=cfg, gold=gold, label_names=tuple(label_names or ()))

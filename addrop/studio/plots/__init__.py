@@ -5,7 +5,7 @@
   text for both; the candidate discard region outlined and the sampled drops marked on the attribution map.
 - `head_grid`: every layer x head as small multiples, each titled with its summary.
 - `backend_diff`: the Captum minus native difference map of one head.
-- `mask_effect`: class probabilities before and after the AD-DROP and the random mask.
+- `mask_effect`: the change of p(c) and of the loss under the AD-DROP and the random mask.
 - `seed_curves`: curves per strategy with the mean and a min-max band when several seeds ran.
 - `cost_bars`: seconds per epoch per strategy.
 - `sweep_heatmap`: the paper's Figure 6 from a sweep table.
@@ -21,11 +21,11 @@ from __future__ import annotations
 from .across import head_heatmap, probe_predictions
 from .curves import cost_bars, loss_curves, seed_curves
 from .faithfulness import deletion_figure
-from .maps import attention_attribution, backend_diff, head_grid, mask_effect
+from .maps import attention_attribution, backend_diff, head_grid, mask_effect, score_title
 from .style import STRATEGY_COLORS, STRATEGY_NAMES
 from .replication import report_figures
 from .sweeps import sweep_heatmap
 
 __all__ = ["cost_bars", "loss_curves", "seed_curves", "attention_attribution", "backend_diff", "head_grid",
-           "mask_effect", "sweep_heatmap", "deletion_figure", "head_heatmap", "probe_predictions", "STRATEGY_COLORS", "STRATEGY_NAMES",
-           "report_figures"]
+           "mask_effect", "score_title", "sweep_heatmap", "deletion_figure", "head_heatmap", "probe_predictions",
+           "STRATEGY_COLORS", "STRATEGY_NAMES", "report_figures"]

@@ -55,17 +55,26 @@ def _pool(M: np.ndarray, k: int, signed: bool) -> np.ndarray:
     return np.nanmax(P, -1)
 
 
+def score_title(method: str = "ga", steps: int = 20) -> str:
+    """The attribution map's subtitle: what B is for each method."""
+    return {"ga": "B = ∂F_c/∂A (GA, Eq. 5)",
+            "iga": f"B: integrated gradients (IGA, Eq. 3, m = {steps})",
+            "aa": "B = the attention weights themselves (AA)",
+            "rd": "B = random scores (RD)"}.get(method, f"attribution B ({method})")
+
+
 def _tick_font(n: int) -> int:
     return 12 if n <= 24 else 10 if n <= 40 else 8 if n <= 64 else 6
 
 
 def attention_attribution(tokens, attention, scores, region=None, dropped=None, title: str | None = None,
-                          key_mask=None, height: int | None = None) -> go.Figure:
+                          key_mask=None, height: int | None = None, method: str = "ga", steps: int = 20) -> go.Figure:
     """One head: attention (left) and attribution (right) as heatmaps with tokens on both axes (rows = query,
     columns = key). Both maps carry the same hover text (tokens, attention, attribution, region, dropped). On
     the attribution map the candidate discard region is outlined and the dropped positions are marked with x.
 
-    attention, scores, region, dropped: [T, T]; key_mask: [T] (pads are shown blank).
+    attention, scores, region, dropped: [T, T]; key_mask: [T] (pads are shown blank). method, steps: what the
+    scores are (the right map's subtitle, `score_title`).
     """
     A, B = _np(attention).astype(np.float32), _np(scores).astype(np.float32)
     T = A.shape[-1]
@@ -76,8 +85,9 @@ def attention_attribution(tokens, attention, scores, region=None, dropped=None, 
     B = np.where(real, B, np.nan).astype(np.float32)
     reg = np.zeros((T, T), bool) if region is None else _np(region).astype(bool) & real
     drp = np.zeros((T, T), bool) if dropped is None else _np(dropped).astype(bool) & real
-    fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.16,
-                        subplot_titles=("attention A (Eq. 1)", "attribution B = ∂F_c/∂A (Eq. 2/5)"))
+    fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.1,
+                        subplot_titles=("attention A (Eq. 1)", score_title(method, steps)))
+    fig.update_annotations(font=dict(size=12))  # the two subtitles
     if T <= DETAIL_TOKENS:  # one hover text, shared by both maps
         esc = [html.escape(t) for t in toks]
         text = [[f"query {i} <b>{esc[i]}</b> → key {j} <b>{esc[j]}</b><br>attention {A[i, j]:.4f}"
@@ -92,7 +102,7 @@ def attention_attribution(tokens, attention, scores, region=None, dropped=None, 
         hover_b = dict(hovertemplate="query %{y} → key %{x}<br>attribution %{z:.3g}<extra></extra>")
     amax = float(np.nanmax(A)) if np.isfinite(A).any() else 1.0
     fig.add_trace(go.Heatmap(z=A, **hover_a, colorscale="Blues", zmin=0, zmax=amax or 1.0,
-                             colorbar=dict(title="A", x=0.43, xanchor="left", len=0.9, thickness=12)),
+                             colorbar=dict(title="A", x=0.455, xanchor="left", len=0.9, thickness=10)),
                   row=1, col=1)
     bmax = float(np.nanmax(np.abs(B))) if np.isfinite(B).any() else 1.0
     fig.add_trace(go.Heatmap(z=B, **hover_b, colorscale="RdBu_r", zmid=0, zmin=-(bmax or 1.0), zmax=bmax or 1.0,
@@ -119,14 +129,14 @@ def attention_attribution(tokens, attention, scores, region=None, dropped=None, 
     fig.update_xaxes(**tick, tickangle=-60, range=[-0.5, T - 0.5], constrain="domain")
     fig.update_yaxes(**tick, autorange=False, range=[T - 0.5, -0.5], scaleanchor=None)
     fig.update_xaxes(matches="x", row=1, col=2)
-    fig.update_yaxes(matches="y", row=1, col=2)
+    fig.update_yaxes(matches="y", showticklabels=False, row=1, col=2)  # the same query tokens as on the left
     fig.update_xaxes(title_text="key", row=1, col=1)
     fig.update_xaxes(title_text="key", row=1, col=2)
     fig.update_yaxes(title_text="query", row=1, col=1)
     fig.update_layout(title=title, height=height or int(min(780, max(440, 280 + 15 * T))),
-                      margin=dict(t=90 if title else 60, b=10, l=10, r=60), font=FONT,
-                      legend=dict(orientation="h", yanchor="bottom", y=1.09, xanchor="right", x=1.0),
-                      plot_bgcolor="white")
+                      margin=dict(t=80 if title else 60, b=10, l=10, r=50), font=FONT,
+                      legend=dict(orientation="h", yanchor="bottom", y=1.09, xanchor="right", x=1.0,
+                                  font=dict(size=11)), title_font=dict(size=13), plot_bgcolor="white")
     return fig
 
 
@@ -191,10 +201,10 @@ def head_grid(maps, key_mask=None, summary: pd.DataFrame | None = None, layers=N
     if summary is not None and not summary.empty:
         for _, r in summary.iterrows():
             summ[(int(r["layer"]), int(r["head"]))] = r
-    small = 9 if H <= 8 else 8
+    small = 11 if H <= 8 else 10  # readable on a projector (the chart is scaled to the page's width)
     for li in range(L):
         annotations.append(dict(x=-0.6, y=li * size + (n - 1) / 2, text=f"layer {layers[li]}", showarrow=False,
-                                xanchor="right", font=dict(size=11)))
+                                xanchor="right", font=dict(size=12)))
         for h in range(H):
             r = summ.get((layers[li], h))
             if r is not None:
@@ -206,7 +216,7 @@ def head_grid(maps, key_mask=None, summary: pd.DataFrame | None = None, layers=N
                                         yanchor="bottom", font=dict(size=small, color="#333")))
     for h in range(H):
         annotations.append(dict(x=h * size + (n - 1) / 2, y=(L - 1) * size + n - 0.3, text=f"head {h}",
-                                showarrow=False, yanchor="top", font=dict(size=11)))
+                                showarrow=False, yanchor="top", font=dict(size=12)))
     shapes = []
     if selected is not None and selected[0] in layers:
         li, h = layers.index(selected[0]), selected[1]
@@ -251,26 +261,34 @@ def backend_diff(tokens, native, captum, key_mask=None, title: str | None = None
 
 # -------------------------------------------------------------------------------------------- mask effect
 
-def mask_effect(frame: pd.DataFrame, title: str | None = None) -> go.Figure:
-    """Grouped bars: the probability of each class (columns p(name)) per condition (no mask / AD-DROP / random).
-    A regression frame (column score) gets one bar per condition."""
+def mask_effect(frame: pd.DataFrame, title: str | None = None, target_name: str = "c") -> go.Figure:
+    """What each mask changed against no mask: grouped bars of the change in the probability of the attributed
+    class (column p_c) and in the loss, for the AD-DROP and the random mask, labelled with 3 decimals (the bars
+    of the probabilities themselves all read "0.50" when the masks move them little). A regression frame
+    (column score) gets the change of the score and of the squared error."""
     fig = go.Figure()
-    if frame is None or frame.empty:
+    if frame is None or frame.empty or "no mask" not in set(frame["condition"]):
         return fig
-    conds = list(frame["condition"])
-    pcols = [c for c in frame.columns if c.startswith("p(")]
-    palette = ["#4c78a8", "#f58518", "#54a24b", "#e45756", "#72b7b2", "#b279a2"]
-    if pcols:
-        for k, c in enumerate(pcols):
-            fig.add_trace(go.Bar(x=conds, y=frame[c], name=c[2:-1], marker_color=palette[k % len(palette)],
-                                 text=[f"{v:.2f}" for v in frame[c]], textposition="outside",
-                                 hovertemplate="%{x}<br>" + html.escape(c) + " = %{y:.3f}<extra></extra>"))
-        fig.update_yaxes(range=[0, 1.12], title_text="probability")
-    else:
-        fig.add_trace(go.Bar(x=conds, y=frame["score"], marker_color="#4c78a8", name="score"))
-        fig.update_yaxes(title_text="predicted score")
+    base = frame[frame["condition"] == "no mask"].iloc[0]
+    masks = frame[frame["condition"] != "no mask"]
+    conds = list(masks["condition"])
+    first = "p_c" if "p_c" in frame.columns else "score"
+    names = {"p_c": f"p({target_name})", "score": "score", "loss": "loss"}
+    palette = {"p_c": "#4c78a8", "score": "#4c78a8", "loss": "#e45756"}
+    for col in (first, "loss"):
+        if col not in frame.columns:
+            continue
+        d = [float(v) - float(base[col]) for v in masks[col]]
+        if any(v != v for v in d):  # no loss without a reference
+            continue
+        label = names[col]
+        fig.add_trace(go.Bar(x=conds, y=d, name=f"Δ {label}", marker_color=palette[col],
+                             text=[f"{v:+.3f}" for v in d], textposition="outside", cliponaxis=False,
+                             hovertemplate="%{x}<br>Δ " + html.escape(label) + " = %{y:+.4f}<extra></extra>"))
+    fig.add_hline(y=0, line=dict(color="#333", width=1))
+    fig.update_yaxes(title_text="change against no mask", zeroline=True)
     return fig.update_layout(barmode="group", title=title, height=320, font=FONT,
-                             margin=dict(t=50 if title else 20, b=10, l=10, r=10),
+                             margin=dict(t=50 if title else 30, b=10, l=10, r=10),
                              legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0))
 
 

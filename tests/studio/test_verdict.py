@@ -1,0 +1,57 @@
+"""addrop/studio/explore/verdict.py: the explorer's sentences on what the mask did follow the numbers."""
+from __future__ import annotations
+
+import pytest
+
+from addrop.studio import explore
+from addrop.studio.explore import Effect, effect_sentences
+
+
+def _effect(p, loss, pred=("positive",) * 3):
+    rows = [dict(condition=k, prediction=pr, p_c=pc, loss=lo, drops=0 if i == 0 else 10)
+            for i, (k, pr, pc, lo) in enumerate(zip(explore.CONDITIONS, pred, p, loss))]
+    return Effect(rows, "the attributed class (positive)", target_name="positive")
+
+
+def test_sentences_say_which_mask_moved_more_and_by_how_much():
+    s = effect_sentences(_effect((0.90, 0.60, 0.85), (0.105, 0.511, 0.163)))
+    assert "the AD-DROP mask moved p(positive) more than the random mask (-0.300 under AD-DROP, -0.050 under " \
+           "random, 6.0 times as much)" in s
+    assert "0.900 without a mask, 0.600 under the AD-DROP mask and 0.850" in s
+    assert "Deletion curves" in s and "regularizer" not in s
+    r = effect_sentences(_effect((0.90, 0.88, 0.70), (0.105, 0.128, 0.357)))
+    assert "the random mask moved p(positive) more than the AD-DROP mask (-0.020 under AD-DROP, -0.200" in r
+    assert "the random mask moved it more" in r  # the loss too
+    far = effect_sentences(_effect((0.90, 0.30, 0.899), (0.105, 1.2, 0.106)))
+    assert "(-0.600 under AD-DROP, -0.001 under random, over 20 times as much)" in far
+    same = effect_sentences(_effect((0.90, 0.899, 0.898), (0.105, 0.106, 0.107)))
+    assert "both masks moved p(positive) about as much" in same
+
+
+def test_sentences_flip_and_loss_can_disagree():
+    s = effect_sentences(_effect((0.55, 0.45, 0.52), (0.2, 0.9, 0.1), pred=("positive", "negative", "positive")))
+    assert "the AD-DROP mask flips the prediction to **negative**, the random one keeps the prediction" in s
+    assert "On the loss against the attributed class (positive) (0.200 without a mask), the AD-DROP mask moved it " \
+           "more than the random mask (+0.700 under AD-DROP, -0.100 under random, 7.0 times as much)" in s
+
+
+def test_sentences_for_regression():
+    rows = [dict(condition=k, prediction=round(v, 4), score=v, loss=(v - 3.0) ** 2, drops=0)
+            for k, v in zip(explore.CONDITIONS, (2.0, 2.5, 1.0))]
+    s = effect_sentences(Effect(rows, "the gold score", regression=True))
+    assert "from 2.000 to 2.500 (+0.500)" in s and "moves it to 1.000 (-1.000)" in s
+    assert "the random mask moved the score more than the AD-DROP mask" in s
+    assert "squared error" in s
+
+
+def test_sentences_on_a_real_effect():
+    from addrop.config import AttributionConfig
+    from addrop.engine.models import load_model
+
+    tiny = load_model("tiny-bert", "cpu", num_labels=2, seed=0)
+    e = explore.explain(tiny, "A warm, funny and honest film.", cfg=AttributionConfig(), label_names=("neg", "pos"))
+    eff = explore.analyse(tiny, e, 0.5, 0.9, seed=0).effect
+    c = e.class_name(int(e.target))
+    assert eff.target_name == c
+    assert eff.row("no mask")["p_c"] == pytest.approx(eff.row("no mask")[f"p({c})"])
+    assert f"{eff.row('AD-DROP mask')['p_c']:.3f} under the AD-DROP mask" in effect_sentences(eff)
