@@ -158,7 +158,7 @@ class Ctx:
 
 
 def ctx() -> Ctx:
-    _compat.leave_pages_folder_mode()
+    _compat.leave_pages_folder_mode(sidebar_ran=isinstance(st.session_state.get("ctx"), Ctx))
     c = st.session_state.get("ctx")
     return c if isinstance(c, Ctx) else Ctx(model_error="the sidebar has not run yet")
 

@@ -20,11 +20,17 @@ def _manager():
     return PagesManager
 
 
-def leave_pages_folder_mode() -> None:
-    """A page run in the old mode (no app.py): switch the server to st.navigation and rerun through app.py."""
+def leave_pages_folder_mode(sidebar_ran: bool = True) -> None:
+    """A page run in the old mode (no app.py): switch the server to st.navigation and rerun through app.py. Two
+    sessions arriving together at a fresh server race: the second may run a page alone in the old mode after the
+    first has already switched the flag off, so a page run without the sidebar (`sidebar_ran` False) reruns too,
+    once per session."""
     manager = _manager()
     if manager.uses_pages_directory:
         manager.uses_pages_directory = False
+        st.rerun()
+    if not sidebar_ran and not st.session_state.get("_compat_reran"):
+        st.session_state["_compat_reran"] = True
         st.rerun()
 
 

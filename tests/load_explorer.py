@@ -54,7 +54,7 @@ def main() -> int:
         except OSError:
             time.sleep(0.5)
     results: dict[int, tuple[float | None, str]] = {}
-    start = threading.Barrier(a.sessions)
+    start = threading.Barrier(a.sessions, timeout=a.timeout)
 
     def one(i: int) -> None:
         with sync_playwright() as p:
@@ -62,7 +62,7 @@ def main() -> int:
             page = browser.new_page(viewport={"width": 1440, "height": 900})
             try:
                 page.goto(url + "/explorer", wait_until="domcontentloaded")
-                box = page.get_by_label("Text", exact=True)
+                box = page.locator("textarea").first
                 box.wait_for(timeout=a.timeout * 1000)
                 start.wait()
                 t0 = time.perf_counter()
@@ -77,6 +77,7 @@ def main() -> int:
                 results[i] = (seconds, "ok" if n == 0 else f"{n} exception box(es): "
                               + page.locator('[data-testid="stException"]').first.inner_text()[:200])
             except Exception as e:  # noqa: BLE001 - reported per session
+                start.abort()  # the others must not wait for this one
                 results[i] = (None, f"failed: {type(e).__name__}: {str(e)[:200]}")
             finally:
                 browser.close()
