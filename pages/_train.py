@@ -35,6 +35,10 @@ def train_model_panel(c: ui.Ctx) -> None:
                                format_func=lambda i: f"#{i} {c.dev.texts[i][:60]}",
                                help="Leave empty for 4 examples spread over the dev subset. At most 16.",
                                max_selections=16) if not running else []
+        every = st.checkbox("Also keep every epoch's weights", key="train_every_epoch",
+                            help="Each epoch's checkpoint (about 90 MB each for minilm) then appears in the sidebar's "
+                                 "model list, so the explorer can show the model at any epoch.") if not running \
+            else False
         _jobs.note_other_job(KIND, running)
         if not running and st.button("Train a model", type="primary", icon=":material/play_arrow:",
                                      key="train_model"):
@@ -43,7 +47,8 @@ def train_model_panel(c: ui.Ctx) -> None:
 
             try:
                 cfg = quick_config(base, c.data_args, len(c.train), len(c.dev),
-                                   ",".join(str(i) for i in picks) or None, device=c.device or "auto")
+                                   ",".join(str(i) for i in picks) or None, device=c.device or "auto",
+                                   every_epoch=bool(every))
             except UserError as e:
                 st.error(str(e))
                 return

@@ -72,3 +72,15 @@ def test_runs_page_shows_sizes_and_deletes(probe_run, env):
     at.button(key="rn_del").click().run()
     _ok(at)
     assert not (env / "probed").exists()
+
+
+def test_the_train_panel_keeps_every_epoch_on_request(env):
+    at = _app("pages/explorer.py")
+    at.checkbox(key="train_every_epoch").check().run()
+    at.button(key="train_model").click().run()
+    _wait_job(at, timeout=300)
+    at.run()
+    _ok(at)
+    run = next(p for p in env.iterdir() if p.name.startswith("model-demo-"))
+    assert sorted(f.name for f in run.glob("model.epoch*.safetensors")) == [f"model.epoch{e}.safetensors"
+                                                                          for e in (1, 2, 3)]

@@ -47,7 +47,7 @@ QUICK_TRAIN, QUICK_DEV = 1000, 200  # examples at most: a few minutes on a 2-cor
 
 
 def quick_config(base_model: str, data_args: dict, n_train: int, n_dev: int, probe_ids: str | None = None,
-                 seed: int = 0, device: str = "auto") -> TrainConfig:
+                 seed: int = 0, device: str = "auto", every_epoch: bool = False) -> TrainConfig:
     """The one-button model for the chosen data: a plain 3-epoch fine-tune (lr 5e-5, batch 16) of the base model
     on up to QUICK_TRAIN training examples, scored on up to QUICK_DEV dev examples, weights and probes kept."""
     keys = ("task", "source", "data_dir", "csv", "text_col", "pair_col", "label_col")
@@ -55,6 +55,7 @@ def quick_config(base_model: str, data_args: dict, n_train: int, n_dev: int, pro
     return TrainConfig(model=base_model, **data, **QUICK, seed=seed, device=device,
                        train_size=min(n_train, QUICK_TRAIN), dev_size=min(n_dev, QUICK_DEV),
                        probes=0 if probe_ids else DEFAULT_PROBES, probe_ids=probe_ids or None,
+                       save_every_epoch=every_epoch,
                        name=safe_run_id(None, prefix=f"model-{data.get('task', 'data')}"))
 
 
