@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from addrop.engine.models import BUILTIN, MODEL_LABELS, TINY, TRAINED_MODELS
+from addrop.engine.models import BUILTIN, MODEL_LABELS, TINY, TRAINED_MODELS, model_choice_label
 
 OTHER_MODEL = "other (Hugging Face id or folder)"
 UNTRAINED = ("minilm",) + TINY  # heads (and for the tiny models, everything) untrained
@@ -17,7 +17,7 @@ def model_label(choice: str, checkpoints: dict) -> str:
     if choice == "minilm":
         return "minilm (untrained head)"
     if choice in TINY:
-        return f"{choice} (random weights, untrained)"
+        return model_choice_label(choice)  # the tiny models' label, one copy for every picker
     if choice in TRAINED_MODELS:
         return f"{choice} (trained on the demo set)"
     return choice
