@@ -15,16 +15,7 @@ ROOT = Path(__file__).resolve().parents[1]
 APP = str(ROOT / "app.py")
 
 
-@pytest.fixture(autouse=True)
-def env(tmp_path, monkeypatch):
-    from pages import _compat
-
-    _compat.patch_for_apptest(monkeypatch)
-    runs = tmp_path / "runs"
-    monkeypatch.setenv("ADDROP_DEFAULT_MODEL", "tiny-bert")
-    monkeypatch.setenv("ADDROP_RUNS_DIR", str(runs))
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    return runs
+from tests.test_app import env  # noqa: E402,F401 (autouse: the app's environment, a temporary runs folder)
 
 
 def _page(page: str, **state) -> AppTest:

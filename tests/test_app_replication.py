@@ -12,6 +12,8 @@ from addrop.experiments.replication.report import markdown, study_report
 from addrop.experiments.replication.runner import run_study
 from tests.experiments.test_replication import TINY, scramble
 
+from tests.test_app import env  # noqa: E402,F401 (the app's environment fixture)
+
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
 
 
@@ -24,14 +26,8 @@ def _page() -> AppTest:
     return at
 
 
-def test_replication_page_shows_the_report_of_the_records(tmp_path, monkeypatch):
-    from pages import _compat
-
-    _compat.patch_for_apptest(monkeypatch)
-    runs = tmp_path / "runs"
-    monkeypatch.setenv("ADDROP_DEFAULT_MODEL", "tiny-bert")
-    monkeypatch.setenv("ADDROP_RUNS_DIR", str(runs))
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+def test_replication_page_shows_the_report_of_the_records(env):
+    runs = env
     at = _page()
     assert any("No replication study" in i.value for i in at.info)
     study = runs / "replication"
