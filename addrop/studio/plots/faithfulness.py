@@ -19,7 +19,8 @@ def deletion_figure(table, measure: str = "prob_change", title: str | None = Non
         color = METHOD_COLORS.get(method, "#333333")
         name = METHOD_NAMES.get(method, method)
         x, lo, hi = rows.p.tolist(), rows[f"{measure}_lo"].tolist(), rows[f"{measure}_hi"].tolist()
-        fig.add_trace(go.Scatter(x=x + x[::-1], y=hi + lo[::-1], fill="toself", fillcolor=alpha(color, 0.15),
+        fig.add_trace(go.Scatter(x=x + x[::-1], y=hi + lo[::-1], mode="lines", fill="toself",  # the 95% band
+                                 fillcolor=alpha(color, 0.15),
                                  line=dict(width=0), hoverinfo="skip", showlegend=False, legendgroup=method))
         fig.add_trace(go.Scatter(x=x, y=rows[measure], mode="lines+markers", name=name, legendgroup=method,
                                  line=dict(color=color, width=2.5),
