@@ -77,6 +77,6 @@ with right:
     st.caption("Over many dev sentences: does dropping the top-attributed positions hurt more than dropping "
                "random ones or those with the highest attention?")
     st.page_link("pages/runs.py", label="Runs", icon=":material/folder_open:")
-    st.caption("Every finished run on disk: reopen its curves and metrics, download them.")
+    st.caption("Every run on disk with its size: reopen its curves and metrics, download them, delete runs.")
     st.info("The sidebar chooses the model, the device and the data for every page. Training runs in the "
             "background: you can leave a page while it runs and come back.", icon=":material/info:")
