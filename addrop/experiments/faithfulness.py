@@ -118,18 +118,17 @@ def deletion_curves(loaded, spec, dev, settings: DeletionSettings | None = None,
             if 0.0 in s.ps:  # nothing is a candidate: the pass must equal the clean one (the tests check it)
                 none = _forward(model, batch, {l: torch.zeros(ga.scores.shape[1:], dtype=torch.bool,
                                                               device=clean.device) for l in layers})
+            by_mode: dict = {"high": [], "low": []}  # mode -> [((method, seed), scores)], each scored once
+            for m in s.methods:
+                for k in range(s.rd_seeds if m == "rd" else 1):
+                    gen = torch.Generator(device="cpu").manual_seed(s.seed * 1000 + k)
+                    scores, mode = _scores(model, batch, m, layers, ga, gen)
+                    by_mode[mode].append(((m, k), scores))
             jobs = []  # ((method, p, seed), dropped [L, B, H, T, T])
-            for mode in ("high", "low"):
-                keys, stack = [], []  # every (method, seed) of this mode, stacked along the batch axis
-                for m in s.methods:
-                    for k in range(s.rd_seeds if m == "rd" else 1):
-                        gen = torch.Generator(device="cpu").manual_seed(s.seed * 1000 + k)
-                        scores, m_mode = _scores(model, batch, m, layers, ga, gen)
-                        if m_mode == mode:
-                            keys.append((m, k))
-                            stack.append(scores)
-                if not stack:
+            for mode, scored in by_mode.items():
+                if not scored:
                     continue
+                keys, stack = [key for key, _ in scored], [sc for _, sc in scored]  # stacked along the batch axis
                 scores = torch.cat(stack, 1)  # [L, K*B, H, T, T]
                 km = ga.key_mask.repeat(len(stack), 1)
                 for p in s.ps:
