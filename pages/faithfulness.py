@@ -60,7 +60,6 @@ if got is not None:
     st.plotly_chart(plots.deletion_figure(res.table, measure), use_container_width=True, key="fa_chart")
     cols = ["method", "p", "prob_change", "prob_change_lo", "prob_change_hi", "logit_change", "flip_rate",
             "dropped_share"]
-    st.dataframe(res.table[cols].round(4), hide_index=True, use_container_width=True,
-                 height=38 + 35 * len(res.table))
+    st.dataframe(res.table[cols].round(4), hide_index=True, use_container_width=True, height="content")
     st.download_button("Download the table (CSV)", res.table.to_csv(index=False), "deletion.csv", "text/csv",
                        key="fa_csv")

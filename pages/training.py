@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from addrop.engine.probes import read_probes
+from addrop.engine.probes import PROBE_DIR, read_probes
 from addrop.engine.runs import list_runs
 from addrop.studio import plots
 from addrop.studio.explore import across
@@ -21,7 +21,7 @@ ui.intro("A run that follows *probe* sentences records, before training (epoch 0
 def runs_with_probes(root: str) -> dict:
     out = {}
     for rec in reversed(list_runs(root)):
-        if (rec.path / "probes" / "meta.json").is_file():
+        if (rec.path / PROBE_DIR / "meta.json").is_file():
             name = rec.id if rec.group is None else f"{rec.group}/{rec.id}"
             out[str(rec.path)] = f"{name} ({rec.strategy or '?'}, {rec.epochs_done} epochs, {rec.status})"
     return out

@@ -13,6 +13,7 @@ A leaf of engine/ (models.py calls it; it imports no other engine module but run
 from __future__ import annotations
 
 import json
+from functools import lru_cache
 from pathlib import Path
 
 import torch
@@ -135,8 +136,10 @@ def merge_delta(model: torch.nn.Module, delta: dict) -> None:
     model.load_state_dict(state, strict=True)
 
 
+@lru_cache(maxsize=8)
 def trained_info(name: str) -> dict:
-    """The metadata the builder wrote beside the delta (task, dev accuracy, rank, how it was trained)."""
+    """The metadata the builder wrote beside the delta (task, dev accuracy, rank, how it was trained); read once
+    per process (the sidebar shows it on every rerun). Callers must not change the dict."""
     _, _, file = TRAINED[name]
     from safetensors import safe_open
 
