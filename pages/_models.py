@@ -6,6 +6,7 @@ from __future__ import annotations
 import streamlit as st
 
 from addrop.engine.models import BUILTIN, MODEL_LABELS, TINY, TRAINED_MODELS, model_choice_label
+from addrop.engine.weights import RUN_PREFIX
 
 OTHER_MODEL = "other (Hugging Face id or folder)"
 UNTRAINED = ("minilm",) + TINY  # heads (and for the tiny models, everything) untrained
@@ -58,7 +59,7 @@ def model_caption(name: str) -> str:
         info = trained_info(name)
         acc = info.get("dev_accuracy")
         return MODEL_LABELS[name] + (f"; dev accuracy {acc:.3f}" if isinstance(acc, float) else "")
-    if name.startswith("run:"):
+    if name.startswith(RUN_PREFIX):
         return "the weights a run kept (Runs page), in its base model"
     return MODEL_LABELS.get(name, "")
 
