@@ -259,11 +259,12 @@ def test_every_page_in_chromium(chromium, server):
                 page.get_by_text("Train a model for this data", exact=True).first.click()
             page.get_by_role("button", name="Train a model", exact=True).click()
             _wait_live(page)
-            _wait_text(page, "Finished in", wait)
+            # the end of the job switches the sidebar to the new model and folds the panel (its "Finished in"
+            # may be gone before it is seen), so wait for the switch itself
             page.wait_for_function("""() => { const s = document.querySelector('[data-testid="stSidebar"]');
                                               return s && s.innerText.includes('/model-demo-') &&
                                                      !s.innerText.includes('Untrained classification head'); }""",
-                                   timeout=120_000)  # "In use: run:<runs>/model-demo-..." and no warning
+                                   timeout=wait * 1000)  # "In use: run:<runs>/model-demo-..." and no warning
             _idle(page, 180)
             page.wait_for_function("document.querySelectorAll('.js-plotly-plot').length >= 3", timeout=120_000)
             _no_exception(page, "explorer (trained model)")
