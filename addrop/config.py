@@ -30,6 +30,7 @@ PRIOR_MODES = {"drop-high": "high", "drop-low": "low", "drop-random": "random"} 
 DATA_SOURCES = ("auto", "glue", "hf", "csv", "demo")
 LR_SCHEDULES = ("linear", "constant")  # linear: warm-up then linear decay; constant: warm-up then flat
 STOP_ON = ("loss", "metric")  # early stopping on the dev loss or on the task's primary dev metric
+LAYOUTS = ("auto", "packed", "padded")  # training/evaluation batches (engine/training.py use_packing)
 PAPER = "paper"  # layers "paper": the task's layers in the paper (PAPER_LAYERS); elsewhere all layers
 # Section 3.2 (and the reference's run_addrop.sh): AD-DROP in the first layer only for these tasks, in every
 # layer for CoLA, MRPC and RTE. Keys are task names without '-' or '_'; a task not named (demo, csv): all layers.
@@ -287,6 +288,9 @@ class TrainConfig:
     warmup_ratio: float = setting(0.1, "share of the steps with a linear learning-rate warm-up")
     max_grad_norm: float = setting(1.0, "gradient clipping norm")
     max_length: int = setting(128, "tokens per example; longer ones are cut")
+    layout: str = setting("auto", "batches: packed (real tokens only, the numbers of padded), padded, or auto "
+                          "(packed on the CPU where the model allows it)", choices=LAYOUTS)
+    group_by_length: bool = setting(False, "batch examples of similar length together (the Trainer's group_by_length)")
     seed: int = setting(0, "seed (data subset and order, masks, dropout, head init)")
     device: str = setting("auto", "auto (cuda, then mps, then cpu), cpu, cuda:N")
     clean_train_loss: bool | None = setting(None, "also record the unmasked eval-mode training loss (default: on "
@@ -314,15 +318,12 @@ class TrainConfig:
         _choice("preset", self.preset, PRESETS)
         _choice("learning-rate schedule", self.lr_schedule, LR_SCHEDULES)
         _choice("early-stopping target", self.stop_on, STOP_ON)
+        _choice("layout", self.layout, LAYOUTS)
         if self.attribution.layers == PAPER:
             self.attribution = replace(self.attribution, layers=paper_layers(self.task))
-        for name in ("epochs", "batch_size", "max_length"):
-            v = getattr(self, name)
-            if not isinstance(v, int) or v < 1:
-                raise UserError(f"{name.replace('_', ' ')} must be an integer >= 1, got {v!r}")
-        for name in ("train_size", "dev_size", "shots", "holdout"):
-            v = getattr(self, name)
-            if v is not None and (not isinstance(v, int) or v < 1):
+        for name in ("epochs", "batch_size", "max_length", "train_size", "dev_size", "shots", "holdout"):
+            v = getattr(self, name)  # the last four may be None (not set)
+            if (v is not None or name in ("epochs", "batch_size", "max_length")) and (not isinstance(v, int) or v < 1):
                 raise UserError(f"{name.replace('_', ' ')} must be an integer >= 1, got {v!r}")
         check_seed(self.seed)
         if self.split_seed is not None:
@@ -332,8 +333,7 @@ class TrainConfig:
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
                 raise UserError(f"{name.replace('_', ' ')} must be a finite number, got {v!r}")
-        if not isinstance(self.early_stopping, int) or self.early_stopping < 0:
-            raise UserError(f"early stopping must be an integer >= 0, got {self.early_stopping!r}")
+        check_int("early stopping", self.early_stopping, 0, 10**6)
         if not self.lr > 0:
             raise UserError(f"learning rate must be > 0, got {self.lr!r}")
         check_int("probes", self.probes, 0, 16)

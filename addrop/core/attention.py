@@ -13,6 +13,7 @@ controller's per-thread state, set for one forward pass, is what the attention f
                                         share the layers below instead of recomputing them)
     cls_only bool                       the top layer computes its output for the first token only (see below)
     cls_rows LongTensor [B]             packed passes (packing.py): the rows the top layer keeps, one per example
+    packed_rows int                     rows R of a packed training batch: cls_rows are flat indices into R * W
 
 The probabilities of layer l pass through `controller.probes[l]`, an `nn.Identity` that Captum can attribute at.
 Layers are numbered by call order within a forward pass (ALBERT shares one attention module across layers).
@@ -57,6 +58,7 @@ class _State(threading.local):
         self.expand: dict[int, int] = {}
         self.cls_only = False
         self.cls_rows: torch.Tensor | None = None
+        self.packed_rows = 1  # rows of a packed batch (packing.RowPacking): cls_rows index their R * W slots
         self.probes: dict[int, nn.Module] = {}  # this thread's own probes (Captum hooks them, not the shared ones)
         self.calls = 0
 
@@ -102,7 +104,7 @@ class Controller(nn.Module):
 
     @contextmanager
     def pass_settings(self, drops=None, record=(), scale=None, gate=None, expand=None, cls_only=False, cls_rows=None,
-                      probes=None):
+                      probes=None, packed_rows=1):
         """Set what the next forward pass(es) do; everything is cleared on exit. `cls_only` is a request, honoured
         only where the model supports it (`can_cls_only`): the caller may then read nothing but the logits.
         `probes` {layer: nn.Identity}: modules of this thread's own that the probabilities pass through instead of
@@ -113,6 +115,7 @@ class Controller(nn.Module):
         s.scale, s.gate, s.expand = dict(scale or {}), dict(gate or {}), dict(expand or {})
         s.cls_only = bool(cls_only) and self.can_cls_only
         s.cls_rows = cls_rows if self.can_cls_only else None
+        s.packed_rows = int(packed_rows)
         try:
             yield s
         finally:
@@ -205,12 +208,16 @@ _CLS_CUTS = ("attention.output", "sa_layer_norm")
 
 def _cls_hook(module, args, kwargs):
     """Forward pre-hook at the cut of the top layer: keep the first token of every [N, T, D] input (a packed
-    [1, N, D] input: the rows `cls_rows`, one per example, as [B, 1, D])."""
+    [1, N, D] input: the rows `cls_rows`, one per example, as [B, 1, D]; a packed [R, W, D] batch: cls_rows index
+    its R * W slots)."""
     s = module._addrop_ctrl.state
     if s.cls_rows is not None:
-        rows = s.cls_rows
-        # [c, N, D] -> [c * B, 1, D], copy-major (c = 1 unless copies were expanded below)
-        cut = lambda v: v[:, rows].reshape(-1, 1, v.shape[-1]) if isinstance(v, torch.Tensor) and v.dim() == 3 else v  # noqa: E731,E501
+        rows, R = s.cls_rows, s.packed_rows
+
+        def cut(v):  # [c * R, W, D] -> [c, R * W, D] -> [c * B, 1, D], copy-major (c = 1 unless IGA copies)
+            if not isinstance(v, torch.Tensor) or v.dim() != 3:
+                return v
+            return v.reshape(v.shape[0] // R, -1, v.shape[-1])[:, rows].reshape(-1, 1, v.shape[-1])
     elif s.cls_only:
         cut = lambda v: v[:, :1] if isinstance(v, torch.Tensor) and v.dim() == 3 else v  # noqa: E731
     else:

@@ -81,3 +81,103 @@ def supported(model, ctrl) -> int | None:
     except Exception:  # noqa: BLE001 - a model that cannot take a packed batch is simply not packed
         return None
     return None
+
+
+# ------------------------------------------------------------------------------------ packed training batches
+# Training and evaluation passes pack a padded batch into ROWS of the batch's own width W (its longest example):
+# the examples are placed in rows first-fit by decreasing length, several short ones sharing a row, each kept
+# apart by the row's block-diagonal mask and with positions restarting at 0 (plus the model's offset). The
+# linear layers then run on (almost) only real tokens, and attention never costs more than the padded batch's
+# (R <= B rows of W keys). The top layer keeps each example's first row (`cls_rows`, flat indices into the
+# R * W packed positions), so the logits are [B, C] in the batch's order.
+
+
+class RowPacking:
+    """Where each example of a batch goes: row `row[b]`, positions `start[b]` .. `start[b] + n[b]` of `width`.
+    `src` / `dst`: for every real token, its (example, position) in the padded batch and its flat packed index."""
+
+    def __init__(self, key_mask: torch.Tensor):
+        km = key_mask.bool()
+        n = km.sum(-1)  # [B] real tokens per example
+        self.width = int(n.max()) if len(n) else 0
+        free: list[int] = []  # room left in each row
+        row, start = [0] * len(n), [0] * len(n)
+        for b in sorted(range(len(n)), key=lambda i: -int(n[i])):  # first fit, longest first
+            k = int(n[b])
+            r = next((i for i, f in enumerate(free) if f >= k), None)
+            if r is None:
+                free.append(self.width)
+                r = len(free) - 1
+            row[b], start[b] = r, self.width - free[r]
+            free[r] -= k
+        self.rows = len(free)
+        dev = km.device
+        self.n = n
+        self.row = torch.tensor(row, dtype=torch.long, device=dev)  # [B]
+        self.start = torch.tensor(start, dtype=torch.long, device=dev)  # [B]
+        self.src = km.nonzero(as_tuple=True)  # (example [N], position [N]) of each real token, example-major
+        seg = self.src[0]
+        self.pos = torch.arange(len(seg), device=dev) - (torch.cumsum(n, 0) - n)[seg]  # [N] position in example
+        self.dst = self.row[seg] * self.width + self.start[seg] + self.pos  # [N] flat packed index
+        self.cls_rows = self.row * self.width + self.start  # [B] each example's first token, packed
+
+    def inputs(self, inputs: dict, offset: int, pad_id: int = 0) -> dict:
+        """Padded inputs [B, T] -> packed [R, W] with position ids and an additive [R, 1, W, W] mask."""
+        R, W = self.rows, self.width
+        out = {}
+        for k, v in inputs.items():
+            if k == "attention_mask" or v.dim() != 2 or v.shape[0] != len(self.n):
+                continue
+            flat = v.new_full((R * W,), pad_id if k == "input_ids" else 0)
+            flat[self.dst] = v[self.src]
+            out[k] = flat.view(R, W)
+        pos = torch.full((R * W,), offset, dtype=torch.long, device=self.row.device)
+        pos[self.dst] = self.pos + offset
+        out["position_ids"] = pos.view(R, W)
+        # segment of every packed slot: its example, or (pads) a segment of its own row, so no row is all masked
+        seg = (-1 - torch.arange(R, device=self.row.device)).repeat_interleave(W)  # [R * W]
+        seg[self.dst] = self.src[0]
+        seg = seg.view(R, W)
+        dtype = torch.get_default_dtype()
+        apart = seg[:, :, None] != seg[:, None, :]  # [R, W, W]
+        out["attention_mask"] = torch.zeros(apart.shape, dtype=dtype, device=apart.device).masked_fill(
+            apart, torch.finfo(dtype).min)[:, None]  # [R, 1, W, W]
+        return out
+
+    def drops(self, drops: dict | None) -> dict | None:
+        """{layer: bool [B, H, T, T]} in padded coordinates -> {layer: bool [R, H, W, W]} (each example's block on
+        its row; nothing else dropped: other examples' keys are masked anyway)."""
+        if not drops:
+            return drops
+        b, qi, ki, r, qo, ko = self._pairs()
+        out = {}
+        for layer, d in drops.items():
+            p = d.new_zeros((self.rows, self.width, self.width, d.shape[1]))  # [R, W, W, H]
+            p[r, qo, ko] = d.permute(0, 2, 3, 1)[b, qi, ki]
+            out[layer] = p.permute(0, 3, 1, 2)  # [R, H, W, W]
+        return out
+
+    def _pairs(self):
+        """Every (query, key) pair of real tokens of one example: padded (b, q, k) and packed (row, q, k)."""
+        if not hasattr(self, "_pair_cache"):
+            parts = []
+            ex, pos = self.src
+            for b in range(len(self.n)):
+                t = pos[ex == b]  # [k] real positions of example b (either padding side)
+                k = len(t)
+                qi, ki = t.repeat_interleave(k), t.repeat(k)
+                o = torch.arange(k, device=t.device) + self.start[b]
+                qo, ko = o.repeat_interleave(k), o.repeat(k)
+                parts.append((torch.full_like(qi, b), qi, ki, torch.full_like(qi, int(self.row[b])), qo, ko))
+            self._pair_cache = tuple(torch.cat(c) for c in zip(*parts))
+        return self._pair_cache
+
+
+def packed_pass(model, batch: dict, drops: dict | None = None):
+    """(inputs, controller settings) of one packed training or evaluation pass over a padded batch; the logits
+    of `model(**inputs)` under those settings are [B, C] in the batch's order."""
+    ctrl = model.addrop
+    lay = RowPacking(batch["attention_mask"])
+    pad = getattr(model.config, "pad_token_id", 0)
+    inputs = lay.inputs(model_inputs(model, batch), ctrl.pack_offset, pad if isinstance(pad, int) and pad >= 0 else 0)
+    return inputs, {"drops": lay.drops(drops), "cls_rows": lay.cls_rows, "packed_rows": lay.rows}

@@ -64,12 +64,14 @@ def encode(tokenizer, split: Split, max_length: int, chunk: int = 4096) -> Encod
 
 
 def batches(encoded: Sequence[dict], labels: Sequence | None, batch_size: int, shuffle: bool = False,
-            generator=None, is_regression: bool = False, pad_token_id: int | None = None) -> Iterator[dict]:
+            generator=None, is_regression: bool = False, pad_token_id: int | None = None,
+            by_length: bool = False) -> Iterator[dict]:
     """Yield dicts of tensors, each batch padded (on the right) to its own longest example.
 
     Keys: input_ids and attention_mask [B, T] long, token_type_ids [B, T] when the tokenizer gave them, labels
     [B] (long, or float for regression) when `labels` is given. `shuffle` draws the order from `generator`
-    (a torch.Generator) so the same seed gives the same batches.
+    (a torch.Generator) so the same seed gives the same batches. `by_length` (with shuffle): examples of similar
+    length share a batch (`length_grouped`), so batches carry less padding.
     """
     if batch_size < 1:
         raise UserError(f"batch size must be >= 1, got {batch_size}")
@@ -79,6 +81,8 @@ def batches(encoded: Sequence[dict], labels: Sequence | None, batch_size: int, s
     if pad_token_id is None:
         pad_token_id = getattr(encoded, "pad_token_id", 0)
     order = torch.randperm(n, generator=generator).tolist() if shuffle else list(range(n))
+    if shuffle and by_length:
+        order = length_grouped(order, [len(e["input_ids"]) for e in encoded], batch_size, generator)
     has_tt = n > 0 and "token_type_ids" in encoded[0]
     for s in range(0, n, batch_size):
         idx = order[s:s + batch_size]
@@ -99,6 +103,22 @@ def batches(encoded: Sequence[dict], labels: Sequence | None, batch_size: int, s
             batch["labels"] = torch.tensor([labels[i] for i in idx],
                                            dtype=torch.float32 if is_regression else torch.long)
         yield batch
+
+
+def length_grouped(order: list[int], lengths: list[int], batch_size: int, generator=None,
+                   per_group: int = 50) -> list[int]:
+    """A shuffled order regrouped by length, as transformers' LengthGroupedSampler does: chunks of
+    per_group * batch_size examples of `order`, each sorted by length (longest first), cut into batches, and the
+    batches shuffled with `generator`. The same examples, once each."""
+    size = per_group * batch_size
+    chunks = []
+    for s in range(0, len(order), size):
+        part = sorted(order[s:s + size], key=lambda i: -lengths[i])
+        chunks += [part[j:j + batch_size] for j in range(0, len(part), batch_size)]
+    # the short last batch stays last, so every other batch is full (as in the order without grouping)
+    last = [chunks.pop()] if chunks and len(chunks[-1]) < batch_size else []
+    perm = torch.randperm(len(chunks), generator=generator).tolist()
+    return [i for c in [chunks[k] for k in perm] + last for i in c]
 
 
 def num_batches(n: int, batch_size: int) -> int:

@@ -19,6 +19,7 @@ import torch
 
 from ..config import PRIOR_MODES, TrainConfig, resolve_layers
 from ..core.algorithm import drops_for, is_addrop_epoch
+from ..core.packing import packed_pass
 from ..core.passes import eval_mode, model_inputs
 from ..errors import UserError
 from .batching import batches, encode, num_batches
@@ -94,12 +95,23 @@ class NonFiniteLoss(RuntimeError):
     """The training loss became NaN or infinite."""
 
 
-def train_step(model, batch: dict, optimizer, scheduler, max_grad_norm: float, drops: dict | None = None) -> float:
+def forward(model, batch: dict, drops: dict | None = None, packed: bool = False):
+    """The model's output on a padded batch, with the masks `drops` ({layer: bool [B, H, T, T]}) or without;
+    `packed`: through the packed layout (core/packing.py: the same logits and gradients without the padding)."""
+    if packed:
+        inputs, settings = packed_pass(model, batch, drops)
+    else:
+        inputs, settings = model_inputs(model, batch), {"drops": drops}
+    with model.addrop.pass_settings(**settings):
+        return model(**inputs, labels=batch["labels"])
+
+
+def train_step(model, batch: dict, optimizer, scheduler, max_grad_norm: float, drops: dict | None = None,
+               packed: bool = False) -> float:
     """One optimisation step, with the AD-DROP masks `drops` ({layer: bool [B, H, T, T]}) or without: the masked
     (or plain) forward pass, backward, gradient clipping, optimizer and scheduler. The trainer and the benchmark
     both run this, so the benchmark times what users run. Raises NonFiniteLoss before the backward pass."""
-    with model.addrop.pass_settings(drops=drops):
-        loss = model(**model_inputs(model, batch), labels=batch["labels"]).loss
+    loss = forward(model, batch, drops, packed).loss
     if not torch.isfinite(loss):
         raise NonFiniteLoss(f"the training loss became {loss.item()}")
     optimizer.zero_grad(set_to_none=True)
@@ -110,20 +122,28 @@ def train_step(model, batch: dict, optimizer, scheduler, max_grad_norm: float, d
     return loss.item()
 
 
-def evaluate(loaded: LoadedModel, enc, labels, spec, batch_size: int) -> tuple[float, dict]:
+def use_packing(layout: str, loaded: LoadedModel) -> bool:
+    """Whether training and evaluation passes run packed: `layout` auto packs on the CPU where the model allows it
+    (core/packing.py; on a GPU padding costs little), packed wherever it allows it, padded never."""
+    ctrl = getattr(loaded.model, "addrop", None)
+    can = ctrl is not None and ctrl.can_pack and not ctrl.per_token
+    return can and (layout == "packed" or (layout == "auto" and loaded.device.type == "cpu"))
+
+
+def evaluate(loaded: LoadedModel, enc, labels, spec, batch_size: int, packed: bool = False) -> tuple[float, dict]:
     """Mean loss and GLUE metrics, eval mode, no masks."""
-    loss, preds = predict(loaded, enc, labels, spec, batch_size)
+    loss, preds = predict(loaded, enc, labels, spec, batch_size, packed)
     return loss, compute_metrics(spec, preds, list(labels))
 
 
-def predict(loaded: LoadedModel, enc, labels, spec, batch_size: int) -> tuple[float, list]:
+def predict(loaded: LoadedModel, enc, labels, spec, batch_size: int, packed: bool = False) -> tuple[float, list]:
     """Mean loss and the predictions (class ids, or scores for regression), eval mode, no masks."""
     model = loaded.model
     total, n, preds = 0.0, 0, []
     with eval_mode(model), torch.no_grad():
         for batch in batches(enc, labels, batch_size, is_regression=spec.is_regression):
             batch = {k: v.to(loaded.device) for k, v in batch.items()}
-            out = model(**model_inputs(model, batch), labels=batch["labels"])
+            out = forward(model, batch, packed=packed)
             bs = batch["labels"].shape[0]
             total += out.loss.item() * bs
             n += bs
@@ -188,7 +208,8 @@ def train(cfg: TrainConfig, runs_dir: str = "runs", loaded: LoadedModel | None =
             cb.on_note(data.note)
     config.update(name=run_id, num_train=len(data.train), num_dev=len(data.dev), truncated=data.truncated,
                   device=str(loaded.device), task_name=spec.name, primary_metric=spec.primary_metric,
-                  num_labels=heads, model=loaded.name)
+                  num_labels=heads, model=loaded.name,
+                  layout="packed" if use_packing(cfg.layout, loaded) else "padded")  # what "auto" came to
     writer = RunWriter(runs_dir, run_id, config)
     tracker = BestTracker(cfg.stop_on, spec.primary_metric, cfg.early_stopping, cfg.keep_best)
     with writer:
@@ -216,6 +237,7 @@ def _loop(cfg: TrainConfig, loaded0: LoadedModel, data: Data, writer: RunWriter,
     total = steps_per_epoch * cfg.epochs
     opt, sched = make_optimizer(model, cfg, total)
     acfg = cfg.masking()
+    packed = use_packing(cfg.layout, loaded0)
     step = 0
     t_start = time.perf_counter()
     try:
@@ -224,7 +246,8 @@ def _loop(cfg: TrainConfig, loaded0: LoadedModel, data: Data, writer: RunWriter,
             t0 = time.perf_counter()
             loss_sum, n_sum, shares = 0.0, 0, []
             for batch in batches(data.train_enc, data.train.labels, cfg.batch_size, shuffle=True,
-                                 generator=shuffle_gen, is_regression=spec.is_regression):
+                                 generator=shuffle_gen, is_regression=spec.is_regression,
+                                 by_length=cfg.group_by_length):
                 if cb.should_stop and cb.should_stop():
                     return "stopped", f"stopped by request during epoch {epoch}"
                 batch = {k: v.to(loaded.device) for k, v in batch.items()}
@@ -233,7 +256,7 @@ def _loop(cfg: TrainConfig, loaded0: LoadedModel, data: Data, writer: RunWriter,
                     drops, share = drops_for(model, batch, acfg, mask_gen)
                     shares.append(share)
                 try:
-                    loss = train_step(model, batch, opt, sched, cfg.max_grad_norm, drops)
+                    loss = train_step(model, batch, opt, sched, cfg.max_grad_norm, drops, packed)
                 except NonFiniteLoss as e:
                     return "failed", f"{e} at epoch {epoch}, step {step + 1}"
                 step += 1
@@ -244,7 +267,7 @@ def _loop(cfg: TrainConfig, loaded0: LoadedModel, data: Data, writer: RunWriter,
                     cb.on_step({"epoch": epoch, "step": step, "total_steps": total, "loss": loss,
                                 "fraction": step / total, "elapsed": time.perf_counter() - t_start})
             seconds = time.perf_counter() - t0
-            dev_loss, preds = predict(loaded, data.dev_enc, data.dev.labels, spec, cfg.batch_size * 2)
+            dev_loss, preds = predict(loaded, data.dev_enc, data.dev.labels, spec, cfg.batch_size * 2, packed)
             metrics = compute_metrics(spec, preds, list(data.dev.labels))
             rec = {"epoch": epoch, "addrop_epoch": masked, "train_loss": loss_sum / max(n_sum, 1),
                    "dev_loss": dev_loss, **{f"dev_{k}": v for k, v in metrics.items()}, "seconds": seconds,
@@ -252,7 +275,7 @@ def _loop(cfg: TrainConfig, loaded0: LoadedModel, data: Data, writer: RunWriter,
                    **half_metrics(spec, preds, list(data.dev.labels))}  # half_a_*, half_b_*: two fixed halves
             if cfg.wants_clean_loss:
                 rec["clean_train_loss"], _ = evaluate(loaded, data.train_enc, data.train.labels, spec,
-                                                      cfg.batch_size * 2)
+                                                      cfg.batch_size * 2, packed)
             if recorder is not None:
                 recorder.record(model, epoch)
             if cfg.save_every_epoch:

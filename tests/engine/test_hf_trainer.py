@@ -31,7 +31,9 @@ from addrop.engine.training import Callbacks, load_splits, prepare_data, train  
 
 def _cfg(**kw) -> TrainConfig:
     d = dict(model="tiny-bert", task="demo", epochs=3, train_size=24, dev_size=8, batch_size=8, lr=1e-3,
-             warmup_ratio=0.0, device="cpu", seed=3, strategy="addrop", attribution=AttributionConfig(p=0.3, q=0.5))
+             warmup_ratio=0.0, device="cpu", seed=3, strategy="addrop", attribution=AttributionConfig(p=0.3, q=0.5),
+             layout="padded")  # the Trainer runs padded batches; with dropout on, only the same layout draws the
+    # same noise (packed = padded without dropout: tests/engine/test_packed_training.py)
     d.update(kw)
     return TrainConfig(**d)
 
