@@ -12,7 +12,7 @@ import torch
 from addrop import cli
 from addrop.experiments.bench.machine import MALLOC_ENV
 from addrop.experiments.bench.measure import Settings, max_rel_diff, run_bench
-from addrop.experiments.bench.report import COMPARISONS, GOALS, STEP_KEYS, check_targets, format_table, table_rows
+from addrop.experiments.bench.report import COMPARISONS, GOALS, HEAD, STEP_KEYS, check_targets, format_table, table_rows
 from addrop.errors import UserError
 
 RATIO_KEYS = ("ga_all", "ga_layer0", "ga_reference_all", "iga_all", "aa_all", "rd_all", "crosstuned_pair")
@@ -124,7 +124,7 @@ def test_show_prints_a_saved_record_as_text_or_markdown(record, tmp_path, capsys
     md = capsys.readouterr().out.splitlines()
     rows = [l for l in md if l.startswith("| ")]
     assert len(rows) == 1 + len(table_rows(record))  # header row + one per measure
-    assert all(l.count(" | ") == 5 for l in rows)
+    assert all(l.count(" | ") == len(HEAD) - 1 for l in rows)
     # a file that is not a record: a one-line error, exit 2
     (tmp_path / "bad.json").write_text('{"model": "x"}')
     assert cli.main(["bench", "--show", str(tmp_path / "bad.json")]) == 2
@@ -170,3 +170,30 @@ def test_data_falls_back_to_the_demo_set(monkeypatch, tmp_path):
     assert all(b["input_ids"].shape[0] == 4 and "labels" in b for b in got)
     with pytest.raises(UserError, match="SST-2 not found"):
         bench_data(tok, 1, 4, data="sst-2")
+
+
+def test_the_trainer_comparison_is_in_the_record(record):
+    from addrop.experiments.bench.trainers import KEYS, RATIOS
+
+    tr = record["trainers"]
+    assert tr["examples"] == 2 * 16 and tr["layout"] == "packed"  # quick: 2 batches of 16; the CPU packs
+    assert set(tr["epoch_ms_stats"]) == set(KEYS)
+    for name in RATIOS:
+        assert _finite_positive(tr["ratios"][name]) and _finite_positive(tr["cpu_ratios"][name])
+        s = tr["ratios_stats"][name]
+        assert s["min"] <= s["median"] <= s["max"]
+    assert record["trainer_ratios"] == tr["ratios"]
+    assert "Trainer epoch" in format_table(record)
+
+
+def test_the_headline_is_a_trimmed_mean_that_ignores_an_outlying_repeat():
+    from addrop.experiments.bench.timing import stats, trimmed_mean
+
+    assert trimmed_mean([1.0, 1.1, 1.2, 1.3, 9.0]) == pytest.approx(1.2)  # 9.0 (a slowed repeat) is cut
+    assert trimmed_mean([2.0]) == 2.0 and trimmed_mean([1.0, 3.0]) == 2.0  # too few to cut: the mean
+    s = stats([1.0, 1.1, 1.2, 1.3, 9.0])
+    assert s["min"] <= s["trimmed"] <= s["max"] and s["median"] == 1.2
+
+
+def test_steps_run_in_the_layout_a_run_uses(record):
+    assert record["layout"] == "packed"  # tiny-bert on the CPU packs, as its runs do

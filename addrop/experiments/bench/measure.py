@@ -50,29 +50,31 @@ from ...core.passes import eval_mode, model_inputs
 from ...engine.batching import batches, encode, encode_example
 from ...engine.data import default_glue_dir, load_data, subset
 from ...engine.models import LoadedModel, load_model, resolve_device
-from ...engine.training import make_optimizer, train_step
+from ...engine.training import make_optimizer, train_step, use_packing
 from ...errors import UserError
 from .machine import allocator_tuned, load_average, machine_info, malloc_env_status, peak_rss_mb
 from .report import STEP_KEYS, check_targets
-from .timing import interleaved, paired, peak_memory_mb, stats, sync
+from .timing import interleaved, paired, peak_memory_mb, stats, sync, trimmed_mean
+from .trainers import compare_trainers
 
 @dataclass
 class Settings:
     """How much to measure. `quick` is the CI setting: every key, few repeats."""
 
     warmup: int = 1
-    repeats: int = 12  # step repeats (each method once per repeat; 3 rounds over the step batches)
+    repeats: int = 20  # step repeats (each method once per repeat; 5 rounds over the step batches)
     step_batches: int = 4  # distinct batches the steps cycle through (repeat r uses batch r mod n)
     epoch_batches: int = 20  # batches per epoch of the cross-tuned pair
     epoch_repeats: int = 5
     attr_repeats: int = 3  # native against Captum
     explorer_repeats: int = 10
     iga_steps: int = 20
+    trainer_repeats: int = 3  # epochs against the Hugging Face Trainer (trainers.py), over epoch_batches batches
 
     @classmethod
     def quick(cls) -> "Settings":
         return cls(warmup=1, repeats=3, step_batches=1, epoch_batches=2, epoch_repeats=2, attr_repeats=2,
-                   explorer_repeats=3)
+                   explorer_repeats=3, trainer_repeats=1)
 
 
 def _default_glue():
@@ -98,8 +100,17 @@ def bench_data(tokenizer, n_batches: int, batch_size: int, data: str = "auto", s
     if len(sub) < need:  # small sets (the demo): cycle
         sub = sub.select([i % len(sub) for i in range(need)])
     enc = encode(tokenizer, sub, 128)
-    out = list(batches(enc, sub.labels, batch_size, is_regression=spec.is_regression))
+    out = BenchBatches(batches(enc, sub.labels, batch_size, is_regression=spec.is_regression))
+    out.examples, out.labels = enc, list(sub.labels)
     return source, spec, out, dev
+
+
+class BenchBatches(list):
+    """The benchmark's batches, with the tokenized `examples` and `labels` they were made from (the epochs
+    against the Trainer batch those themselves)."""
+
+    examples: list = []
+    labels: list = []
 
 
 def typical_sentence(tokenizer, texts: list[str]) -> str:
@@ -119,6 +130,7 @@ class Stepper:
         self.opt, self.sched = make_optimizer(loaded.model, self.cfg, max(total_steps, 10))
         self.gen = torch.Generator(device=loaded.device).manual_seed(seed + 1)
         self.drop_ms: dict[str, list[float]] = {}
+        self.packed = use_packing(self.cfg.layout, loaded)  # the layout a run on this model and device uses
 
     def acfg(self, method: str, layers) -> AttributionConfig:
         """The attribution settings an addrop run with this method and these layers trains with."""
@@ -128,7 +140,7 @@ class Stepper:
         """The trainer's step: masked (or plain) forward, backward, clipping, optimizer and scheduler."""
         model = self.loaded.model
         model.train()
-        return train_step(model, batch, self.opt, self.sched, self.cfg.max_grad_norm, drops)
+        return train_step(model, batch, self.opt, self.sched, self.cfg.max_grad_norm, drops, self.packed)
 
     def addrop_step(self, batch: dict, acfg: AttributionConfig, key: str | None = None) -> float:
         """The trainer's AD-DROP step: Algorithm 1's masks for the batch, then the masked step."""
@@ -224,6 +236,7 @@ def _run(model, device, batch_size, quick, settings, data, seed, progress) -> di
     n_batches = max(opts.epoch_batches, opts.step_batches)
     source, spec, all_batches, dev_split = bench_data(first.tokenizer, n_batches, batch_size, data, seed)
     loaded = first if spec.num_labels == 2 else load_model(model, dev, num_labels=spec.num_labels, seed=seed)
+    examples, labels = all_batches.examples, all_batches.labels
     all_batches = [{k: v.to(dev) for k, v in b.items()} for b in all_batches]
     step_batches = all_batches[:opts.step_batches]
     epoch_batches = all_batches[:opts.epoch_batches]
@@ -302,7 +315,13 @@ def _run(model, device, batch_size, quick, settings, data, seed, progress) -> di
     ex = interleaved({"explorer_ga": lambda r: explore("ga"), "explorer_iga": lambda r: explore("iga")},
                      opts.explorer_repeats, min(opts.warmup, 1), dev, say)
 
-    # 5. peak memory, one untimed run each
+    # 5. epochs against the Hugging Face Trainer (trainers.py), on the epoch batches' examples
+    n_ex = opts.epoch_batches * batch_size
+    say(f"trainers: our epochs against transformers.Trainer, {n_ex} examples, {opts.trainer_repeats} repeats")
+    trainers = compare_trainers(loaded, examples[:n_ex], labels[:n_ex], batch_size,
+                                opts.trainer_repeats, min(opts.warmup, 1), seed, say)
+
+    # 6. peak memory, one untimed run each
     say("memory: one run of each")
     mem_fns = {k: (lambda _k=k: fns[_k](0)) for k in fns}
     mem_fns |= {f"attr_{k}": (lambda _k=k: attr(_k)) for k in cfgs}
@@ -331,7 +350,10 @@ def _run(model, device, batch_size, quick, settings, data, seed, progress) -> di
                                            / sum(int(b["attention_mask"].shape[0]) for b in all_batches))},
         "settings": opts.__dict__ | {"layers": L, "heads": loaded.num_heads},
         # wall clock: the headline figures
-        "ratios": {k: statistics.median(v) for k, v in ratio_lists["wall"].items() if not k.startswith("captum_")},
+        # the headline ratio: the trimmed mean of the per-repeat ratios (timing.trimmed_mean), robust to repeats a
+        # neighbour's load slowed; min, median and max in ratio_stats
+        "ratios": {k: trimmed_mean(v) for k, v in ratio_lists["wall"].items() if not k.startswith("captum_")},
+        "layout": "packed" if stepper.packed else "padded",
         "ratio_stats": all_stats(ratio_lists["wall"]),
         "step_ms": med(steps.wall),
         "step_ms_stats": all_stats(steps.wall),
@@ -342,11 +364,13 @@ def _run(model, device, batch_size, quick, settings, data, seed, progress) -> di
         "latency_ms": med(ex.wall),
         "latency_ms_stats": all_stats(ex.wall),
         # process CPU time: the same figures, blind to time spent waiting for a core on a shared machine
-        "cpu": {"ratios": {k: statistics.median(v) for k, v in ratio_lists["cpu"].items()
+        "trainers": trainers,
+        "trainer_ratios": trainers["ratios"],
+        "cpu": {"ratios": {k: trimmed_mean(v) for k, v in ratio_lists["cpu"].items()
                            if not k.startswith("captum_")},
                 "ratio_stats": all_stats(ratio_lists["cpu"]), "step_ms": med(steps.cpu),
                 "epoch_ms": all_stats(ep.cpu), "captum": captum_cpu, "latency_ms": med(ex.cpu),
-                "latency_ms_stats": all_stats(ex.cpu)},
+                "latency_ms_stats": all_stats(ex.cpu), "trainer_ratios": trainers["cpu_ratios"]},
         "explorer_sentence": sentence,
         "peak_mem_mb": peak,
         "peak_mem_note": ("CUDA max_memory_allocated above the level at the start of one untimed run; tensors "

@@ -20,7 +20,12 @@ GOALS = (
     ("captum.iga_max_rel_diff", "<=", 1e-5),
     ("latency_ms.explorer_ga", "<=", 100.0),
     ("latency_ms.explorer_iga", "<=", 1000.0),
+    # end to end, one epoch against transformers.Trainer on the same examples (trainers.py)
+    ("trainer_ratios.ours_vs_trainer", "<=", 0.7),
+    ("trainer_ratios.ours_ga_vs_trainer", "<=", 1.0),
+    ("trainer_ratios.addrop_trainer_vs_trainer", "<=", 1.3),
 )
+OPTIONAL = ("trainer_ratios",)  # groups that records of earlier versions do not have
 COMPARISONS = {"<=": operator.le, "<": operator.lt, ">=": operator.ge, ">": operator.gt}
 
 
@@ -31,12 +36,20 @@ def _get(rec: dict, dotted: str):
     return cur
 
 
+def _get_or_none(rec: dict, dotted: str):
+    """A figure of the record, or None where a record from an earlier version lacks it."""
+    try:
+        return _get(rec, dotted)
+    except (KeyError, TypeError):
+        return None
+
+
 def _cpu_value(rec: dict, dotted: str):
     """The process-CPU-time counterpart of a headline figure (differences have no clock: the same value)."""
     group, key = dotted.split(".", 1)
     if key.endswith("max_rel_diff"):
         return rec[group][key]
-    return rec["cpu"][group][key]
+    return (rec["cpu"].get(group) or {}).get(key) if group in OPTIONAL else rec["cpu"][group][key]
 
 
 def check_targets(rec: dict, goals=GOALS) -> dict:
@@ -45,7 +58,10 @@ def check_targets(rec: dict, goals=GOALS) -> dict:
     out = {}
     for key, op, target in goals:
         compare = COMPARISONS[op]
-        value, value_cpu = _get(rec, key), _cpu_value(rec, key)
+        if key.split(".")[0] in OPTIONAL:  # absent from records of earlier versions: not met, not an error
+            value, value_cpu = _get_or_none(rec, key), _cpu_value(rec, key)
+        else:
+            value, value_cpu = _get(rec, key), _cpu_value(rec, key)
 
         def ok(v):
             return bool(isinstance(v, (int, float)) and math.isfinite(v) and compare(v, target))
@@ -71,7 +87,10 @@ def _mmm(s: dict, unit: str = "") -> str:
     return f"{_fmt(s.get('min'), unit)} / {_fmt(s.get('median'), unit)} / {_fmt(s.get('max'), unit)}"
 
 
-HEAD = ("measure", "wall ms min / median / max", "ratio min / median / max", "cpu-time ratio", "target", "met")
+HEAD = ("measure", "wall ms min / median / max", "ratio min / median / max", "headline ratio", "cpu-time ratio",
+        "target", "met")
+# headline ratio: the trimmed mean of the per-repeat ratios (measure.py) for steps and epochs, the median of the
+# few repeats for the Trainer comparison; the target judges it
 
 
 def table_rows(rec: dict) -> list[tuple[str, ...]]:
@@ -91,26 +110,38 @@ def table_rows(rec: dict) -> list[tuple[str, ...]]:
         label += "" if k == "vanilla" else " step"
         ms = _mmm(rec["step_ms_stats"][k], "ms")
         if k == "vanilla":
-            rows.append((label, ms, "1", "1", "", ""))
+            rows.append((label, ms, "1", "1", "1", "", ""))
         else:
-            rows.append((label, ms, _mmm(rec["ratio_stats"][k]), _fmt(cpu["ratios"][k]), *verdict(k)))
+            rows.append((label, ms, _mmm(rec["ratio_stats"][k]), _fmt(rec["ratios"][k]), _fmt(cpu["ratios"][k]),
+                         *verdict(k)))
     e = rec["epoch_ms"]
     rows.append(("cross-tuned epoch pair (plain + GA) / 2 vanilla epochs",
                  f"{_fmt(e['crosstuned_pair']['median'], 'ms')} vs {_fmt(e['vanilla_pair']['median'], 'ms')}",
-                 _mmm(rec["ratio_stats"]["crosstuned_pair"]), _fmt(cpu["ratios"]["crosstuned_pair"]),
-                 *verdict("crosstuned_pair")))
+                 _mmm(rec["ratio_stats"]["crosstuned_pair"]), _fmt(rec["ratios"]["crosstuned_pair"]),
+                 _fmt(cpu["ratios"]["crosstuned_pair"]), *verdict("crosstuned_pair")))
     c = rec["captum"]
     for m in ("ga", "iga"):
         rows.append((f"{m.upper()} all layers, native / Captum time",
                      f"{_fmt(c[f'{m}_native_ms'], 'ms')} vs {_fmt(c[f'{m}_captum_ms'], 'ms')}",
-                     _mmm(rec["ratio_stats"][f"captum_{m}_time"]), _fmt(cpu["captum"][f"{m}_time_ratio"]),
-                     *verdict(f"{m}_time_ratio")))
-        rows.append((f"{m.upper()} all layers, native vs Captum largest relative difference", "",
+                     _mmm(rec["ratio_stats"][f"captum_{m}_time"]), _fmt(c[f"{m}_time_ratio"]),
+                     _fmt(cpu["captum"][f"{m}_time_ratio"]), *verdict(f"{m}_time_ratio")))
+        rows.append((f"{m.upper()} all layers, native vs Captum largest relative difference", "", "",
                      _fmt(c[f"{m}_max_rel_diff"]), "", *verdict(f"{m}_max_rel_diff")))
     for k in ("explorer_ga", "explorer_iga"):
         rows.append((f"explorer, one sentence, {k.split('_')[1].upper()} all layers (ms)",
-                     _mmm(rec["latency_ms_stats"][k], "ms"), "", f"{_fmt(cpu['latency_ms'][k], 'ms')} ms cpu",
-                     *verdict(k)))
+                     _mmm(rec["latency_ms_stats"][k], "ms"), "", f"{_fmt(rec['latency_ms'][k], 'ms')} ms",
+                     f"{_fmt(cpu['latency_ms'][k], 'ms')} ms cpu", *verdict(k)))
+    tr = rec.get("trainers")
+    if tr:
+        ep = tr["epoch_ms_stats"]
+        for key, label, (a, b) in (
+                ("ours_vs_trainer", "our vanilla epoch / Trainer epoch", ("ours_vanilla", "hf_vanilla")),
+                ("ours_ga_vs_trainer", "our AD-DROP GA epoch (all layers) / Trainer epoch", ("ours_ga", "hf_vanilla")),
+                ("addrop_trainer_vs_trainer", "ADDropTrainer GA epoch / Trainer epoch", ("hf_addrop", "hf_vanilla"))):
+            rows.append((f"{label} ({tr['examples']} examples, {tr['layout']})",
+                         f"{_fmt(ep[a]['median'], 'ms')} vs {_fmt(ep[b]['median'], 'ms')}",
+                         _mmm(tr["ratios_stats"][key]), _fmt(tr["ratios"][key]), _fmt(tr["cpu_ratios"][key]),
+                         *verdict(key)))
     return rows
 
 

@@ -27,8 +27,21 @@ def _time(fn: Callable[[], object], device: torch.device) -> tuple[float, float]
     return (time.perf_counter() - t0) * 1000.0, (time.process_time() - c0) * 1000.0
 
 
+TRIM = 0.2  # share of the repeats cut from each end for the trimmed mean
+
+
+def trimmed_mean(values: list[float], trim: float = TRIM) -> float:
+    """The mean of the values left after cutting the lowest and the highest `trim` share (at least one value is
+    kept): a repeat slowed by a neighbour's load weighs nothing, and, unlike the median, every middle repeat
+    counts."""
+    v = sorted(values)
+    k = min(int(len(v) * trim), (len(v) - 1) // 2)
+    return statistics.fmean(v[k:len(v) - k])
+
+
 def stats(values: list[float]) -> dict:
-    return {"min": min(values), "median": statistics.median(values), "max": max(values), "n": len(values)}
+    return {"min": min(values), "median": statistics.median(values), "trimmed": trimmed_mean(values),
+            "max": max(values), "n": len(values)}
 
 
 @dataclass
@@ -40,17 +53,23 @@ class Timed:
 
 
 def interleaved(fns: dict[str, Callable[[int], object]], repeats: int, warmup: int, device: torch.device,
-                progress: Callable[[str], None] | None = None) -> Timed:
-    """Run every fn(repeat) `warmup` times, then `repeats` rounds with each fn once in a rotated order."""
+                progress: Callable[[str], None] | None = None,
+                before: Callable[[str], object] | None = None) -> Timed:
+    """Run every fn(repeat) `warmup` times, then `repeats` rounds with each fn once in a rotated order.
+    `before(name)` runs ahead of each call, outside the timed range (e.g. a fresh copy of the model)."""
     names = list(fns)
     for w in range(warmup):
         for name in names:
+            if before:
+                before(name)
             fns[name](w)
     out = Timed({n: [] for n in names}, {n: [] for n in names})
     for r in range(repeats):
         gc.collect()
         k = r % len(names)
         for name in names[k:] + names[:k]:
+            if before:
+                before(name)
             wall, cpu = _time(lambda: fns[name](r), device)
             out.wall[name].append(wall)
             out.cpu[name].append(cpu)
