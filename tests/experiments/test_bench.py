@@ -92,9 +92,10 @@ def test_check_targets_uses_each_goal_s_comparison():
 def test_steps_are_the_trainer_s_own():
     from addrop.core import algorithm
     from addrop.engine import training
-    from addrop.experiments.bench import measure
+    from addrop.experiments.bench import lengths, measure, steps
 
-    assert measure.train_step is training.train_step and measure.drops_for is algorithm.drops_for
+    assert steps.train_step is training.train_step and steps.drops_for is algorithm.drops_for
+    assert measure.Stepper is steps.Stepper is lengths.Stepper  # the main table and the length sweep alike
 
 
 def test_explorer_view_is_what_the_explorer_computes():
@@ -121,8 +122,8 @@ def test_show_prints_a_saved_record_as_text_or_markdown(record, tmp_path, capsys
     text = capsys.readouterr().out.strip()
     assert text == format_table(record)  # the same table the measuring run printed
     assert cli.main(["bench", "--show", str(path), "--markdown"]) == 0
-    md = capsys.readouterr().out.splitlines()
-    rows = [l for l in md if l.startswith("| ")]
+    md = capsys.readouterr().out.split("\n\n")  # the main table, then the length sweep's tables
+    rows = [l for l in md[1].splitlines() if l.startswith("| ")]
     assert len(rows) == 1 + len(table_rows(record))  # header row + one per measure
     assert all(l.count(" | ") == len(HEAD) - 1 for l in rows)
     # a file that is not a record: a one-line error, exit 2

@@ -35,7 +35,7 @@ from ...engine.models import LoadedModel, resolve_device
 from ...errors import UserError
 from .lengths import format_lengths, length_sweep, synthetic_batch
 from .machine import allocator_tuned, machine_info
-from .measure import Stepper
+from .steps import Stepper
 from .timing import interleaved, paired, peak_memory_mb, stats
 
 # The paper's Table 7 sizes; "tiny" exists for the CPU test only
@@ -171,6 +171,7 @@ def _one_size(loaded: LoadedModel, size, batch_size, seq_len, repeats, iga_steps
         "parameters": n_params,
         "batch_size": batch_size,
         "seq_len": T,
+        "layout": "packed" if getattr(stepper, "packed", False) else "padded",  # the steps' (as a run's)
         "step_ms": {k: statistics.median(v) for k, v in steps.wall.items()},
         "step_ms_stats": {k: stats(v) for k, v in steps.wall.items()},
         "ratios": ratios,

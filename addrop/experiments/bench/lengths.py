@@ -32,7 +32,7 @@ from ...core.masking import make_drops
 from ...engine.models import LoadedModel, clone_model
 from ...errors import UserError
 from .machine import allocator_tuned
-from .measure import Stepper
+from .steps import Stepper
 from .timing import interleaved, peak_memory_mb, sync
 
 SWEEP_METHODS = ("vanilla", "ga_all", "iga_all", "explorer_ga", "explorer_iga")
@@ -224,6 +224,7 @@ def _sweep(loaded, todo, batch_size, iga_steps, repeats, cap_s, say, seed) -> di
         "repeats": repeats,
         "cap_s": cap_s,
         "max_length": limit,
+        "layout": "packed" if getattr(stepper, "packed", False) else "padded",  # the steps' (as a run's)
         "lengths": measured,
         "too_long": too_long,
         "ms": ms,

@@ -11,11 +11,17 @@ one, else the demo set), with dynamic padding (`batching.batches`):
 - the native GA and IGA attribution against Captum's: time ratio and largest relative difference;
 - the explorer's latency for one sentence (`explorer_view`, what studio.explore.explain and draw_mask compute:
   tokenize, attribution of every layer and head, the mask), GA and IGA;
+- one epoch of ours (vanilla, AD-DROP GA) against `transformers.Trainer` and ADDropTrainer on the same
+  examples (trainers.py);
+- how cost grows with the length T (lengths.py: steps and the explorer at T = 32 ... 512, log-log exponents);
 - the peak memory of each of them.
 
+Steps run in the layout a run on this model and device uses (`engine.training.use_packing`: packed on the CPU).
+
 Timing: warm-up runs first; then every repeat runs each method once, in an order rotated by one place per
-repeat, so that drift and neighbours' load hit all methods alike. Each ratio is the median over repeats of
-(method time / vanilla time of the same repeat), reported with its min and max. Two clocks: wall clock
+repeat, so that drift and neighbours' load hit all methods alike. Each headline ratio is the 20% trimmed mean
+over repeats of (method time / vanilla time of the same repeat): repeats slowed by a neighbour's load are cut
+from both ends; min, median and max are reported beside it. Two clocks: wall clock
 (synchronised on GPUs), the headline figures; and process CPU time (`cpu` in the record), which does not count
 time spent waiting for a core on a shared machine. Speed is measured here, never asserted by a test.
 
@@ -41,20 +47,18 @@ from typing import Callable
 
 import torch
 
-from ...config import METHODS, AttributionConfig, TrainConfig, resolve_layers
-from ...core.algorithm import drops_for
+from ...config import METHODS, AttributionConfig
 from ...core.attribution import attribute
 from ...core.masking import make_drops
-from ...core.objective import objective, target_classes
-from ...core.passes import eval_mode, model_inputs
 from ...engine.batching import batches, encode, encode_example
 from ...engine.data import default_glue_dir, load_data, subset
 from ...engine.models import LoadedModel, load_model, resolve_device
-from ...engine.training import make_optimizer, train_step, use_packing
 from ...errors import UserError
 from .machine import allocator_tuned, load_average, machine_info, malloc_env_status, peak_rss_mb
 from .report import STEP_KEYS, check_targets
-from .timing import interleaved, paired, peak_memory_mb, stats, sync, trimmed_mean
+from .timing import interleaved, paired, peak_memory_mb, stats, trimmed_mean
+from .lengths import length_sweep
+from .steps import Stepper
 from .trainers import compare_trainers
 
 @dataclass
@@ -70,11 +74,14 @@ class Settings:
     explorer_repeats: int = 10
     iga_steps: int = 20
     trainer_repeats: int = 3  # epochs against the Hugging Face Trainer (trainers.py), over epoch_batches batches
+    sweep_lengths: tuple = (32, 64, 128, 256, 512)  # the length sweep (lengths.py), batch 4
+    sweep_repeats: int = 3
+    sweep_cap_s: float = 20.0  # a method stops at the first length where one run takes longer
 
     @classmethod
     def quick(cls) -> "Settings":
         return cls(warmup=1, repeats=3, step_batches=1, epoch_batches=2, epoch_repeats=2, attr_repeats=2,
-                   explorer_repeats=3, trainer_repeats=1)
+                   explorer_repeats=3, trainer_repeats=1, sweep_lengths=(16, 32), sweep_repeats=1, sweep_cap_s=5.0)
 
 
 def _default_glue():
@@ -118,60 +125,6 @@ def typical_sentence(tokenizer, texts: list[str]) -> str:
     lens = [len(tokenizer(t)["input_ids"]) for t in texts[:400]]
     order = sorted(range(len(lens)), key=lambda i: lens[i])
     return texts[order[len(order) // 2]]
-
-
-# ------------------------------------------------------------------------------------------------ steps
-class Stepper:
-    """One model, one optimizer: the trainer's own step (`engine.training.train_step`), with or without masks."""
-
-    def __init__(self, loaded: LoadedModel, total_steps: int, seed: int = 0):
-        self.loaded = loaded
-        self.cfg = TrainConfig(model=loaded.name, strategy="addrop", seed=seed)
-        self.opt, self.sched = make_optimizer(loaded.model, self.cfg, max(total_steps, 10))
-        self.gen = torch.Generator(device=loaded.device).manual_seed(seed + 1)
-        self.drop_ms: dict[str, list[float]] = {}
-        self.packed = use_packing(self.cfg.layout, loaded)  # the layout a run on this model and device uses
-
-    def acfg(self, method: str, layers) -> AttributionConfig:
-        """The attribution settings an addrop run with this method and these layers trains with."""
-        return replace(self.cfg, attribution=AttributionConfig(method=method, layers=layers)).masking()
-
-    def train_step(self, batch: dict, drops=None) -> float:
-        """The trainer's step: masked (or plain) forward, backward, clipping, optimizer and scheduler."""
-        model = self.loaded.model
-        model.train()
-        return train_step(model, batch, self.opt, self.sched, self.cfg.max_grad_norm, drops, self.packed)
-
-    def addrop_step(self, batch: dict, acfg: AttributionConfig, key: str | None = None) -> float:
-        """The trainer's AD-DROP step: Algorithm 1's masks for the batch, then the masked step."""
-        t0 = time.perf_counter()
-        drops, _ = drops_for(self.loaded.model, batch, acfg, self.gen)
-        if key is not None:
-            sync(self.loaded.device)
-            self.drop_ms.setdefault(key, []).append((time.perf_counter() - t0) * 1000.0)
-        return self.train_step(batch, drops)
-
-    def reference_ga_step(self, batch: dict, acfg: AttributionConfig) -> float:
-        """GA the way the reference code does it: one autograd call per layer (same padding as ours)."""
-        scores = reference_ga(self.loaded, batch, acfg)
-        layers = resolve_layers(acfg.layers, self.loaded.num_layers)
-        key_mask = batch["attention_mask"].bool()
-        _, dropped = make_drops(scores, key_mask, acfg.p, acfg.q, acfg.mode, acfg.ties, acfg.fixed_rate, self.gen)
-        return self.train_step(batch, {l: dropped[i] for i, l in enumerate(layers)})
-
-
-def reference_ga(loaded: LoadedModel, batch: dict, acfg: AttributionConfig) -> torch.Tensor:
-    """[L, B, H, T, T] gradients of the target logit with respect to each layer's attention, one
-    `torch.autograd.grad` call per layer on a retained graph (the reference implementation's way)."""
-    model, ctrl = loaded.model, loaded.model.addrop
-    layers = resolve_layers(acfg.layers, ctrl.num_layers)
-    with eval_mode(model), torch.enable_grad():
-        with ctrl.pass_settings(record=layers) as s:
-            logits = model(**model_inputs(model, batch)).logits
-            probs = dict(s.probs)
-        obj = objective(logits, target_classes(logits, acfg, batch.get("labels")))
-        grads = [torch.autograd.grad(obj, [probs[l]], retain_graph=True)[0] for l in layers]
-    return torch.stack(grads)
 
 
 # ------------------------------------------------------------------------------------------------ compare
@@ -321,7 +274,12 @@ def _run(model, device, batch_size, quick, settings, data, seed, progress) -> di
     trainers = compare_trainers(loaded, examples[:n_ex], labels[:n_ex], batch_size,
                                 opts.trainer_repeats, min(opts.warmup, 1), seed, say)
 
-    # 6. peak memory, one untimed run each
+    # 6. how cost grows with the length (lengths.py): synthetic batches of 4 x T tokens, one sentence of T
+    say(f"lengths: T = {', '.join(map(str, opts.sweep_lengths))}, batch 4, cap {opts.sweep_cap_s:g} s a run")
+    sweep = length_sweep(loaded, opts.sweep_lengths, 4, opts.iga_steps, opts.sweep_repeats, opts.sweep_cap_s, say,
+                         seed)
+
+    # 7. peak memory, one untimed run each
     say("memory: one run of each")
     mem_fns = {k: (lambda _k=k: fns[_k](0)) for k in fns}
     mem_fns |= {f"attr_{k}": (lambda _k=k: attr(_k)) for k in cfgs}
@@ -365,6 +323,7 @@ def _run(model, device, batch_size, quick, settings, data, seed, progress) -> di
         "latency_ms_stats": all_stats(ex.wall),
         # process CPU time: the same figures, blind to time spent waiting for a core on a shared machine
         "trainers": trainers,
+        "lengths": sweep,
         "trainer_ratios": trainers["ratios"],
         "cpu": {"ratios": {k: trimmed_mean(v) for k, v in ratio_lists["cpu"].items()
                            if not k.startswith("captum_")},

@@ -5,6 +5,7 @@ import math
 import operator
 
 from ...config import METHODS
+from .lengths import format_lengths
 
 STEP_KEYS = ("vanilla",) + tuple(f"{m}_{w}" for m in METHODS for w in ("all", "layer0")) + ("ga_reference_all",)
 
@@ -158,6 +159,8 @@ def markdown_table(rec: dict) -> str:
     rows = [HEAD] + table_rows(rec)
     lines = [header(rec), "", "| " + " | ".join(HEAD) + " |", "|" + "---|" * len(HEAD)]
     lines += ["| " + " | ".join(c.replace("|", "\\|") for c in r) + " |" for r in rows[1:]]
+    if rec.get("lengths"):
+        lines += ["", format_lengths(rec["lengths"], markdown=True, memory=True)]
     return "\n".join(lines)
 
 
@@ -172,6 +175,8 @@ def format_table(rec: dict) -> str:
     mem = ", ".join(f"{k} {v:.0f}" if _fmt(v) != "n/a" else f"{k} n/a"
                     for k, v in (rec.get("peak_mem_mb") or {}).items() if v is not None)
     lines.append(f"peak memory, MiB ({rec.get('peak_mem_note')}): {mem}")
+    if rec.get("lengths"):
+        lines += ["", format_lengths(rec["lengths"])]
     if not (rec["model"] == "minilm" and rec["batch_size"] == 16 and rec["device"] == "cpu"):
         lines.append("note: the targets are set for minilm, batch 16, on a CPU")
     return "\n".join(lines)
