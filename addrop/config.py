@@ -22,7 +22,7 @@ MODES = ("high", "low", "random")
 MODE_LABELS = {"high": "high (AD-DROP)", "low": "low", "random": "random"}
 TIES = ("paper", "strict")
 COUNTS = ("equal", "reference")  # keys dropped per row by the fixed-share strategies (core/masking.py)
-ATTRIBUTION_PATHS = ("auto", "padded", "packed", "by-length", "per-example")
+ATTRIBUTION_PATHS = ("auto", "padded", "packed", "rows", "by-length", "per-example")
 ATTRIBUTION_PASSES = ("eval", "train")  # eval: no dropout (deterministic); train: as the reference code
 STRATEGIES = ("vanilla", "addrop", "drop-high", "drop-low", "drop-random", "none")
 PRIOR_STRATEGIES = ("none", "drop-random", "drop-low", "drop-high")
@@ -201,8 +201,8 @@ class AttributionConfig:
     fixed_rate: bool = setting(False, "drop exactly the candidates, no q draw (the prior experiment)", cli=False)
     seed: int = setting(0, "seed of the mask draw", cli=False)
     iga_chunk: int = setting(0, "IGA copies per batched pass; 0 = automatic (bounds memory)", cli=False)
-    path: str = setting("auto", "how a padded batch is attributed: auto, padded, packed, by-length or per-example "
-                        "(same numbers; see addrop/core/attribution.py)", choices=ATTRIBUTION_PATHS,
+    path: str = setting("auto", "how a padded batch is attributed: auto, padded, packed, rows, by-length or "
+                        "per-example (same numbers; see addrop/core/attribution.py)", choices=ATTRIBUTION_PATHS,
                         flag="--attribution-path")
     attribution_pass: str = setting("eval", "mode of the attribution pass: eval (no dropout, deterministic) or "
                                     "train (dropout on, gradients of the probabilities after attention dropout, "

@@ -36,7 +36,7 @@ from ..errors import UserError
 from .captum_backend import attribute_captum
 from .grouping import length_groups, right_padded, worth_grouping
 from .objective import Attribution, ignore_pads, objective, real_only, target_classes
-from .packing import MAX_PACK_TOKENS, groups, pack, unpack
+from .packing import MAX_PACK_TOKENS, groups, pack, pack_rows, unpack
 from .passes import iga_chunk, model_inputs, pass_mode
 
 BY_LENGTH = 4  # examples per sub-batch on the by-length path
@@ -56,13 +56,16 @@ def choose_path(model, cfg: AttributionConfig, key_mask: torch.Tensor) -> str:
         # an output (and a target) per token, which the sub-batch paths do not reassemble
         return "padded"
     if cfg.path == "auto":
-        if cfg.method in PACKABLE and ctrl.can_pack and worth_grouping(key_mask, 1):
-            return "packed"
+        if cfg.method in PACKABLE + ("iga",) and ctrl.can_pack and worth_grouping(key_mask, 1):
+            return "rows"  # the batch packed into rows of its own width (GA x0.8, IGA x0.8 of the other paths)
         if cfg.method in PACKABLE and worth_grouping(key_mask, BY_LENGTH):
             return "by-length"
         if cfg.method == "iga" and worth_grouping(key_mask, 1):
             return "per-example"
         return "padded"
+    if cfg.path == "rows" and not ctrl.can_pack:
+        raise UserError("this model cannot run packed passes (its packed logits differ from the padded ones); "
+                        "use path auto, padded or by-length")
     if cfg.path == "packed":
         if cfg.method not in PACKABLE:
             raise UserError(f"the packed path computes {' and '.join(PACKABLE)} only, not {cfg.method}")
@@ -95,6 +98,8 @@ def attribute(model, batch: dict, cfg: AttributionConfig, labels: torch.Tensor |
         if path == "packed":
             pieces = _packed(model, ctrl, inputs, key_mask, layers, cfg, labels, pack_tokens)
             att, scores, logits, target = _assemble(pieces, key_mask.shape)
+        elif path == "rows":
+            att, scores, logits, target = _packed_rows(model, ctrl, inputs, key_mask, layers, cfg, labels)
         elif path in ("by-length", "per-example"):
             size = BY_LENGTH if path == "by-length" else 1
             pieces = _by_length(model, ctrl, inputs, key_mask, layers, cfg, labels, size, generator)
@@ -115,6 +120,16 @@ def _packed(model, ctrl, inputs, key_mask, layers, cfg, labels, pack_tokens):
         a, s, lg, tg = _one(model, ctrl, packed, layers, cfg, labels[idx] if labels is not None else None, None,
                             cls_rows=starts)
         yield idx, unpack(a, starts, n, T), unpack(s, starts, n, T), lg, tg
+
+
+def _packed_rows(model, ctrl, inputs, key_mask, layers, cfg, labels):
+    """One pass over the batch packed into rows of its own width (packing.RowPacking, as training packs): the
+    linear layers on the real tokens only, attention never wider than the padded batch's; IGA's copies are
+    repeated per row. Maps come back [L, B, H, T, T], zero on pads."""
+    lay, packed, settings = pack_rows(model, inputs, key_mask)
+    a, s, lg, tg = _one(model, ctrl, packed, layers, cfg, labels, None, **settings)
+    T = key_mask.shape[1]
+    return lay.unpack(a, T), lay.unpack(s, T), lg, tg
 
 
 def _by_length(model, ctrl, inputs, key_mask, layers, cfg, labels, size, generator):
@@ -157,7 +172,7 @@ def _one(model, ctrl, inputs, layers, cfg, labels, generator, **settings):
     if cfg.method == "ga":
         return _ga(model, ctrl, inputs, layers, cfg, labels, **settings)
     if cfg.method == "iga":
-        return _iga(model, ctrl, inputs, layers, cfg, labels)
+        return _iga(model, ctrl, inputs, layers, cfg, labels, **settings)
     with torch.no_grad():
         logits, probs = _forward(model, inputs, ctrl, record=layers, **settings)
     att = torch.stack([probs[l] for l in layers]).detach()
@@ -179,7 +194,7 @@ def _ga(model, ctrl, inputs, layers, cfg, labels, **settings):
     return torch.stack([a.detach() for a in kept]), scores, logits, target
 
 
-def _iga(model, ctrl, inputs, layers, cfg, labels):
+def _iga(model, ctrl, inputs, layers, cfg, labels, **settings):
     """Eq. 3 per layer: A/m * sum_k dF_c(k/m A)/dA, other layers unscaled, c fixed from the unscaled pass.
 
     The unscaled pass is the k = m term of every layer at once (one backward, as GA). The other m - 1 scaled
@@ -188,8 +203,8 @@ def _iga(model, ctrl, inputs, layers, cfg, labels):
     """
     m = cfg.steps
     # k = m: the unscaled pass, which also fixes the target class
-    att, total_m, logits, target = _ga(model, ctrl, inputs, layers, cfg, labels)  # [L, B, H, T, T]
-    B, H, T = att.shape[1], att.shape[2], att.shape[-1]
+    att, total_m, logits, target = _ga(model, ctrl, inputs, layers, cfg, labels, **settings)  # [L, B, H, T, T]
+    B, H, T = att.shape[1], att.shape[2], att.shape[-1]  # packed rows (settings): B counts rows, T their width
     scores = torch.zeros_like(att)
     n_layers = ctrl.num_layers
     for i, l in enumerate(layers):
@@ -204,7 +219,8 @@ def _iga(model, ctrl, inputs, layers, cfg, labels):
             else:
                 run_inputs, expand = {k: v.repeat(c, *([1] * (v.dim() - 1))) for k, v in inputs.items()}, {}
             with torch.enable_grad():
-                out, kept = _forward(model, run_inputs, ctrl, record=[l], scale={l: scale}, expand=expand)
+                out, kept = _forward(model, run_inputs, ctrl, record=[l], scale={l: scale}, expand=expand,
+                                     **settings)
                 copies = target.repeat(c, *([1] * (target.dim() - 1)))  # [c*B] (tokens: [c*B, T])
                 (g,) = torch.autograd.grad(objective(out, copies), [kept[l]])
             total += g.view(c, B, H, T, T).sum(0)

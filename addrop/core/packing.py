@@ -157,6 +157,14 @@ class RowPacking:
             out[layer] = p.permute(0, 3, 1, 2)  # [R, H, W, W]
         return out
 
+    def unpack(self, t: torch.Tensor, T: int) -> torch.Tensor:
+        """[L, R, H, W, W] packed maps -> [L, B, H, T, T], each example's block, zero elsewhere (pads)."""
+        b, qi, ki, r, qo, ko = self._pairs()
+        L, _, H = t.shape[:3]
+        out = t.new_zeros(L, len(self.n), T, T, H)
+        out[:, b, qi, ki] = t.permute(0, 1, 3, 4, 2)[:, r, qo, ko]
+        return out.permute(0, 1, 4, 2, 3).contiguous()
+
     def _pairs(self):
         """Every (query, key) pair of real tokens of one example: padded (b, q, k) and packed (row, q, k)."""
         if not hasattr(self, "_pair_cache"):
@@ -173,11 +181,17 @@ class RowPacking:
         return self._pair_cache
 
 
+def pack_rows(model, inputs: dict, key_mask: torch.Tensor):
+    """(RowPacking, packed inputs, controller settings) of a padded batch's model inputs: under those settings
+    the logits of `model(**packed)` are [B, C] in the batch's order."""
+    lay = RowPacking(key_mask)
+    pad = getattr(model.config, "pad_token_id", 0)
+    packed = lay.inputs(inputs, model.addrop.pack_offset, pad if isinstance(pad, int) and pad >= 0 else 0)
+    return lay, packed, {"cls_rows": lay.cls_rows, "packed_rows": lay.rows}
+
+
 def packed_pass(model, batch: dict, drops: dict | None = None):
     """(inputs, controller settings) of one packed training or evaluation pass over a padded batch; the logits
     of `model(**inputs)` under those settings are [B, C] in the batch's order."""
-    ctrl = model.addrop
-    lay = RowPacking(batch["attention_mask"])
-    pad = getattr(model.config, "pad_token_id", 0)
-    inputs = lay.inputs(model_inputs(model, batch), ctrl.pack_offset, pad if isinstance(pad, int) and pad >= 0 else 0)
-    return inputs, {"drops": lay.drops(drops), "cls_rows": lay.cls_rows, "packed_rows": lay.rows}
+    lay, inputs, settings = pack_rows(model, model_inputs(model, batch), batch["attention_mask"])
+    return inputs, dict(settings, drops=lay.drops(drops))

@@ -2,6 +2,8 @@
 differences in float64 for GA, per-layer calls, the plain m-pass IGA loop, A * GA for one IGA step."""
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 import torch
 
@@ -221,7 +223,7 @@ def test_cls_cut_of_the_top_layer_changes_no_score(load, minilm, make_batch, sam
     loaded = minilm if name == "minilm" else load(name)
     texts, pairs = sample_texts
     batch = make_batch(loaded, texts, pairs)
-    cfg = AttributionConfig(method=method, steps=4)
+    cfg = AttributionConfig(method=method, steps=4, path="padded")  # the packed paths need the cut: one path for both
     cut = attribute(loaded, batch, cfg)
     monkeypatch.setattr(loaded.ctrl, "can_cls_only", False)
     full = attribute(loaded, batch, cfg)
@@ -236,7 +238,7 @@ def test_cls_cut_of_the_top_layer_changes_no_score(load, minilm, make_batch, sam
 def test_packed_pass_equals_one_padded_pass(load, minilm, make_batch, sample_texts, name, pack_tokens, method):
     """GA and AA of a padded CPU batch run as one packed sequence (block-diagonal mask, positions restarting per
     example; several when the batch has more than pack_tokens real tokens): the same attention, scores, logits
-    and target as one padded pass over the batch, pairs included. auto picks the packed path for them."""
+    and target as one padded pass over the batch, pairs included."""
     from addrop.core.packing import groups
 
     loaded = minilm if name == "minilm" else load(name)
@@ -244,8 +246,8 @@ def test_packed_pass_equals_one_padded_pass(load, minilm, make_batch, sample_tex
     texts, pairs = sample_texts
     batch = make_batch(loaded, texts, pairs)
     assert worth_grouping(batch["attention_mask"].bool(), 1)
-    packed = attribute(loaded, batch, AttributionConfig(method=method), pack_tokens=pack_tokens)
-    assert packed.path == "packed"  # auto
+    packed = attribute(loaded, batch, AttributionConfig(method=method, path="packed"), pack_tokens=pack_tokens)
+    assert packed.path == "packed"
     n = batch["attention_mask"].sum(1)
     assert len(groups(n, pack_tokens)) == (1 if pack_tokens == 512 else 3)
     whole = attribute(loaded, batch, AttributionConfig(method=method, path="padded"))
@@ -253,6 +255,28 @@ def test_packed_pass_equals_one_padded_pass(load, minilm, make_batch, sample_tex
     assert _rel(packed.scores, whole.scores) <= 1e-5 and _rel(packed.attention, whole.attention) <= 1e-5
     assert (packed.logits - whole.logits).abs().max().item() <= 1e-5 and torch.equal(packed.target, whole.target)
     assert packed.scores.shape == whole.scores.shape
+
+
+@pytest.mark.parametrize("name", TINY + ("minilm",))
+@pytest.mark.parametrize("method", ["ga", "aa", "iga"])
+def test_rows_pass_equals_one_padded_pass(load, minilm, make_batch, sample_texts, name, method):
+    """GA, AA and IGA of a padded CPU batch packed into rows of its own width (packing.RowPacking, as training
+    packs; IGA's copies repeated per row): the same attention, scores, logits and target as one padded pass,
+    pairs included. auto picks the rows path for them."""
+    from addrop.core.packing import RowPacking
+
+    loaded = minilm if name == "minilm" else load(name)
+    texts, pairs = sample_texts
+    texts, pairs = texts + ("ok", "a fine film"), pairs + ("no", "yes it was")
+    batch = make_batch(loaded, texts, pairs)
+    assert RowPacking(batch["attention_mask"]).rows < len(texts)  # some examples share a row
+    cfg = AttributionConfig(method=method, steps=4)
+    rows = attribute(loaded, batch, cfg)
+    assert rows.path == "rows"  # auto
+    whole = attribute(loaded, batch, replace(cfg, path="padded"))
+    assert _rel(rows.scores, whole.scores) <= 1e-5 and _rel(rows.attention, whole.attention) <= 1e-5
+    assert (rows.logits - whole.logits).abs().max().item() <= 1e-5 and torch.equal(rows.target, whole.target)
+    assert rows.scores.shape == whole.scores.shape
 
 
 def test_no_packing_without_the_top_layer_cut(load, make_batch, sample_texts, monkeypatch):
@@ -398,13 +422,13 @@ def test_length_split_equals_one_padded_pass(load, method, path):
 
 
 def test_auto_path_per_method_and_device(load, minilm, make_batch, sample_texts):
-    """auto: packed GA/AA where the model allows it, else by-length; IGA per example; RD and unpadded batches in
-    one padded pass. An explicit path the method or model cannot take is a UserError."""
+    """auto: GA, AA and IGA packed in rows where the model allows it (else by-length, IGA per example); RD and
+    unpadded batches in one padded pass. An explicit path the method or model cannot take is a UserError."""
     texts, pairs = sample_texts
     for loaded in (minilm, load("tiny-bert")):
         batch = make_batch(loaded, texts, pairs)
         km = batch["attention_mask"].bool()
-        for method, want in (("ga", "packed"), ("aa", "packed"), ("iga", "per-example"), ("rd", "padded")):
+        for method, want in (("ga", "rows"), ("aa", "rows"), ("iga", "rows"), ("rd", "padded")):
             assert choose_path(loaded, AttributionConfig(method=method), km) == want, method
         full = torch.ones_like(km)  # no padding: nothing to gain from splitting
         assert choose_path(loaded, AttributionConfig(method="ga"), full) == "padded"

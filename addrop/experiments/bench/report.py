@@ -5,7 +5,6 @@ import math
 import operator
 
 from ...config import METHODS
-from .lengths import format_lengths
 
 STEP_KEYS = ("vanilla",) + tuple(f"{m}_{w}" for m in METHODS for w in ("all", "layer0")) + ("ga_reference_all",)
 
@@ -160,6 +159,8 @@ def markdown_table(rec: dict) -> str:
     lines = [header(rec), "", "| " + " | ".join(HEAD) + " |", "|" + "---|" * len(HEAD)]
     lines += ["| " + " | ".join(c.replace("|", "\\|") for c in r) + " |" for r in rows[1:]]
     if rec.get("lengths"):
+        from .lengths import format_lengths  # here, not at the top: lengths.py imports torch, this module must not
+
         lines += ["", format_lengths(rec["lengths"], markdown=True, memory=True)]
     return "\n".join(lines)
 
@@ -176,6 +177,8 @@ def format_table(rec: dict) -> str:
                     for k, v in (rec.get("peak_mem_mb") or {}).items() if v is not None)
     lines.append(f"peak memory, MiB ({rec.get('peak_mem_note')}): {mem}")
     if rec.get("lengths"):
+        from .lengths import format_lengths  # here, not at the top: lengths.py imports torch, this module must not
+
         lines += ["", format_lengths(rec["lengths"])]
     if not (rec["model"] == "minilm" and rec["batch_size"] == 16 and rec["device"] == "cpu"):
         lines.append("note: the targets are set for minilm, batch 16, on a CPU")
