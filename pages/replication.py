@@ -2,6 +2,8 @@
 visitor sees the answer without rerunning six hours of training."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import streamlit as st
 
 from addrop.errors import UserError
@@ -9,6 +11,8 @@ from addrop.experiments.replication.report import markdown, study_report
 from addrop.experiments.replication.runner import study_exists
 from addrop.studio.plots import report_figures
 from pages import _common as ui
+
+SHIPPED = "docs/replication-runs"
 
 st.title("Replication study")
 ui.intro(
@@ -18,9 +22,15 @@ ui.intro(
     "study's run records: the dev metric at the best and at the last epoch, the paired difference per seed with "
     "its interval, and the less optimistic half-dev figure (the epoch chosen on one half of dev, scored on the "
     "other).")
-default = str(ui.runs_dir() / "replication")
+own = ui.runs_dir() / "replication"
+shipped = Path(__file__).resolve().parents[1] / SHIPPED  # this project's study, committed as it ran
+default = str(own if study_exists(own) or not study_exists(shipped) else shipped)
 folder = st.text_input("Study folder", value=default, key="rp_folder",
-                       help="The --out folder of `python -m addrop replicate PLAN --out DIR`.")
+                       help=f"The --out folder of `python -m addrop replicate PLAN --out DIR`. This project's own "
+                            f"study, as far as it has run, is in `{SHIPPED}`; yours goes to `{own}`.")
+if Path(folder).resolve() == shipped.resolve():
+    st.caption(f"This project's study (`{SHIPPED}`, committed as its runs finished). Your own goes to `{own}` "
+               "with the command below, and opens here instead once it exists.")
 if not study_exists(folder):
     st.info(f"No replication study in `{folder}` yet: run `python -m addrop replicate docs/replication-plan.json "
             f"--out {folder} --data-dir ../shared/data/glue` (about 5.4 hours at most, in as many sittings as you "

@@ -28,7 +28,10 @@ def _page() -> AppTest:
 
 def test_replication_page_shows_the_report_of_the_records(env):
     runs = env
-    at = _page()
+    at = _page()  # no study of one's own: the project's committed study opens
+    assert at.text_input(key="rp_folder").value.endswith("docs/replication-runs")
+    assert any("This project's study" in c.value for c in at.caption)
+    at.text_input(key="rp_folder").set_value(str(runs / "nothing-here")).run()
     assert any("No replication study" in i.value for i in at.info)
     study = runs / "replication"
     run_study(ReplicationPlan(json.loads(json.dumps(TINY)), device="cpu"), study)
