@@ -343,3 +343,20 @@ def test_a_sweep_written_before_a_new_attribution_setting_still_resumes(tmp_path
     assert prepare(_spec(), tmp_path) == folder
     with pytest.raises(UserError, match="other settings"):
         prepare(_spec(attribution=AttributionConfig(method="ga", count="equal")), tmp_path)
+
+
+def test_a_sweep_written_before_a_new_training_setting_still_resumes(tmp_path):
+    """A sweep.json from before `layout` and `group_by_length` existed: the same sweep reopens (the old runs ran
+    as their defaults do); a non-default value of a new setting is a difference, a layout is not (same numbers)."""
+    from addrop.experiments.sweeps.local import prepare
+
+    folder = prepare(_spec(), tmp_path)
+    meta = json.loads((folder / SWEEP_FILE).read_text())
+    for k in ("layout", "group_by_length"):
+        meta["base"].pop(k)
+    (folder / SWEEP_FILE).write_text(json.dumps(meta))
+    assert prepare(_spec(), tmp_path) == folder
+    assert prepare(_spec(layout="padded"), tmp_path) == folder
+    (folder / SWEEP_FILE).write_text(json.dumps(meta))
+    with pytest.raises(UserError, match="group_by_length"):
+        prepare(_spec(group_by_length=True), tmp_path)

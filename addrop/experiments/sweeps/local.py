@@ -27,7 +27,7 @@ from __future__ import annotations
 import os
 import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import MISSING, dataclass, fields
 from pathlib import Path
 from typing import Callable
 
@@ -42,8 +42,16 @@ from .spec import SWEEP_FILE, SweepSpec
 
 SWEEP_BACKENDS = ("local", "ray")
 REFRESH_EVERY_S = 2.0  # the least time between two rewrites of table.csv and heatmap.html while cells run
-# config fields that may differ between two invocations of the same sweep (resume on another machine)
-_FREE_FIELDS = ("device", "name", "strategy", "seed", "attribution")
+# config fields that may differ between two invocations of the same sweep (resume on another machine; the
+# batch layout gives the same numbers, as a device does, up to rounding and dropout draws)
+_FREE_FIELDS = ("device", "name", "strategy", "seed", "attribution", "layout")
+
+
+def _added_since(old: dict, new: dict) -> set[str]:
+    """Fields a sweep written by an earlier version lacks and that the new one has at their default: not a
+    difference (the old runs ran as that default does)."""
+    defaults = {f.name: f.default for f in fields(TrainConfig) if f.default is not MISSING}
+    return {k for k in set(new) - set(old) if k in defaults and new[k] == defaults[k]}
 
 
 def _comparable(base: dict) -> dict:
@@ -71,7 +79,7 @@ def prepare(spec: SweepSpec, out: str | os.PathLike) -> Path:
         old, err = read_json(meta)
         if err is None and isinstance(old, dict) and isinstance(old.get("base"), dict):
             a, b = _comparable(old["base"]), _comparable(d["base"])
-            diff = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
+            diff = sorted(k for k in (set(a) | set(b)) - _added_since(a, b) if a.get(k) != b.get(k))
             if diff:
                 raise UserError(f"sweep {spec.name!r} already exists in {root} with other settings "
                                 f"({', '.join(diff)}); use another --name to start a new sweep")
