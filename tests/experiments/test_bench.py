@@ -154,7 +154,7 @@ def test_max_rel_diff():
 def test_bad_arguments():
     with pytest.raises(UserError, match="batch size must be >= 1"):
         run_bench("tiny-bert", "cpu", batch_size=0, settings=Settings.quick())
-    with pytest.raises(UserError, match="threads must be >= 1"):
+    with pytest.raises(UserError, match="threads must be an integer >= 1"):
         run_bench("tiny-bert", "cpu", threads=0, settings=Settings.quick())
     assert cli.main(["bench", "--model", "tiny-bert", "--out", "x.txt"]) == 2
 

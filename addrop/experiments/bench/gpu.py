@@ -36,7 +36,7 @@ from ...errors import UserError
 from .lengths import format_lengths, length_sweep, synthetic_batch
 from .machine import allocator_tuned, machine_info
 from .steps import Stepper
-from .timing import interleaved, paired, peak_memory_mb, stats
+from .timing import interleaved, paired, peak_memory_mb, stats, torch_threads
 
 # The paper's Table 7 sizes; "tiny" exists for the CPU test only
 SIZES = {
@@ -110,16 +110,9 @@ def gpu_check(sizes=("bert-base", "roberta-large"), device: str = "auto", batch_
     {"step_ms", "step_ms_stats", "ratios" ({key: {min, median, max, n}}), "drops_ms", "peak_mem_mb", "sweep",
     ...}}, "seconds"}. `threads`: torch's intra-op threads for the run (restored afterwards)."""
     todo = _check(sizes, batch_size, seq_len, repeats)
-    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
-        raise UserError(f"threads must be an integer >= 1, got {threads!r}")
-    before = torch.get_num_threads()
-    if threads is not None:
-        torch.set_num_threads(threads)
-    try:
+    with torch_threads(threads):
         return _check_all(todo, device, batch_size, seq_len, repeats, progress, iga_steps, sweep_lengths,
                           sweep_repeats, sweep_batch_size, cap_s, seed)
-    finally:
-        torch.set_num_threads(before)
 
 
 def _check_all(todo, device, batch_size, seq_len, repeats, progress, iga_steps, sweep_lengths, sweep_repeats,

@@ -33,7 +33,7 @@ from ...engine.models import LoadedModel, clone_model
 from ...errors import UserError
 from .machine import allocator_tuned
 from .steps import Stepper
-from .timing import interleaved, peak_memory_mb, sync
+from .timing import interleaved, peak_memory_mb, sync, torch_threads
 
 SWEEP_METHODS = ("vanilla", "ga_all", "iga_all", "explorer_ga", "explorer_iga")
 LABELS = {"vanilla": "vanilla step", "ga_all": "AD-DROP GA step (all layers)",
@@ -130,17 +130,9 @@ def length_sweep(loaded: LoadedModel, lengths=(32, 64, 128, 256, 512), batch_siz
     (a model built for the measurement only, e.g. gpu.random_model). `threads`: torch's intra-op threads for
     the run (restored afterwards; 1 on a CPU shared with other jobs); None keeps the current setting."""
     todo = _check(lengths, batch_size, iga_steps, repeats, cap_s)
-    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
-        raise UserError(f"threads must be an integer >= 1, got {threads!r}")
-    before = torch.get_num_threads()
-    if threads is not None:
-        torch.set_num_threads(threads)
-    try:
-        with allocator_tuned() as tuned:
-            rec = _sweep(clone_model(loaded) if copy else loaded, todo, batch_size, iga_steps, repeats,
-                         float(cap_s), progress or (lambda s: None), seed)
-    finally:
-        torch.set_num_threads(before)
+    with torch_threads(threads), allocator_tuned() as tuned:
+        rec = _sweep(clone_model(loaded) if copy else loaded, todo, batch_size, iga_steps, repeats,
+                     float(cap_s), progress or (lambda s: None), seed)
     rec["mallopt_in_process"] = tuned.applied
     rec["threads"] = torch.get_num_threads() if threads is None else threads
     return rec

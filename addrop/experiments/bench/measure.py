@@ -56,7 +56,7 @@ from ...engine.models import LoadedModel, load_model, resolve_device
 from ...errors import UserError
 from .machine import allocator_tuned, load_average, machine_info, malloc_env_status, peak_rss_mb
 from .report import STEP_KEYS, check_targets
-from .timing import interleaved, paired, peak_memory_mb, stats, trimmed_mean
+from .timing import interleaved, paired, peak_memory_mb, stats, torch_threads, trimmed_mean
 from .lengths import length_sweep
 from .steps import Stepper
 from .trainers import compare_trainers
@@ -158,18 +158,12 @@ def run_bench(model: str = "minilm", device: str = "auto", batch_size: int = 16,
               progress: Callable[[str], None] | None = None) -> dict:
     """Measure everything (see the module docstring) and return the JSON-ready record. `threads` sets torch's
     intra-op threads for the run (restored afterwards); None keeps the current setting."""
-    if threads is not None and threads < 1:
-        raise UserError(f"threads must be >= 1, got {threads}")
-    before = torch.get_num_threads()
-    if threads is not None:
-        torch.set_num_threads(threads)
     try:
-        with allocator_tuned() as tuned:
+        with torch_threads(threads), allocator_tuned() as tuned:
             rec = _run(model, device, batch_size, quick, settings, data, seed, progress)
         rec["malloc_env"]["mallopt_in_process"] = tuned.applied
         return rec
     finally:
-        torch.set_num_threads(before)
         gc.unfreeze()
 
 

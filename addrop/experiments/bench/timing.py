@@ -5,10 +5,28 @@ import bisect
 import gc
 import statistics
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Callable
 
 import torch
+
+from ...errors import UserError
+
+
+@contextmanager
+def torch_threads(threads: int | None):
+    """torch's intra-op threads set to `threads` for the duration (None: left as they are), restored after; a
+    value that is not an integer >= 1 is a UserError."""
+    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
+        raise UserError(f"threads must be an integer >= 1, got {threads!r}")
+    before = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def sync(device: torch.device) -> None:
