@@ -4,6 +4,8 @@ line with exit 2."""
 from __future__ import annotations
 
 import json
+import os
+import socket
 import math
 from collections import Counter
 from pathlib import Path
@@ -69,6 +71,14 @@ def test_resumes_and_skips_finished_runs(tmp_path, trainings):
     first = run_study(plan, out, should_stop=lambda: len(trainings) >= stop_after)
     assert first.stopped and len(trainings) == stop_after and len(first.ran) == stop_after
     assert survey(plan, out)[0].finished == 3  # the selection of demo: 1 vanilla + 2 cells
+    # a run of the group in progress in a live process (this one): the finished ones still count
+    group = next(p for p in (out / "selection").iterdir() if p.is_dir())
+    busy = group / "p0.3-q0.5-s100"
+    saved = (busy / "status.json").read_text()
+    (busy / "status.json").write_text(json.dumps({"status": "running", "pid": os.getpid(),
+                                                  "host": socket.gethostname()}))
+    assert survey(plan, out)[0].finished == 2 and survey(plan, out)[0].total == 3
+    (busy / "status.json").write_text(saved)
     second = run_study(plan, out)
     assert not second.stopped and not second.failed and not second.waiting
     assert len(trainings) == N_RUNS and len(second.ran) == N_RUNS - stop_after

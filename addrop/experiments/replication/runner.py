@@ -62,6 +62,7 @@ class UnitState:
 def survey(plan: ReplicationPlan, out, units: list[Unit] | None = None) -> list[UnitState]:
     """Per group: its runs, how many have finished, the estimated seconds left, and whether it waits for its
     selection. What `--dry-run` prints."""
+    from ...engine.runs import load_run
     from ..sweeps.local import plan as sweep_plan
 
     out_states = []
@@ -73,8 +74,9 @@ def survey(plan: ReplicationPlan, out, units: list[Unit] | None = None) -> list[
         folder = sweep_root(out, u) / spec.name
         try:
             todo, done = sweep_plan(spec, folder) if folder.is_dir() else (spec.cells(), [])
-        except UserError:  # a run in progress in another process
-            todo, done = spec.cells(), []
+        except UserError:  # a run in progress in another process: its finished runs still count
+            done = [c for c in spec.cells() if load_run(folder / c.name).status == "finished"]
+            todo = [c for c in spec.cells() if c not in done]
         out_states.append(UnitState(u, len(todo) + len(done), len(done), sum(plan.seconds(t) for t in todo),
                                     c.reason if c is not None and not c.ready else None,
                                     c.p if c is not None else None, c.q if c is not None else None,
