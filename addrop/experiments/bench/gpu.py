@@ -164,7 +164,7 @@ def _one_size(loaded: LoadedModel, size, batch_size, seq_len, repeats, iga_steps
         "parameters": n_params,
         "batch_size": batch_size,
         "seq_len": T,
-        "layout": "packed" if getattr(stepper, "packed", False) else "padded",  # the steps' (as a run's)
+        "layout": "packed" if stepper.packed else "padded",  # the steps' (as a run's)
         "step_ms": {k: statistics.median(v) for k, v in steps.wall.items()},
         "step_ms_stats": {k: stats(v) for k, v in steps.wall.items()},
         "ratios": ratios,

@@ -216,7 +216,7 @@ def _sweep(loaded, todo, batch_size, iga_steps, repeats, cap_s, say, seed) -> di
         "repeats": repeats,
         "cap_s": cap_s,
         "max_length": limit,
-        "layout": "packed" if getattr(stepper, "packed", False) else "padded",  # the steps' (as a run's)
+        "layout": "packed" if stepper.packed else "padded",  # the steps' (as a run's)
         "lengths": measured,
         "too_long": too_long,
         "ms": ms,
