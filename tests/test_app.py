@@ -285,6 +285,9 @@ def test_busy_server_says_so_and_stop_is_recorded(env):
     _ok(at)
     job = default_runner().current()
     assert job is not None
+    end = time.time() + 60  # stop once the first run is training (a stop while loading leaves no run to record)
+    while not job.snapshot()["progress"].get("fraction") and not job.done and time.time() < end:
+        time.sleep(0.05)
     job.stop()
     _wait_job(at)
     assert any("Stopped" in w.value for w in at.warning)
