@@ -138,14 +138,14 @@ def what_the_mask_does(view, regression: bool) -> None:
     with e1:
         frame = effect.frame()
         show = ["condition", "drops", "prediction"] + ([] if regression else ["p_c", "attributed_logit"]) + ["loss"]
-        st.dataframe(frame[show], hide_index=True, column_config={
-            "drops": st.column_config.NumberColumn("positions dropped", help="Summed over masked layers and heads."),
-            "p_c": st.column_config.NumberColumn(f"p({effect.target_name})", format="%.4f",
-                                                 help="The probability of the attributed class c."),
-            "attributed_logit": st.column_config.NumberColumn("logit F_c", format="%.4f",
-                                                              help="The logit of the attributed class c."),
-            "loss": st.column_config.NumberColumn("loss", format="%.4f", help=f"Against {effect.reference}."),
-        })
+        # a static table (three rows): the canvas-drawn st.dataframe was the last thing each redraw waited for
+        names = {"condition": "condition", "drops": "positions dropped", "prediction": "prediction",
+                 "p_c": f"p({effect.target_name})", "attributed_logit": "logit F_c", "loss": "loss"}
+        st.table(frame[show].rename(columns=names).set_index("condition").style.format(
+            {names[k]: "{:.4f}" for k in ("p_c", "attributed_logit", "loss") if k in show} | {names["drops"]: "{:,}"}))
+        st.caption(f"Positions dropped: summed over the masked layers and heads. Loss: against {effect.reference}."
+                   + ("" if regression else f" p({effect.target_name}) and F_c: the probability and the logit of the "
+                                            "attributed class c."))
         st.markdown(explore.effect_sentences(effect))
         st.page_link("pages/faithfulness.py", label="Deletion curves: the same question over the dev set",
                      icon=":material/trending_down:")

@@ -122,6 +122,16 @@ def train_step(model, batch: dict, optimizer, scheduler, max_grad_norm: float, d
     return loss.item()
 
 
+def batch_step(model, batch: dict, optimizer, scheduler, max_grad_norm: float, acfg=None, mask_gen=None,
+               packed: bool = False) -> tuple[float, float | None]:
+    """One batch of an epoch (as `batches` yields it): moved to the model's device, its AD-DROP masks drawn when
+    `acfg` (the run's masking, TrainConfig.masking()) is given, then train_step. (loss, dropped share or None)."""
+    device = next(model.parameters()).device
+    batch = {k: v.to(device) for k, v in batch.items()}
+    drops, share = drops_for(model, batch, acfg, mask_gen) if acfg is not None else (None, None)
+    return train_step(model, batch, optimizer, scheduler, max_grad_norm, drops, packed), share
+
+
 def use_packing(layout: str, loaded: LoadedModel) -> bool:
     """Whether training and evaluation passes run packed: `layout` auto packs on the CPU where the model allows it
     (core/packing.py; on a GPU padding costs little), packed wherever it allows it, padded never."""
@@ -250,15 +260,13 @@ def _loop(cfg: TrainConfig, loaded0: LoadedModel, data: Data, writer: RunWriter,
                                  by_length=cfg.group_by_length):
                 if cb.should_stop and cb.should_stop():
                     return "stopped", f"stopped by request during epoch {epoch}"
-                batch = {k: v.to(loaded.device) for k, v in batch.items()}
-                drops = None
-                if masked:
-                    drops, share = drops_for(model, batch, acfg, mask_gen)
-                    shares.append(share)
                 try:
-                    loss = train_step(model, batch, opt, sched, cfg.max_grad_norm, drops, packed)
+                    loss, share = batch_step(model, batch, opt, sched, cfg.max_grad_norm, acfg if masked else None,
+                                             mask_gen, packed)
                 except NonFiniteLoss as e:
                     return "failed", f"{e} at epoch {epoch}, step {step + 1}"
+                if share is not None:
+                    shares.append(share)
                 step += 1
                 bs = batch["labels"].shape[0]
                 loss_sum += loss * bs

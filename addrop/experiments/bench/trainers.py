@@ -23,10 +23,9 @@ from typing import Callable
 import torch
 
 from ...config import AttributionConfig, TrainConfig
-from ...core.algorithm import drops_for
 from ...engine.batching import batches
 from ...engine.models import LoadedModel, clone_model
-from ...engine.training import make_optimizer, num_batches, train_step, use_packing
+from ...engine.training import batch_step, make_optimizer, num_batches, use_packing
 from .timing import interleaved, paired, stats
 
 KEYS = ("ours_vanilla", "ours_ga", "hf_vanilla", "hf_addrop")
@@ -66,9 +65,7 @@ def our_epoch(loaded: LoadedModel, enc, labels, cfg: TrainConfig, masked: bool) 
     gen = torch.Generator(device=loaded.device).manual_seed(cfg.seed + 1)
     acfg = cfg.masking()
     for batch in batches(enc, labels, cfg.batch_size, shuffle=True, generator=shuffle):
-        batch = {k: v.to(loaded.device) for k, v in batch.items()}
-        drops = drops_for(model, batch, acfg, gen)[0] if masked else None
-        train_step(model, batch, opt, sched, cfg.max_grad_norm, drops, packed)
+        batch_step(model, batch, opt, sched, cfg.max_grad_norm, acfg if masked else None, gen, packed)
 
 
 def trainer_epoch(loaded: LoadedModel, enc, labels, cfg: TrainConfig, addrop: bool) -> None:

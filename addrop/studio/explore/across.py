@@ -14,10 +14,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import torch
-from scipy.stats import rankdata
 
 from ...core.masking import candidate_region
 from ...engine.probes import ProbeSeries
+from .ranks import spearman_rows
 
 
 def _real_len(series: ProbeSeries, probe: int) -> int:
@@ -63,11 +63,7 @@ def drift(series: ProbeSeries) -> np.ndarray:
     for e in range(1, E):
         per = np.zeros((P, L, H))
         for p in range(P):
-            a = rankdata(ga[e - 1, :, p][..., km[p]], axis=-1)  # [L, H, n]
-            b = rankdata(ga[e, :, p][..., km[p]], axis=-1)
-            a, b = a - a.mean(-1, keepdims=True), b - b.mean(-1, keepdims=True)
-            den = np.sqrt((a * a).sum(-1) * (b * b).sum(-1))
-            per[p] = np.where(den > 0, (a * b).sum(-1) / np.where(den > 0, den, 1), np.nan)
+            per[p] = spearman_rows(ga[e - 1, :, p][..., km[p]], ga[e, :, p][..., km[p]])  # [L, H]
         out[e - 1] = np.nanmean(per, 0) if np.isfinite(per).any() else np.nan
     return out
 

@@ -10,6 +10,7 @@ import torch
 from ...core.passes import eval_mode, model_inputs
 from ...engine.models import LoadedModel
 from .explain import Explanation, Mask, draw_mask
+from .ranks import spearman_rows
 
 CONDITIONS = ("no mask", "AD-DROP mask", "random mask")
 SPEARMAN_SAMPLE = 40_000  # head_summary ranks at most this many (query, key) positions per head
@@ -132,22 +133,6 @@ def mask_effect(loaded: LoadedModel, expl: Explanation, mask: Mask, random_dropp
     return Effect(rows, reference, regression, "" if regression else expl.class_name(int(expl.target)))
 
 
-def _spearman_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Spearman rank correlation of each row pair of a, b [K, N] (average ranks for ties; nan for constant rows)."""
-    from scipy.stats import rankdata
-
-    if a.shape[-1] < 2:
-        return np.full(a.shape[0], np.nan)
-    ra, rb = rankdata(a, axis=-1), rankdata(b, axis=-1)
-    ra -= ra.mean(-1, keepdims=True)
-    rb -= rb.mean(-1, keepdims=True)
-    den = np.sqrt((ra ** 2).sum(-1) * (rb ** 2).sum(-1))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        rho = (ra * rb).sum(-1) / den
-    rho[den == 0] = np.nan
-    return rho
-
-
 def idle_rows(expl: Explanation) -> np.ndarray:
     """bool [L, H, T]: real query rows whose attribution is the same for every real key (with GA: exactly zero,
     the rows that cannot reach the output, e.g. every row but [CLS] in the top layer). Under the paper's tie rule
@@ -210,7 +195,7 @@ def head_summary(expl: Explanation, mask: Mask | None = None):
     pick = slice(None)
     if n_real > SPEARMAN_SAMPLE:  # long inputs: the same seeded sample of positions in every head
         pick = np.sort(np.random.default_rng(0).choice(n_real, SPEARMAN_SAMPLE, replace=False))
-    rho = _spearman_rows(a[:, pick].astype(np.float64), s[:, pick].astype(np.float64))
+    rho = spearman_rows(a[:, pick].astype(np.float64), s[:, pick].astype(np.float64))
     frame = pd.DataFrame({
         "layer": np.repeat(expl.layers, H), "head": np.tile(np.arange(H), L), "spearman": rho,
         "max_abs_attribution": np.abs(s).max(-1) if n_real else np.zeros(L * H),
