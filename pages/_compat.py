@@ -34,6 +34,12 @@ def leave_pages_folder_mode(sidebar_ran: bool = True) -> None:
         st.rerun()
 
 
+def leave_pages_folder_mode_at_start() -> None:
+    """The server's start (pages/_warm.py): navigation mode before the first run, so a first request for a page URL
+    runs through app.py at once instead of running the page alone and rerunning."""
+    _manager().uses_pages_directory = False
+
+
 def patch_for_apptest(monkeypatch) -> None:
     """For AppTest, which resets the flag before every run: keep it off after each PagesManager is made."""
     manager = _manager()
