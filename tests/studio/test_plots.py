@@ -82,6 +82,13 @@ def test_head_grid_tiles_and_summary():
     texts = [a.text for a in fig.layout.annotations]
     assert sum("ρ +0.50" in t for t in texts) == L * H and "layer 1" in texts and "head 2" in texts
     assert len(fig.layout.shapes) == 1
+    # the hover: unscaled values in customdata, cells named by unique row and column labels (no per-cell strings)
+    tr = fig.data[0]
+    assert tr.text is None and len(set(tr.y)) == len(tr.y) == z.shape[0] and len(set(tr.x)) == len(tr.x) == z.shape[1]
+    raw = np.array(tr.customdata, dtype=float)
+    size = z.shape[0] // L
+    np.testing.assert_allclose(raw[size:size + 3, 2 * size:2 * size + 3], maps[1, 2, :3, :3], rtol=1e-6)
+    assert tr.y[size + 2].startswith("layer 1 · 2 (query 2)") and tr.x[2 * size].startswith("head 2 · 0 (key 0)")
     mask = plots.head_grid(np.zeros((L, H, T, T)), value="mask")
     assert mask.data[0].zmax == 2
 

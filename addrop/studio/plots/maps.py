@@ -168,7 +168,7 @@ def head_grid(maps, key_mask=None, summary: pd.DataFrame | None = None, layers=N
     gap = max(2, int(round(n * 0.3)))  # room between tiles (and for the tile titles)
     size = n + gap
     big = np.full((L * size, H * size), np.nan, dtype=np.float32)
-    hover = np.full(big.shape, "", dtype=object)
+    raw = np.full(big.shape, np.nan, dtype=np.float32)  # the unscaled values, for the hover
     for li in range(L):
         for h in range(H):
             tile = M[li, h]
@@ -177,11 +177,16 @@ def head_grid(maps, key_mask=None, summary: pd.DataFrame | None = None, layers=N
                 tile = tile / s if s > 0 else tile
             r0, c0 = li * size, h * size
             big[r0:r0 + n, c0:c0 + n] = tile
-            raw = M[li, h]
-            head = f"L{layers[li]} H{h}<br>"
-            for i in range(n):
-                for j in range(n):
-                    hover[r0 + i, c0 + j] = f"{head}{esc[i]} → {esc[j]}<br>{value} {raw[i, j]:.3g}"
+            raw[r0:r0 + n, c0:c0 + n] = M[li, h]
+    # the hover names a cell by its row and column labels (category axes: one label per row and column, not one
+    # string per cell, which made the grid of a 20-token sentence a 2 MB message); the gaps get labels of their own
+    # (categories are unique) but are never hovered
+    def name(i: int, kind: str) -> str:  # pooled cells already say which tokens they stand for
+        return esc[i] if k > 1 else f"{esc[i]} ({kind} {i})"
+
+    rows = [f"layer {layers[r // size]} · {name(r % size, 'query')}" if r % size < n else f"gap {r}"
+            for r in range(L * size)]
+    cols = [f"head {c // size} · {name(c % size, 'key')}" if c % size < n else f"gap {c}" for c in range(H * size)]
     if value == "attribution":
         cs, zmin, zmax, zmid = "RdBu_r", -1, 1, 0
         cbar = dict(title=dict(text="B / max|B|", side="right"), thickness=10, len=0.5)
@@ -194,8 +199,9 @@ def head_grid(maps, key_mask=None, summary: pd.DataFrame | None = None, layers=N
         zmin, zmax, zmid = 0, 2, None
         cbar = dict(title="", tickvals=[0.33, 1, 1.67], ticktext=["kept", "candidate", "dropped"], thickness=10,
                     len=0.5)
-    fig = go.Figure(go.Heatmap(z=big, text=hover, hovertemplate="%{text}<extra></extra>", colorscale=cs,
-                               zmin=zmin, zmax=zmax, zmid=zmid, colorbar=cbar, hoverongaps=False))
+    fig = go.Figure(go.Heatmap(z=big, x=cols, y=rows, customdata=raw, colorscale=cs, zmin=zmin, zmax=zmax,
+                               zmid=zmid, colorbar=cbar, hoverongaps=False,
+                               hovertemplate=f"%{{y}}<br>%{{x}}<br>{value} %{{customdata:.3g}}<extra></extra>"))
     annotations = []
     summ = {}
     if summary is not None and not summary.empty:
@@ -224,8 +230,10 @@ def head_grid(maps, key_mask=None, summary: pd.DataFrame | None = None, layers=N
                            y1=li * size + n - 0.3, line=dict(color="#000", width=2)))
     x0, x1 = -size * 0.9, H * size - gap + 0.5
     y0, y1 = -gap - 0.5, (L - 1) * size + n + gap * 0.9
-    fig.update_xaxes(visible=False, range=[x0, x1], constrain="domain")
-    fig.update_yaxes(visible=False, range=[y1, y0], scaleanchor="x", scaleratio=1, constrain="domain")
+    # category axes place category k at k, so the tiles, titles and frame keep their numeric positions
+    fig.update_xaxes(visible=False, type="category", range=[x0, x1], constrain="domain")
+    fig.update_yaxes(visible=False, type="category", range=[y1, y0], scaleanchor="x", scaleratio=1,
+                     constrain="domain")
     plot_w = 960  # the chart's usual width in the wide layout, less the colour bar
     height = int(plot_w * (y1 - y0) / (x1 - x0)) + (50 if title else 10) + 10
     fig.update_layout(annotations=annotations, shapes=shapes, title=title, font=FONT,
