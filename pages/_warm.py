@@ -5,8 +5,17 @@ following it (docs/performance.md: the first attribution after a start). A visit
 same cache entry (st.cache_resource computes a key once); any error is left for the visitor's own run to show."""
 from __future__ import annotations
 
+import logging
 import threading
 from contextlib import asynccontextmanager
+
+THREAD = "addrop-preload"
+
+
+def _not_from_preload(record: logging.LogRecord) -> bool:
+    """Streamlit warns of a missing ScriptRunContext whenever a cached function runs outside a session: expected
+    here, so the preload thread's warnings are left out of the server's log."""
+    return record.threadName != THREAD
 
 
 def preload() -> None:
@@ -27,5 +36,6 @@ async def lifespan(app):
     from pages import _compat
 
     _compat.leave_pages_folder_mode_at_start()
-    threading.Thread(target=preload, name="addrop-preload", daemon=True).start()
+    logging.getLogger("streamlit.runtime.scriptrunner_utils.script_run_context").addFilter(_not_from_preload)
+    threading.Thread(target=preload, name=THREAD, daemon=True).start()
     yield
