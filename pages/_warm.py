@@ -21,12 +21,14 @@ def _not_from_preload(record: logging.LogRecord) -> bool:
 def preload() -> None:
     try:
         from pages import _common as ui  # first: it sets the OpenMP wait policy before torch loads
-        from addrop.engine.models import TRAINED_MODELS, resolve_device
+        from addrop.engine.data.demo import load_demo
+        from addrop.engine.models import resolve_device
         from pages import _explorer_view as view_ui  # plotly and the explorer's library
 
-        name, device = ui.pinned_model() or TRAINED_MODELS[0], str(resolve_device("auto"))
-        loaded = ui.cached_model(name, device, 2)  # the key the sidebar uses for the demo data (two labels)
-        view_ui.warm_up((name, device, 2), loaded, "ga")
+        spec = load_demo()[0]  # the data a session starts with, so the model and key the sidebar will ask for
+        name, device = ui.pinned_model() or ui.default_model_for(spec, {}), str(resolve_device("auto"))
+        loaded = ui.cached_model(name, device, spec.num_labels)
+        view_ui.warm_up((name, device, spec.num_labels), loaded, "ga")
     except Exception:  # noqa: BLE001 - the visitor's run does the same work and shows the error where it belongs
         pass
 
