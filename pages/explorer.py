@@ -182,8 +182,9 @@ def results():
         if got is None:
             return
         source, text, pair, gold, method, backend, steps, target = got
+        note = st.empty()  # conditional elements sit in placeholders: every later element keeps its place (below)
         if st.session_state.get("ex_note") and source == EXAMPLE_INPUTS[0] and text == st.session_state.get("ex_note_for"):
-            st.info(st.session_state["ex_note"], icon=":material/auto_awesome:")
+            note.info(st.session_state["ex_note"], icon=":material/auto_awesome:")
         p, q, mode, ties, seed, mask_layers = mask_controls()
     if not mask_layers:
         right.error("Choose at least one layer to mask.")
@@ -209,15 +210,21 @@ def results():
 
 
 def top_of_results(source, text, expl, view, method, backend, expl_key, mask_key):
+    warning = st.empty()
     if expl.truncated:
-        st.warning(f"The text is longer than this model's maximum of {loaded.max_length} tokens: it was cut to the "
-                   f"first {loaded.max_length} tokens.")
+        warning.warning(f"The text is longer than this model's maximum of {loaded.max_length} tokens: it was cut "
+                        f"to the first {loaded.max_length} tokens.")
     view_ui.prediction(expl, view, regression)
     one_head(expl_key, mask_key, expl, view, method, backend)
 
 
 def rest_of_results(text, pair, gold, expl, view, cfg, expl_key, mask_key, mask_layers):
-    view_ui.idle_note(view)
+    """Every element whose presence depends on the settings is held in a placeholder or container of its own, so
+    that the elements after it keep their place in the page: Streamlit knows an element by its place, and one that
+    moves (e.g. after the idle-row note, there with GA but not with AA) is drawn anew, the grid's 0.5 MB included,
+    instead of updated."""
+    with st.empty():
+        view_ui.idle_note(view)
     st.caption(f"Attributed in {expl.attribution.seconds * 1000:.0f} ms (warm) on the **{expl.attribution.path}** "
                f"path ({expl.attribution.backend} backend); later changes of p, q, the seed or the head reuse it. "
                "The path is how a batch is run (padded, packed, by length, per example); every path gives the same "
@@ -226,15 +233,21 @@ def rest_of_results(text, pair, gold, expl, view, cfg, expl_key, mask_key, mask_
     st.subheader("What the mask does")
     view_ui.what_the_mask_does(view, regression)
     st.subheader("Native vs Captum")
-    view_ui.cross_check(expl_key, loaded, expl, int(st.session_state.get("ex_layer", 0)),
-                        int(st.session_state.get("ex_head", 0)))
+    with st.container():
+        view_ui.cross_check(expl_key, loaded, expl, int(st.session_state.get("ex_layer", 0)),
+                            int(st.session_state.get("ex_head", 0)))
+    with st.container():
+        passes(cfg, expl)
+    exports(expl, view, cfg, text, pair, gold, mask_layers)
+
+
+def passes(cfg, expl) -> None:
     if cfg.method != "rd" and st.toggle("Eval- vs train-mode attribution pass", key="ex_passes", help="Jaccard "
                                         "overlap of the candidate regions of our eval-mode pass and of train-mode "
                                         "passes (dropout on, as the reference code), and of two train-mode passes."):
         o = explore.pass_overlap(loaded.model, expl.batch, replace(cfg, backend="native", layers=None), draws=2)
         st.caption(f"Region overlap (Jaccard): eval vs train {o.eval_vs_train:.2f}, train vs train "
                    f"{o.train_vs_train:.2f}.")
-    exports(expl, view, cfg, text, pair, gold, mask_layers)
 
 
 @st.fragment

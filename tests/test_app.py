@@ -139,6 +139,34 @@ def test_explorer_draws_every_chart():
     assert _charts(at) >= 3
 
 
+def _places(node, path=()):
+    """(delta path, element type) of every element under `node`: the place Streamlit knows an element by."""
+    for i, child in sorted(getattr(node, "children", {}).items()):
+        yield path + (i,), child.type
+        yield from _places(child, path + (i,))
+
+
+def test_explorer_charts_keep_their_place_when_the_method_changes():
+    """GA shows a note on the top layer's idle rows that AA does not: the elements after it must keep their place
+    (a chart that moves is drawn anew in the browser, the grid's 0.5 MB included), and so must they for RD,
+    which has no train-mode toggle."""
+    at = _app("pages/explorer.py")
+    _ok(at)
+    assert "rows that cannot act" in " ".join(m.value for m in at.caption)  # the note is there with GA
+
+    def charts():
+        return [p for p, kind in _places(at.main) if kind == "plotly_chart"]
+
+    ga = charts()
+    assert len(ga) >= 3
+    for method in ("aa", "rd", "ga"):
+        at.selectbox(key="ex_method").set_value(method)
+        at.run()
+        _ok(at)
+        assert charts() == ga, method
+    assert "rows that cannot act" in " ".join(m.value for m in at.caption)
+
+
 def test_explorer_sentence_pair():
     at = _app("pages/explorer.py", ex_use_pair=True, ex_pair="And here is the second sentence.")
     _ok(at)
