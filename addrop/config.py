@@ -31,6 +31,7 @@ DATA_SOURCES = ("auto", "glue", "hf", "csv", "demo")
 LR_SCHEDULES = ("linear", "constant")  # linear: warm-up then linear decay; constant: warm-up then flat
 STOP_ON = ("loss", "metric")  # early stopping on the dev loss or on the task's primary dev metric
 LAYOUTS = ("auto", "packed", "padded")  # training/evaluation batches (engine/training.py use_packing)
+PRECISIONS = ("fp32", "bf16", "auto")  # arithmetic of a run's passes (engine/precision.py)
 PAPER = "paper"  # layers "paper": the task's layers in the paper (PAPER_LAYERS); elsewhere all layers
 # Section 3.2 (and the reference's run_addrop.sh): AD-DROP in the first layer only for these tasks, in every
 # layer for CoLA, MRPC and RTE. Keys are task names without '-' or '_'; a task not named (demo, csv): all layers.
@@ -291,6 +292,8 @@ class TrainConfig:
     layout: str = setting("auto", "batches: packed (real tokens only, the numbers of padded), padded, or auto "
                           "(packed on the CPU where the model allows it)", choices=LAYOUTS)
     group_by_length: bool = setting(False, "batch examples of similar length together (the Trainer's group_by_length)")
+    precision: str = setting("fp32", "arithmetic of the training, attribution and evaluation passes: fp32, bf16 "
+                             "(autocast), or auto (bf16 where the device has it natively)", choices=PRECISIONS)
     seed: int = setting(0, "seed (data subset and order, masks, dropout, head init)")
     device: str = setting("auto", "auto (cuda, then mps, then cpu), cpu, cuda:N")
     clean_train_loss: bool | None = setting(None, "also record the unmasked eval-mode training loss (default: on "
@@ -314,11 +317,11 @@ class TrainConfig:
         if isinstance(self.attribution, dict):
             self.attribution = AttributionConfig.from_dict(self.attribution)
         self.strategy = str(self.strategy).lower()
-        _choice("strategy", self.strategy, STRATEGIES)
-        _choice("preset", self.preset, PRESETS)
-        _choice("learning-rate schedule", self.lr_schedule, LR_SCHEDULES)
-        _choice("early-stopping target", self.stop_on, STOP_ON)
-        _choice("layout", self.layout, LAYOUTS)
+        for what, value, allowed in (("strategy", self.strategy, STRATEGIES), ("preset", self.preset, PRESETS),
+                                     ("learning-rate schedule", self.lr_schedule, LR_SCHEDULES),
+                                     ("early-stopping target", self.stop_on, STOP_ON), ("layout", self.layout, LAYOUTS),
+                                     ("precision", self.precision, PRECISIONS)):
+            _choice(what, value, allowed)
         if self.attribution.layers == PAPER:
             self.attribution = replace(self.attribution, layers=paper_layers(self.task))
         for name in ("epochs", "batch_size", "max_length", "train_size", "dev_size", "shots", "holdout"):
@@ -360,10 +363,9 @@ class TrainConfig:
         return replace(a, backend="native", count=a.count or "reference")
 
     def record(self) -> dict:
-        """What a run does, for its config.json: `to_dict()` with `attribution` replaced by the settings the
-        masks are made with (`masking()`; None for vanilla and none, which never mask), q None where every
-        candidate is dropped (no q draw), cross_tuning None where nothing is masked and False for the drop-*
-        strategies (they mask every epoch), clean_train_loss resolved. `from_dict` reads it back."""
+        """What a run does, for its config.json: `to_dict()` with `attribution` the settings the masks are made with
+        (`masking()`; None for vanilla and none), q None where every candidate is dropped (no q draw), cross_tuning
+        None where nothing is masked and False for drop-* (masks every epoch), clean_train_loss resolved."""
         d = self.to_dict()
         m = self.masking()
         d["attribution"] = None if m is None else m.to_dict()
@@ -375,14 +377,10 @@ class TrainConfig:
 
     @property
     def wants_clean_loss(self) -> bool:
-        if self.clean_train_loss is not None:
-            return self.clean_train_loss
-        return self.strategy in PRIOR_STRATEGIES
+        return self.strategy in PRIOR_STRATEGIES if self.clean_train_loss is None else self.clean_train_loss
 
     def to_dict(self) -> dict:
-        d = asdict(self)
-        d["attribution"] = self.attribution.to_dict()
-        return d
+        return dict(asdict(self), attribution=self.attribution.to_dict())
 
     @classmethod
     def from_dict(cls, d: dict) -> "TrainConfig":

@@ -5,6 +5,7 @@ The tiny model (ADDROP_DEFAULT_MODEL=tiny-bert) and a temporary runs folder (ADD
 """
 from __future__ import annotations
 
+import json
 import threading
 import time
 from pathlib import Path
@@ -269,6 +270,11 @@ def test_prior_experiment_runs_and_shows_curves(env):
     runs = sorted(p.name for p in groups[0].iterdir() if p.is_dir())
     assert runs == ["drop-high", "drop-low", "drop-random", "none"]
     assert (groups[0] / "curves.html").is_file()
+    from addrop.engine.precision import resolve_precision
+
+    ran = json.loads((groups[0] / "drop-low" / "config.json").read_text())["precision"]
+    assert ran == resolve_precision("auto", "cpu")  # the page's default, what it came to on this machine
+    assert f"Precision of the runs: {ran}." in " ".join(c.value for c in at.caption)
     # a new session (think: after a restart) reopens it, on this page and on the Runs page
     again = _app("pages/prior.py")
     _ok(again)

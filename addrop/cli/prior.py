@@ -17,7 +17,7 @@ def add_parser(sub) -> None:
                                    "what the runs show.")
     # the drop-* strategies fix the attribution (gold-label GA, exactly the share --rate): none of it is an option
     add_training_options(p, skip=("strategy", "cross_tuning", "clean_train_loss", "save_weights", "method", "steps",
-                                  "target", "p", "q"), defaults={"layers": PRIOR_DEFAULTS["layers"]})
+                                  "target", "p", "q"), defaults={"layers": PRIOR_DEFAULTS["layers"], "precision": PRIOR_DEFAULTS["precision"]})
     p.add_argument("--rate", type=float, default=PRIOR_DEFAULTS["rate"],
                    help=f"share of each row dropped (default {PRIOR_DEFAULTS['rate']:g})")
     p.set_defaults(func=run)
@@ -41,9 +41,12 @@ def run(a) -> int:
     failed = [r for r in result["runs"] if r["status"] not in ("finished", "waiting")]
     for r in failed:
         print(f"{r['run']}: {r['status']} ({r.get('reason')})")
-    frame = metrics_frame(list_runs(plan.root))
+    recs = list_runs(plan.root)
+    frame = metrics_frame(recs)
     for sentence in prior_summary(frame):
         print(f"- {sentence}")
     print(f"(the paper's finding: {PAPER_PRIOR_FINDING})")
-    print(f"prior experiment -> {plan.root}" + (f" ({os.path.basename(curves)})" if curves else ""))
+    precision = ", ".join(sorted({str(r.config.get("precision")) for r in recs if isinstance(r.config, dict)}))
+    print(f"prior experiment -> {plan.root}" + (f" ({os.path.basename(curves)})" if curves else "")
+          + (f"; precision {precision}" if precision else ""))
     return 1 if failed or any(r["status"] == "waiting" for r in result["runs"]) else 0

@@ -28,7 +28,9 @@ COMPARE_STRATEGIES = ("vanilla", "addrop")
 # The prior experiment's own settings (what is dropped, and where), shared by the command line and the app's form.
 # count: "equal" drops the same number of keys per row for high, low and random ("reference": the reference code's
 # asymmetric rule, see core/masking.py)
-PRIOR_DEFAULTS = {"rate": 0.3, "layers": (0,), "count": "equal"}
+# precision auto: bf16 where the device computes it natively (engine/precision.py); the experiment compares
+# strategies with each other, and its losses agree with fp32 to about 1e-3 (docs/performance.md)
+PRIOR_DEFAULTS = {"rate": 0.3, "layers": (0,), "count": "equal", "precision": "auto"}
 
 
 class Progress(Protocol):

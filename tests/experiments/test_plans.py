@@ -123,6 +123,10 @@ def test_cli_prior_runs_the_app_s_plan(tmp_path, capsys, monkeypatch):
     assert "drop-high" in out
     assert "- At epoch 1" in out and "the paper's finding" in out
     assert cfg["attribution"]["count"] == "equal" and cfg["attribution"]["mode"] == "low"
+    from addrop.engine.precision import resolve_precision
+
+    assert plan.configs[0].precision == plans.PRIOR_DEFAULTS["precision"] == "auto"
+    assert cfg["precision"] == resolve_precision("auto", "cpu") and f"precision {cfg['precision']}" in out
     assert cfg["attribution"]["q"] is None and cfg["cross_tuning"] is False
 
 
