@@ -19,10 +19,12 @@ from pathlib import Path
 
 import streamlit as st
 
-# OpenMP threads that wait by sleeping, set before torch loads (every page and app.py import this module first; a
-# fresh server may run a page without app.py, see _compat): the app's passes are small (one sentence), and
-# spinning threads on a CPU shared with other work made each pass 10-20x slower (docs/performance.md)
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# how OpenMP threads wait, set before torch loads (every page and app.py import this module first; a fresh server
+# may run a page without app.py, see _compat): a bounded spin, fast on an idle machine, and no 10-20x slowdown of
+# every pass on a CPU shared with other work as with libgomp's default spin (addrop/engine/openmp.py)
+from addrop.engine.openmp import set_wait_policy  # noqa: E402
+
+set_wait_policy()
 
 from addrop.engine.data import SOURCE_LABELS, default_glue_dir, sniff_separator  # noqa: E402
 from addrop.engine.data.table import UPLOADS_DIR, check_separator, display_name  # noqa: E402
