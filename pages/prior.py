@@ -41,7 +41,7 @@ HERE = resolve_precision("auto", loaded.device)
 PRECISION_LABELS = {"fp32": "fp32", "bf16": "bf16", "auto": f"auto (here: {HERE})"}
 PRECISION_HELP = ("The arithmetic of the training, attribution and evaluation passes. bf16: matrix products in bf16 "
                   "through autocast (weights and optimizer stay fp32), faster where the device computes bf16 "
-                  "natively (on this page's default run about 20% faster on a CPU with AVX512-BF16 or AMX); the "
+                  "natively (this page's default run: about 15% faster on a CPU with AVX512-BF16 or AMX); the "
                   "losses agree with fp32 to about 1e-3, and this experiment compares the strategies with each "
                   f"other. auto (default): bf16 where the device computes it natively, else fp32; here: {HERE}.")
 

@@ -92,9 +92,10 @@ def compare_plan(base: TrainConfig, attribution: AttributionConfig, cross_tuning
                 meta={"seeds": seeds, "cross_tuning": cross_tuning, "attribution": attribution.to_dict()})
 
 
-# Seconds per example pass of minilm on a 2-core laptop CPU: the prior experiment's defaults (7,200 passes as
-# example_passes counts them) took about 150 s single-threaded, about two minutes on two cores (README).
-MINILM_SECONDS_PER_PASS = 0.017
+# Seconds per example pass of minilm in fp32 on an idle 2-core CPU: the prior experiment's defaults (7,200 passes
+# as example_passes counts them) took 36 s of training and evaluation in fp32 (39.5 s with start-up), 31 s in bf16
+# (docs/performance.md); a machine shared with other work takes several times as long.
+MINILM_SECONDS_PER_PASS = 0.005
 
 
 def example_passes(configs) -> int:
@@ -114,13 +115,13 @@ def example_passes(configs) -> int:
 
 
 def time_estimate(configs, model: str) -> str:
-    """'about N example passes' and, for the built-in models, a rough time on a 2-core laptop CPU."""
+    """'about N example passes' and, for the built-in models, a rough time on an idle 2-core CPU."""
     passes = example_passes(configs)
     text = f"about {passes:,} example passes"
     if model == "minilm":
-        minutes = passes * MINILM_SECONDS_PER_PASS / 60
-        text += (f", roughly {minutes:.0f} minutes with minilm on a 2-core laptop CPU" if minutes >= 1.5 else
-                 ", under two minutes with minilm on a 2-core laptop CPU")
+        seconds = passes * MINILM_SECONDS_PER_PASS
+        text += (f", roughly {seconds / 60:.0f} minutes with minilm on an idle 2-core CPU" if seconds >= 90 else
+                 f", about {max(10, round(seconds, -1)):.0f} s with minilm on an idle 2-core CPU")
     elif model.startswith("tiny-"):
         text += ", seconds with a tiny model"
     return text
