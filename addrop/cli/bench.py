@@ -29,6 +29,9 @@ def add_parser(sub):
     p.add_argument("--epoch-batches", type=int, default=None,
                    help="batches per epoch of the cross-tuned pair (default 20, quick 2)")
     p.add_argument("--iga-steps", type=int, default=20, help="IGA steps m (default 20)")
+    p.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "auto"],
+                   help="of the training steps and epochs, ours and the Trainer's (bf16: autocast; auto: bf16 where "
+                        "the device computes it natively); the explorer's passes stay fp32 (default fp32)")
     p.add_argument("--threads", type=int, default=None,
                    help="torch intra-op threads (default: torch's own choice, usually the core count)")
     p.add_argument("--seed", type=int, default=0, help="seed (data subset, head init, masks)")
@@ -102,7 +105,7 @@ def run(a) -> int:
         opts = replace(opts, repeats=a.repeats)
     if a.epoch_batches is not None:
         opts = replace(opts, epoch_batches=a.epoch_batches)
-    opts = replace(opts, iga_steps=a.iga_steps)
+    opts = replace(opts, iga_steps=a.iga_steps, precision=a.precision)
     rec = run_bench(model=a.model, device=a.device, batch_size=a.batch_size, quick=a.quick, settings=opts,
                     data=a.data, seed=a.seed, threads=a.threads, progress=lambda s: print(s, file=sys.stderr, flush=True))
     atomic_write_json(a.out, rec)

@@ -126,9 +126,10 @@ def train_step(model, batch: dict, optimizer, scheduler, max_grad_norm: float, d
 
 
 def clip_gradients(model, max_norm: float) -> torch.Tensor:
-    """`torch.nn.utils.clip_grad_norm_`, the same gradients bit for bit. On the CPU, where reading the norm costs no
-    device sync, the gradients are left as they are when the norm is within `max_norm` (clip_grad_norm_ multiplies
-    them all by exactly 1 then: a pass over every gradient, 3% of a minilm step). Returns the total norm."""
+    """`torch.nn.utils.clip_grad_norm_`, the same gradients bit for bit (for a finite norm). On the CPU, where
+    reading the norm costs no device sync, the gradients are left as they are when the norm is within `max_norm`
+    (clip_grad_norm_ multiplies them all by exactly 1 then: a pass over every gradient, 3% of a minilm step).
+    Returns the total norm."""
     params = [p for p in model.parameters() if p.grad is not None]
     if not params or params[0].device.type != "cpu":
         return torch.nn.utils.clip_grad_norm_(params, max_norm)

@@ -198,3 +198,21 @@ def test_the_headline_is_a_trimmed_mean_that_ignores_an_outlying_repeat():
 
 def test_steps_run_in_the_layout_a_run_uses(record):
     assert record["layout"] == "packed"  # tiny-bert on the CPU packs, as its runs do
+
+
+def test_steps_run_in_the_precision_asked():
+    """--precision bf16 runs the steps as a bf16 run does (engine.training's autocast): close to fp32, not equal."""
+    from addrop.engine.models import clone_model, load_model
+    from addrop.experiments.bench.steps import Stepper
+
+    loaded = load_model("tiny-bert", "cpu", num_labels=2)
+    g = torch.Generator().manual_seed(0)
+    batch = {"input_ids": torch.randint(1000, 2000, (4, 12), generator=g),
+             "attention_mask": torch.ones(4, 12, dtype=torch.long), "labels": torch.tensor([0, 1, 0, 1])}
+    losses = {}
+    for p in ("fp32", "bf16"):
+        stepper = Stepper(clone_model(loaded), 10, precision=p)
+        losses[p] = [stepper.addrop_step(batch, stepper.acfg("ga", None)), stepper.train_step(batch)]
+    assert losses["fp32"] != losses["bf16"]
+    assert losses["bf16"] == pytest.approx(losses["fp32"], abs=5e-3)
+    assert Settings().precision == "fp32"

@@ -119,7 +119,7 @@ def _check(lengths, batch_size, iga_steps, repeats, cap_s) -> list[int]:
 
 def length_sweep(loaded: LoadedModel, lengths=(32, 64, 128, 256, 512), batch_size: int = 4, iga_steps: int = 20,
                  repeats: int = 3, cap_s: float = 20.0, progress: Callable[[str], None] | None = None,
-                 seed: int = 0, copy: bool = True, threads: int | None = None) -> dict:
+                 seed: int = 0, copy: bool = True, threads: int | None = None, precision: str = "fp32") -> dict:
     """Measure every method at every length (see the module docstring); returns the JSON-ready record:
 
     {"batch_size", "lengths" (the measured ones), "too_long" (over the model's limit, not measured),
@@ -132,19 +132,19 @@ def length_sweep(loaded: LoadedModel, lengths=(32, 64, 128, 256, 512), batch_siz
     todo = _check(lengths, batch_size, iga_steps, repeats, cap_s)
     with torch_threads(threads), allocator_tuned() as tuned:
         rec = _sweep(clone_model(loaded) if copy else loaded, todo, batch_size, iga_steps, repeats,
-                     float(cap_s), progress or (lambda s: None), seed)
+                     float(cap_s), progress or (lambda s: None), seed, precision)
     rec["mallopt_in_process"] = tuned.applied
     rec["threads"] = torch.get_num_threads() if threads is None else threads
     return rec
 
 
-def _sweep(loaded, todo, batch_size, iga_steps, repeats, cap_s, say, seed) -> dict:
+def _sweep(loaded, todo, batch_size, iga_steps, repeats, cap_s, say, seed, precision="fp32") -> dict:
     t_start = time.perf_counter()
     dev = loaded.device
     limit = loaded.max_length  # position table (minus RoBERTa's offset), at most 512
     measured = [t for t in todo if t <= limit]
     too_long = [t for t in todo if t > limit]
-    stepper = Stepper(loaded, len(measured) * (repeats + 2) * 3 + 10, seed)
+    stepper = Stepper(loaded, len(measured) * (repeats + 2) * 3 + 10, seed, precision)
     acfgs = {"ga_all": replace(stepper.acfg("ga", None), steps=iga_steps),
              "iga_all": replace(stepper.acfg("iga", None), steps=iga_steps)}
     ecfgs = {"explorer_ga": AttributionConfig(method="ga", layers=None, steps=iga_steps),

@@ -57,6 +57,7 @@ from ...errors import UserError
 from .machine import allocator_tuned, load_average, machine_info, malloc_env_status, peak_rss_mb
 from .report import STEP_KEYS, check_targets
 from .timing import interleaved, paired, peak_memory_mb, stats, torch_threads, trimmed_mean
+from ...engine.precision import resolve_precision
 from .lengths import length_sweep
 from .steps import Stepper
 from .trainers import compare_trainers
@@ -77,6 +78,7 @@ class Settings:
     sweep_lengths: tuple = (32, 64, 128, 256, 512)  # the length sweep (lengths.py), batch 4
     sweep_repeats: int = 3
     sweep_cap_s: float = 20.0  # a method stops at the first length where one run takes longer
+    precision: str = "fp32"  # of the training steps and epochs (engine/precision.py); the explorer's passes: fp32
 
     @classmethod
     def quick(cls) -> "Settings":
@@ -194,7 +196,8 @@ def _run(model, device, batch_size, quick, settings, data, seed, progress) -> di
     gc.collect()
     gc.freeze()  # the model and data: out of the collector's way
     n_steps = (opts.warmup + opts.repeats) * (len(STEP_KEYS) + 2) + (opts.epoch_repeats + 1) * 4 * opts.epoch_batches
-    stepper = Stepper(loaded, n_steps, seed)
+    precision = resolve_precision(opts.precision, loaded.device)
+    stepper = Stepper(loaded, n_steps, seed, precision)
     acfgs = {f"{m}_{w}": stepper.acfg(m, None if w == "all" else (0,)) for m in METHODS for w in ("all", "layer0")}
     acfgs["ga_reference_all"] = stepper.acfg("ga", None)
     acfgs = {k: replace(a, steps=opts.iga_steps) for k, a in acfgs.items()}
@@ -266,12 +269,12 @@ def _run(model, device, batch_size, quick, settings, data, seed, progress) -> di
     n_ex = opts.epoch_batches * batch_size
     say(f"trainers: our epochs against transformers.Trainer, {n_ex} examples, {opts.trainer_repeats} repeats")
     trainers = compare_trainers(loaded, examples[:n_ex], labels[:n_ex], batch_size,
-                                opts.trainer_repeats, min(opts.warmup, 1), seed, say)
+                                opts.trainer_repeats, min(opts.warmup, 1), seed, say, precision)
 
     # 6. how cost grows with the length (lengths.py): synthetic batches of 4 x T tokens, one sentence of T
     say(f"lengths: T = {', '.join(map(str, opts.sweep_lengths))}, batch 4, cap {opts.sweep_cap_s:g} s a run")
     sweep = length_sweep(loaded, opts.sweep_lengths, 4, opts.iga_steps, opts.sweep_repeats, opts.sweep_cap_s, say,
-                         seed)
+                         seed, precision=precision)
 
     # 7. peak memory, one untimed run each
     say("memory: one run of each")
@@ -300,7 +303,7 @@ def _run(model, device, batch_size, quick, settings, data, seed, progress) -> di
                  "lengths": [int(b["input_ids"].shape[1]) for b in all_batches],
                  "mean_real_tokens": float(sum(int(b["attention_mask"].sum()) for b in all_batches)
                                            / sum(int(b["attention_mask"].shape[0]) for b in all_batches))},
-        "settings": opts.__dict__ | {"layers": L, "heads": loaded.num_heads},
+        "settings": opts.__dict__ | {"layers": L, "heads": loaded.num_heads, "precision": precision},
         # wall clock: the headline figures
         # the headline ratio: the trimmed mean of the per-repeat ratios (timing.trimmed_mean), robust to repeats a
         # neighbour's load slowed; min, median and max in ratio_stats

@@ -148,7 +148,8 @@ def table_rows(rec: dict) -> list[tuple[str, ...]]:
 def header(rec: dict) -> str:
     m = rec["machine"]
     return (f"AD-DROP cost: {rec['model']} on {rec['device']} ({m['cpu']}, {m['cpus']} cpus, {m['threads']} torch "
-            f"threads, torch {m['torch']}), batch {rec['batch_size']}, {'quick' if rec['quick'] else 'full'} run, "
+            f"threads, torch {m['torch']}), batch {rec['batch_size']}, "
+            f"{rec.get('settings', {}).get('precision', 'fp32')}, {'quick' if rec['quick'] else 'full'} run, "
             f"malloc env {'set' if rec['malloc_env']['set'] else 'NOT set'}, load average "
             f"{rec['loadavg']['start']} -> {rec['loadavg']['end']}")
 

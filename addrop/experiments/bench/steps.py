@@ -13,6 +13,7 @@ from ...core.masking import make_drops
 from ...core.objective import objective, target_classes
 from ...core.passes import eval_mode, model_inputs
 from ...engine.models import LoadedModel
+from ...engine.precision import autocast
 from ...engine.training import make_optimizer, train_step, use_packing
 from .timing import sync
 
@@ -20,8 +21,9 @@ from .timing import sync
 class Stepper:
     """One model, one optimizer: the trainer's own step (`engine.training.train_step`), with or without masks."""
 
-    def __init__(self, loaded: LoadedModel, total_steps: int, seed: int = 0):
+    def __init__(self, loaded: LoadedModel, total_steps: int, seed: int = 0, precision: str = "fp32"):
         self.loaded = loaded
+        self.precision = precision  # resolved: fp32 or bf16 (engine/precision.py), every pass of every step
         self.cfg = TrainConfig(model=loaded.name, strategy="addrop", seed=seed)
         self.opt, self.sched = make_optimizer(loaded.model, self.cfg, max(total_steps, 10))
         self.gen = torch.Generator(device=loaded.device).manual_seed(seed + 1)
@@ -36,12 +38,14 @@ class Stepper:
         """The trainer's step: masked (or plain) forward, backward, clipping, optimizer and scheduler."""
         model = self.loaded.model
         model.train()
-        return train_step(model, batch, self.opt, self.sched, self.cfg.max_grad_norm, drops, self.packed)
+        return train_step(model, batch, self.opt, self.sched, self.cfg.max_grad_norm, drops, self.packed,
+                          self.precision)
 
     def addrop_step(self, batch: dict, acfg: AttributionConfig, key: str | None = None) -> float:
         """The trainer's AD-DROP step: Algorithm 1's masks for the batch, then the masked step."""
         t0 = time.perf_counter()
-        drops, _ = drops_for(self.loaded.model, batch, acfg, self.gen)
+        with autocast(self.precision, self.loaded.device):
+            drops, _ = drops_for(self.loaded.model, batch, acfg, self.gen)
         if key is not None:
             sync(self.loaded.device)
             self.drop_ms.setdefault(key, []).append((time.perf_counter() - t0) * 1000.0)
@@ -49,7 +53,8 @@ class Stepper:
 
     def reference_ga_step(self, batch: dict, acfg: AttributionConfig) -> float:
         """GA the way the reference code does it: one autograd call per layer (same padding as ours)."""
-        scores = reference_ga(self.loaded, batch, acfg)
+        with autocast(self.precision, self.loaded.device):
+            scores = reference_ga(self.loaded, batch, acfg)
         layers = resolve_layers(acfg.layers, self.loaded.num_layers)
         key_mask = batch["attention_mask"].bool()
         _, dropped = make_drops(scores, key_mask, acfg.p, acfg.q, acfg.mode, acfg.ties, acfg.fixed_rate, self.gen)

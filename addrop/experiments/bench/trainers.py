@@ -49,8 +49,9 @@ class _Examples(torch.utils.data.Dataset):
         return {**self.enc[i], "labels": self.labels[i]}
 
 
-def _settings(loaded: LoadedModel, batch_size: int, seed: int) -> TrainConfig:
+def _settings(loaded: LoadedModel, batch_size: int, seed: int, precision: str = "fp32") -> TrainConfig:
     return TrainConfig(model=loaded.name, strategy="addrop", batch_size=batch_size, seed=seed, lr=2e-5,
+                       precision=precision,
                        weight_decay=0.01, warmup_ratio=0.1, max_grad_norm=1.0, lr_schedule="linear",
                        attribution=AttributionConfig(method="ga", layers=None))
 
@@ -65,7 +66,8 @@ def our_epoch(loaded: LoadedModel, enc, labels, cfg: TrainConfig, masked: bool) 
     gen = torch.Generator(device=loaded.device).manual_seed(cfg.seed + 1)
     acfg = cfg.masking()
     for batch in batches(enc, labels, cfg.batch_size, shuffle=True, generator=shuffle):
-        batch_step(model, batch, opt, sched, cfg.max_grad_norm, acfg if masked else None, gen, packed)
+        batch_step(model, batch, opt, sched, cfg.max_grad_norm, acfg if masked else None, gen, packed,
+                   cfg.precision)
 
 
 def trainer_epoch(loaded: LoadedModel, enc, labels, cfg: TrainConfig, addrop: bool) -> None:
@@ -80,7 +82,7 @@ def trainer_epoch(loaded: LoadedModel, enc, labels, cfg: TrainConfig, addrop: bo
             weight_decay=cfg.weight_decay, warmup_steps=cfg.warmup_ratio, lr_scheduler_type="linear",
             max_grad_norm=cfg.max_grad_norm, optim="adamw_torch_fused", seed=cfg.seed, logging_strategy="no",
             save_strategy="no", eval_strategy="no", report_to=[], disable_tqdm=True, dataloader_num_workers=0,
-            use_cpu=loaded.device.type == "cpu")
+            use_cpu=loaded.device.type == "cpu", bf16=cfg.precision == "bf16")
         kw = dict(model=loaded.model, args=args, train_dataset=_Examples(enc, labels),
                   data_collator=DataCollatorWithPadding(loaded.tokenizer))
         if addrop:
@@ -94,10 +96,10 @@ def trainer_epoch(loaded: LoadedModel, enc, labels, cfg: TrainConfig, addrop: bo
 
 
 def compare_trainers(loaded: LoadedModel, enc, labels, batch_size: int = 16, repeats: int = 3, warmup: int = 1,
-                     seed: int = 0, progress: Callable[[str], None] | None = None) -> dict:
+                     seed: int = 0, progress: Callable[[str], None] | None = None, precision: str = "fp32") -> dict:
     """Time the four epochs (module docstring) over `enc` (tokenized examples) and `labels`; JSON-ready record:
     per-epoch ms stats on both clocks and the paired ratios RATIOS (median as the headline, with stats)."""
-    cfg = _settings(loaded, batch_size, seed)
+    cfg = _settings(loaded, batch_size, seed, precision)  # resolved: fp32 or bf16 (the Trainer's bf16=True)
     fresh: dict[str, LoadedModel] = {}
 
     def prepare(key: str) -> LoadedModel:  # the copy a timed epoch trains, made before the clock starts
