@@ -17,7 +17,8 @@ def add_parser(sub) -> None:
                                    "what the runs show.")
     # the drop-* strategies fix the attribution (gold-label GA, exactly the share --rate): none of it is an option
     add_training_options(p, skip=("strategy", "cross_tuning", "clean_train_loss", "save_weights", "method", "steps",
-                                  "target", "p", "q"), defaults={"layers": PRIOR_DEFAULTS["layers"], "precision": PRIOR_DEFAULTS["precision"]})
+                                  "target", "p", "q"),
+                         defaults={"layers": PRIOR_DEFAULTS["layers"], "precision": PRIOR_DEFAULTS["precision"]})
     p.add_argument("--rate", type=float, default=PRIOR_DEFAULTS["rate"],
                    help=f"share of each row dropped (default {PRIOR_DEFAULTS['rate']:g})")
     p.set_defaults(func=run)
