@@ -8,7 +8,7 @@ from addrop.experiments import plans, verdicts
 from addrop.studio import plots
 from addrop.config import COUNTS, PRECISIONS, TrainConfig
 from addrop.errors import UserError
-from addrop.engine.precision import resolve_precision
+from addrop.engine.precision import ran_in, resolve_precision
 from addrop.engine.runs import list_runs, metrics_frame
 from pages import _common as ui
 from pages import _jobs as jobs
@@ -133,7 +133,7 @@ def results(frame: pd.DataFrame, show_clean: bool, key: str, recs) -> None:
     counts = {(r.config.get("attribution") or {}).get("count") for r in recs
               if isinstance(r.config, dict) and str(r.config.get("strategy", "")).startswith("drop-")}
     counts.discard(None)
-    precisions = sorted({str(r.config.get("precision") or "fp32") for r in recs if isinstance(r.config, dict)})
+    precisions = ran_in(recs)
     notes = [f"Keys dropped per row: {'; '.join(COUNT_LABELS.get(k, str(k)) for k in sorted(counts))} (the "
              "dropped_share column shows the share actually dropped)."] if counts else []
     notes += [f"Precision of the runs: {', '.join(precisions)}."] if precisions else []

@@ -47,7 +47,9 @@ def run(a) -> int:
     for sentence in prior_summary(frame):
         print(f"- {sentence}")
     print(f"(the paper's finding: {PAPER_PRIOR_FINDING})")
-    precision = ", ".join(sorted({str(r.config.get("precision")) for r in recs if isinstance(r.config, dict)}))
+    from ..engine.precision import ran_in
+
+    precision = ", ".join(ran_in(recs))
     print(f"prior experiment -> {plan.root}" + (f" ({os.path.basename(curves)})" if curves else "")
           + (f"; precision {precision}" if precision else ""))
     return 1 if failed or any(r["status"] == "waiting" for r in result["runs"]) else 0

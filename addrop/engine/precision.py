@@ -45,6 +45,12 @@ def resolve_precision(precision: str, device) -> str:
     return precision
 
 
+def ran_in(recs) -> list[str]:
+    """The precisions a group of run records (engine.runs.list_runs) ran in, sorted; fp32 for a record written
+    before the setting existed."""
+    return sorted({str(r.config.get("precision") or "fp32") for r in recs if isinstance(r.config, dict)})
+
+
 def autocast(precision: str, device):
     """The context one pass runs in: autocast to bf16 for "bf16", nothing for "fp32"."""
     if precision != "bf16":
