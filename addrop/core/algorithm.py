@@ -8,7 +8,7 @@ import torch
 
 from ..config import AttributionConfig, resolve_layers
 from .attribution import as_model, attribute
-from .masking import dropped_share, make_drops, random_scores
+from .masking import dropped_share, make_drops
 from .passes import frozen
 
 
@@ -34,7 +34,7 @@ def drops_for(model, batch: dict, acfg: AttributionConfig, generator: torch.Gene
 
     RD and the random region (drop-random) need no attribution pass. RD is drawn as the reference code draws it:
     each real key a candidate with probability p (a per-key coin, not a fixed count per row), then dropped with
-    probability q; the random scores only choose which key a row that would lose all of them gets back.
+    probability q; a row that would lose all of them gets one back, drawn uniformly (no scores are drawn else).
     Otherwise the model's weights are frozen during the attribution pass (a private training copy, so safe).
     """
     model = as_model(model)
@@ -45,17 +45,17 @@ def drops_for(model, batch: dict, acfg: AttributionConfig, generator: torch.Gene
         scores = None
         if not random:
             with frozen(model):
-                scores = attribute(model, batch, acfg, labels=batch.get("labels")).scores
+                scores = attribute(model, batch, acfg, labels=batch.get("labels"), attention=False).scores
         dropped = drops_per_example(scores, key_mask, acfg, example_seeds, len(layers),
                                     model.config.num_attention_heads)
         return {l: dropped[i] for i, l in enumerate(layers)}, dropped_share(dropped, key_mask)
     if random:
         B, T = key_mask.shape
         heads = model.config.num_attention_heads
-        scores = random_scores((len(layers), B, heads, T, T), key_mask, generator)  # [L, B, H, T, T]
+        scores = (len(layers), B, heads, T, T)  # only the shape: random regions read no score
     else:
         with frozen(model):
-            scores = attribute(model, batch, acfg, labels=batch.get("labels")).scores
+            scores = attribute(model, batch, acfg, labels=batch.get("labels"), attention=False).scores
     mode = region_mode(acfg)
     _, dropped = make_drops(scores, key_mask, acfg.p, acfg.q, mode, acfg.ties, acfg.fixed_rate, generator,
                             count=acfg.count or "reference")
@@ -74,7 +74,7 @@ def drops_per_example(scores: torch.Tensor | None, key_mask: torch.Tensor, acfg:
         n = len(idx)
         gen = torch.Generator().manual_seed(int(seed))
         if scores is None:
-            sc = torch.rand((num_layers, 1, heads, n, n), generator=gen).to(key_mask.device)
+            sc = (num_layers, 1, heads, n, n)  # only the shape: random regions read no score
         else:
             sc = scores[:, i:i + 1].index_select(-2, idx).index_select(-1, idx)  # [L, 1, H, n, n]
         km = torch.ones((1, n), dtype=torch.bool, device=key_mask.device)

@@ -76,12 +76,15 @@ def choose_path(model, cfg: AttributionConfig, key_mask: torch.Tensor) -> str:
 
 
 def attribute(model, batch: dict, cfg: AttributionConfig, labels: torch.Tensor | None = None,
-              generator: torch.Generator | None = None, *, pack_tokens: int = MAX_PACK_TOKENS) -> Attribution:
+              generator: torch.Generator | None = None, *, pack_tokens: int = MAX_PACK_TOKENS,
+              attention: bool = True) -> Attribution:
     """Attribution of `batch` (tokenizer output on the model's device) with the method, backend and path of `cfg`.
 
     `model`: a model with the addrop attention installed (`core.attention.install`), or a loaded model holding
     one. `labels`: the gold labels (target gold; regression), else `batch["labels"]` when present. `generator`:
-    RD's random scores. `pack_tokens`: real tokens per packed pass at most.
+    RD's random scores. `pack_tokens`: real tokens per packed pass at most. `attention=False` (training masks,
+    which read the scores only): the attention maps are not put back into the batch's shape, and the result's
+    `attention` is None.
     """
     model = as_model(model)
     if cfg.backend == "captum":
@@ -99,14 +102,17 @@ def attribute(model, batch: dict, cfg: AttributionConfig, labels: torch.Tensor |
             pieces = _packed(model, ctrl, inputs, key_mask, layers, cfg, labels, pack_tokens)
             att, scores, logits, target = _assemble(pieces, key_mask.shape)
         elif path == "rows":
-            att, scores, logits, target = _packed_rows(model, ctrl, inputs, key_mask, layers, cfg, labels)
+            att, scores, logits, target = _packed_rows(model, ctrl, inputs, key_mask, layers, cfg, labels, attention)
         elif path in ("by-length", "per-example"):
             size = BY_LENGTH if path == "by-length" else 1
             pieces = _by_length(model, ctrl, inputs, key_mask, layers, cfg, labels, size, generator)
             att, scores, logits, target = _assemble(pieces, key_mask.shape)
         else:
             att, scores, logits, target = _one(model, ctrl, inputs, layers, cfg, labels, generator)
-    att, scores = real_only(att, key_mask), real_only(scores, key_mask)
+    if path not in ("rows", "packed"):  # those two put each example's block back onto zeros: pads are 0 already
+        att, scores = real_only(att, key_mask), real_only(scores, key_mask)
+    if not attention:
+        att = None
     return Attribution(cfg.method, "native", layers, att, scores, logits.detach(), target, key_mask,
                        time.perf_counter() - t0, path=path)
 
@@ -122,14 +128,14 @@ def _packed(model, ctrl, inputs, key_mask, layers, cfg, labels, pack_tokens):
         yield idx, unpack(a, starts, n, T), unpack(s, starts, n, T), lg, tg
 
 
-def _packed_rows(model, ctrl, inputs, key_mask, layers, cfg, labels):
+def _packed_rows(model, ctrl, inputs, key_mask, layers, cfg, labels, attention=True):
     """One pass over the batch packed into rows of its own width (packing.RowPacking, as training packs): the
     linear layers on the real tokens only, attention never wider than the padded batch's; IGA's copies are
-    repeated per row. Maps come back [L, B, H, T, T], zero on pads."""
+    repeated per row. Maps come back [L, B, H, T, T], zero on pads (the attention None unless `attention`)."""
     lay, packed, settings = pack_rows(model, inputs, key_mask)
     a, s, lg, tg = _one(model, ctrl, packed, layers, cfg, labels, None, **settings)
     T = key_mask.shape[1]
-    return lay.unpack(a, T), lay.unpack(s, T), lg, tg
+    return (lay.unpack(a, T) if attention else None), lay.unpack(s, T), lg, tg
 
 
 def _by_length(model, ctrl, inputs, key_mask, layers, cfg, labels, size, generator):

@@ -38,9 +38,12 @@ def test_rd_is_a_per_key_coin_not_a_fixed_count_per_row(load):
     n = km.sum(-1).double()
     expected = 0.3 * 0.5
     assert abs(share - expected) < 0.02, share
-    # a row with 40 keys: with a fixed count of 12 candidates, at most 12 keys can ever be dropped
-    full = d[0][:, :40, :40].sum(-1)
-    assert int(full.max()) > 12
+    # a fixed count of candidates (n - int(0.7 n), what the high region takes) caps every row's dropped keys;
+    # per-key coins exceed that cap in some rows (over every layer's rows, a sure thing for any seed)
+    every = torch.stack(list(drops.values()))  # [L, B, H, T, T]
+    rows = km[None, :, None, :].expand(every.shape[:-1])
+    cap = (n - (n * 0.7).floor()).view(1, -1, 1, 1).expand(every.shape[:-1])
+    assert bool((every.sum(-1)[rows] > cap[rows]).any())
     assert per_row.min() >= 0 and n.min() > 0
     # no row loses every real key (keep_one)
     real_keys_left = ((~d) & km[:, None, None, :]).sum(-1)

@@ -267,3 +267,18 @@ def test_random_scores_fill_each_example_and_repeat_with_the_seed():
     assert (vals > 0).all() and (vals < 1).all() and 0.4 < vals.mean().item() < 0.6
     _, dropped = make_drops(a, km, 0.3, 0.3, generator=torch.Generator().manual_seed(1))
     assert not dropped[~real.expand(shape)].any()
+
+
+def test_a_random_region_needs_only_the_shape_and_gives_back_a_uniform_key():
+    km = _lengths_mask([3, 2, 4, 1, 3, 2], T=4)  # more than MASK_GROUP examples: drawn in length groups
+    shape = (40, 6, 25, 4, 4)  # 1,000 rows of each example
+    region, dropped = make_drops(shape, km, 1.0, 1.0, "random", generator=torch.Generator().manual_seed(0))
+    real = (km[None, :, None, :, None] & km[None, :, None, None, :]).expand(shape)
+    assert region[real].all() and not region[~real].any()  # p = 1: every real key a candidate, no pad
+    kept = real & ~dropped  # q = 1 dropped them all, so each real row got exactly one key back
+    rows = km[None, :, None, :].expand(shape[:-1])
+    assert (kept.sum(-1)[rows] == 1).all() and not kept.sum(-1)[~rows].any()
+    share = kept[:, 0].sum((0, 1, 2)).float() / kept[:, 0].sum()  # which of example 0's 3 keys came back
+    assert torch.allclose(share[:3], torch.full((3,), 1 / 3), atol=0.03)
+    with pytest.raises(ValueError, match="needs scores"):
+        make_drops(shape, km, 0.3, 0.3, "high")
