@@ -11,8 +11,12 @@ checkpoints and evaluation. On an AD-DROP epoch (with cross-tuning the even epoc
 without it every epoch) each training batch first gets its attribution (GA by default, pseudo label, model in
 eval mode, no parameter gradients), the Eq. 6-7 masks are drawn from it, and the loss is the one of the masked
 forward pass (Algorithm 1). The masks are pinned to their layers for the whole `training_step`, forward and
-backward, so gradient checkpointing (reentrant or not) recomputes the masked forward. Evaluation and prediction
-never mask. With ``addrop=None`` or ``enabled=False`` the class is exactly `transformers.Trainer` (the model is
+backward, so gradient checkpointing (reentrant or not) recomputes the masked forward. On a CPU the masked steps
+run packed (``layout="auto"``; core/packing.py: each batch's real tokens in rows of its own width, the same loss
+and gradients as the padded pass to rounding) where the model, the batch and the setup allow it: no gradient
+checkpointing, right padding, and nothing but input_ids, attention_mask, token_type_ids and [B] labels in the
+batch; elsewhere they run padded, as the Trainer's. Evaluation, prediction and plain steps are the Trainer's own
+and never mask. With ``addrop=None`` or ``enabled=False`` the class is exactly `transformers.Trainer` (the model is
 not even touched). Layers default to the paper's for ``task`` (ADDropConfig), all layers without one.
 
 The model must route its attention through transformers' AttentionInterface (BERT, RoBERTa, ELECTRA,
@@ -34,10 +38,14 @@ import torch
 from torch.utils.data import IterableDataset
 from transformers import Trainer
 
-from ..config import PAPER, AttributionConfig, paper_layers, parse_layers, resolve_layers
+from ..config import LAYOUTS, PAPER, AttributionConfig, paper_layers, parse_layers, resolve_layers
 from ..core.algorithm import drops_for, is_addrop_epoch
 from ..core.attention import install
+from ..core.grouping import right_padded
+from ..core.packing import packed_pass
 from ..errors import UserError
+
+PACKABLE_KEYS = frozenset({"input_ids", "attention_mask", "token_type_ids", "labels"})
 
 
 @dataclass
@@ -61,8 +69,13 @@ class ADDropConfig:
     # each example's masks from its own seed (the run's seed, its place in the global batch order): the draws
     # then do not depend on the number of processes, so data-parallel AD-DROP epochs match one process's
     seed_per_example: bool = False
+    # the masked steps' batches: auto = packed on a CPU where allowed (see the module docstring), packed = wherever
+    # allowed, padded = as the Trainer's
+    layout: str = "auto"
 
     def __post_init__(self):
+        if self.layout not in LAYOUTS:
+            raise UserError(f"layout must be one of {', '.join(LAYOUTS)}, not {self.layout!r}")
         self.layers = parse_layers(self.layers)
         if self.layers == PAPER:
             self.layers = paper_layers(self.task)
@@ -96,7 +109,7 @@ class ADDropConfig:
             a = value.attribution
             return cls(method=a.method, p=a.p, q=a.q, layers=a.layers, target=a.target, steps=a.steps,
                        cross_tuning=value.cross_tuning, seed=value.seed, task=value.task,
-                       attribution_pass=a.attribution_pass)
+                       attribution_pass=a.attribution_pass, layout=value.layout)
         if isinstance(value, dict):
             names = {f.name for f in fields(cls)}
             unknown = sorted(set(value) - names)
@@ -117,6 +130,8 @@ class ADDropTrainer(Trainer):
         self._addrop_shares: list[float] = []
         self._addrop_last_epoch: int | None = None
         self._addrop_micro = 0  # masked micro-batches so far (seed_per_example)
+        self._addrop_packed: tuple[dict, dict] | None = None  # this step's packed inputs and controller settings
+        self.addrop_packed_steps = 0  # masked steps that ran packed
         self.addrop_epochs: list[int] = []  # the epochs (from 1) in which masked steps ran
         if self.addrop_enabled and self.args.n_gpu > 1:
             # DataParallel runs replicas in threads, and the mask settings are per thread: they would be lost
@@ -180,8 +195,38 @@ class ADDropTrainer(Trainer):
         drops = self._addrop_step_drops(model, inputs) if self.addrop_enabled else None
         if drops is None:
             return super().training_step(model, inputs, num_items_in_batch=num_items_in_batch)
-        with self.accelerator.unwrap_model(model).addrop.pin(drops):
+        unwrapped = self.accelerator.unwrap_model(model)
+        batch = self._prepare_inputs(inputs)
+        if self._addrop_can_pack(unwrapped, batch):
+            packed, settings = packed_pass(unwrapped, batch, drops)  # the masks move to the packed rows too
+            self._addrop_packed = (dict(packed, labels=batch["labels"]), settings)
+            self.addrop_packed_steps += 1
+            try:
+                return super().training_step(model, inputs, num_items_in_batch=num_items_in_batch)
+            finally:
+                self._addrop_packed = None
+        with unwrapped.addrop.pin(drops):
             return super().training_step(model, inputs, num_items_in_batch=num_items_in_batch)
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        """The Trainer's own loss; in a packed masked step, of the packed batch (logits [B, C] in the batch's
+        order, so label smoothing and a compute_loss_func see what they would see padded)."""
+        if self._addrop_packed is None:
+            return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+        packed, settings = self._addrop_packed
+        with self.accelerator.unwrap_model(model).addrop.pass_settings(**settings):
+            return super().compute_loss(model, dict(packed), return_outputs, num_items_in_batch)
+
+    def _addrop_can_pack(self, model, batch: dict) -> bool:
+        """Whether this masked step can run packed (see the module docstring)."""
+        layout, ctrl = self.addrop_config.layout, model.addrop
+        if layout == "padded" or (layout == "auto" and batch["input_ids"].device.type != "cpu"):
+            return False
+        labels = batch.get("labels")
+        checkpointing = any(getattr(m, "gradient_checkpointing", False) is True for m in model.modules())
+        return (ctrl.can_pack and not ctrl.per_token and not checkpointing
+                and set(batch) <= PACKABLE_KEYS and "attention_mask" in batch
+                and isinstance(labels, torch.Tensor) and labels.dim() == 1 and right_padded(batch["attention_mask"]))
 
     def train(self, *args, **kwargs):
         for message in self.addrop_warnings():

@@ -25,6 +25,7 @@ from addrop.core.attribution import attribute  # noqa: E402
 from addrop.core.masking import candidate_region, make_drops  # noqa: E402
 from addrop.core.passes import model_inputs  # noqa: E402
 from addrop.engine.hf_trainer import ADDropConfig, ADDropTrainer  # noqa: E402
+from addrop.errors import UserError  # noqa: E402
 from addrop.studio.explore import jaccard  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -68,12 +69,14 @@ def test_gradient_checkpointing_gives_the_masked_gradients(load, reentrant):
         model = loaded.model
         if gc:
             model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": reentrant})
+        # padded both times: with dropout on, only the same layout draws the same noise (the packed step without
+        # checkpointing: test_masked_steps_run_packed_on_the_cpu_with_the_padded_gradients)
         tr = ADDropTrainer(model=model, args=_args(), addrop=ADDropConfig(p=0.5, q=0.5, layers="all",
-                                                                         cross_tuning=False))
+                                                                         cross_tuning=False, layout="padded"))
         torch.manual_seed(1)  # dropout of the masked pass (checkpointing replays the same draws)
         _step(tr, model, _batch(loaded))
         out[gc] = _grads(model)
-        assert tr.addrop_epochs == [1]
+        assert tr.addrop_epochs == [1] and tr.addrop_packed_steps == 0
     assert out[True].keys() == out[False].keys() and out[True]
     for n in out[False]:
         torch.testing.assert_close(out[True][n], out[False][n], rtol=1e-5, atol=1e-7, msg=n)
@@ -84,6 +87,41 @@ def test_gradient_checkpointing_gives_the_masked_gradients(load, reentrant):
     _step(tr, loaded.model, _batch(loaded))
     plain = _grads(loaded.model)
     assert any(not torch.allclose(plain[n], out[False][n]) for n in plain)
+
+
+def _no_dropout(model):
+    for m in model.modules():
+        if isinstance(m, torch.nn.Dropout):
+            m.p = 0.0
+    return model
+
+
+def test_masked_steps_run_packed_on_the_cpu_with_the_padded_gradients(load):
+    """layout auto packs a masked step on the CPU: the gradients of the padded step (dropout off, as the two
+    layouts draw dropout over different shapes). Checkpointing, inputs it does not know, left padding or
+    layout padded keep a step padded."""
+    out = {}
+    for layout in ("auto", "padded"):
+        loaded = load("tiny-bert", seed=0)
+        model = _no_dropout(loaded.model)
+        tr = ADDropTrainer(model=model, args=_args(), addrop=ADDropConfig(p=0.5, q=0.5, layers="all",
+                                                                         cross_tuning=False, layout=layout))
+        _step(tr, model, _batch(loaded))
+        out[layout] = _grads(model)
+        assert tr.addrop_packed_steps == (layout == "auto")
+    assert out["auto"].keys() == out["padded"].keys() and out["auto"]
+    for n in out["padded"]:
+        torch.testing.assert_close(out["auto"][n], out["padded"][n], rtol=1e-4, atol=1e-6, msg=n)
+    loaded = load("tiny-bert", seed=0)
+    tr = ADDropTrainer(model=loaded.model, args=_args(), addrop=ADDropConfig(layers="all", cross_tuning=False))
+    batch = _batch(loaded)
+    _step(tr, loaded.model, _batch(loaded, "left"))
+    _step(tr, loaded.model, {**batch, "position_ids": torch.arange(batch["input_ids"].shape[1])[None]})
+    loaded.model.gradient_checkpointing_enable()
+    _step(tr, loaded.model, batch)
+    assert tr.addrop_packed_steps == 0
+    with pytest.raises(UserError, match="layout"):
+        ADDropConfig(layout="rows")
 
 
 @pytest.mark.parametrize("reentrant", [True, False])
