@@ -25,7 +25,7 @@ def add_parser(sub):
     p.add_argument("--quick", action="store_true", help="CI mode: few repeats and batches, every key still there")
     p.add_argument("--data", default="auto", choices=["auto", "sst-2", "demo"],
                    help="auto: SST-2 from ADDROP_GLUE_DIR or ../shared/data/glue when present, else the demo set")
-    p.add_argument("--repeats", type=int, default=None, help="interleaved repeats of the steps (default 12, quick 3)")
+    p.add_argument("--repeats", type=int, default=None, help="interleaved repeats of the steps (default 20, quick 3)")
     p.add_argument("--epoch-batches", type=int, default=None,
                    help="batches per epoch of the cross-tuned pair (default 20, quick 2)")
     p.add_argument("--iga-steps", type=int, default=20, help="IGA steps m (default 20)")
