@@ -9,6 +9,7 @@ import torch
 from ..config import AttributionConfig, resolve_layers
 from .attribution import as_model, attribute
 from .masking import dropped_share, make_drops
+from .packing import RowDrops, RowPacking
 from .passes import frozen
 
 
@@ -25,8 +26,13 @@ def region_mode(acfg: AttributionConfig) -> str:
 
 
 def drops_for(model, batch: dict, acfg: AttributionConfig, generator: torch.Generator,
-              example_seeds: list[int] | None = None):
+              example_seeds: list[int] | None = None, packed: bool = False):
     """The masks of one training batch. Returns ({layer: bool [B, H, T, T]}, the share of real positions dropped).
+
+    `packed` (a training pass that runs packed, engine.training.use_packing): the masks are drawn on the packed
+    rows where the attribution's scores are (attribution path "rows"; RD and the random region always) and come
+    back as a packing.RowDrops for that pass; the same rule on the same real (row, key) pairs, the coins drawn over
+    the packed shape (so a seed gives other coins than in the padded shape).
 
     `example_seeds` (one int per example): each example's draws come from its own generator over its own real
     tokens, so they do not depend on which other examples share the batch, on padding, or on the process that
@@ -49,17 +55,21 @@ def drops_for(model, batch: dict, acfg: AttributionConfig, generator: torch.Gene
         dropped = drops_per_example(scores, key_mask, acfg, example_seeds, len(layers),
                                     model.config.num_attention_heads)
         return {l: dropped[i] for i, l in enumerate(layers)}, dropped_share(dropped, key_mask)
+    heads = model.config.num_attention_heads
+    lay = None
     if random:
-        B, T = key_mask.shape
-        heads = model.config.num_attention_heads
+        lay = RowPacking(key_mask) if packed else None
+        B, T = (lay.rows, lay.width) if packed else key_mask.shape
         scores = (len(layers), B, heads, T, T)  # only the shape: random regions read no score
     else:
         with frozen(model):
-            scores = attribute(model, batch, acfg, labels=batch.get("labels"), attention=False).scores
-    mode = region_mode(acfg)
-    _, dropped = make_drops(scores, key_mask, acfg.p, acfg.q, mode, acfg.ties, acfg.fixed_rate, generator,
+            res = attribute(model, batch, acfg, labels=batch.get("labels"), attention=False, keep_rows=packed)
+        scores, lay = res.scores, res.extra.get("rows")
+    pairs = lay.pairs() if lay is not None else key_mask  # scores [L, R, H, W, W] on the rows, or [L, B, H, T, T]
+    _, dropped = make_drops(scores, pairs, acfg.p, acfg.q, region_mode(acfg), acfg.ties, acfg.fixed_rate, generator,
                             count=acfg.count or "reference")
-    return {l: dropped[i] for i, l in enumerate(layers)}, dropped_share(dropped, key_mask)
+    masks = {l: dropped[i] for i, l in enumerate(layers)}
+    return (RowDrops(lay, masks) if lay is not None else masks), dropped_share(dropped, pairs)
 
 
 def drops_per_example(scores: torch.Tensor | None, key_mask: torch.Tensor, acfg: AttributionConfig,

@@ -77,14 +77,15 @@ def choose_path(model, cfg: AttributionConfig, key_mask: torch.Tensor) -> str:
 
 def attribute(model, batch: dict, cfg: AttributionConfig, labels: torch.Tensor | None = None,
               generator: torch.Generator | None = None, *, pack_tokens: int = MAX_PACK_TOKENS,
-              attention: bool = True) -> Attribution:
+              attention: bool = True, keep_rows: bool = False) -> Attribution:
     """Attribution of `batch` (tokenizer output on the model's device) with the method, backend and path of `cfg`.
 
     `model`: a model with the addrop attention installed (`core.attention.install`), or a loaded model holding
     one. `labels`: the gold labels (target gold; regression), else `batch["labels"]` when present. `generator`:
     RD's random scores. `pack_tokens`: real tokens per packed pass at most. `attention=False` (training masks,
     which read the scores only): the attention maps are not put back into the batch's shape, and the result's
-    `attention` is None.
+    `attention` is None. `keep_rows` (with attention=False; packed training steps): where the path is "rows", the
+    scores stay on the packed rows, [L, R, H, W, W], and `extra["rows"]` holds their packing.RowPacking.
     """
     model = as_model(model)
     if cfg.backend == "captum":
@@ -102,7 +103,8 @@ def attribute(model, batch: dict, cfg: AttributionConfig, labels: torch.Tensor |
             pieces = _packed(model, ctrl, inputs, key_mask, layers, cfg, labels, pack_tokens)
             att, scores, logits, target = _assemble(pieces, key_mask.shape)
         elif path == "rows":
-            att, scores, logits, target = _packed_rows(model, ctrl, inputs, key_mask, layers, cfg, labels, attention)
+            att, scores, logits, target, lay = _packed_rows(model, ctrl, inputs, key_mask, layers, cfg, labels,
+                                                            attention, keep_rows and not attention)
         elif path in ("by-length", "per-example"):
             size = BY_LENGTH if path == "by-length" else 1
             pieces = _by_length(model, ctrl, inputs, key_mask, layers, cfg, labels, size, generator)
@@ -113,8 +115,9 @@ def attribute(model, batch: dict, cfg: AttributionConfig, labels: torch.Tensor |
         att, scores = real_only(att, key_mask), real_only(scores, key_mask)
     if not attention:
         att = None
+    extra = {"rows": lay} if path == "rows" and lay is not None else {}
     return Attribution(cfg.method, "native", layers, att, scores, logits.detach(), target, key_mask,
-                       time.perf_counter() - t0, path=path)
+                       time.perf_counter() - t0, path=path, extra=extra)
 
 
 def _packed(model, ctrl, inputs, key_mask, layers, cfg, labels, pack_tokens):
@@ -128,14 +131,17 @@ def _packed(model, ctrl, inputs, key_mask, layers, cfg, labels, pack_tokens):
         yield idx, unpack(a, starts, n, T), unpack(s, starts, n, T), lg, tg
 
 
-def _packed_rows(model, ctrl, inputs, key_mask, layers, cfg, labels, attention=True):
+def _packed_rows(model, ctrl, inputs, key_mask, layers, cfg, labels, attention=True, keep_rows=False):
     """One pass over the batch packed into rows of its own width (packing.RowPacking, as training packs): the
     linear layers on the real tokens only, attention never wider than the padded batch's; IGA's copies are
-    repeated per row. Maps come back [L, B, H, T, T], zero on pads (the attention None unless `attention`)."""
+    repeated per row. Maps come back [L, B, H, T, T], zero on pads (the attention None unless `attention`), and
+    the packing None; with `keep_rows`, the scores as they are, [L, R, H, W, W], and the packing."""
     lay, packed, settings = pack_rows(model, inputs, key_mask)
     a, s, lg, tg = _one(model, ctrl, packed, layers, cfg, labels, None, **settings)
+    if keep_rows:
+        return None, s, lg, tg, lay
     T = key_mask.shape[1]
-    return (lay.unpack(a, T) if attention else None), lay.unpack(s, T), lg, tg
+    return (lay.unpack(a, T) if attention else None), lay.unpack(s, T), lg, tg, None
 
 
 def _by_length(model, ctrl, inputs, key_mask, layers, cfg, labels, size, generator):

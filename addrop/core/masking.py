@@ -2,10 +2,16 @@
 
 `candidate_region` marks the candidate discard region S (True = candidate); `sample_drops` draws the dropped
 positions inside it with probability q. The additive dtype-min form exists only inside attention.py.
+
+Which (query row, key) pairs are real is a `RealPairs`: from a padded batch's key mask [B, T] (`real_pairs`), or
+from the segments of a packed batch (`segment_pairs`: rows [R, W] of several examples each, as packing.RowPacking
+places them), so a packed training step draws its masks where its scores already are, [L, R, H, W, W], without
+moving them to the padded shape and back. Every function below that takes `key_mask` takes either.
 """
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 
@@ -14,12 +20,38 @@ from .grouping import length_groups
 MASK_GROUP = 4  # examples per length group when the masks of a padded CPU batch are made (0: one padded call)
 
 
-def _real(key_mask: torch.Tensor, shape) -> tuple[torch.Tensor, torch.Tensor]:
-    """key_mask [B, T] (True = real token) -> (real keys, real query rows), broadcastable to [L, B, H, T, T]."""
+@dataclass(frozen=True)
+class RealPairs:
+    """The real (query row, key) pairs of a mask, each tensor broadcastable to [L, B, H, T, T]."""
+
+    keys: torch.Tensor  # bool: a real key of the row's own example ([1, B, 1, 1, T] padded, [1, R, 1, W, W] packed)
+    rows: torch.Tensor  # bool: a real query row ([1, B, 1, T, 1])
+    n: torch.Tensor  # long: real keys of the row's example ([1, B, 1, 1, 1] padded, [1, R, 1, W, 1] packed; 0 on pads)
+    total: int  # real pairs per layer and head: the sum over examples of n * n
+
+    @property
+    def device(self) -> torch.device:
+        return self.keys.device
+
+
+def real_pairs(key_mask: torch.Tensor | RealPairs) -> RealPairs:
+    """The real pairs of a padded batch: key_mask [B, T] (True = real token); a RealPairs is returned as it is."""
+    if isinstance(key_mask, RealPairs):
+        return key_mask
     km = key_mask.bool()
-    keys = km[None, :, None, None, :]  # [1, B, 1, 1, T]
-    rows = km[None, :, None, :, None]  # [1, B, 1, T, 1]
-    return keys, rows
+    n = km.sum(-1)  # [B]
+    return RealPairs(km[None, :, None, None, :], km[None, :, None, :, None], n.view(1, -1, 1, 1, 1),
+                     int((n * n).sum()))
+
+
+def segment_pairs(segments: torch.Tensor, lengths: torch.Tensor) -> RealPairs:
+    """The real pairs of a packed batch: segments [R, W] (the example each slot holds, negative on pads), lengths
+    [B] (real tokens of each example). A row's keys are the real slots of its own example: the block diagonal."""
+    real = segments >= 0  # [R, W]
+    keys = (segments[:, :, None] == segments[:, None, :]) & real[:, None, :]  # [R, W, W]
+    n = torch.where(real, lengths[segments.clamp(min=0)], 0)  # [R, W] real keys of each slot's example
+    return RealPairs(keys[None, :, None], real[None, :, None, :, None], n[None, :, None, :, None],
+                     int((lengths * lengths).sum()))
 
 
 def _uniform(shape, generator: torch.Generator | None, device) -> torch.Tensor:
@@ -40,21 +72,33 @@ def _coin(shape, prob: float, generator: torch.Generator | None, device) -> torc
     return (bits < math.ceil(prob * 2 ** 31)).to(device)
 
 
+def _coins_in(where: torch.Tensor, prob: float, generator: torch.Generator | None) -> torch.Tensor:
+    """Independent coins (`_coin`) at the True positions of the bool tensor `where`, False elsewhere. On a CPU only
+    those positions are drawn, in row-major order (a mask's candidates are a tenth of its positions, and the draws
+    were most of what a mask cost); elsewhere every position is drawn (no host sync for the count)."""
+    if prob >= 1.0 or prob <= 0.0 or where.device.type != "cpu":
+        return where & _coin(where.shape, prob, generator, where.device)
+    idx = where.reshape(-1).nonzero().squeeze(1)  # [K] flat positions to draw at
+    out = torch.zeros(where.numel(), dtype=torch.bool, device=where.device)
+    out[idx[_coin((len(idx),), prob, generator, where.device)]] = True
+    return out.view(where.shape)
+
+
 def _value_at_rank(s: torch.Tensor, keys: torch.Tensor, asc: torch.Tensor, n: torch.Tensor) -> torch.Tensor:
-    """Per row, the value at ascending index asc[b] among the real keys (what sorting the row would give), with
-    one partial top-k from whichever end is nearer instead of a full sort."""
-    desc = n - 1 - asc  # the same position counted from the top
+    """Per row, the value at ascending index `asc` among the row's n real keys (what sorting the row would give),
+    with one partial top-k from whichever end is nearer instead of a full sort. asc, n: broadcastable to
+    [L, B, H, T, 1]; rows without keys (n = 0, pads of a packed batch) get some value, never read."""
+    desc = (n - 1 - asc).clamp(min=0)  # the same position counted from the top
     if int(desc.max()) <= int(asc.max()):
         vals = s.masked_fill(~keys, float("-inf")).topk(int(desc.max()) + 1, dim=-1, largest=True).values
         pos = desc
     else:
         vals = s.masked_fill(~keys, float("inf")).topk(int(asc.max()) + 1, dim=-1, largest=False).values
         pos = asc
-    index = pos.view(1, -1, 1, 1, 1).expand(*s.shape[:-1], 1)
-    return vals.gather(-1, index)
+    return vals.gather(-1, pos.expand(*s.shape[:-1], 1))
 
 
-def candidate_region(scores: torch.Tensor, key_mask: torch.Tensor, p: float, mode: str = "high",
+def candidate_region(scores: torch.Tensor, key_mask: torch.Tensor | RealPairs, p: float, mode: str = "high",
                      ties: str = "paper", generator: torch.Generator | None = None,
                      count: str = "reference") -> torch.Tensor:
     """Candidate discard region per query row, among the n real keys of that row.
@@ -68,15 +112,15 @@ def candidate_region(scores: torch.Tensor, key_mask: torch.Tensor, p: float, mod
     count="equal" (the prior experiment's default): every mode takes exactly n - int(n(1-p)) keys per row, what
     high takes from a tie-free row (see `equal_count_region`); "reference" is the rule above.
     """
-    # scores: [L, B, H, T, T]; key_mask: [B, T]
+    # scores: [L, B, H, T, T]; key_mask: [B, T] or the RealPairs of the same shape
     if count == "equal":
         return equal_count_region(scores, key_mask, p, mode, ties, generator)
-    keys, rows = _real(key_mask, scores.shape)
-    valid = keys & rows  # [1, B, 1, T, T]
+    rp = real_pairs(key_mask)
+    valid = rp.keys & rp.rows  # [1, B, 1, T, T]
     if mode == "random":
-        return _coin(scores.shape, p, generator, scores.device) & valid
+        return _coins_in(valid.expand(scores.shape), p, generator)
     s = scores.float()
-    n = key_mask.sum(-1).to(scores.device)  # [B] real keys per example
+    n = rp.n.to(scores.device)  # real keys of each row
     # int(n(1-p)) as the decimal numbers say: float products such as 90 * 0.7 = 62.999... would floor one short
     if mode == "high":
         asc = (n.double() * (1.0 - p) + 1e-9).floor().long()
@@ -84,15 +128,20 @@ def candidate_region(scores: torch.Tensor, key_mask: torch.Tensor, p: float, mod
         asc = (n.double() * p + 1e-9).floor().long()
     else:
         raise ValueError(f"unknown mode {mode!r}")
-    asc = torch.minimum(asc, n - 1).clamp(min=0)  # [B] ascending index of the threshold among the real keys
-    thr = _value_at_rank(s, keys, asc, n)  # [L, B, H, T, 1]
+    asc = torch.minimum(asc, n - 1).clamp(min=0)  # ascending index of the threshold among the row's real keys
+    thr = _value_at_rank(s, rp.keys, asc, n)  # [L, B, H, T, 1]
     region = (s >= thr) if mode == "high" else (s < thr)
     region &= valid
     if ties == "strict":
-        lo = s.masked_fill(~keys, float("inf")).amin(-1, keepdim=True)
-        hi = s.masked_fill(~keys, float("-inf")).amax(-1, keepdim=True)
-        region &= ~(hi == lo)
+        region &= ~_constant_rows(s, rp.keys)
     return region
+
+
+def _constant_rows(s: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
+    """[L, B, H, T, 1]: rows whose real keys all have the same score."""
+    lo = s.masked_fill(~keys, float("inf")).amin(-1, keepdim=True)
+    hi = s.masked_fill(~keys, float("-inf")).amax(-1, keepdim=True)
+    return hi == lo
 
 
 def drop_count(n: torch.Tensor, p: float) -> torch.Tensor:
@@ -100,33 +149,30 @@ def drop_count(n: torch.Tensor, p: float) -> torch.Tensor:
     return n - (n.double() * (1.0 - p) + 1e-9).floor().long()
 
 
-def equal_count_region(scores: torch.Tensor, key_mask: torch.Tensor, p: float, mode: str = "high",
+def equal_count_region(scores: torch.Tensor, key_mask: torch.Tensor | RealPairs, p: float, mode: str = "high",
                        ties: str = "paper", generator: torch.Generator | None = None) -> torch.Tensor:
     """Exactly k = drop_count(n, p) real keys of every real row: the k highest scores (high), the k lowest (low)
     or k drawn uniformly (random), so the three strategies drop the same number of keys (the reference rule
     takes 4 keys of a 13-key row for high and 3 for low at p = 0.3). Ties are broken by torch.topk. ties="strict"
     still makes constant rows non-candidates."""
-    # scores: [L, B, H, T, T]; key_mask: [B, T]
-    keys, rows = _real(key_mask, scores.shape)
+    # scores: [L, B, H, T, T]; key_mask: [B, T] or the RealPairs of the same shape
+    rp = real_pairs(key_mask)
     if mode == "random":
         s = _uniform(scores.shape, generator, scores.device)
     elif mode in ("high", "low"):
         s = scores.float() if mode == "high" else -scores.float()
     else:
         raise ValueError(f"unknown mode {mode!r}")
-    k = drop_count(key_mask.sum(-1).to(scores.device), p)  # [B]
+    k = drop_count(rp.n.to(scores.device), p)  # keys to take from each row
     region = torch.zeros(scores.shape, dtype=torch.bool, device=scores.device)
     kmax = int(k.max()) if k.numel() else 0
     if kmax > 0:
-        idx = s.masked_fill(~keys, float("-inf")).topk(kmax, dim=-1).indices  # [L, B, H, T, kmax]
-        take = torch.arange(kmax, device=scores.device).view(1, 1, 1, 1, -1) < k.view(1, -1, 1, 1, 1)
+        idx = s.masked_fill(~rp.keys, float("-inf")).topk(kmax, dim=-1).indices  # [L, B, H, T, kmax]
+        take = torch.arange(kmax, device=scores.device) < k  # [1, B, 1, T or 1, kmax]
         region.scatter_(-1, idx, take.expand_as(idx))
-    region &= keys & rows
+    region &= rp.keys & rp.rows
     if ties == "strict" and mode != "random":
-        sf = scores.float()
-        lo = sf.masked_fill(~keys, float("inf")).amin(-1, keepdim=True)
-        hi = sf.masked_fill(~keys, float("-inf")).amax(-1, keepdim=True)
-        region &= ~(hi == lo)
+        region &= ~_constant_rows(scores.float(), rp.keys)
     return region
 
 
@@ -135,36 +181,37 @@ def sample_drops(region: torch.Tensor, q: float, generator: torch.Generator | No
     """Eq. 7: each candidate dropped with probability q (fixed_rate: every candidate dropped)."""
     if fixed_rate:
         return region.clone()
-    return region & _coin(region.shape, q, generator, region.device)
+    return _coins_in(region, q, generator)
 
 
-def keep_one(dropped: torch.Tensor, scores: torch.Tensor | None, key_mask: torch.Tensor, mode: str = "high",
-             generator: torch.Generator | None = None) -> torch.Tensor:
+def keep_one(dropped: torch.Tensor, scores: torch.Tensor | None, key_mask: torch.Tensor | RealPairs,
+             mode: str = "high", generator: torch.Generator | None = None) -> torch.Tensor:
     """No row may lose every real key: where one would, give back its lowest-scored key (highest for low mode).
     scores None (a random region): a key drawn uniformly, from scores drawn only when some row lost them all."""
-    keys, _ = _real(key_mask, dropped.shape)
-    lost = (dropped | ~keys).all(-1, keepdim=True)  # [L, B, H, T, 1]
+    rp = real_pairs(key_mask)
+    lost = (dropped | ~rp.keys).all(-1, keepdim=True) & rp.rows  # [L, B, H, T, 1] real rows left without a key
     if not lost.any():
         return dropped
     s = scores.float() if scores is not None else _uniform(dropped.shape, generator, dropped.device)
     if mode == "low":
-        pick = s.masked_fill(~keys, float("-inf")).argmax(-1, keepdim=True)
+        pick = s.masked_fill(~rp.keys, float("-inf")).argmax(-1, keepdim=True)
     else:
-        pick = s.masked_fill(~keys, float("inf")).argmin(-1, keepdim=True)
+        pick = s.masked_fill(~rp.keys, float("inf")).argmin(-1, keepdim=True)
     give_back = torch.zeros_like(dropped).scatter_(-1, pick, True) & lost
     return dropped & ~give_back
 
 
-def make_drops(scores: torch.Tensor | tuple, key_mask: torch.Tensor, p: float, q: float, mode: str = "high",
-               ties: str = "paper", fixed_rate: bool = False, generator: torch.Generator | None = None,
-               group: int = MASK_GROUP, count: str = "reference"):
+def make_drops(scores: torch.Tensor | tuple, key_mask: torch.Tensor | RealPairs, p: float, q: float,
+               mode: str = "high", ties: str = "paper", fixed_rate: bool = False,
+               generator: torch.Generator | None = None, group: int = MASK_GROUP, count: str = "reference"):
     """Region and dropped positions in one call. Returns (region, dropped), both bool [L, B, H, T, T]. A padded CPU
     batch is done in length-sorted groups of `group` examples cut to their longest example (0: in one call), so
-    pad rows and keys are not searched nor drawn (pads are never candidates nor dropped). `count`: see
-    candidate_region. `scores`: [L, B, H, T, T], or for mode random (which reads no score) just that shape: the
-    key a row that lost every one gets back is then drawn uniformly (`keep_one`)."""
+    pad rows and keys are not searched nor drawn (pads are never candidates nor dropped); a packed one (`key_mask`
+    a RealPairs from `segment_pairs`) in one call. `count`: see candidate_region. `scores`: [L, B, H, T, T], or for
+    mode random (which reads no score) just that shape: the key a row that lost every one gets back is then drawn
+    uniformly (`keep_one`)."""
     shape = scores if isinstance(scores, tuple) else scores.shape
-    parts = length_groups(key_mask, group)
+    parts = [None] if isinstance(key_mask, RealPairs) else length_groups(key_mask, group)
     if len(parts) == 1:
         return _make_drops(scores, key_mask, p, q, mode, ties, fixed_rate, generator, count)
     region = torch.zeros(shape, dtype=torch.bool, device=key_mask.device)
@@ -178,14 +225,15 @@ def make_drops(scores: torch.Tensor | tuple, key_mask: torch.Tensor, p: float, q
 
 
 def _make_drops(scores, key_mask, p, q, mode, ties, fixed_rate, generator, count="reference"):
+    rp = real_pairs(key_mask)
     if isinstance(scores, tuple):  # mode random, no scores: only their shape
         if mode != "random":
             raise ValueError(f"mode {mode!r} needs scores, not only their shape")
-        scores = torch.empty(scores, device=key_mask.device)  # never read: random regions draw, keep_one draws
-        region = candidate_region(scores, key_mask, p, mode, ties, generator, count)
-        return region, keep_one(sample_drops(region, q, generator, fixed_rate), None, key_mask, mode, generator)
-    region = candidate_region(scores, key_mask, p, mode, ties, generator, count)
-    dropped = keep_one(sample_drops(region, q, generator, fixed_rate), scores, key_mask, mode)
+        scores = torch.empty(scores, device=rp.device)  # never read: random regions draw, keep_one draws
+        region = candidate_region(scores, rp, p, mode, ties, generator, count)
+        return region, keep_one(sample_drops(region, q, generator, fixed_rate), None, rp, mode, generator)
+    region = candidate_region(scores, rp, p, mode, ties, generator, count)
+    dropped = keep_one(sample_drops(region, q, generator, fixed_rate), scores, rp, mode)
     return region, dropped
 
 
@@ -201,10 +249,9 @@ def random_scores(shape, key_mask: torch.Tensor, generator: torch.Generator | No
     return out
 
 
-def dropped_share(dropped: torch.Tensor, key_mask: torch.Tensor) -> float:
+def dropped_share(dropped: torch.Tensor, key_mask: torch.Tensor | RealPairs) -> float:
     """Share of real (query row, key) positions dropped: padded rows and keys are not counted."""
-    keys, rows = _real(key_mask, dropped.shape)
-    n = key_mask.bool().sum(-1).to(dropped.device)  # [B]: each example has n * n real positions per layer and head
-    total = dropped.shape[0] * dropped.shape[2] * int((n * n).sum())
+    rp = real_pairs(key_mask)
+    total = dropped.shape[0] * dropped.shape[2] * rp.total  # each example: n * n real pairs per layer and head
     # count_nonzero over the bool tensor: summing bools would first widen 2.6M of them to int64 (5x slower)
-    return float((dropped & (keys & rows)).count_nonzero().item() / total) if total else 0.0
+    return float((dropped & (rp.keys & rp.rows)).count_nonzero().item() / total) if total else 0.0

@@ -14,8 +14,11 @@ forward takes no position_ids, is simply not packed.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 
+from .masking import RealPairs, segment_pairs
 from .passes import eval_mode, forward_params, model_inputs, check_batch
 
 MAX_PACK_TOKENS = 512  # real tokens per packed pass at most: the packed maps are [H, N, N], quadratic in N
@@ -134,15 +137,26 @@ class RowPacking:
         pos = torch.full((R * W,), offset, dtype=torch.long, device=self.row.device)
         pos[self.dst] = self.pos + offset
         out["position_ids"] = pos.view(R, W)
-        # segment of every packed slot: its example, or (pads) a segment of its own row, so no row is all masked
-        seg = (-1 - torch.arange(R, device=self.row.device)).repeat_interleave(W)  # [R * W]
-        seg[self.dst] = self.src[0]
-        seg = seg.view(R, W)
+        seg = self.segments()
         dtype = torch.get_default_dtype()
         apart = seg[:, :, None] != seg[:, None, :]  # [R, W, W]
         out["attention_mask"] = torch.zeros(apart.shape, dtype=dtype, device=apart.device).masked_fill(
             apart, torch.finfo(dtype).min)[:, None]  # [R, 1, W, W]
         return out
+
+    def segments(self) -> torch.Tensor:
+        """[R, W] the example of every packed slot, or (pads) a negative segment of the slot's own row, -1 - r, so
+        no row of the attention mask is all masked."""
+        if not hasattr(self, "_segments"):
+            R, W = self.rows, self.width
+            seg = (-1 - torch.arange(R, device=self.row.device)).repeat_interleave(W)  # [R * W]
+            seg[self.dst] = self.src[0]
+            self._segments = seg.view(R, W)
+        return self._segments
+
+    def pairs(self) -> RealPairs:
+        """The real (query row, key) pairs of the packed maps [L, R, H, W, W]: each example's block (masking.py)."""
+        return segment_pairs(self.segments(), self.n)
 
     def drops(self, drops: dict | None) -> dict | None:
         """{layer: bool [B, H, T, T]} in padded coordinates -> {layer: bool [R, H, W, W]} (each example's block on
@@ -181,17 +195,40 @@ class RowPacking:
         return self._block_cache
 
 
-def pack_rows(model, inputs: dict, key_mask: torch.Tensor):
-    """(RowPacking, packed inputs, controller settings) of a padded batch's model inputs: under those settings
-    the logits of `model(**packed)` are [B, C] in the batch's order."""
-    lay = RowPacking(key_mask)
+@dataclass
+class RowDrops:
+    """AD-DROP masks drawn where a packed step's scores are (core.algorithm.drops_for with packed=True): {layer: bool
+    [R, H, W, W]} on the rows of `layout`, so the training pass takes them without moving them from the padded
+    shape and back."""
+
+    layout: RowPacking
+    masks: dict
+
+    def padded(self, T: int) -> dict:
+        """The same masks as {layer: bool [B, H, T, T]} of the padded batch (for a padded pass)."""
+        if not self.masks:
+            return {}
+        out = self.layout.unpack(torch.stack(list(self.masks.values())), T)  # [L, B, H, T, T]
+        return dict(zip(self.masks, out.unbind(0)))
+
+
+def pack_rows(model, inputs: dict, key_mask: torch.Tensor, lay: RowPacking | None = None):
+    """(RowPacking, packed inputs, controller settings) of a padded batch's model inputs (`lay`: its packing, when
+    already made): under those settings the logits of `model(**packed)` are [B, C] in the batch's order."""
+    lay = lay if lay is not None else RowPacking(key_mask)
+    if len(lay.n) != key_mask.shape[0]:
+        raise ValueError(f"a packing of {len(lay.n)} examples for a batch of {key_mask.shape[0]}")
     pad = getattr(model.config, "pad_token_id", 0)
     packed = lay.inputs(inputs, model.addrop.pack_offset, pad if isinstance(pad, int) and pad >= 0 else 0)
     return lay, packed, {"cls_rows": lay.cls_rows, "packed_rows": lay.rows}
 
 
-def packed_pass(model, batch: dict, drops: dict | None = None):
-    """(inputs, controller settings) of one packed training or evaluation pass over a padded batch; the logits
-    of `model(**inputs)` under those settings are [B, C] in the batch's order."""
+def packed_pass(model, batch: dict, drops: dict | RowDrops | None = None):
+    """(inputs, controller settings) of one packed training or evaluation pass over a padded batch, with the masks
+    `drops` ({layer: bool [B, H, T, T]}, or already on the rows: RowDrops); the logits of `model(**inputs)` under
+    those settings are [B, C] in the batch's order."""
+    if isinstance(drops, RowDrops):
+        lay, inputs, settings = pack_rows(model, model_inputs(model, batch), batch["attention_mask"], drops.layout)
+        return inputs, dict(settings, drops=drops.masks)
     lay, inputs, settings = pack_rows(model, model_inputs(model, batch), batch["attention_mask"])
     return inputs, dict(settings, drops=lay.drops(drops))

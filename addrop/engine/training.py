@@ -19,7 +19,7 @@ import torch
 
 from ..config import PRIOR_MODES, TrainConfig, resolve_layers
 from ..core.algorithm import drops_for, is_addrop_epoch
-from ..core.packing import packed_pass
+from ..core.packing import RowDrops, packed_pass
 from ..core.passes import eval_mode, model_inputs
 from ..errors import UserError
 from .batching import batches, encode, num_batches
@@ -96,20 +96,23 @@ class NonFiniteLoss(RuntimeError):
     """The training loss became NaN or infinite."""
 
 
-def forward(model, batch: dict, drops: dict | None = None, packed: bool = False):
-    """The model's output on a padded batch, with the masks `drops` ({layer: bool [B, H, T, T]}) or without;
-    `packed`: through the packed layout (core/packing.py: the same logits and gradients without the padding)."""
+def forward(model, batch: dict, drops: dict | RowDrops | None = None, packed: bool = False):
+    """The model's output on a padded batch, with the masks `drops` ({layer: bool [B, H, T, T]}, or RowDrops already
+    on the packed rows) or without; `packed`: through the packed layout (core/packing.py: the same logits and
+    gradients without the padding)."""
     if packed:
         inputs, settings = packed_pass(model, batch, drops)
     else:
+        if isinstance(drops, RowDrops):
+            drops = drops.padded(batch["attention_mask"].shape[1])
         inputs, settings = model_inputs(model, batch), {"drops": drops}
     with model.addrop.pass_settings(**settings):
         return model(**inputs, labels=batch["labels"])
 
 
-def train_step(model, batch: dict, optimizer, scheduler, max_grad_norm: float, drops: dict | None = None,
-               packed: bool = False, precision: str = "fp32") -> float:
-    """One optimisation step, with the AD-DROP masks `drops` ({layer: bool [B, H, T, T]}) or without: the masked
+def train_step(model, batch: dict, optimizer, scheduler, max_grad_norm: float,
+               drops: dict | RowDrops | None = None, packed: bool = False, precision: str = "fp32") -> float:
+    """One optimisation step, with the AD-DROP masks `drops` ({layer: bool [B, H, T, T]}, or RowDrops) or without: the masked
     (or plain) forward pass (in `precision`, engine/precision.py), backward, gradient clipping, optimizer and
     scheduler. The trainer and the benchmark both run this, so the benchmark times what users run. Raises
     NonFiniteLoss before the backward pass."""
@@ -149,7 +152,7 @@ def batch_step(model, batch: dict, optimizer, scheduler, max_grad_norm: float, a
     drops, share = None, None
     if acfg is not None:
         with autocast(precision, device):
-            drops, share = drops_for(model, batch, acfg, mask_gen)
+            drops, share = drops_for(model, batch, acfg, mask_gen, packed=packed)
     return train_step(model, batch, optimizer, scheduler, max_grad_norm, drops, packed, precision), share
 
 

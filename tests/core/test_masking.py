@@ -282,3 +282,72 @@ def test_a_random_region_needs_only_the_shape_and_gives_back_a_uniform_key():
     assert torch.allclose(share[:3], torch.full((3,), 1 / 3), atol=0.03)
     with pytest.raises(ValueError, match="needs scores"):
         make_drops(shape, km, 0.3, 0.3, "high")
+
+
+# --------------------------------------------------------------------------- packed rows (masking.RealPairs)
+
+
+def _on_rows(t: torch.Tensor, lay) -> torch.Tensor:
+    """[L, B, H, T, T] -> [L, R, H, W, W]: each example's block onto its packed row, zero elsewhere (the inverse of
+    RowPacking.unpack, written out here)."""
+    out = t.new_zeros(t.shape[0], lay.rows, t.shape[2], lay.width, lay.width)
+    for b in range(len(lay.n)):
+        r, s, n = int(lay.row[b]), int(lay.start[b]), int(lay.n[b])
+        out[:, r, :, s:s + n, s:s + n] = t[:, b, :, :n, :n]
+    return out
+
+
+PACK_LENGTHS = [12, 7, 3, 1, 9, 5, 12, 2, 4]  # 9 examples, several sharing a row of 12
+
+
+@pytest.mark.parametrize("mode", ["high", "low"])
+@pytest.mark.parametrize("ties", ["paper", "strict"])
+@pytest.mark.parametrize("count", ["reference", "equal"])
+def test_masks_drawn_on_packed_rows_are_the_padded_masks_block_by_block(mode, ties, count):
+    """The same rule on the packed rows (segment_pairs) as on the padded batch: with every candidate dropped (the
+    coins are the only draws, and they run over another shape), region and mask are equal once unpacked, the
+    keep-one rule and the dropped share included; nothing lands off an example's block. (Ties: the reference rule
+    keeps or drops a tie as a whole; the equal-count rule leaves them to torch.topk, so its scores are tie-free
+    but for a constant row, which strict ties make a non-candidate.)"""
+    from addrop.core.packing import RowPacking
+
+    km = _lengths_mask(PACK_LENGTHS)
+    shape = (2, len(PACK_LENGTHS), 3, 12, 12)
+    if count == "reference":
+        s = (torch.rand(shape, generator=torch.Generator().manual_seed(4)) * 8).round() / 8
+    else:
+        s = _scores(shape, seed=4)
+    if count == "reference" or ties == "strict":
+        s[0, 0, 1, 3] = 0.25  # a constant row
+    lay = RowPacking(km)
+    assert lay.rows < len(PACK_LENGTHS)  # rows really hold several examples
+    pairs = lay.pairs()
+    r_pad, d_pad = make_drops(s, km, 0.3, 0.3, mode, ties, fixed_rate=True, count=count)
+    r_row, d_row = make_drops(_on_rows(s, lay), pairs, 0.3, 0.3, mode, ties, fixed_rate=True, count=count)
+    assert r_row.shape == (2, lay.rows, 3, lay.width, lay.width)
+    assert torch.equal(lay.unpack(r_row, 12), r_pad) and torch.equal(lay.unpack(d_row, 12), d_pad)
+    assert int(r_row.sum()) == int(r_pad.sum()) and int(d_row.sum()) == int(d_pad.sum())  # none off the blocks
+    assert dropped_share(d_row, pairs) == pytest.approx(dropped_share(d_pad, km), abs=1e-12)
+
+
+@pytest.mark.parametrize("q", [0.3, 0.9])
+def test_coins_on_packed_rows_fall_in_the_blocks_at_rate_q_and_keep_a_key_per_row(q):
+    from addrop.core.packing import RowPacking
+
+    km = _lengths_mask(PACK_LENGTHS * 3)
+    lay = RowPacking(km)
+    pairs = lay.pairs()
+    shape = (4, lay.rows, 8, lay.width, lay.width)
+    blocks = (pairs.keys & pairs.rows).expand(shape)
+    for mode in ("high", "random"):
+        scores = shape if mode == "random" else _scores(shape, seed=2)
+        gen = torch.Generator().manual_seed(7)
+        region, dropped = make_drops(scores, pairs, 0.5, q, mode, generator=gen)
+        assert not region[~blocks].any() and not dropped[~region].any()
+        kept = (blocks & ~dropped).sum(-1)  # real keys left in each row
+        assert (kept[pairs.rows.expand(shape)[..., 0]] >= 1).all()
+        n = int(region.sum())
+        share = int(dropped.sum()) / n
+        assert abs(share - q) <= 4 * math.sqrt(q * (1 - q) / n) + 0.02, (mode, share)  # keep-one gives a few back
+        again = make_drops(scores, pairs, 0.5, q, mode, generator=torch.Generator().manual_seed(7))
+        assert torch.equal(again[1], dropped)

@@ -102,7 +102,11 @@ def test_auto_packs_on_the_cpu_and_the_run_config_says_which_layout_ran(load, tm
 
 
 def test_packed_and_padded_runs_without_dropout_give_the_same_curve(load, tmp_path):
-    """A whole AD-DROP run (GA masks every other epoch), packed and padded, dropout off: the same losses."""
+    """A whole AD-DROP run (GA masks every other epoch), packed and padded, dropout off: the same losses. Every
+    candidate is dropped (fixed rate): a packed run draws its coins over the packed rows, so with coins the two
+    layouts would drop other (equally likely) positions."""
+    from addrop.config import AttributionConfig
+
     loaded = load("tiny-bert")
     for m in loaded.model.modules():
         if isinstance(m, torch.nn.Dropout):
@@ -110,7 +114,8 @@ def test_packed_and_padded_runs_without_dropout_give_the_same_curve(load, tmp_pa
     curves = {}
     for layout in ("packed", "padded"):
         cfg = TrainConfig(model="tiny-bert", task="demo", strategy="addrop", epochs=2, train_size=24, dev_size=8,
-                          layout=layout, lr=1e-3, name=f"c-{layout}")
+                          layout=layout, lr=1e-3, name=f"c-{layout}",
+                          attribution=AttributionConfig(p=0.3, fixed_rate=True))
         res = train(cfg, str(tmp_path), loaded=loaded)
         curves[layout] = [(r["train_loss"], r["dev_loss"]) for r in res.metrics]
         assert res.metrics[1]["dropped_share"] > 0
@@ -130,3 +135,53 @@ def test_length_grouped_order_holds_every_example_once_and_groups_similar_length
     got = [b["input_ids"].shape[0] for b in batches(enc, [0] * 200, 8, shuffle=True,
                                                        generator=torch.Generator().manual_seed(2), by_length=True)]
     assert sum(got) == 200 and all(g == 8 for g in got)
+
+
+@pytest.mark.parametrize("method", ["ga", "aa", "iga"])
+def test_masks_drawn_on_the_packed_rows_are_the_padded_ones_and_act_alike(load, method):
+    """drops_for(packed=True) draws on the rows the attribution packed (packing.RowDrops): with every candidate
+    dropped (fixed rate: no coins) the masks are the padded call's, and the packed pass with them has the losses
+    of the padded pass with the padded masks."""
+    from addrop.core.packing import RowDrops
+
+    loaded = load("tiny-bert")
+    model = loaded.model
+    model.eval()
+    batch = _batch(loaded)
+    acfg = replace(TrainConfig(model="tiny-bert", strategy="addrop").masking(), method=method, layers="all", p=0.5,
+                   fixed_rate=True, steps=4)
+    padded, share_pad = drops_for(model, batch, acfg, torch.Generator().manual_seed(0))
+    rows, share_rows = drops_for(model, batch, acfg, torch.Generator().manual_seed(0), packed=True)
+    assert isinstance(rows, RowDrops) and not isinstance(padded, RowDrops)
+    T = batch["attention_mask"].shape[1]
+    back = rows.padded(T)
+    assert back.keys() == padded.keys()
+    for layer in padded:
+        assert torch.equal(back[layer], padded[layer]), layer
+    assert share_rows == pytest.approx(share_pad, abs=1e-12) and share_rows > 0
+    want = forward(model, batch, padded, packed=False)
+    for got in (forward(model, batch, rows, packed=True), forward(model, batch, rows, packed=False)):
+        torch.testing.assert_close(got.logits, want.logits, rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(got.loss, want.loss, rtol=1e-5, atol=1e-6)
+
+
+def test_random_masks_drawn_on_the_packed_rows_stay_in_each_example(load):
+    """RD needs no attribution: packed=True draws its coins on the rows of the packing the step uses."""
+    from addrop.core.packing import RowDrops
+
+    loaded = load("tiny-bert")
+    batch = _batch(loaded, TEXTS * 3)
+    acfg = replace(TrainConfig(model="tiny-bert", strategy="addrop").masking(), method="rd", layers="all", p=0.5,
+                   q=0.5)
+    rows, share = drops_for(loaded.model, batch, acfg, torch.Generator().manual_seed(0), packed=True)
+    assert isinstance(rows, RowDrops) and abs(share - 0.25) < 0.05
+    pairs = rows.layout.pairs()
+    blocks = (pairs.keys & pairs.rows)[0]  # [R, 1, W, W]
+    for m in rows.masks.values():  # [R, H, W, W]
+        assert m.shape[0] == rows.layout.rows and not (m & ~blocks).any()
+        left = (blocks & ~m).sum(-1)  # real keys left per row
+        assert (left[pairs.rows[0, :, :, :, 0].expand_as(left)] >= 1).all()
+    padded = rows.padded(batch["attention_mask"].shape[1])
+    km = batch["attention_mask"].bool()
+    real = km[:, None, :, None] & km[:, None, None, :]
+    assert sum(int((d & real).sum()) for d in padded.values()) == sum(int(m.sum()) for m in rows.masks.values())

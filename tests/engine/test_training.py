@@ -73,7 +73,7 @@ def test_config_json_records_what_the_run_did(tmp_path, monkeypatch, strategy):
 
     used = []
     real = training.drops_for
-    monkeypatch.setattr(training, "drops_for", lambda m, b, acfg, g: used.append(acfg) or real(m, b, acfg, g))
+    monkeypatch.setattr(training, "drops_for", lambda m, b, acfg, g, **kw: used.append(acfg) or real(m, b, acfg, g, **kw))
     cfg = _cfg(strategy=strategy, epochs=2, attribution=AttributionConfig(p=0.3, q=0.5, mode="high", layers=(0,)))
     res = train(cfg, runs_dir=str(tmp_path))
     rec = json.loads((tmp_path / res.id / "config.json").read_text())

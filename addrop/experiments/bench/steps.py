@@ -45,7 +45,7 @@ class Stepper:
         """The trainer's AD-DROP step: Algorithm 1's masks for the batch, then the masked step."""
         t0 = time.perf_counter()
         with autocast(self.precision, self.loaded.device):
-            drops, _ = drops_for(self.loaded.model, batch, acfg, self.gen)
+            drops, _ = drops_for(self.loaded.model, batch, acfg, self.gen, packed=self.packed)
         if key is not None:
             sync(self.loaded.device)
             self.drop_ms.setdefault(key, []).append((time.perf_counter() - t0) * 1000.0)
