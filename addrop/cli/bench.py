@@ -43,10 +43,13 @@ def add_parser(sub):
     p.set_defaults(func=run)
 
 
+_TOP = __package__.split(".")[0]  # "addrop": the package `python -m` runs
+
+
 def _running_as_cli() -> bool:
     """True when this process is `python -m addrop` (not a test or a notebook calling cli.main)."""
     spec = getattr(sys.modules.get("__main__"), "__spec__", None)
-    return spec is not None and spec.name == f"{__package__}.__main__"
+    return spec is not None and spec.name == f"{_TOP}.__main__"
 
 
 def _maybe_reexec(a) -> None:
@@ -60,7 +63,7 @@ def _maybe_reexec(a) -> None:
     env = dict(os.environ, **{k: v for k, v in MALLOC_ENV.items() if not os.environ.get(k)}, **{REEXEC_GUARD: "1"})
     sys.stdout.flush()
     sys.stderr.flush()
-    os.execve(sys.executable, [sys.executable, "-m", __package__] + sys.argv[1:], env)
+    os.execve(sys.executable, [sys.executable, "-m", _TOP] + sys.argv[1:], env)
 
 
 def _check_args(a) -> None:

@@ -143,6 +143,22 @@ def test_in_process_run_does_not_reexec(record):
     assert env["set"] or env["mallopt_in_process"] or not sys.platform.startswith("linux")
 
 
+def test_the_command_restarts_itself_once_with_the_allocator_variables(tmp_path):
+    """`python -m addrop bench` re-executes itself with MALLOC_* set (glibc reads them at start-up only)."""
+    import os
+    import subprocess
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    env = {k: v for k, v in os.environ.items() if k not in MALLOC_ENV}
+    out = tmp_path / "b.json"
+    done = subprocess.run([sys.executable, "-m", "addrop", "bench", "--quick", "--model", "tiny-bert", "--data",
+                           "demo", "--out", str(out)], cwd=root, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    rec = json.loads(out.read_text())
+    assert rec["malloc_env"]["set"] and rec["malloc_env"] == {**MALLOC_ENV, "set": True, "mallopt_in_process": False}
+
+
 def test_max_rel_diff():
     a = torch.tensor([[1.0, 2.0], [0.0, 0.0]])
     assert max_rel_diff(a, a) == 0.0
