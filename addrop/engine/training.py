@@ -112,8 +112,8 @@ def forward(model, batch: dict, drops: dict | RowDrops | None = None, packed: bo
 
 def train_step(model, batch: dict, optimizer, scheduler, max_grad_norm: float,
                drops: dict | RowDrops | None = None, packed: bool = False, precision: str = "fp32") -> float:
-    """One optimisation step, with the AD-DROP masks `drops` ({layer: bool [B, H, T, T]}, or RowDrops) or without: the masked
-    (or plain) forward pass (in `precision`, engine/precision.py), backward, gradient clipping, optimizer and
+    """One optimisation step, with the AD-DROP masks `drops` ({layer: bool [B, H, T, T]}, or RowDrops) or without:
+    the masked (or plain) forward pass (in `precision`, engine/precision.py), backward, gradient clipping, optimizer and
     scheduler. The trainer and the benchmark both run this, so the benchmark times what users run. Raises
     NonFiniteLoss before the backward pass."""
     with autocast(precision, next(model.parameters()).device):

@@ -92,10 +92,12 @@ def compare_plan(base: TrainConfig, attribution: AttributionConfig, cross_tuning
                 meta={"seeds": seeds, "cross_tuning": cross_tuning, "attribution": attribution.to_dict()})
 
 
-# Seconds per example pass of minilm in fp32 on an idle 2-core CPU, the larger of two measurements: the compare
-# page's defaults (8,400 passes as example_passes counts them) took 59 s of training and evaluation, the prior
-# experiment's (7,200) 36 s in fp32 and 31 s in bf16 (docs/performance.md). A shared machine takes longer.
-MINILM_SECONDS_PER_PASS = 0.007
+# Seconds per example pass of minilm in fp32 on an idle 2-core CPU (start-up included), the fastest and the slowest
+# machine measured (docs/performance.md): an Intel Xeon with AVX-512 ran the prior experiment's defaults (7,200
+# passes as example_passes counts them) in 36 s and the compare page's (8,400) in 59 s; an AMD EPYC Zen 3 (AVX2)
+# took 74 s and 109 s. A shared machine takes longer.
+MINILM_SECONDS_PER_PASS = (0.005, 0.013)
+MINILM_MODELS = ("minilm", "minilm-demo")  # the same network: the same cost
 
 
 def example_passes(configs) -> int:
@@ -115,13 +117,18 @@ def example_passes(configs) -> int:
 
 
 def time_estimate(configs, model: str) -> str:
-    """'about N example passes' and, for the built-in models, a rough time on an idle 2-core CPU."""
+    """'about N example passes' and, for the built-in models, a rough time on an idle 2-core CPU: the range from the
+    fastest to the slowest machine measured."""
     passes = example_passes(configs)
     text = f"about {passes:,} example passes"
-    if model == "minilm":
-        seconds = passes * MINILM_SECONDS_PER_PASS
-        text += (f", roughly {seconds / 60:.0f} minutes with minilm on an idle 2-core CPU" if seconds >= 90 else
-                 f", about {max(10, round(seconds, -1)):.0f} s with minilm on an idle 2-core CPU")
+    if model in MINILM_MODELS:
+        lo, hi = (passes * s for s in MINILM_SECONDS_PER_PASS)
+        if hi >= 180:
+            span = f"{lo / 60:.0f}-{hi / 60:.0f}" if round(lo / 60) < round(hi / 60) else f"{hi / 60:.0f}"
+            text += f", roughly {span} minutes with minilm on an idle 2-core CPU"
+        else:
+            span = f"{max(10, round(lo, -1)):.0f}-{max(10, round(hi, -1)):.0f}"
+            text += f", about {span} s with minilm on an idle 2-core CPU"
     elif model.startswith("tiny-"):
         text += ", seconds with a tiny model"
     return text
