@@ -11,6 +11,10 @@ controller's per-thread state, set for one forward pass, is what the attention f
     gate   {layer: float [N]}           per-row factor that Captum integrates over (IG baseline = 0)
     expand {layer: c}                   repeat the hidden states c times at the input of that layer (IGA copies
                                         share the layers below instead of recomputing them)
+    share  {layer: c}                   where `can_share`: that layer computes its probabilities once and repeats
+                                        them c times (copy-major) before scale/gate/record, and its attention
+                                        output becomes c copies at the input of `attention.output` (IGA copies
+                                        share the layer's Q, K, V and softmax too; see below)
     cls_only bool                       the top layer computes its output for the first token only (see below)
     cls_rows LongTensor [B]             packed passes (packing.py): the rows the top layer keeps, one per example
     packed_rows int                     rows R of a packed training batch: cls_rows are flat indices into R * W
@@ -23,6 +27,14 @@ row (`cls_only`, where `install` finds the place to cut and has checked that the
 IGA scores are unchanged, because those rows have exactly zero gradient anyway.
 State lives in a `threading.local`, so sessions that share one cached model do not see each other's masks; hooks
 (Captum's) go on per-pass probes of the thread's own, never on a module other threads run through.
+
+`share` (sharing.py has the hooks and the install-time check): the attention function returns the context of the
+c copies folded into the heads, [N, T, c * H, d] laid out as [N, T, c, H, d] (the attention module reshapes it
+to [N, T, c * D] for the N rows it was given), and a pre-hook on that layer's `attention.output` unfolds it to
+[c * N, T, D] (copy-major) and repeats the residual c times; everything above sees c * N rows, as with `expand`.
+`install` enables it (`can_share`: BERT, RoBERTa, ELECTRA, XLM-R, CamemBERT) only where a scaled two-copy pass
+gives the same logits and gradients both ways; elsewhere (DistilBERT, ALBERT) IGA keeps `expand` or repeats the
+whole input.
 """
 from __future__ import annotations
 
@@ -36,7 +48,8 @@ from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS, AttentionMa
 
 from ..errors import UnsupportedModelError
 from .packing import supported as packing_offset
-from .passes import eval_mode, check_batch
+from .passes import eval_mode, check_batch, has_submodule
+from .sharing import install_share
 
 IMPL = "addrop"
 SUPPORTED_FAMILIES = ("bert", "roberta", "xlm-roberta", "electra", "distilbert", "albert", "camembert")
@@ -56,6 +69,7 @@ class _State(threading.local):
         self.scale: dict[int, torch.Tensor] = {}
         self.gate: dict[int, torch.Tensor] = {}
         self.expand: dict[int, int] = {}
+        self.share: dict[int, int] = {}
         self.cls_only = False
         self.cls_rows: torch.Tensor | None = None
         self.packed_rows = 1  # rows of a packed batch (packing.RowPacking): cls_rows index their R * W slots
@@ -72,6 +86,7 @@ class Controller(nn.Module):
         self.probes = nn.ModuleList(nn.Identity() for _ in range(num_layers))
         self._state = _State()
         self.can_expand = False
+        self.can_share = False  # IGA copies may share the scaled layer's probabilities (`share`)
         self.can_cls_only = False
         self.pack_offset: int | None = None  # position-id offset of packed passes; None = no packing
         # {layer: bool [B, H, T, T]} held for a whole training step, not per thread: a backward pass that
@@ -104,15 +119,19 @@ class Controller(nn.Module):
 
     @contextmanager
     def pass_settings(self, drops=None, record=(), scale=None, gate=None, expand=None, cls_only=False, cls_rows=None,
-                      probes=None, packed_rows=1):
+                      probes=None, packed_rows=1, share=None):
         """Set what the next forward pass(es) do; everything is cleared on exit. `cls_only` is a request, honoured
         only where the model supports it (`can_cls_only`): the caller may then read nothing but the logits.
         `probes` {layer: nn.Identity}: modules of this thread's own that the probabilities pass through instead of
-        the shared `self.probes`, so that hooks put on them (Captum's) see this thread's passes only."""
+        the shared `self.probes`, so that hooks put on them (Captum's) see this thread's passes only. `share`
+        {layer: c}: only where `can_share` (a request elsewhere would break the pass: refused)."""
+        if share and not self.can_share:
+            raise ValueError("this model cannot share a layer's probabilities across copies (can_share is False)")
         s = self._state
         s.probes = dict(probes or {})
         s.drops, s.record = dict(drops or {}), set(record)
         s.scale, s.gate, s.expand = dict(scale or {}), dict(gate or {}), dict(expand or {})
+        s.share = {l: int(c) for l, c in (share or {}).items() if int(c) > 1}
         s.cls_only = bool(cls_only) and self.can_cls_only
         s.cls_rows = cls_rows if self.can_cls_only else None
         s.packed_rows = int(packed_rows)
@@ -153,6 +172,9 @@ def addrop_attention(module, query, key, value, attention_mask, scaling=None, dr
         if drop is not None:
             attn_weights = attn_weights.masked_fill(drop, torch.finfo(attn_weights.dtype).min)
     attn_weights = nn.functional.softmax(attn_weights, dim=-1)
+    copies = s.share.get(layer) if layer is not None else None
+    if copies:  # c copies of this layer's probabilities, copy-major (the context is folded back below)
+        attn_weights = attn_weights.repeat(copies, 1, 1, 1)
     if layer is not None:
         n = attn_weights.shape[0]
         if layer in s.scale:
@@ -168,6 +190,13 @@ def addrop_attention(module, query, key, value, attention_mask, scaling=None, dr
         if not attn_weights.requires_grad:  # nothing upstream needs grad (e.g. frozen model): make it a leaf
             attn_weights.requires_grad_(True)
         s.probs[layer] = attn_weights
+    if copies:
+        # [c, N, H, T, T] @ [N, H, T, d] -> [c, N, H, T, d], returned as [N, T, c * H, d] in the memory order
+        # [N, T, c, H, d]: the caller reshapes it to [N, T, c * D], which _share_hook unfolds to [c * N, T, D]
+        N, H, T, d = query.shape[0], query.shape[1], query.shape[2], value.shape[-1]
+        attn_output = torch.matmul(attn_weights.reshape(copies, N, H, T, attn_weights.shape[-1]), value)
+        attn_output = attn_output.permute(1, 3, 0, 2, 4).reshape(N, T, copies * H, d)
+        return attn_output, attn_weights
     attn_output = torch.matmul(attn_weights, value)
     attn_output = attn_output.transpose(1, 2).contiguous()
     return attn_output, attn_weights
@@ -232,7 +261,7 @@ def _install_cls_cut(model, ctrl: Controller, layers: nn.ModuleList | None) -> l
         return []
     top = layers[-1]
     for path in _CLS_CUTS:
-        mod = top.get_submodule(path) if _has(top, path) else None
+        mod = top.get_submodule(path) if has_submodule(top, path) else None
         if mod is None:
             continue
         hook = mod.register_forward_pre_hook(_cls_hook, with_kwargs=True)
@@ -242,14 +271,6 @@ def _install_cls_cut(model, ctrl: Controller, layers: nn.ModuleList | None) -> l
         hook.remove()
         ctrl.can_cls_only = False
     return []
-
-
-def _has(module: nn.Module, path: str) -> bool:
-    try:
-        module.get_submodule(path)
-        return True
-    except AttributeError:
-        return False
 
 
 def _cls_cut_is_exact(model, ctrl: Controller) -> bool:
@@ -300,6 +321,7 @@ def install(model) -> Controller:
     try:
         ctrl.per_token = _check_called(model, ctrl, model_type)
         hooks += _install_cls_cut(model, ctrl, layers) if not ctrl.per_token else []
+        hooks += install_share(model, ctrl, layers)
         ctrl.pack_offset = packing_offset(model, ctrl)
     except UnsupportedModelError:
         # undo, so the model is not left looking installed (a second install() would return this controller)

@@ -210,8 +210,11 @@ def _iga(model, ctrl, inputs, layers, cfg, labels, **settings):
     """Eq. 3 per layer: A/m * sum_k dF_c(k/m A)/dA, other layers unscaled, c fixed from the unscaled pass.
 
     The unscaled pass is the k = m term of every layer at once (one backward, as GA). The other m - 1 scaled
-    copies run as one batch (in chunks), repeated at the scaled layer's input so the layers below it are
-    computed once. Models without a per-layer module list (ALBERT) repeat the whole input instead.
+    copies run as one batch (in chunks) that shares the layers below the scaled one: where the model allows it
+    (`ctrl.can_share`: BERT, RoBERTa, ELECTRA, XLM-R, CamemBERT) the scaled layer's probabilities are computed
+    once and repeated, so its Q, K, V and softmax are shared too; elsewhere the hidden states are repeated at
+    the scaled layer's input (`expand`: DistilBERT), and models without a per-layer module list (ALBERT) repeat
+    the whole input.
     """
     m = cfg.steps
     # k = m: the unscaled pass, which also fixes the target class
@@ -226,13 +229,14 @@ def _iga(model, ctrl, inputs, layers, cfg, labels, **settings):
             ks = torch.arange(k0, min(k0 + c_max, m), device=att.device, dtype=att.dtype)
             c = len(ks)
             scale = (ks / m).repeat_interleave(B)  # [c*B], copy-major like Tensor.repeat
-            if ctrl.can_expand:
-                run_inputs, expand = inputs, {l: c}
+            if ctrl.can_share:
+                run_inputs, spread = inputs, {"share": {l: c}}
+            elif ctrl.can_expand:
+                run_inputs, spread = inputs, {"expand": {l: c}}
             else:
-                run_inputs, expand = {k: v.repeat(c, *([1] * (v.dim() - 1))) for k, v in inputs.items()}, {}
+                run_inputs, spread = {k: v.repeat(c, *([1] * (v.dim() - 1))) for k, v in inputs.items()}, {}
             with torch.enable_grad():
-                out, kept = _forward(model, run_inputs, ctrl, record=[l], scale={l: scale}, expand=expand,
-                                     **settings)
+                out, kept = _forward(model, run_inputs, ctrl, record=[l], scale={l: scale}, **spread, **settings)
                 copies = target.repeat(c, *([1] * (target.dim() - 1)))  # [c*B] (tokens: [c*B, T])
                 (g,) = torch.autograd.grad(objective(out, copies), [kept[l]])
             total += g.view(c, B, H, T, T).sum(0)

@@ -19,6 +19,15 @@ def forward_params(cls) -> frozenset:
     return _PARAMS[cls]
 
 
+def has_submodule(module: nn.Module, path: str) -> bool:
+    """Whether `module.get_submodule(path)` finds something."""
+    try:
+        module.get_submodule(path)
+        return True
+    except AttributeError:
+        return False
+
+
 def model_inputs(model, batch: dict) -> dict:
     """Keep only the tensors this model's forward accepts (DistilBERT takes no token_type_ids; RoBERTa-style
     models with a single token type must not get segment ids from a BERT tokenizer)."""

@@ -150,10 +150,12 @@ def test_pass_settings_are_cleared_on_exit_even_after_an_error(load, make_batch)
     loaded = load("tiny-bert")
     ctrl = loaded.ctrl
     with pytest.raises(RuntimeError, match="boom"):
-        with ctrl.pass_settings(drops={0: torch.ones(1, 1, 1, 1, dtype=torch.bool)}, record=[0], expand={0: 3}):
+        with ctrl.pass_settings(drops={0: torch.ones(1, 1, 1, 1, dtype=torch.bool)}, record=[0], expand={0: 3},
+                               share={1: 2}):
             raise RuntimeError("boom")
     s = ctrl.state
     assert not s.drops and not s.record and not s.scale and not s.gate and not s.expand and not s.probs
+    assert not s.share
 
 
 def test_settings_are_thread_local(load, make_batch, sample_texts):
@@ -316,6 +318,30 @@ def test_cls_cut_is_off_outside_attribution_and_where_the_model_lacks_it(load, a
     assert not albert.ctrl.can_cls_only  # no per-layer module list: nothing to cut
     with albert.ctrl.pass_settings(cls_only=True) as s:
         assert not s.cls_only  # a request, honoured only where supported
+
+
+@pytest.mark.parametrize("family", ["bert", "xlm-roberta", "camembert", "electra", "distilbert", "bert-tokens"])
+def test_sharing_a_layer_across_copies_is_on_where_attention_output_takes_the_residual(family):
+    """`can_share` (IGA copies share the scaled layer's probabilities): on for the families whose attention block
+    calls `attention.output(context, residual)`, the token-classification head included; off for DistilBERT (its
+    residual add is in no module of its own), where no hook is left behind."""
+    import transformers as tf
+
+    cls = {"bert": ("BertConfig", "BertForSequenceClassification"),
+           "xlm-roberta": ("XLMRobertaConfig", "XLMRobertaForSequenceClassification"),
+           "camembert": ("CamembertConfig", "CamembertForSequenceClassification"),
+           "electra": ("ElectraConfig", "ElectraForSequenceClassification"),
+           "bert-tokens": ("BertConfig", "BertForTokenClassification")}
+    torch.manual_seed(0)
+    if family == "distilbert":
+        model = tf.DistilBertForSequenceClassification(tf.DistilBertConfig(dim=32, n_layers=2, n_heads=2,
+                                                                           hidden_dim=64, vocab_size=100))
+    else:
+        model = _tiny(getattr(tf, cls[family][0]), getattr(tf, cls[family][1]))
+    ctrl = install(model.eval())
+    assert ctrl.can_expand and ctrl.can_share == (family != "distilbert")
+    hooks = [h for m in model.modules() for h in m._forward_pre_hooks.values() if h.__name__ == "_share_hook"]
+    assert len(hooks) == (ctrl.num_layers if ctrl.can_share else 0)
 
 
 def test_cls_cut_is_refused_where_the_head_reads_every_token():

@@ -205,6 +205,59 @@ def test_iga_loop_on_minilm_for_a_middle_and_top_layer(minilm, make_batch, sampl
         assert _rel(res.scores[i], _iga_loop(minilm, batch, layer, 4, res.target)) <= 1e-5
 
 
+def _query_rows(loaded, layer):
+    """Hook the query projection of `layer`: the list it fills with the rows of every input it sees."""
+    seen = []
+    query = loaded.model.base_model.encoder.layer[layer].attention.self.query
+    return seen, query.register_forward_hook(lambda mod, args, out: seen.append(args[0].shape[0]))
+
+
+@pytest.mark.parametrize("name", ["tiny-bert", "tiny-roberta"])
+@pytest.mark.parametrize("path,mode", [("padded", "eval"), ("rows", "eval"), ("padded", "train")])
+def test_iga_sharing_the_scaled_layers_probabilities_equals_expanding_its_input(load, make_batch, sample_texts,
+                                                                                 name, path, mode, monkeypatch):
+    """Where the model allows it (`can_share`), IGA's copies share the scaled layer's Q, K, V and softmax, not only
+    the layers below: the same scores, attention, logits and target as repeating the layer's input (padded and
+    packed rows; a train-mode pass draws the same dropout either way), and the query projection of layer 0
+    sees the batch's rows only, its scaled passes included."""
+    loaded = load(name)
+    assert loaded.ctrl.can_share and loaded.ctrl.can_expand
+    texts, pairs = sample_texts
+    batch = make_batch(loaded, texts + ("ok", "a fine film"), pairs + ("no", "yes it was"))
+    cfg = AttributionConfig(method="iga", steps=7, iga_chunk=3, path=path, attribution_pass=mode)
+    res = {}
+    for share in (True, False):
+        monkeypatch.setattr(loaded.ctrl, "can_share", share)
+        seen, hook = _query_rows(loaded, 0)
+        torch.manual_seed(0)
+        try:
+            res[share] = attribute(loaded, batch, cfg)
+        finally:
+            hook.remove()
+        # layer 0 runs once per pass; only its own scaled copies could repeat it: never where they share it
+        assert (len(set(seen)) == 1) == share, (share, seen)
+    shared, expanded = res[True], res[False]
+    assert shared.path == expanded.path == path
+    assert _rel(shared.scores, expanded.scores) <= 1e-5 and torch.equal(shared.attention, expanded.attention)
+    assert (shared.logits - expanded.logits).abs().max().item() <= 1e-6
+    assert torch.equal(shared.target, expanded.target)
+
+
+def test_iga_falls_back_where_the_layer_cannot_share(load, albert, make_batch, sample_texts):
+    """DistilBERT adds the residual outside any module that could unfold the copies, ALBERT has no per-layer
+    module list: no sharing (a request is refused), and IGA still equals the m-pass loop there (tested above)."""
+    distil = load("tiny-distilbert")
+    assert not distil.ctrl.can_share and distil.ctrl.can_expand
+    assert not albert.ctrl.can_share and not albert.ctrl.can_expand
+    for loaded in (distil, albert):
+        with pytest.raises(ValueError, match="can_share"):
+            with loaded.ctrl.pass_settings(share={0: 2}):
+                pass
+    batch = _two(distil, make_batch, sample_texts)
+    res = attribute(distil, batch, AttributionConfig(method="iga", steps=3, layers=(0,), path="padded"))
+    assert _rel(res.scores[0], _iga_loop(distil, batch, 0, 3, res.target)) <= 1e-5
+
+
 @pytest.mark.parametrize("name", ["tiny-bert", "tiny-distilbert"])
 def test_iga_with_one_step_is_attention_times_ga(load, make_batch, sample_texts, name):
     loaded = load(name)
