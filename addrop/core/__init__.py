@@ -7,7 +7,8 @@
     captum_backend.py  the same GA and IGA through Captum, to cross-check
     masking.py         Eq. 6-7: the candidate discard region (top p of each row) and the drops (rate q)
     algorithm.py       Algorithm 1: one batch's masks, and the cross-tuning schedule
-    packing.py, grouping.py, passes.py   how passes are run cheaply and checked; no equation of their own
+    packing.py, grouping.py, passes.py, sharing.py   how passes are run cheaply and checked; no equation of
+                       their own (sharing.py: IGA's copies share the scaled layer's Q, K, V and softmax)
 
 Imports: only `addrop.config`, `addrop.errors`, torch and transformers. Nothing here loads models or data.
 """
