@@ -40,7 +40,7 @@ from .packing import MAX_PACK_TOKENS, groups, pack, pack_rows, unpack
 from .passes import iga_chunk, model_inputs, pass_mode
 
 BY_LENGTH = 4  # examples per sub-batch on the by-length path
-PACKABLE = ("ga", "aa")  # methods the packed path computes (IGA expands copies per layer, RD needs no pass)
+PACKABLE = ("ga", "aa")  # methods the packed path computes (IGA repeats copies per layer, RD needs no pass)
 
 
 def as_model(model) -> nn.Module:

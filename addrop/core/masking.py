@@ -73,10 +73,13 @@ def _coin(shape, prob: float, generator: torch.Generator | None, device) -> torc
 
 
 def _coins_in(where: torch.Tensor, prob: float, generator: torch.Generator | None) -> torch.Tensor:
-    """Independent coins (`_coin`) at the True positions of the bool tensor `where`, False elsewhere. On a CPU only
-    those positions are drawn, in row-major order (a mask's candidates are a tenth of its positions, and the draws
-    were most of what a mask cost); elsewhere every position is drawn (no host sync for the count)."""
-    if prob >= 1.0 or prob <= 0.0 or where.device.type != "cpu":
+    """Independent coins (`_coin`) at the True positions of the bool tensor `where`, False elsewhere. From a CPU
+    generator only those positions are drawn, one coin each in row-major order, wherever `where` lives (a mask's
+    candidates are a tenth to a fifth of its positions, and the draws were most of what a mask cost), so a seed
+    gives the same coins on any device; from a GPU generator every position is drawn (no host sync for the
+    count)."""
+    gen_device = generator.device if generator is not None else where.device
+    if prob >= 1.0 or prob <= 0.0 or gen_device.type != "cpu":
         return where & _coin(where.shape, prob, generator, where.device)
     idx = where.reshape(-1).nonzero().squeeze(1)  # [K] flat positions to draw at
     out = torch.zeros(where.numel(), dtype=torch.bool, device=where.device)

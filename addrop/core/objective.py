@@ -15,7 +15,9 @@ IGNORE = -100  # the token label transformers' losses leave out
 
 @dataclass
 class Attribution:
-    """Attention and attribution of one batch. Tensors are [L, B, H, T, T] over `layers`."""
+    """Attention and attribution of one batch. Tensors are [L, B, H, T, T] over `layers`; the one exception is
+    `attribute(..., keep_rows=True)` (packed training steps), whose scores stay on the packed rows, [L, R, H, W, W],
+    with their packing in `extra["rows"]` (its `pairs()`, not `key_mask`, describes them) and no attention."""
 
     method: str
     backend: str

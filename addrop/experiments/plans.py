@@ -127,7 +127,8 @@ def time_estimate(configs, model: str) -> str:
             span = f"{lo / 60:.0f}-{hi / 60:.0f}" if round(lo / 60) < round(hi / 60) else f"{hi / 60:.0f}"
             text += f", roughly {span} minutes with minilm on an idle 2-core CPU"
         else:
-            span = f"{max(10, round(lo, -1)):.0f}-{max(10, round(hi, -1)):.0f}"
+            a, b = max(10, round(lo, -1)), max(10, round(hi, -1))
+            span = f"{a:.0f}-{b:.0f}" if a < b else f"{b:.0f}"
             text += f", about {span} s with minilm on an idle 2-core CPU"
     elif model.startswith("tiny-"):
         text += ", seconds with a tiny model"

@@ -351,3 +351,22 @@ def test_coins_on_packed_rows_fall_in_the_blocks_at_rate_q_and_keep_a_key_per_ro
         assert abs(share - q) <= 4 * math.sqrt(q * (1 - q) / n) + 0.02, (mode, share)  # keep-one gives a few back
         again = make_drops(scores, pairs, 0.5, q, mode, generator=torch.Generator().manual_seed(7))
         assert torch.equal(again[1], dropped)
+
+
+def test_coins_from_a_cpu_generator_fall_on_the_candidates_in_order_whatever_the_device():
+    """A CPU generator draws one coin per candidate, in row-major order, and nothing else: the mask depends on the
+    seed and the candidates only (the explorer's promise: the same settings, the same mask on any device)."""
+    import math as _math
+
+    from addrop.core.masking import _coins_in
+
+    where = torch.rand((3, 4, 5, 6), generator=torch.Generator().manual_seed(0)) < 0.3
+    got = _coins_in(where, 0.4, torch.Generator().manual_seed(9))
+    idx = where.reshape(-1).nonzero().squeeze(1)
+    bits = torch.empty(len(idx), dtype=torch.int32).random_(generator=torch.Generator().manual_seed(9))
+    want = torch.zeros(where.numel(), dtype=torch.bool)
+    want[idx[bits < _math.ceil(0.4 * 2 ** 31)]] = True
+    assert torch.equal(got, want.view(where.shape)) and not got[~where].any()
+    if torch.cuda.is_available():  # the same coins for a mask on the GPU
+        on_gpu = _coins_in(where.cuda(), 0.4, torch.Generator().manual_seed(9))
+        assert torch.equal(on_gpu.cpu(), got)
