@@ -97,7 +97,6 @@ def compare_plan(base: TrainConfig, attribution: AttributionConfig, cross_tuning
 # passes as example_passes counts them) in 36 s and the compare page's (8,400) in 59 s; an AMD EPYC Zen 3 (AVX2)
 # took 74 s and 109 s. A shared machine takes longer.
 MINILM_SECONDS_PER_PASS = (0.005, 0.013)
-MINILM_MODELS = ("minilm", "minilm-demo")  # the same network: the same cost
 
 
 def example_passes(configs) -> int:
@@ -119,20 +118,25 @@ def example_passes(configs) -> int:
 def time_estimate(configs, model: str) -> str:
     """'about N example passes' and, for the built-in models, a rough time on an idle 2-core CPU: the range from the
     fastest to the slowest machine measured."""
+    from ..engine.weights import TRAINED  # a shipped fine-tuned model costs what its base model costs
+
     passes = example_passes(configs)
     text = f"about {passes:,} example passes"
-    if model in MINILM_MODELS:
+    if TRAINED.get(model, (model,))[0] == "minilm":
         lo, hi = (passes * s for s in MINILM_SECONDS_PER_PASS)
         if hi >= 180:
-            span = f"{lo / 60:.0f}-{hi / 60:.0f}" if round(lo / 60) < round(hi / 60) else f"{hi / 60:.0f}"
-            text += f", roughly {span} minutes with minilm on an idle 2-core CPU"
+            text += f", roughly {_span(round(lo / 60), round(hi / 60))} minutes with minilm on an idle 2-core CPU"
         else:
-            a, b = max(10, round(lo, -1)), max(10, round(hi, -1))
-            span = f"{a:.0f}-{b:.0f}" if a < b else f"{b:.0f}"
-            text += f", about {span} s with minilm on an idle 2-core CPU"
+            text += (f", about {_span(max(10, round(lo, -1)), max(10, round(hi, -1)))} s with minilm on an idle "
+                     "2-core CPU")
     elif model.startswith("tiny-"):
         text += ", seconds with a tiny model"
     return text
+
+
+def _span(lo: float, hi: float) -> str:
+    """'lo-hi', or one number where the two (already rounded) ends meet."""
+    return f"{lo:.0f}-{hi:.0f}" if lo < hi else f"{hi:.0f}"
 
 
 def check_plan(plan: Plan, num_layers: int) -> None:
