@@ -1,7 +1,7 @@
 """python -m addrop compare: AD-DROP against vanilla, paired over seeds, the same plan the app runs."""
 from __future__ import annotations
 
-from .train import add_training_options
+from .train import add_training_options, add_workers_option
 
 
 def add_parser(sub) -> None:
@@ -11,6 +11,7 @@ def add_parser(sub) -> None:
                                    "deviation over seeds, and the cost per epoch of each.")
     add_training_options(c, skip=("seed",), defaults={"strategy": "addrop"})
     c.add_argument("--seeds", default="0,1,2", help="seeds, e.g. 0,1,2 or 0:4 (default 0,1,2)")
+    add_workers_option(c)
     c.set_defaults(func=run)
 
 
@@ -28,8 +29,11 @@ def run(a) -> int:
     from ..experiments.verdicts import compare_verdict
     from ..studio.background import plan_job
 
-    check_runs(plan.configs, a.out)
-    result = plan_job(ConsoleProgress(), plan)  # the app's job: the runs, then curves.html
+    from ..experiments.parallel import workers_ahead
+
+    with workers_ahead(plan.configs, a.workers):  # --workers N: they start while the plan is checked
+        check_runs(plan.configs, a.out)
+        result = plan_job(ConsoleProgress(), plan, workers=a.workers)  # the app's job: the runs, then curves.html
     status = 0
     for r in result["runs"]:
         if r["status"] != "finished":

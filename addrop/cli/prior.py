@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import os
 
-from .train import add_training_options
+from .train import add_training_options, add_workers_option
 
 
 def add_parser(sub) -> None:
@@ -21,6 +21,7 @@ def add_parser(sub) -> None:
                          defaults={"layers": PRIOR_DEFAULTS["layers"], "precision": PRIOR_DEFAULTS["precision"]})
     p.add_argument("--rate", type=float, default=PRIOR_DEFAULTS["rate"],
                    help=f"share of each row dropped (default {PRIOR_DEFAULTS['rate']:g})")
+    add_workers_option(p)
     p.set_defaults(func=run)
 
 
@@ -36,8 +37,11 @@ def run(a) -> int:
     from ..experiments.verdicts import PAPER_PRIOR_FINDING, prior_summary
     from ..studio.background import plan_job
 
-    check_runs(plan.configs, a.out)  # layers, names and the folder before the first run
-    result = plan_job(ConsoleProgress(width=11), plan)  # the app's job: the runs, then curves.html
+    from ..experiments.parallel import workers_ahead
+
+    with workers_ahead(plan.configs, a.workers):  # --workers N: they start while the plan is checked
+        check_runs(plan.configs, a.out)  # layers, names and the folder before the first run
+        result = plan_job(ConsoleProgress(width=11), plan, workers=a.workers)  # the app's job: the runs, then curves.html
     curves = result["curves"]
     failed = [r for r in result["runs"] if r["status"] not in ("finished", "waiting")]
     for r in failed:

@@ -13,6 +13,14 @@ def add_training_options(p, skip=(), defaults: dict | None = None) -> None:
     p.add_argument("--out", default="runs", help="folder for run records (default runs)")
 
 
+def add_workers_option(p) -> None:
+    """--workers of the commands that train several runs (prior, compare)."""
+    p.add_argument("--workers", type=int, default=1,
+                   help="runs side by side in N worker processes, each on its share of the CPUs (default 1: one "
+                        "after the other; each worker first spends seconds loading torch and the model, so it pays "
+                        "off for longer plans and more cores)")
+
+
 def add_parser(sub) -> None:
     t = sub.add_parser("train", help="fine-tune with one strategy and write a run record",
                        description="Fine-tune a model (vanilla, AD-DROP, or a prior-experiment strategy), print one "

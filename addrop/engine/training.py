@@ -23,7 +23,7 @@ from ..core.packing import RowDrops, packed_pass
 from ..core.passes import eval_mode, model_inputs
 from ..errors import UserError
 from .batching import batches, encode, num_batches
-from .data import hold_out, k_shot, load_data, subset
+from .data import hold_out, k_shot, load_splits, subset  # noqa: F401 (load_splits: callers import it here)
 from .metrics import compute_metrics, half_metrics
 from .models import LoadedModel, clone_model, load_model
 from .precision import autocast, resolve_precision
@@ -61,12 +61,6 @@ class RunResult:
     status: str  # finished | stopped | failed
     reason: str | None
     metrics: list[dict] = field(default_factory=list)
-
-
-def load_splits(cfg: TrainConfig):
-    """(spec, train, dev) of the configured task, before subsets."""
-    return load_data(cfg.task, cfg.source, cfg.data_dir, cfg.csv, text_col=cfg.text_col,
-                     pair_col=cfg.pair_col, label_col=cfg.label_col)
 
 
 def prepare_data(cfg: TrainConfig, tokenizer, splits=None) -> Data:

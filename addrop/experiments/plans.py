@@ -4,10 +4,11 @@ and the app run the same plans through the same `run_plan`.
     prior_plan    the paper's prior experiment (Section 2.2): none / random / low / high, one seed
     compare_plan  AD-DROP against vanilla: per seed a vanilla and an AD-DROP run with the same seed
 
-`run_plan(progress, plan, ...)` trains the runs one after the other into `<runs_dir>/<group>/<run>`, reports
-through `progress` (an object with `update(**kw)`, `add_event(obj)` and `should_stop()`: the app's background
-job, or the command line's printer) after every step and epoch, and stops when `progress.should_stop()` (the
-current run is recorded as stopped, the rest are not started). Reading groups back: `list_groups`,
+`run_plan(progress, plan, ...)` trains the runs into `<runs_dir>/<group>/<run>`: one after the other, or on a CPU
+side by side in worker processes (experiments/parallel.py). It reports through `progress` (an object with
+`update(**kw)`, `add_event(obj)` and `should_stop()`: the app's background job, or the command line's printer)
+after every step and epoch, and stops when `progress.should_stop()` (the runs under way are recorded as stopped,
+the rest are not started). Reading groups back: `list_groups`,
 `group_kind`, `compare_summary`.
 """
 from __future__ import annotations
@@ -149,34 +150,89 @@ def check_plan(plan: Plan, num_layers: int) -> None:
 
 
 def run_plan(progress: Progress, plan: Plan, loaded=None, splits=None, load_for_seed: Callable | None = None,
-             loaded_seed: int = 0) -> dict:
-    """Train every run of `plan` in turn.
+             loaded_seed: int = 0, workers: int = 1) -> dict:
+    """Train every run of `plan`: one after the other, or on a CPU side by side in worker processes.
 
     loaded: a model whose head was initialised with `loaded_seed` (the app's cached, pristine model; training
     copies it), or None. Runs with another seed get a model from `load_for_seed(seed)`, else
     `engine.models.load_model` with that seed (a fresh head initialised with it).
     splits: (spec, train, dev) as returned by `engine.training.load_splits`; None loads them from the first run's
     settings.
+    workers: 1 = one after the other in this process; N = up to N runs side by side in worker processes
+    (experiments/parallel.py), each loading the model by name with its run's seed (the weights `loaded` has;
+    `loaded` itself stays unused) and sharing the CPUs. A `load_for_seed` keeps the runs in this process.
     """
-    from ..engine.models import load_model
-    from ..engine.training import Callbacks, load_splits, prepare_data, train
+    from ..engine.data import load_splits
+    from .parallel import plan_workers
 
     check_runs(plan.configs, plan.runs_dir)  # before anything is trained or written
-    root = plan.root
-    root.mkdir(parents=True, exist_ok=True)
+    nworkers, threads = (1, 0) if load_for_seed is not None else plan_workers(plan.configs, workers)
     if splits is None:
         splits = load_splits(plan.configs[0])
+    root = plan.root
+    root.mkdir(parents=True, exist_ok=True)
     n = len(plan.configs)
     epochs: list[dict] = []
     runs: list[dict] = [{"run": c.name, "strategy": c.strategy, "seed": c.seed, "status": "waiting"}
                         for c in plan.configs]
-    done_epochs = 0
+    done = {"epochs": 0}
+    frac = [0.0] * n  # each run's share done
+    t0 = time.time()
+    side = f", {nworkers} side by side (worker processes of {threads} torch thread{'s' * (threads > 1)})"
+    progress.update(fraction=0.0, message=f"preparing {n} runs" + (side if nworkers > 1 else ""), epochs=epochs,
+                    runs=runs, group=plan.group, path=str(root), kind=plan.kind, total_epochs=plan.total_epochs,
+                    workers=nworkers)
+
+    def on_step(i, info):
+        cfg = plan.configs[i]
+        frac[i] = float(info["fraction"])
+        progress.update(fraction=sum(frac) / n,
+                        message=f"run {i + 1}/{n} · {cfg.name}: epoch {info['epoch']}/{cfg.epochs}, "
+                                f"step {info['step']}/{info['total_steps']}")
+
+    def on_epoch(i, rec):
+        cfg = plan.configs[i]
+        done["epochs"] += 1
+        row = dict(rec, run=cfg.name, strategy=cfg.strategy, seed=cfg.seed)
+        epochs.append(row)
+        progress.update(epochs=epochs, done_epochs=done["epochs"],
+                        message=f"run {i + 1}/{n} · {cfg.name}: epoch {rec['epoch']}/{cfg.epochs} done")
+        progress.add_event(dict(row))
+
+    def on_done(i, res):
+        frac[i] = 1.0 if res["status"] == "finished" else frac[i]
+        runs[i].update(status=res["status"], reason=res.get("reason"), path=res.get("path"), id=res.get("id"))
+        progress.update(runs=runs)
+
+    if nworkers > 1:
+        from .parallel import run_side_by_side
+
+        def on_event(kind, i, payload):
+            if kind == "start":
+                runs[i]["status"] = "running"
+                progress.update(runs=runs)
+            elif kind == "step":
+                on_step(i, payload)
+            elif kind == "epoch":
+                on_epoch(i, payload)
+            elif kind == "message":
+                progress.update(message=f"run {i + 1}/{n} · {payload}")
+
+        run_side_by_side(plan, splits, nworkers, threads, on_event, on_done, progress.should_stop)
+    else:
+        _run_in_turn(progress, plan, splits, loaded, load_for_seed, loaded_seed, runs, on_step, on_epoch, on_done)
+
+    progress.update(runs=runs, elapsed_total=time.time() - t0, message="stopped" if progress.should_stop() else "done")
+    return {"group": plan.group, "path": str(root), "runs": runs, "kind": plan.kind, "title": plan.title}
+
+
+def _run_in_turn(progress, plan, splits, loaded, load_for_seed, loaded_seed, runs, on_step, on_epoch, on_done):
+    """The runs one after the other in this process, sharing one model per seed (each run trains a copy)."""
+    from ..engine.models import load_model
+    from ..engine.training import Callbacks, prepare_data, train
+
     models = {int(loaded_seed): loaded} if loaded is not None else {}
     data_cache: dict = {}
-    t0 = time.time()
-    progress.update(fraction=0.0, message=f"preparing {n} runs", epochs=epochs, runs=runs, group=plan.group,
-                    path=str(root), kind=plan.kind, total_epochs=plan.total_epochs)
-
     for i, cfg in enumerate(plan.configs):
         if progress.should_stop():
             break
@@ -193,30 +249,13 @@ def run_plan(progress: Progress, plan: Plan, loaded=None, splits=None, load_for_
             progress.update(message=f"{cfg.name}: tokenizing the data")
             data_cache[key] = prepare_data(cfg, model.tokenizer, splits)
         runs[i]["status"] = "running"
-
-        def on_step(info, _i=i, _cfg=cfg):
-            progress.update(fraction=(_i + info["fraction"]) / n,
-                            message=f"run {_i + 1}/{n} · {_cfg.name}: epoch {info['epoch']}/{_cfg.epochs}, "
-                                    f"step {info['step']}/{info['total_steps']}")
-
-        def on_epoch(rec, _i=i, _cfg=cfg):
-            nonlocal done_epochs
-            done_epochs += 1
-            row = dict(rec, run=_cfg.name, strategy=_cfg.strategy, seed=_cfg.seed)
-            epochs.append(row)
-            progress.update(epochs=epochs, done_epochs=done_epochs,
-                            message=f"run {_i + 1}/{n} · {_cfg.name}: epoch {rec['epoch']}/{_cfg.epochs} done")
-            progress.add_event(dict(row))
-
-        res = train(cfg, runs_dir=str(root), loaded=model, data=data_cache[key],
-                    callbacks=Callbacks(on_step=on_step, on_epoch=on_epoch, should_stop=progress.should_stop))
-        runs[i].update(status=res.status, reason=res.reason, path=res.path, id=res.id)
-        progress.update(runs=runs)
+        res = train(cfg, runs_dir=str(plan.root), loaded=model, data=data_cache[key],
+                    callbacks=Callbacks(on_step=lambda info, _i=i: on_step(_i, info),
+                                        on_epoch=lambda rec, _i=i: on_epoch(_i, rec),
+                                        should_stop=progress.should_stop))
+        on_done(i, {"status": res.status, "reason": res.reason, "path": res.path, "id": res.id})
         if res.status != "finished":
             break
-
-    progress.update(runs=runs, elapsed_total=time.time() - t0, message="stopped" if progress.should_stop() else "done")
-    return {"group": plan.group, "path": str(root), "runs": runs, "kind": plan.kind, "title": plan.title}
 
 
 # ----------------------------------------------------------------------------------------------- reading back

@@ -14,10 +14,10 @@ from ..experiments.sweeps.spec import SweepSpec
 from .outputs import write_curves, write_sweep_outputs
 
 
-def plan_job(job, plan: Plan, loaded=None, splits=None) -> dict:
+def plan_job(job, plan: Plan, loaded=None, splits=None, workers: int = 1) -> dict:
     """Train the plan's runs (reporting to `job`: the app's Job or the command line's printer), then write the
-    group's curves.html. `loaded`, `splits`: as experiments.plans.run_plan takes them."""
-    result = run_plan(job, plan, loaded, splits)
+    group's curves.html. `loaded`, `splits`, `workers`: as experiments.plans.run_plan takes them."""
+    result = run_plan(job, plan, loaded, splits, workers=workers)
     curves = write_curves(plan)
     job.update(curves=str(curves) if curves else None)
     return dict(result, curves=str(curves) if curves else None)

@@ -75,3 +75,9 @@ def load_data(task: str = "demo", source: str = "auto", data_dir: str | os.PathL
     if src == "hf":
         return load_hf(task)
     return load_glue(task, data_dir)
+
+
+def load_splits(cfg):
+    """(spec, train, dev) of a TrainConfig's task, before subsets."""
+    return load_data(cfg.task, cfg.source, cfg.data_dir, cfg.csv, text_col=cfg.text_col,
+                     pair_col=cfg.pair_col, label_col=cfg.label_col)
