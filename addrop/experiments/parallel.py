@@ -15,8 +15,14 @@ experiment's defaults gain (docs/performance.md, "Runs side by side"); a longer 
 """
 from __future__ import annotations
 
+import multiprocessing as mp
+import os
+import pickle
 import queue as queue_mod
 import signal
+import tempfile
+import threading
+import time
 from contextlib import contextmanager
 
 from ..config import TrainConfig
@@ -24,7 +30,8 @@ from ..config import TrainConfig
 
 def plan_workers(configs, workers: int = 1) -> tuple[int, int]:
     """(worker processes, torch threads each) for the runs `configs`: 1 = one after the other in this process;
-    N > 1 = up to N side by side, each on an equal share of this machine's CPUs (at least one thread)."""
+    N > 1 = up to N side by side, each on an equal share of this machine's CPUs (at least one thread) and on the
+    runs' device (a GPU is shared by the workers)."""
     if workers is None or workers < 1:
         from ..errors import UserError
 
@@ -38,41 +45,73 @@ def plan_workers(configs, workers: int = 1) -> tuple[int, int]:
 
 
 # ---------------------------------------------------------------------------------------------- worker side
-_WORKER: dict = {}  # per worker process: its event queue, stop event and the last model and data it loaded
+_WORKER: dict = {}  # per worker process: its event queue, stop event, the splits, the last model and data it loaded
 
 
 def _init_worker(threads: int, events, stop) -> None:
-    """A worker's start: Ctrl-C left to the main process (it asks the runs to stop), its share of the threads,
-    and what every run needs first (torch, transformers, the trainer) imported at once."""
+    """A worker's start: Ctrl-C left to the main process (it asks the runs to stop), an exit of its own once the
+    main process is gone (killed), its share of the threads, and what every run needs first (torch,
+    transformers, the trainer) imported at once."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    parent = mp.parent_process()
+    if parent is not None:
+        threading.Thread(target=_exit_with, args=(parent.sentinel,), daemon=True).start()
     import torch
 
     from ..engine import training  # noqa: F401
 
     torch.set_num_threads(max(1, int(threads)))
-    _WORKER.update(events=events, stop=stop, model=None, data=None)
+    _WORKER.update(events=events, stop=stop, model=None, data=None, splits=None)
+
+
+def _exit_with(sentinel) -> None:
+    from multiprocessing.connection import wait
+
+    wait([sentinel])  # ready when the main process has ended
+    os._exit(1)
 
 
 def _started() -> bool:  # a task that makes the pool start a worker process
     return True
 
 
-def run_in_worker(i: int, cfg_dict: dict, root: str, splits) -> dict:
-    """Train run i of a plan in this worker process (`splits`: (spec, train, dev), as the main process has them)."""
+def _splits(path: str):
+    """The plan's (spec, train, dev), read once per worker from the file the main process wrote."""
+    if _WORKER.get("splits") is None or _WORKER["splits"][0] != path:
+        with open(path, "rb") as f:
+            _WORKER["splits"] = (path, pickle.load(f))
+    return _WORKER["splits"][1]
+
+
+def run_in_worker(i: int, cfg_dict: dict, root: str, splits_file: str) -> dict:
+    """Train run i of a plan in this worker process; its last report is ("end", i). A stop request that comes
+    before the run has started leaves it not started (status waiting, no record)."""
+    events = _WORKER["events"]
+    try:
+        return _run(i, TrainConfig.from_dict(cfg_dict), root, splits_file, events, _WORKER["stop"])
+    finally:
+        events.put(("end", i, None))
+
+
+def _run(i, cfg, root, splits_file, events, stop) -> dict:
     from ..engine.models import load_model
     from ..engine.training import Callbacks, prepare_data, train
 
-    cfg = TrainConfig.from_dict(cfg_dict)
-    events, stop = _WORKER["events"], _WORKER["stop"]
+    waiting = {"status": "waiting", "reason": None, "path": None, "id": None}
+    if stop.is_set():
+        return waiting
+    splits = _splits(splits_file)
     mkey = (cfg.model, cfg.device, splits[0].num_labels, cfg.seed)
     if _WORKER.get("model") is None or _WORKER["model"][0] != mkey:  # one model a process: a new seed replaces it
         events.put(("message", i, f"{cfg.name}: loading the model with seed {cfg.seed}"))
-        _WORKER["model"], _WORKER["data"] = (mkey, load_model(cfg.model, cfg.device, num_labels=mkey[2],
-                                                              seed=cfg.seed)), None
+        _WORKER["model"], _WORKER["data"] = None, None
+        _WORKER["model"] = (mkey, load_model(cfg.model, cfg.device, num_labels=mkey[2], seed=cfg.seed))
     loaded = _WORKER["model"][1]
     dkey = (cfg.seed, cfg.train_size, cfg.dev_size, cfg.shots, cfg.max_length, cfg.split_seed, cfg.holdout)
     if _WORKER.get("data") is None or _WORKER["data"][0] != dkey:
         _WORKER["data"] = (dkey, prepare_data(cfg, loaded.tokenizer, splits))
+    if stop.is_set():
+        return waiting
     cb = Callbacks(on_step=lambda info: events.put(("step", i, info)),
                    on_epoch=lambda rec: events.put(("epoch", i, rec)),
                    should_stop=stop.is_set)
@@ -85,7 +124,6 @@ _STARTED: dict = {}  # a pool started ahead (start_workers), taken by the next r
 
 
 def _new_pool(workers: int, threads: int):
-    import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor
 
     ctx = mp.get_context("spawn")
@@ -93,6 +131,14 @@ def _new_pool(workers: int, threads: int):
     pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker,
                                initargs=(threads, events, stop))
     return pool, events, stop
+
+
+def _close(pool, wait: bool) -> None:
+    """Shut a pool down; without waiting, its workers are terminated first (they may still be starting up)."""
+    if not wait:
+        for proc in list((getattr(pool, "_processes", None) or {}).values()):
+            proc.terminate()
+    pool.shutdown(wait=True, cancel_futures=True)
 
 
 def start_workers(configs, workers: int) -> None:
@@ -110,13 +156,13 @@ def start_workers(configs, workers: int) -> None:
 @contextmanager
 def workers_ahead(configs, workers: int):
     """start_workers for the block (the plan's checks and its run); a pool no plan took (the checks failed) is
-    shut down on the way out."""
+    terminated on the way out."""
     start_workers(configs, workers)
     try:
         yield
     finally:
         for pool, _, _ in _STARTED.values():
-            pool.shutdown(wait=False, cancel_futures=True)
+            _close(pool, wait=False)
         _STARTED.clear()
 
 
@@ -124,59 +170,101 @@ def _pool(workers: int, threads: int):
     return _STARTED.pop((workers, threads), None) or _new_pool(workers, threads)
 
 
+_LAST_REPORT_S = 10.0  # how long a run's last reports may lag behind its result
+
+
+class WorkerDied(RuntimeError):
+    """A worker process ended without finishing its run (killed, or out of memory)."""
+
+
 def run_side_by_side(plan, splits, workers: int, threads: int, on_event, on_done, should_stop) -> None:
     """Run the plan's runs in `workers` spawned processes of `threads` torch threads each, in plan order, a new
-    one starting as one ends. `on_event(kind, i, payload)` gets each run's "message", "step" and "epoch" reports
-    in this process; `on_done(i, result)` each run's end (status finished | stopped | failed, reason, path, id).
-    A run that does not finish (or a stop request) starts no further runs; those running end stopped on request.
+    one starting as one ends. `on_event(kind, i, payload)` gets each run's "start", "message", "step" and
+    "epoch" reports in this process, in order; `on_done(i, result)` each run's end (status finished | stopped |
+    failed | waiting, reason, path, id) after its last report. A run that does not finish, or a stop request,
+    starts no further runs. An error (one a run raised, a worker that died, Ctrl-C, or one of on_event /
+    on_done) stops the runs under way at their next step, waits for them (their records kept, marked stopped)
+    and is raised then: the plan fails as one after the other it would.
     """
     from concurrent.futures import FIRST_COMPLETED, wait
+    from concurrent.futures.process import BrokenProcessPool
 
     pool, events, stop = _pool(workers, threads)
     pending = list(range(len(plan.configs)))
-    running: dict = {}
+    running: dict = {}  # future -> run index
+    ended: dict = {}  # run index -> (its result, when its future was done), until its last report has come
+    reported: set = set()  # run indices whose last report ("end") has come
     root = str(plan.root)
-    interrupted = False
+    error: BaseException | None = None
+    splits_file = tempfile.NamedTemporaryFile(prefix="addrop-splits-", suffix=".pkl", delete=False)
+    broken = False
+    try:
+        with splits_file:
+            pickle.dump(splits, splits_file, protocol=pickle.HIGHEST_PROTOCOL)
 
-    def drain(timeout: float) -> None:
-        try:
-            item = events.get(timeout=timeout)
-            while True:
-                on_event(*item)
-                item = events.get_nowait()
-        except queue_mod.Empty:
-            pass
-
-    with pool:
-        while pending or running:
+        def drain(timeout: float) -> None:
             try:
-                if should_stop() and not stop.is_set():
+                item = events.get(timeout=timeout)
+                while True:
+                    if item[0] == "end":
+                        reported.add(item[1])
+                    else:
+                        on_event(*item)
+                    item = events.get_nowait()
+            except queue_mod.Empty:
+                pass
+
+        def finish_reported() -> None:  # on_done for the runs whose future is done and whose last report came
+            now = time.monotonic()
+            for i in [i for i in ended if i in reported or now - ended[i][1] > _LAST_REPORT_S]:
+                res = ended.pop(i)[0]
+                on_done(i, res)
+                if res["status"] != "finished":
+                    pending.clear()
+
+        while pending or running or ended:
+            try:
+                if error is None and should_stop():
                     stop.set()
                 if stop.is_set():
                     pending.clear()
-                while pending and len(running) < workers:
-                    i = pending.pop(0)
+                while pending and len(running) + len(ended) < workers:
+                    i = pending[0]
+                    running[pool.submit(run_in_worker, i, plan.configs[i].to_dict(), root, splits_file.name)] = i
+                    pending.pop(0)
                     on_event("start", i, None)
-                    running[pool.submit(run_in_worker, i, plan.configs[i].to_dict(), root, splits)] = i
                 drain(0.2)
                 done, _ = wait(list(running), timeout=0, return_when=FIRST_COMPLETED)
                 for fut in done:
                     i = running.pop(fut)
                     try:
-                        res = fut.result()
-                    except Exception as e:  # noqa: BLE001 - a run that crashed its worker fails; the plan goes on
-                        from ..errors import one_line
-
-                        res = {"status": "failed", "reason": one_line(e), "path": None, "id": None}
-                    drain(0.05)  # its last reports before its end
-                    on_done(i, res)
-                    if res["status"] != "finished":
-                        pending.clear()
-            except KeyboardInterrupt:  # the runs stop at their next step, keep their records, then we re-raise
-                interrupted = True
+                        ended[i] = (fut.result(), time.monotonic())
+                    except BaseException as e:
+                        ended[i] = ({"status": "failed", "path": None, "id": None,
+                                     "reason": "its worker process died (killed, or out of memory?)"
+                                     if isinstance(e, BrokenProcessPool) else "an error (raised by the plan)"},
+                                    time.monotonic())
+                        if isinstance(e, BrokenProcessPool):
+                            raise WorkerDied(f"run {plan.configs[i].name}: {ended[i][0]['reason']}") from None
+                        raise
+                finish_reported()
+            except BaseException as e:  # noqa: BLE001 - stop the others, wait for them, then raise it
+                error = error or e
                 stop.set()
                 pending.clear()
-    drain(0.1)
-    if interrupted:
-        raise KeyboardInterrupt
-
+                if isinstance(e, (BrokenProcessPool, WorkerDied)):  # the pool is broken: every worker is gone
+                    broken = True
+                    for fut, i in list(running.items()):
+                        ended[i] = ({"status": "failed", "reason": "its worker process died with another",
+                                     "path": None, "id": None}, time.monotonic())
+                        running.pop(fut)
+                    reported.update(ended)
+                try:
+                    finish_reported()
+                except BaseException:  # noqa: BLE001 - the first error is the one raised
+                    pass
+    finally:
+        _close(pool, wait=not broken)
+        os.unlink(splits_file.name)
+    if error is not None:
+        raise error
