@@ -41,7 +41,8 @@ def run(a) -> int:
 
     with workers_ahead(plan.configs, a.workers):  # --workers N: they start while the plan is checked
         check_runs(plan.configs, a.out)  # layers, names and the folder before the first run
-        result = plan_job(ConsoleProgress(width=11), plan, workers=a.workers)  # the app's job: the runs, then curves.html
+        # the app's job: the runs, then curves.html
+        result = plan_job(ConsoleProgress(width=11), plan, workers=a.workers)
     curves = result["curves"]
     failed = [r for r in result["runs"] if r["status"] not in ("finished", "waiting")]
     for r in failed:

@@ -26,6 +26,7 @@ import time
 from contextlib import contextmanager
 
 from ..config import TrainConfig
+from ..engine.allocator import tune_for_training
 
 
 def plan_workers(configs, workers: int = 1) -> tuple[int, int]:
@@ -49,10 +50,11 @@ _WORKER: dict = {}  # per worker process: its event queue, stop event, the split
 
 
 def _init_worker(threads: int, events, stop) -> None:
-    """A worker's start: Ctrl-C left to the main process (it asks the runs to stop), an exit of its own once the
-    main process is gone (killed), its share of the threads, and what every run needs first (torch,
-    transformers, the trainer) imported at once."""
+    """A worker's start: Ctrl-C left to the main process (it asks the runs to stop), the allocator as the command
+    line has it, an exit of its own once the main process is gone (killed), its share of the threads, and what
+    every run needs first (torch, transformers, the trainer) imported at once."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    tune_for_training()
     parent = mp.parent_process()
     if parent is not None:
         threading.Thread(target=_exit_with, args=(parent.sentinel,), daemon=True).start()

@@ -8,8 +8,7 @@ from pathlib import Path
 
 import torch
 
-# Values for glibc's allocator: never return freed memory to the OS, never mmap a block on its own.
-MALLOC_ENV = {"MALLOC_MMAP_THRESHOLD_": "17179869184", "MALLOC_TRIM_THRESHOLD_": "68719476736"}
+from ...engine.allocator import GLIBC_DEFAULT, MALLOC_ENV, mallopt, tune_for_training
 
 
 def machine_info(device: torch.device) -> dict:
@@ -41,36 +40,18 @@ def malloc_env_status() -> dict:
         "set": all(os.environ.get(k) for k in MALLOC_ENV)}
 
 
-_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameters
-_GLIBC_DEFAULT = 128 * 1024
-
-
-def _mallopt(mmap_threshold: int, trim_threshold: int) -> bool:
-    """Set glibc's thresholds in this process (False where there is no glibc)."""
-    if not sys.platform.startswith("linux"):
-        return False
-    try:
-        import ctypes
-
-        libc = ctypes.CDLL("libc.so.6")
-        return bool(libc.mallopt(_M_MMAP_THRESHOLD, ctypes.c_int(mmap_threshold))
-                    and libc.mallopt(_M_TRIM_THRESHOLD, ctypes.c_int(trim_threshold)))
-    except (OSError, AttributeError):
-        return False
-
-
 class allocator_tuned:
     """Without the MALLOC_* variables (an in-process run, e.g. a test), set the same thresholds with mallopt()
     for the duration of the run and put glibc's defaults back afterwards (mallopt's values are capped at
     2 GiB; nothing this benchmark allocates comes near)."""
 
     def __enter__(self):
-        self.applied = not malloc_env_status()["set"] and _mallopt(2**30, 2**31 - 1)
+        self.applied = tune_for_training()
         return self
 
     def __exit__(self, *exc):
         if self.applied:
-            _mallopt(_GLIBC_DEFAULT, _GLIBC_DEFAULT)
+            mallopt(GLIBC_DEFAULT, GLIBC_DEFAULT)
         return False
 
 
