@@ -4,7 +4,7 @@ and the app run the same plans through the same `run_plan`.
     prior_plan    the paper's prior experiment (Section 2.2): none / random / low / high, one seed
     compare_plan  AD-DROP against vanilla: per seed a vanilla and an AD-DROP run with the same seed
 
-`run_plan(progress, plan, ...)` trains the runs into `<runs_dir>/<group>/<run>`: one after the other, or on a CPU
+`run_plan(progress, plan, ...)` trains the runs into `<runs_dir>/<group>/<run>`: one after the other, or
 side by side in worker processes (experiments/parallel.py). It reports through `progress` (an object with
 `update(**kw)`, `add_event(obj)` and `should_stop()`: the app's background job, or the command line's printer)
 after every step and epoch, and stops when `progress.should_stop()` (the runs under way are recorded as stopped,
@@ -151,7 +151,7 @@ def check_plan(plan: Plan, num_layers: int) -> None:
 
 def run_plan(progress: Progress, plan: Plan, loaded=None, splits=None, load_for_seed: Callable | None = None,
              loaded_seed: int = 0, workers: int = 1) -> dict:
-    """Train every run of `plan`: one after the other, or on a CPU side by side in worker processes.
+    """Train every run of `plan`: one after the other, or (`workers` > 1) side by side in worker processes.
 
     loaded: a model whose head was initialised with `loaded_seed` (the app's cached, pristine model; training
     copies it), or None. Runs with another seed get a model from `load_for_seed(seed)`, else
