@@ -54,9 +54,9 @@ def _running_as_cli() -> bool:
 
 def _maybe_reexec(a) -> None:
     """glibc reads MALLOC_* at start-up only: restart this command once with them set."""
-    from ..experiments.bench.machine import MALLOC_ENV
+    from ..engine.allocator import MALLOC_ENV, env_set
 
-    if a.no_reexec or os.environ.get(REEXEC_GUARD) or all(os.environ.get(k) for k in MALLOC_ENV):
+    if a.no_reexec or os.environ.get(REEXEC_GUARD) or env_set():
         return
     if not _running_as_cli():
         return

@@ -63,6 +63,11 @@ class RunResult:
     metrics: list[dict] = field(default_factory=list)
 
 
+def data_key(cfg: TrainConfig) -> tuple:
+    """The settings prepare_data reads: runs with the same key (and tokenizer and splits) share their Data."""
+    return (cfg.seed, cfg.split_seed, cfg.holdout, cfg.shots, cfg.train_size, cfg.dev_size, cfg.max_length)
+
+
 def prepare_data(cfg: TrainConfig, tokenizer, splits=None) -> Data:
     """Load the task, take the seeded subsets, tokenize (dynamic padding happens per batch)."""
     spec, train, dev = splits if splits is not None else load_splits(cfg)

@@ -97,7 +97,7 @@ def run_in_worker(i: int, cfg_dict: dict, root: str, splits_file: str) -> dict:
 
 def _run(i, cfg, root, splits_file, events, stop) -> dict:
     from ..engine.models import load_model
-    from ..engine.training import Callbacks, prepare_data, train
+    from ..engine.training import Callbacks, data_key, prepare_data, train
 
     waiting = {"status": "waiting", "reason": None, "path": None, "id": None}
     if stop.is_set():
@@ -109,7 +109,7 @@ def _run(i, cfg, root, splits_file, events, stop) -> dict:
         _WORKER["model"], _WORKER["data"] = None, None
         _WORKER["model"] = (mkey, load_model(cfg.model, cfg.device, num_labels=mkey[2], seed=cfg.seed))
     loaded = _WORKER["model"][1]
-    dkey = (cfg.seed, cfg.train_size, cfg.dev_size, cfg.shots, cfg.max_length, cfg.split_seed, cfg.holdout)
+    dkey = data_key(cfg)
     if _WORKER.get("data") is None or _WORKER["data"][0] != dkey:
         _WORKER["data"] = (dkey, prepare_data(cfg, loaded.tokenizer, splits))
     if stop.is_set():

@@ -229,7 +229,7 @@ def run_plan(progress: Progress, plan: Plan, loaded=None, splits=None, load_for_
 def _run_in_turn(progress, plan, splits, loaded, load_for_seed, loaded_seed, runs, on_step, on_epoch, on_done):
     """The runs one after the other in this process, sharing one model per seed (each run trains a copy)."""
     from ..engine.models import load_model
-    from ..engine.training import Callbacks, prepare_data, train
+    from ..engine.training import Callbacks, data_key, prepare_data, train
 
     models = {int(loaded_seed): loaded} if loaded is not None else {}
     data_cache: dict = {}
@@ -244,7 +244,7 @@ def _run_in_turn(progress, plan, splits, loaded, load_for_seed, loaded_seed, run
             else:
                 models[seed] = load_model(cfg.model, cfg.device, num_labels=splits[0].num_labels, seed=seed)
         model = models[seed]
-        key = (seed, cfg.train_size, cfg.dev_size, cfg.shots, cfg.max_length)
+        key = data_key(cfg)
         if key not in data_cache:
             progress.update(message=f"{cfg.name}: tokenizing the data")
             data_cache[key] = prepare_data(cfg, model.tokenizer, splits)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import torch
 
-from ...engine.allocator import GLIBC_DEFAULT, MALLOC_ENV, mallopt, tune_for_training
+from ...engine.allocator import GLIBC_DEFAULT, MALLOC_ENV, env_set, mallopt, tune_for_training
 
 
 def machine_info(device: torch.device) -> dict:
@@ -37,7 +37,7 @@ def _cpu_name() -> str:
 
 def malloc_env_status() -> dict:
     return {k: os.environ.get(k) for k in MALLOC_ENV} | {
-        "set": all(os.environ.get(k) for k in MALLOC_ENV)}
+        "set": env_set()}
 
 
 class allocator_tuned:
