@@ -1,17 +1,19 @@
-"""A plan's runs side by side in worker processes on a CPU (experiments.plans.run_plan with workers > 1).
+"""Runs side by side in worker processes: a plan's (experiments.plans.run_plan with workers > 1) and a sweep's
+cells (experiments.sweeps.local.run_sweep with max_concurrent > 1).
 
 On a small CPU, two threads speed one training step up far less than twice (1.39x for a minilm step on a 2-core
 AMD EPYC, docs/performance.md: the optimizer, dropout's random numbers, clipping and Python run on one core),
 so the independent runs of a plan finish sooner two at a time on one thread each than one after the other on
 two. Each worker process is spawned fresh (never forked from a process that runs threads), loads the model by
-name with the run's seed (the same weights and head `engine.models.load_model` gives the main process) and
-trains with `engine.training.train`, as the sequential path does; its progress comes back through a queue and a
-stop request goes out through an event. Workers ignore Ctrl-C: the main process turns it into a stop request,
-so the runs end as "stopped" with their records kept.
+name with the run's seed (the same weights and head `engine.models.load_model` gives the main process; the runs
+of one seed share it, each training a copy) and trains with `engine.training.train`, as the sequential path
+does; its progress comes back through a queue and a stop request goes out through an event. Workers ignore
+Ctrl-C: the main process turns it into a stop request, so the runs end as "stopped" with their records kept. A
+worker whose main process is gone (killed) ends itself.
 
-It is opt-in (`--workers N` of `prior` and `compare`, `run_plan(..., workers=N)`): each worker first spends
-about 6 s importing torch and transformers and loading the model, which on a 2-core machine eats what the prior
-experiment's defaults gain (docs/performance.md, "Runs side by side"); a longer plan amortises it.
+For a plan it is opt-in (`--workers N` of `prior` and `compare`, `run_plan(..., workers=N)`): each worker first
+spends about 6 s importing torch and transformers and loading the model, which on a 2-core machine eats what the
+prior experiment's defaults gain (docs/performance.md, "Runs side by side"); a longer plan amortises it.
 """
 from __future__ import annotations
 
@@ -27,6 +29,7 @@ from contextlib import contextmanager
 
 from ..config import TrainConfig
 from ..engine.allocator import tune_for_training
+from ..errors import UserError
 
 
 def plan_workers(configs, workers: int = 1) -> tuple[int, int]:
@@ -34,8 +37,6 @@ def plan_workers(configs, workers: int = 1) -> tuple[int, int]:
     N > 1 = up to N side by side, each on an equal share of this machine's CPUs (at least one thread) and on the
     runs' device (a GPU is shared by the workers)."""
     if workers is None or workers < 1:
-        from ..errors import UserError
-
         raise UserError(f"workers must be 1 (one run after the other) or more, got {workers}")
     w = min(int(workers), len(configs))
     if w < 2:
@@ -175,28 +176,34 @@ def _pool(workers: int, threads: int):
 _LAST_REPORT_S = 10.0  # how long a run's last reports may lag behind its result
 
 
-class WorkerDied(RuntimeError):
-    """A worker process ended without finishing its run (killed, or out of memory)."""
+class WorkerDied(UserError):
+    """A worker process ended without finishing its run (killed, or out of memory): the command line prints it
+    on one line, the app shows it; the runs that ended before are kept."""
 
 
-def run_side_by_side(plan, splits, workers: int, threads: int, on_event, on_done, should_stop) -> None:
-    """Run the plan's runs in `workers` spawned processes of `threads` torch threads each, in plan order, a new
-    one starting as one ends. `on_event(kind, i, payload)` gets each run's "start", "message", "step" and
+def run_side_by_side(configs, root, splits, workers: int, threads: int, on_event, on_done, should_stop,
+                     keep_going: bool = False) -> None:
+    """Train the runs `configs` (their records under `root`, on the data `splits`: (spec, train, dev) as
+    engine.data.load_splits gives them) in `workers` spawned processes of `threads` torch threads each, in order,
+    a new one starting as one ends. `on_event(kind, i, payload)` gets each run's "start", "message", "step" and
     "epoch" reports in this process, in order; `on_done(i, result)` each run's end (status finished | stopped |
-    failed | waiting, reason, path, id) after its last report. A run that does not finish, or a stop request,
-    starts no further runs. An error (one a run raised, a worker that died, Ctrl-C, or one of on_event /
-    on_done) stops the runs under way at their next step, waits for them (their records kept, marked stopped)
-    and is raised then: the plan fails as one after the other it would.
+    failed | waiting, reason, path, id) after its last report.
+
+    A stop request starts no further runs. A run that does not finish starts no further runs either, unless
+    `keep_going` (a sweep: a cell that ends failed is reported and the others go on). An error (one a run
+    raised, a worker that died, Ctrl-C, or one of on_event / on_done) stops the runs under way at their next
+    step, waits for them (their records kept, marked stopped) and is raised then: the plan or sweep fails as
+    one after the other it would.
     """
     from concurrent.futures import FIRST_COMPLETED, wait
     from concurrent.futures.process import BrokenProcessPool
 
     pool, events, stop = _pool(workers, threads)
-    pending = list(range(len(plan.configs)))
+    pending = list(range(len(configs)))
     running: dict = {}  # future -> run index
     ended: dict = {}  # run index -> (its result, when its future was done), until its last report has come
     reported: set = set()  # run indices whose last report ("end") has come
-    root = str(plan.root)
+    root = str(root)
     error: BaseException | None = None
     splits_file = tempfile.NamedTemporaryFile(prefix="addrop-splits-", suffix=".pkl", delete=False)
     broken = False
@@ -221,7 +228,7 @@ def run_side_by_side(plan, splits, workers: int, threads: int, on_event, on_done
             for i in [i for i in ended if i in reported or now - ended[i][1] > _LAST_REPORT_S]:
                 res = ended.pop(i)[0]
                 on_done(i, res)
-                if res["status"] != "finished":
+                if res["status"] == "stopped" or (res["status"] != "finished" and not keep_going):
                     pending.clear()
 
         while pending or running or ended:
@@ -232,7 +239,7 @@ def run_side_by_side(plan, splits, workers: int, threads: int, on_event, on_done
                     pending.clear()
                 while pending and len(running) + len(ended) < workers:
                     i = pending[0]
-                    running[pool.submit(run_in_worker, i, plan.configs[i].to_dict(), root, splits_file.name)] = i
+                    running[pool.submit(run_in_worker, i, configs[i].to_dict(), root, splits_file.name)] = i
                     pending.pop(0)
                     on_event("start", i, None)
                 drain(0.2)
@@ -247,7 +254,7 @@ def run_side_by_side(plan, splits, workers: int, threads: int, on_event, on_done
                                      if isinstance(e, BrokenProcessPool) else "an error (raised by the plan)"},
                                     time.monotonic())
                         if isinstance(e, BrokenProcessPool):
-                            raise WorkerDied(f"run {plan.configs[i].name}: {ended[i][0]['reason']}") from None
+                            raise WorkerDied(f"run {configs[i].name}: {ended[i][0]['reason']}") from None
                         raise
                 finish_reported()
             except BaseException as e:  # noqa: BLE001 - stop the others, wait for them, then raise it

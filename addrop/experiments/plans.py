@@ -218,7 +218,8 @@ def run_plan(progress: Progress, plan: Plan, loaded=None, splits=None, load_for_
             elif kind == "message":
                 progress.update(message=f"run {i + 1}/{n} · {payload}")
 
-        run_side_by_side(plan, splits, nworkers, threads, on_event, on_done, progress.should_stop)
+        run_side_by_side(plan.configs, plan.root, splits, nworkers, threads, on_event, on_done,
+                         progress.should_stop)
     else:
         _run_in_turn(progress, plan, splits, loaded, load_for_seed, loaded_seed, runs, on_step, on_epoch, on_done)
 

@@ -2,6 +2,8 @@
 progress as one after the other, and a stop request that reaches the workers."""
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from addrop.cli import main
@@ -101,3 +103,112 @@ def test_side_by_side_run_error_is_the_plan_s_error(tmp_path, capsys):
     assert main([*args, "--workers", "2"]) == 2
     err_side = capsys.readouterr().err
     assert "already exists" in err_turn and "already exists" in err_side
+
+
+# ------------------------------------------------------------------------------- a sweep's cells side by side
+
+def _sweep(name: str, epochs: int = 2, ps: str = "0.3,0.6"):
+    from addrop.config import AttributionConfig
+    from addrop.experiments.sweeps.spec import SweepSpec
+
+    return SweepSpec(name=name, base=_base(epochs=epochs, attribution=AttributionConfig(method="ga")), ps=ps,
+                     qs="0.5", seeds="0", baseline=True)
+
+
+def test_sweep_cells_side_by_side_go_on_after_a_failed_cell_and_end_on_an_error(tmp_path):
+    from addrop.experiments.sweeps.local import prepare, run_sweep
+
+    # a learning rate that makes every cell's loss non-finite: each ends failed, and the next one still runs
+    bad = {"workers": _sweep("w"), "turn": _sweep("t")}
+    bad = {k: replace(v, base=replace(v.base, lr=1e30)) for k, v in bad.items()}
+    turn = run_sweep(bad["turn"], tmp_path, max_concurrent=1)
+    side = run_sweep(bad["workers"], tmp_path, max_concurrent=2)
+    assert sorted(side.failed) == sorted(turn.failed) == ["p0.3-q0.5-s0", "p0.6-q0.5-s0", "vanilla-s0"]
+    assert side.failed == turn.failed and all("loss became nan" in why for why in side.failed.values())
+    # an error a cell raises (here: its folder is taken by a file) ends the sweep, in turn or side by side alike
+    for name, workers in (("f", 1), ("g", 2)):
+        prepare(_sweep(name), tmp_path)
+        (tmp_path / name / "vanilla-s0").write_text("not a run folder")
+        with pytest.raises(UserError, match="already exists"):
+            run_sweep(_sweep(name), tmp_path, max_concurrent=workers)
+
+
+def test_sweep_stop_reaches_the_cells_in_workers_and_they_resume(tmp_path):
+    from addrop.experiments.sweeps.local import run_sweep
+
+    seen = []
+    res = run_sweep(_sweep("s", epochs=40), tmp_path, max_concurrent=2, should_stop=lambda: bool(seen),
+                    on_epoch=seen.append)
+    assert res.stopped and not res.failed and not res.ran and seen[0]["run"] in ("vanilla-s0", "p0.3-q0.5-s0")
+    recs = {r.id: r for r in list_runs(tmp_path / "s")}
+    assert recs and all(r.status == "stopped" and r.epochs_done < 40 for r in recs.values())
+    # the stopped cells run again (to their end this time), from the start
+    res = run_sweep(_sweep("s", epochs=40, ps="0.3"), tmp_path, max_concurrent=2)
+    assert sorted(res.ran) == ["p0.3-q0.5-s0", "vanilla-s0"] and not res.stopped
+
+
+def test_a_killed_worker_ends_the_sweep_with_a_clear_error(tmp_path):
+    import json
+    import os
+    import signal
+
+    from addrop.experiments.parallel import WorkerDied
+    from addrop.experiments.sweeps.local import run_sweep
+
+    killed = []
+
+    def kill_its_worker(rec):
+        if not killed:
+            pid = json.loads((tmp_path / "k" / rec["run"] / "status.json").read_text())["pid"]
+            assert pid != os.getpid()
+            os.kill(pid, signal.SIGKILL)
+            killed.append(rec["run"])
+
+    with pytest.raises(WorkerDied, match="worker process died") as e:
+        run_sweep(_sweep("k", epochs=40), tmp_path, max_concurrent=2, on_epoch=kill_its_worker)
+    assert isinstance(e.value, UserError)  # the command line prints it on one line (exit 2), the app shows it
+    assert killed and not [r for r in list_runs(tmp_path / "k") if r.status == "finished"]
+
+
+def test_workers_end_with_their_main_process(tmp_path):
+    """Killing the command (SIGKILL: no clean-up in it at all) leaves no worker training on, or waiting for work."""
+    import json
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    cmd = [sys.executable, "-m", "addrop", "sweep", "--model", "tiny-bert", "--device", "cpu", "--task", "demo",
+           "--train-size", "16", "--dev-size", "8", "--batch-size", "8", "--epochs", "500", "--p", "0.3",
+           "--q", "0.5", "--max-concurrent", "2", "--out", str(tmp_path), "--name", "o"]
+    main_proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    pids: set = set()
+    try:
+        deadline = time.monotonic() + 120
+        while len(pids) < 2 and time.monotonic() < deadline:  # both cells under way, each in its worker
+            time.sleep(0.5)
+            for f in (tmp_path / "o").glob("*/status.json"):
+                try:
+                    pids.add(json.loads(f.read_text())["pid"])
+                except (ValueError, KeyError):
+                    pass
+        assert len(pids) == 2 and main_proc.pid not in pids, pids
+    finally:
+        main_proc.kill()
+        main_proc.wait()
+
+    def alive(pid):
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        return True
+
+    deadline = time.monotonic() + 20
+    while any(alive(p) for p in pids) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    left = [p for p in pids if alive(p)]
+    for p in left:
+        os.kill(p, signal.SIGKILL)
+    assert not left, f"workers {left} outlived their main process"

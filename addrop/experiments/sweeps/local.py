@@ -11,7 +11,8 @@ A sweep is a folder of ordinary run records plus ``sweep.json``::
 Cells are run by a backend:
 
     local   one after another in this process (the model and data are loaded once per seed and every cell
-            trains a private copy), or in ``max_concurrent`` worker processes
+            trains a private copy), or in ``max_concurrent`` worker processes (experiments/parallel.py, as a
+            plan's runs side by side)
     ray     Ray Tune trials (optional extra: ``pip install "ray[tune]"``), on a local Ray instance or on a cluster
             given by ``ray_address``
 
@@ -36,7 +37,6 @@ from ...engine.preflight import check_runs
 from ...engine.runs import atomic_write_json, load_run, read_json, safe_child
 from ...errors import UserError
 from . import ray_backend
-from .cell import available_cpus, run_cell
 from .results import sweep_table, write_table
 from .spec import SWEEP_FILE, SweepSpec
 
@@ -147,11 +147,12 @@ def run_sweep(spec: SweepSpec, out: str | os.PathLike = "runs", backend: str = "
     """Run every unfinished cell of `spec` under `out/<spec.name>/` and write table.csv and heatmap.html.
 
     `on_cell({"run": id, "status": ..., "done": k, "total": n, ...})` is called as each cell ends;
-    `should_stop()` is checked between cells (and between steps for in-process cells); `on_epoch(record)`
-    gets each epoch record of in-process cells with the run id under "run". `ship_records` (ray): Ray trials
-    send their run files back to the driver instead of writing into the folder (automatic on nodes that cannot
-    see the folder; forcing it is for tests). `refresh(folder)` rewrites the folder's outputs after every cell
-    and at the end (default: table.csv; the command line and the app also draw heatmap.html, see
+    `should_stop()` is checked between cells and, for local cells (in this process or in worker processes),
+    between steps too; `on_epoch(record)` gets each epoch record of local cells with the run id under "run".
+    A local worker process that dies ends the sweep with experiments.parallel.WorkerDied. `ship_records` (ray):
+    Ray trials send their run files back to the driver instead of writing into the folder (automatic on nodes
+    that cannot see the folder; forcing it is for tests). `refresh(folder)` rewrites the folder's outputs after
+    every cell and at the end (default: table.csv; the command line and the app also draw heatmap.html, see
     addrop/studio/outputs.py).
     """
     refresh = refresh or write_table
@@ -197,7 +198,7 @@ def run_sweep(spec: SweepSpec, out: str | os.PathLike = "runs", backend: str = "
             stopped = ray_backend.run_cells(todo, folder, max_concurrent, ray_address, cpus_per_cell, report,
                                             should_stop, ship_records)
         elif max_concurrent > 1 and len(todo) > 1:
-            stopped = _run_processes(todo, folder, max_concurrent, report, should_stop)
+            stopped = _run_processes(todo, folder, max_concurrent, report, should_stop, on_epoch)
         else:
             stopped = _run_inline(todo, folder, report, should_stop, on_epoch)
     refresh(folder)
@@ -229,33 +230,28 @@ def _run_inline(todo, folder: Path, report, should_stop, on_epoch) -> bool:
     return False
 
 
-def _run_processes(todo, folder: Path, workers: int, report, should_stop) -> bool:
-    import multiprocessing as mp
-    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+def _run_processes(todo, folder: Path, workers: int, report, should_stop, on_epoch) -> bool:
+    """The cells side by side in worker processes (experiments/parallel.py), as _run_inline runs them: a cell
+    that ends failed is reported and the others go on; an error a cell raises ends the sweep; a stop request
+    reaches the cells under way (they end stopped, records kept, and run again on resume); a worker that dies
+    ends the sweep with WorkerDied, the cells finished before kept."""
+    from ...engine.data import load_splits
+    from ..parallel import plan_workers, run_side_by_side
 
-    threads = max(1, available_cpus() // workers)
-    pending = list(todo)
-    running = {}
-    stopped = False
-    with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn")) as pool:
-        while pending or running:
-            while pending and len(running) < workers and not stopped:
-                if should_stop and should_stop():
-                    stopped = True
-                    break
-                cfg = pending.pop(0)
-                running[pool.submit(run_cell, cfg.to_dict(), str(folder), threads)] = cfg
-            if not running:
-                break
-            finished, _ = wait(list(running), timeout=1.0, return_when=FIRST_COMPLETED)
-            for fut in finished:
-                cfg = running.pop(fut)
-                try:
-                    r = fut.result()
-                    report(r["run"], r["status"], r.get("reason"))
-                except Exception as e:  # noqa: BLE001 - a crashed worker marks that cell failed
-                    report(cfg.name, "failed", f"{type(e).__name__}: {e}")
-            if should_stop and should_stop():
-                stopped = True
-                pending.clear()
-    return stopped
+    nworkers, threads = plan_workers(todo, workers)
+    stopped = []
+
+    def on_event(kind, i, payload):
+        if kind == "epoch" and on_epoch:
+            on_epoch(dict(payload, run=todo[i].name))
+
+    def on_done(i, res):
+        if res["status"] == "waiting":  # not started: a stop came first; it runs on resume
+            return
+        stopped.append(res["status"] == "stopped")
+        report(res.get("id") or todo[i].name, res["status"], res.get("reason"))
+
+    ask = should_stop or (lambda: False)
+    # every cell of a sweep reads the same data (the grid varies p, q and the seed): loaded once, shared
+    run_side_by_side(todo, folder, load_splits(todo[0]), nworkers, threads, on_event, on_done, ask, keep_going=True)
+    return any(stopped) or bool(ask())
