@@ -152,6 +152,26 @@ class Ctx:
             st.stop()
         return self.loaded
 
+    def fine_tune(self) -> tuple[str, object, str]:
+        """What an experiment page fine-tunes: (model name, its loaded pristine copy, a sentence that says so). A
+        model already fine-tuned (minilm-demo, a run's checkpoint) is not trained again: its pre-trained base is,
+        with a new classification head, as the paper's experiments start (engine.weights.pretrained_base)."""
+        from addrop.engine.weights import pretrained_base
+
+        loaded = self.need_model()
+        base = pretrained_base(self.model_name)
+        if base is None:
+            return self.model_name, loaded, f"Fine-tunes **{self.model_name}**, the sidebar's model."
+        try:
+            base_loaded = cached_model(base, self.device, self.num_labels)
+        except UserError as e:
+            st.error(f"{self.model_name} was fine-tuned from {base}, which these experiments start from; it "
+                     f"cannot be loaded: {e}")
+            st.stop()
+        return base, base_loaded, (f"Fine-tunes **{base}** with a new classification head. The sidebar's "
+                                   f"**{self.model_name}** was already fine-tuned from it, so it is not trained "
+                                   "again here: its loss would start at a model that has already fitted the data.")
+
     def need_data(self):
         if self.spec is None:
             st.error(self.data_error or "no data is loaded: choose a data source in the sidebar")

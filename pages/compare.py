@@ -32,7 +32,7 @@ ui.intro(
     r"B_h=\frac{\partial F_{\tilde c}(A)}{\partial A_h}\ \rightarrow\ M_h\ (p, q)\ \rightarrow\ "
     r"\mathcal{L}\big(F(x; M), y\big)",
 )
-loaded = c.need_model()
+model_name, loaded, tune_note = c.fine_tune()  # never the fine-tuned model again
 spec, train, dev = c.need_data()
 L = loaded.num_layers
 
@@ -93,15 +93,15 @@ with st.form("compare_form"):
                       help="The reference's regime, in place of epochs, batch size, learning rate and max tokens: "
                            "batch 16, constant lr 1e-5, max length 100, up to 50 epochs, early stopping on the dev "
                            "metric (patience 5), best epoch kept.")
-    est_base = TrainConfig(model=c.model_name or "minilm", epochs=50 if paper else int(epochs),
+    est_base = TrainConfig(model=model_name, epochs=50 if paper else int(epochs),
                            train_size=int(n_train), dev_size=int(n_dev))
     est_attr = AttributionConfig(method=method, p=float(p), q=float(q), steps=int(steps))
     est = plans.time_estimate(plans.compare_plan(est_base, est_attr, bool(cross), list(range(int(n_seeds))),
-                                                 "").configs, str(c.model_name))
+                                                 "").configs, model_name)
     st.caption(f"{2 * int(n_seeds)} runs × {50 if paper else int(epochs)} epochs on {int(n_train)} + {int(n_dev)} "
                f"examples ({est}{', at most: early stopping may end them sooner' if paper else ''})."
                + (" **One seed tells nothing**: the verdict needs the spread over three or more seeds."
-                  if int(n_seeds) == 1 else ""))
+                  if int(n_seeds) == 1 else "") + f" {tune_note}")
     start = st.form_submit_button("Start the comparison", key="cm_start", type="primary", icon=":material/play_arrow:",
                                   disabled=running, help="Train the runs one after the other in the background "
                                   "(one job per server); you can leave the page meanwhile.")
@@ -111,7 +111,7 @@ def _plan():
         raise UserError("choose at least one layer for AD-DROP")
     attr = AttributionConfig(method=method, target=target, layers=list(layers), p=float(p), q=float(q),
                              steps=int(steps))
-    settings = dict(model=c.model_name, device=c.device, **c.data_args, epochs=int(epochs),
+    settings = dict(model=model_name, device=c.device, **c.data_args, epochs=int(epochs),
                     train_size=int(n_train), dev_size=int(n_dev), batch_size=int(batch), lr=float(lr),
                     max_length=int(maxlen))
     if paper:  # the preset replaces the training fields it names

@@ -197,7 +197,8 @@ def results():
         # the attribution's cache key: the mask settings (p, q, mode, ties) do not change the scores
         mask_only = ("layers", "p", "q", "mode", "ties", "fixed_rate") + (() if method == "rd" else ("seed",))
         cfg_items = tuple(sorted((k, v) for k, v in cfg.to_dict().items() if k not in mask_only))
-        expl_key = (c.model_key, text, pair or None, cfg_items, gold)
+        # the label names too: the analysis names the prediction with them (another data set, same model and text)
+        expl_key = (c.model_key, text, pair or None, cfg_items, gold, tuple(label_names))
         expl = view_ui.cached_explain(c.model_key, loaded, text, pair or None, cfg_items, gold, tuple(label_names))
         mask_key = (p, q, mode, ties, seed, tuple(mask_layers))
         view = view_ui.cached_analyse(expl_key, mask_key, loaded, expl)

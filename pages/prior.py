@@ -34,7 +34,7 @@ ui.intro(
     r"M_h[i,j] = -\infty \ \text{for the } k = n - \mathrm{int}(n(1-r)) \text{ highest / lowest / random } "
     r"b_{i,j} \text{ of row } i",
 )
-loaded = c.need_model()
+model_name, loaded, tune_note = c.fine_tune()  # never the fine-tuned model again
 spec, train, dev = c.need_data()
 L = loaded.num_layers
 HERE = resolve_precision("auto", loaded.device)
@@ -87,12 +87,12 @@ with st.form("prior_form", border=True):
                                  "drops 4 keys for high and 3 for low, so the comparison is confounded.")
         precision = d.selectbox("Precision", list(PRECISIONS), key="pr_precision", persist_state=SS,
                                 format_func=PRECISION_LABELS.get, help=PRECISION_HELP)
-    base_cfg = TrainConfig(model=c.model_name or "minilm", epochs=int(epochs), train_size=int(n_train),
+    base_cfg = TrainConfig(model=model_name, epochs=int(epochs), train_size=int(n_train),
                            dev_size=int(n_dev))
     est = plans.time_estimate(plans.prior_plan(base_cfg, float(rate), [0], "", count=count).configs,
-                              str(c.model_name))
+                              model_name)
     st.caption(f"4 runs × {int(epochs)} epochs on {int(n_train)} + {int(n_dev)} examples ({est}). Keys "
-               f"dropped per row: {COUNT_LABELS[count]}. Precision: {PRECISION_LABELS[precision]}.")
+               f"dropped per row: {COUNT_LABELS[count]}. Precision: {PRECISION_LABELS[precision]}. {tune_note}")
     start = st.form_submit_button("Start the prior experiment", key="pr_start", type="primary",
                                   icon=":material/play_arrow:", disabled=running, help="Train the four runs one after the other in the background "
                                   "(one job per server); you can leave the page meanwhile.")
@@ -100,7 +100,7 @@ with st.form("prior_form", border=True):
 def _plan():
     if not layers:
         raise UserError("choose at least one layer to mask")
-    base = TrainConfig(model=c.model_name, device=c.device, **c.data_args, epochs=int(epochs),
+    base = TrainConfig(model=model_name, device=c.device, **c.data_args, epochs=int(epochs),
                        train_size=int(n_train), dev_size=int(n_dev), batch_size=int(batch), lr=float(lr),
                        max_length=int(maxlen), seed=int(seed), precision=precision)
     return plans.prior_plan(base, float(rate), list(layers), str(ui.runs_dir()), count=count)

@@ -21,14 +21,20 @@ from pages import _jobs as jobs
 def _start_form(runs_dir: Path):
     from addrop.config import METHODS, AttributionConfig, TrainConfig
 
+    from addrop.engine.preflight import check_schedule
+    from addrop.engine.weights import pretrained_base
+
     c = ui.ctx()
     data = dict(c.data_args or {})
+    # a model already fine-tuned (minilm-demo, a run's checkpoint) is not trained again: its pre-trained base is
+    start = pretrained_base(c.model_name) or c.model_name or ui.default_model()
     with st.form("start-sweep"):
         st.caption("A small grid runs in the background on this machine, one run after another; the heatmap above "
-                   "fills in as runs finish. Starting it again with the same name resumes it. Model, device and "
-                   "data default to the sidebar's.")
+                   "fills in as runs finish. Starting it again with the same name resumes it. Device and data "
+                   "default to the sidebar's, and so does the model, except that one already fine-tuned (such as "
+                   "minilm-demo) is replaced by the pre-trained model it grew from, with a new head.")
         c1, c2, c3 = st.columns(3)
-        model = c1.text_input("model", value=c.model_name or ui.default_model(),
+        model = c1.text_input("model", value=start,
                               help="minilm, a Hugging Face id or a folder. The tiny-* models are untrained (random "
                                    "weights): they learn next to nothing, so every cell will equal the baseline.")
         task = c2.text_input("task", value=str(data.get("task") or "demo"))
@@ -63,6 +69,7 @@ def _start_form(runs_dir: Path):
                            batch_size=int(batch), lr=float(lr), device=c.device_choice or "auto")
         spec = SweepSpec(name=name.strip() or default_name(base), base=base, ps=ps, qs=qs, seeds=seeds,
                             baseline=baseline)
+        check_schedule(spec.cells())  # a one-epoch cross-tuned grid would never mask: refused before any write
         sweep_local.prepare(spec, runs_dir)  # refuses clashing settings before the job starts
     except UserError as e:
         st.error(str(e))

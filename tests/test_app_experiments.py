@@ -128,3 +128,36 @@ def test_prior_page_runs_the_count_rule_it_names(env):
         time.sleep(1.1)  # a new group name (they carry the time)
     assert shares["reference", "drop-high"] > shares["reference", "drop-low"]
     assert shares["equal", "drop-high"] == pytest.approx(shares["equal", "drop-low"])
+
+
+def test_experiment_pages_fine_tune_the_pre_trained_base_of_a_fine_tuned_model(env):
+    """A fine-tuned model in the sidebar (here a tiny-bert run's checkpoint; minilm-demo is the shipped one) is
+    never trained again by the prior, compare or sweeps pages: they start from its base with a new head, and say
+    so."""
+    import json
+
+    from addrop.engine.training import train
+    from addrop.studio.jobs import default_runner
+
+    ck = train(TrainConfig(model="tiny-bert", device="cpu", task="demo", epochs=1, train_size=16, dev_size=8,
+                           batch_size=8, name="ck", save_weights=True), runs_dir=str(env))
+    ref = f"run:{ck.path}"
+    at = _page("pages/prior.py", model_choice=ref, pr_train=16, pr_dev=8, pr_epochs=1)
+    assert at.sidebar.selectbox(key="model_choice").value == ref
+    note = "Fine-tunes **tiny-bert** with a new classification head. The sidebar's"
+    assert any(note in c.value for c in at.caption), [c.value for c in at.caption]
+    at.button(key="pr_start").click()
+    at.run()
+    job = default_runner().current()
+    if job is not None:
+        job.wait(120)
+    group = next(p for p in env.iterdir() if p.name.startswith("prior-"))
+    assert {json.loads((group / s / "config.json").read_text())["model"]
+            for s in ("none", "drop-random", "drop-low", "drop-high")} == {"tiny-bert"}
+    at = _page("pages/compare.py", model_choice=ref)
+    assert any(note in c.value for c in at.caption)
+    at = _page("pages/sweeps.py", model_choice=ref)
+    assert at.text_input[0].label == "model" and at.text_input[0].value == "tiny-bert"
+    # a model that is not a fine-tuned one is the one trained
+    at = _page("pages/prior.py")
+    assert any("Fine-tunes **tiny-bert**, the sidebar's model." in c.value for c in at.caption)

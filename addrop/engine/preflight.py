@@ -1,5 +1,6 @@
 """Checks of a list of runs before the first of them starts: everything that would otherwise fail after some
-runs were trained (a layer the model does not have, two runs with one name, a runs folder that cannot be made).
+runs were trained (a layer the model does not have, two runs with one name, a runs folder that cannot be made, an
+AD-DROP run too short to mask).
 The plans, the sweeps and the command line call `check_runs` first; `train` repeats the layer check itself."""
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ from .runs import check_folder
 
 def check_runs(configs: list[TrainConfig], runs_dir: str | os.PathLike | None = None) -> None:
     """UserError when any run of `configs` would fail on its settings: the runs folder (a file, or through one),
-    run names used twice, layers out of the model's range (read from its config, no weights loaded)."""
+    run names used twice, layers out of the model's range (read from its config, no weights loaded), AD-DROP runs
+    that would never reach an AD-DROP epoch (check_schedule)."""
     from .models import model_config  # transformers: imported only once the arguments are known to be good
 
     if runs_dir is not None:
@@ -29,3 +31,18 @@ def check_runs(configs: list[TrainConfig], runs_dir: str | os.PathLike | None = 
         if c.model not in layers:
             layers[c.model] = int(model_config(c.model).num_hidden_layers)
         resolve_layers(c.attribution.layers, layers[c.model])
+    check_schedule(configs)
+
+
+def check_schedule(configs: list[TrainConfig]) -> None:
+    """UserError for an AD-DROP run that would never reach an AD-DROP epoch: with cross-tuning, epochs 1, 3, ...
+    are plain and only 2, 4, ... masked, so a one-epoch run would train exactly as vanilla does while its record
+    says addrop (and a sweep's cells would all equal the baseline)."""
+    from ..core.algorithm import is_addrop_epoch
+
+    for c in configs:
+        if c.strategy == "addrop" and not any(is_addrop_epoch(e, c.cross_tuning) for e in range(1, c.epochs + 1)):
+            raise UserError(f"AD-DROP with cross-tuning masks epochs 2, 4, ... only, and {c.epochs} epoch"
+                            f"{'s' * (c.epochs != 1)} would never reach one: the run would train exactly as vanilla. "
+                            "Train for 2 or more epochs, or turn cross-tuning off (--no-cross-tuning on the "
+                            "command line) to mask every epoch.")

@@ -67,6 +67,22 @@ def run_checkpoint(ref: str) -> tuple[str, int | None, Path, dict]:
     return base.strip(), labels if isinstance(labels, int) and not isinstance(labels, bool) else None, file, rec.config
 
 
+def pretrained_base(name: str) -> str | None:
+    """The pre-trained model a fine-tuned one grew from (a shipped trained model's base; a run checkpoint's base
+    model, followed down while that is a fine-tuned one too), or None where `name` is not a fine-tuned model (or
+    its run can no longer be read). Experiments fine-tune this base, never the fine-tuned model again: its loss
+    would start at a model that has already fitted the data."""
+    base, seen = None, set()
+    while (name in TRAINED or name.startswith(RUN_PREFIX)) and name not in seen:
+        seen.add(name)
+        try:
+            name = TRAINED[name][0] if name in TRAINED else run_checkpoint(name)[0]
+        except UserError:
+            return None
+        base = name
+    return base
+
+
 def check_state(model: torch.nn.Module, state: dict, what: str) -> None:
     """Refuse a checkpoint that is not exactly this model's set of tensors and shapes."""
     own = model.state_dict()

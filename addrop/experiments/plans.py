@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Callable, Protocol
 
 from ..config import PRIOR_STRATEGIES, AttributionConfig, TrainConfig, parse_seeds, resolve_layers
-from ..engine.preflight import check_runs
+from ..engine.preflight import check_runs, check_schedule
 from ..engine.runs import list_runs, safe_child, safe_run_id
 from ..errors import UserError
 
@@ -142,6 +142,7 @@ def _span(lo: float, hi: float) -> str:
 
 def check_plan(plan: Plan, num_layers: int) -> None:
     """Range checks before a plan starts (the runs would fail with the same message later)."""
+    check_schedule(plan.configs)
     for c in plan.configs:
         if c.uses_masks:
             resolve_layers(c.attribution.layers, num_layers)

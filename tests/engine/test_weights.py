@@ -105,3 +105,16 @@ def test_checks_before_work_read_a_checkpoint_s_base_config(tmp_path):
     assert main(["train", "--model", f"run:{folder}", "--strategy", "addrop", "--layers", "5", "--out",
                  str(tmp_path / "runs")]) == 2  # layer 5 of a 2-layer checkpoint: refused before any run
     assert not (tmp_path / "runs").exists()
+
+
+def test_pretrained_base_follows_fine_tuned_models_down_to_the_model_no_run_trained(tmp_path):
+    from addrop.engine.weights import TRAINED, pretrained_base
+
+    _, first = _saved(tmp_path)  # a checkpoint fine-tuned from tiny-bert
+    with RunWriter(tmp_path, "again", {"model": f"run:{first}", "num_labels": 2}) as w:  # ... and from that one
+        w.save_weights(load_model(f"run:{first}", "cpu").model.state_dict())
+    assert pretrained_base(f"run:{tmp_path / 'again'}") == pretrained_base(f"run:{first}") == "tiny-bert"
+    assert pretrained_base(f"run:{first}@1") is None  # no such epoch kept: unreadable, so nothing to replace it by
+    for name, (base, _, _) in TRAINED.items():
+        assert pretrained_base(name) == base and pretrained_base(base) is None
+    assert pretrained_base("tiny-bert") is None and pretrained_base("bert-base-uncased") is None

@@ -131,7 +131,8 @@ def test_cli_prior_runs_the_app_s_plan(tmp_path, capsys, monkeypatch):
 
 
 def test_cli_compare_runs_the_app_s_plan_and_prints_the_summary(tmp_path, capsys):
-    code = main(["compare", *TINY_ARGS, "--seeds", "0,1", "--p", "0.4", "--out", str(tmp_path), "--name", "c1"])
+    code = main(["compare", *TINY_ARGS, "--epochs", "2", "--seeds", "0,1", "--p", "0.4", "--out", str(tmp_path),
+                 "--name", "c1"])  # 2 epochs: cross-tuning's first AD-DROP epoch is the second
     out = capsys.readouterr().out
     assert code == 0, out
     assert sorted(r.id for r in list_runs(tmp_path / "c1")) == ["addrop-s0", "addrop-s1", "vanilla-s0", "vanilla-s1"]

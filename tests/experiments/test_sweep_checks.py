@@ -15,8 +15,8 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _base(**kw) -> TrainConfig:
-    d = dict(model="tiny-bert", task="demo", epochs=1, train_size=16, dev_size=8, batch_size=8, lr=1e-3,
-             device="cpu", attribution=AttributionConfig(method="ga"))
+    d = dict(model="tiny-bert", task="demo", epochs=1, cross_tuning=False, train_size=16, dev_size=8, batch_size=8,
+             lr=1e-3, device="cpu", attribution=AttributionConfig(method="ga"))
     d.update(kw)
     return TrainConfig(**d)
 
@@ -49,6 +49,24 @@ def test_a_layer_the_model_lacks_is_found_before_any_cell(tmp_path, monkeypatch)
     with pytest.raises(UserError, match="layer 9 is out of range: this model has 2 layers"):
         local.run_sweep(spec, tmp_path / "runs")
     assert not (tmp_path / "runs").exists()
+
+
+def test_a_cross_tuned_grid_that_never_reaches_an_addrop_epoch_is_refused_before_any_cell(tmp_path, monkeypatch):
+    """With cross-tuning, epoch 1 is plain: a one-epoch grid's cells would all train as the baseline does."""
+    import addrop.engine.training as training
+    from addrop.cli import main
+
+    monkeypatch.setattr(training, "_loop", lambda *a, **k: pytest.fail("a cell was trained"))
+    spec = SweepSpec(name="s", base=_base(cross_tuning=True), ps="0.3", qs="0.3")
+    with pytest.raises(UserError, match="cross-tuning masks epochs 2, 4, ... only, and 1 epoch would never reach"):
+        local.run_sweep(spec, tmp_path / "runs")
+    assert not (tmp_path / "runs").exists()
+    args = ["--model", "tiny-bert", "--task", "demo", "--epochs", "1", "--out", str(tmp_path / "runs")]
+    assert main(["sweep", "--p", "0.3", "--q", "0.3", *args]) == 2
+    assert main(["train", "--strategy", "addrop", *args]) == 2
+    assert main(["compare", "--seeds", "0", *args]) == 2
+    assert not (tmp_path / "runs").exists()
+    SweepSpec(name="s", base=_base(cross_tuning=True, epochs=2), ps="0.3", qs="0.3")  # epoch 2 masks: fine
 
 
 def test_an_unknown_metric_is_found_before_any_cell():
