@@ -347,3 +347,20 @@ def test_cached_model_stays_pristine():
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert not cached.model.training
     assert all(p.grad is None for p in cached.model.parameters())
+
+
+def test_explorer_names_the_prediction_with_the_data_s_own_classes(glue_dir):
+    """The same model and text on other data: the prediction is named with the new data's classes, as the
+    attributed class is (a cached analysis once kept the demo's 'negative' beside MRPC's 'not_equivalent')."""
+    def named(at):
+        return {m.label: m.value for m in at.metric if m.label in ("Prediction", "Attributed class c")}
+
+    at = _app("pages/explorer.py")
+    assert set(named(at).values()) <= {"negative", "positive"} and len(named(at)) == 2
+    at.session_state["data_source"], at.session_state["data_task"] = "glue", "mrpc"
+    at.session_state["data_dir"] = str(glue_dir)
+    at.run()
+    at.radio(key="ex_source").set_value("Type your own")
+    at.run()
+    _ok(at)
+    assert set(named(at).values()) <= {"not_equivalent", "equivalent"} and len(named(at)) == 2, named(at)
