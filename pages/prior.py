@@ -45,7 +45,9 @@ PRECISION_HELP = ("The arithmetic of the training, attribution and evaluation pa
                   "losses agree with fp32 to about 1e-3, and this experiment compares the strategies with each "
                   f"other. auto (default): bf16 where the device computes it natively, else fp32; here: {HERE}.")
 
-ui.defaults(pr_train=min(200, len(train)), pr_dev=min(100, len(dev)), pr_epochs=3, pr_batch=16, pr_lr=5e-5,
+ui.defaults(pr_train=min(plans.PRIOR_DEFAULTS["train_size"], len(train)),
+            pr_dev=min(plans.PRIOR_DEFAULTS["dev_size"], len(dev)), pr_epochs=3, pr_batch=16,
+            pr_lr=plans.PRIOR_DEFAULTS["lr"],
             pr_layers=list(plans.PRIOR_DEFAULTS["layers"]), pr_rate=plans.PRIOR_DEFAULTS["rate"], pr_seed=0,
             pr_maxlen=128, pr_count=plans.PRIOR_DEFAULTS["count"], pr_precision=plans.PRIOR_DEFAULTS["precision"])
 if not all(isinstance(l, int) and 0 <= l < L for l in st.session_state.get("pr_layers") or []):
@@ -119,16 +121,20 @@ def draw(snap: dict) -> None:
     if frame.empty:
         st.caption("The curves appear when the first epoch ends.")
         return
-    results(frame, show_clean, "live", list_runs(prog["path"]) if prog.get("path") else [])
+    live = snap.get("status") in ("running", "queued")  # the summary then says it covers the runs so far
+    results(frame, show_clean, "live", list_runs(prog["path"]) if prog.get("path") else [],
+            total_runs=len(prog.get("runs") or []) if live else None)
     if prog.get("path"):
         st.caption(f"Run records: `{prog['path']}`")
 
 
-def results(frame: pd.DataFrame, show_clean: bool, key: str, recs) -> None:
-    """Curves, the summary computed from them, the paper's finding, the clean-loss note and the table."""
+def results(frame: pd.DataFrame, show_clean: bool, key: str, recs, total_runs: int | None = None) -> None:
+    """Curves, the summary computed from them, the paper's finding, the clean-loss note and the table
+    (`total_runs`: a running experiment's, whose summary covers the runs so far)."""
     st.plotly_chart(plots.loss_curves(frame, label="strategy", clean=show_clean, title=CHART_TITLE),
                     key=f"pr_fig_{key}")
-    st.markdown("**What this run shows**\n\n" + "\n".join(f"- {s}" for s in verdicts.prior_summary(frame)))
+    summary = verdicts.prior_summary(frame, total_runs)
+    st.markdown("**What this run shows**\n\n" + "\n".join(f"- {s}" for s in summary))
     st.markdown(f"**The paper's finding.** {verdicts.PAPER_PRIOR_FINDING}")
     counts = {(r.config.get("attribution") or {}).get("count") for r in recs
               if isinstance(r.config, dict) and str(r.config.get("strategy", "")).startswith("drop-")}

@@ -31,7 +31,9 @@ COMPARE_STRATEGIES = ("vanilla", "addrop")
 # asymmetric rule, see core/masking.py)
 # precision auto: bf16 where the device computes it natively (engine/precision.py); the experiment compares
 # strategies with each other, and its losses agree with fp32 to about 1e-3 (docs/performance.md)
-PRIOR_DEFAULTS = {"rate": 0.3, "layers": (0,), "count": "equal", "precision": "auto"}
+# the prior experiment's defaults, in the app's form and on the command line alike
+PRIOR_DEFAULTS = {"rate": 0.3, "layers": (0,), "count": "equal", "precision": "auto", "train_size": 200,
+                  "dev_size": 100, "lr": 5e-5}
 
 
 class Progress(Protocol):

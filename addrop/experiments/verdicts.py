@@ -75,10 +75,22 @@ def _last_common(frame):
     return frame[frame["epoch"] == last], last
 
 
-def prior_summary(frame) -> list[str]:
+def _all(names) -> str:
+    names = [_name(n) for n in names]
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+
+
+def _lowest(series) -> list:
+    """The entries at the series' minimum (several when they tie exactly, as accuracies on a few examples do)."""
+    return [k for k, v in series.items() if v <= series.min() + 1e-12]
+
+
+def prior_summary(frame, total_runs: int | None = None) -> list[str]:
     """Sentences on a prior experiment, from its numbers: which strategy fitted fastest (lowest training loss),
     which generalised worst (highest dev loss, lowest dev metric), whether any run has begun to overfit, and
-    whether the order agrees with the paper's finding (PAPER_PRIOR_FINDING, quoted separately)."""
+    which parts of the paper's finding (PAPER_PRIOR_FINDING, quoted separately) the order agrees with.
+    `total_runs` (a live experiment): the runs it will have; while fewer have epoch records, the sentences say
+    they compare only those so far."""
     if frame is None or frame.empty or "train_loss" not in frame:
         return []
     at, epoch = _last_common(frame)
@@ -86,8 +98,12 @@ def prior_summary(frame) -> list[str]:
     train = by["train_loss"].mean().dropna()
     dev = by["dev_loss"].mean().dropna()
     out = []
+    seen = frame["run"].nunique()
+    if total_runs and seen < total_runs:
+        out.append(f"So far {seen} of the {total_runs} runs have epoch records ({_all(train.index)}): what follows "
+                   "compares only those, and changes as the others train.")
     if len(train) < 2:
-        return [f"Only {_name(train.index[0]) if len(train) else 'no run'} has reached epoch {epoch} so far."]
+        return out + [f"Only {_name(train.index[0]) if len(train) else 'no run'} has reached epoch {epoch} so far."]
     fast, slow = train.idxmin(), train.idxmax()
     if train[slow] - train[fast] < TIE_TOL:
         out.append(f"At epoch {epoch} the training losses are all within {train[slow] - train[fast]:.4f} of each "
@@ -110,20 +126,31 @@ def prior_summary(frame) -> list[str]:
         if len(m) and m.max() - m.min() < TIE_TOL:
             s += f"; the {_label(metric)} is the same for all within {TIE_TOL:g} ({m.min():.4f} to {m.max():.4f})"
         elif len(m):
-            low = m.idxmin()
-            s += (f" and by {_label(metric)} too ({m[low]:.4f})" if low == worst else
-                  f", while the lowest {_label(metric)} is {_name(low)}'s ({m[low]:.4f})")
+            lows = _lowest(m)
+            if lows == [worst]:
+                s += f" and by {_label(metric)} too ({m[worst]:.4f})"
+            elif len(lows) == 1:
+                s += f", while the lowest {_label(metric)} is {_name(lows[0])}'s ({m[lows[0]]:.4f})"
+            else:
+                s += f"; the lowest {_label(metric)}, {m.min():.4f}, is shared by {_all(lows)}"
         out.append(s + ".")
     out.append(overfit_sentence(frame)[1])
     if {"drop-low", "drop-high"} <= set(train.index):
         if fast is None or worst is None:
             out.append("The runs are too close to each other to compare with the paper's finding.")
-        elif fast == "drop-low" and slow == "drop-high" and worst == "drop-low":
-            out.append("This run agrees with the paper's finding: drop-low fits fastest and generalises worst, "
-                       "drop-high fits slowest.")
         else:
-            out.append("This run does not reproduce the paper's finding (drop-low fastest and worst on dev, "
-                       "drop-high slowest): with so few examples, epochs or one seed, the order can differ.")
+            parts = [("drop-low fits fastest", fast == "drop-low", f"{_name(fast)} does"),
+                     ("drop-high fits slowest", slow == "drop-high", f"{_name(slow)} does"),
+                     ("drop-low generalises worst by dev loss", worst == "drop-low", f"{_name(worst)} does")]
+            yes = [p for p, ok, _ in parts if ok]
+            no = [f"{p} ({other})" for p, ok, other in parts if not ok]
+            if not no:
+                out.append("This run agrees with the paper's finding: drop-low fits fastest and generalises worst, "
+                           "drop-high fits slowest.")
+            else:
+                out.append(f"This run agrees with {len(yes)} of the paper's 3 observations"
+                           + (f" ({'; '.join(yes)})" if yes else "") + f"; not with: {'; '.join(no)}. With so few "
+                           "examples, epochs or one seed, the order can differ.")
     return out
 
 

@@ -146,9 +146,11 @@ def test_cli_compare_runs_the_app_s_plan_and_prints_the_summary(tmp_path, capsys
 
 @pytest.mark.parametrize("command", ["train", "prior", "compare", "sweep"])
 def test_training_commands_take_each_setting_the_same_way(command):
-    """Options come from the TrainConfig fields: every command that trains has the same flags and defaults."""
+    """Options come from the TrainConfig fields: every command that trains has the same flags and defaults, except
+    that `prior` starts from the app's prior-experiment form (PRIOR_DEFAULTS: sizes, lr, layers, precision)."""
     from addrop.cli import build_parser
     from addrop.config import TrainConfig
+    from addrop.experiments.plans import PRIOR_DEFAULTS
 
     parser = build_parser()
     sub = next(a for a in parser._actions if a.dest == "command").choices[command]
@@ -157,6 +159,8 @@ def test_training_commands_take_each_setting_the_same_way(command):
                  "early_stopping", "weight_decay"):
         assert "--" + name.replace("_", "-") in flags, (command, name)
     defaults = {a.dest: a.default for a in sub._actions}
-    assert defaults["lr"] == TrainConfig().lr and defaults["warmup_ratio"] == TrainConfig().warmup_ratio
+    own = PRIOR_DEFAULTS if command == "prior" else {}
+    for name in ("lr", "warmup_ratio", "train_size", "dev_size", "epochs", "batch_size", "max_length"):
+        assert defaults[name] == own.get(name, getattr(TrainConfig(), name)), (command, name)
     if command != "prior":
         assert {"--method", "--attribution", "--layers", "--target"} <= flags
