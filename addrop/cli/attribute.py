@@ -13,7 +13,8 @@ def add_parser(sub) -> None:
     p = sub.add_parser("attribute", help="per-head attention and attribution of one example, written as .npz",
                        description="Compute per-head attention and attribution (GA, IGA, AA, RD) of one sentence or "
                                    "pair, the AD-DROP candidate region and sampled mask, and write them as .npz.")
-    add_options(p, TrainConfig, only=("model",))
+    # the trained default, as the explorer's for the demo data: an untrained head's attribution means nothing
+    add_options(p, TrainConfig, only=("model",), defaults={"model": "minilm-demo"})
     p.add_argument("--text", required=True, help="the sentence to attribute")
     p.add_argument("--pair", default=None, help="an optional second sentence (sentence-pair tasks)")
     add_options(p, AttributionConfig)
@@ -43,7 +44,7 @@ def run(a) -> int:
     from ..core.attribution import attribute
     from ..core.masking import dropped_share, make_drops
     from ..engine.batching import encode_example
-    from ..engine.models import load_model
+    from ..engine.models import BUILTIN, load_model
 
     loaded = load_model(a.model, a.device, num_labels=a.num_labels, seed=a.seed)
     for note in loaded.notes:
@@ -65,4 +66,8 @@ def run(a) -> int:
     print(f"{cfg.method}/{cfg.backend} on {len(tokens)} tokens, layers {res.layers} ({res.path} path): predicted "
           f"class {int(res.logits[0].argmax())}, {share:.1%} of real positions dropped, {res.seconds * 1000:.0f} ms "
           f"-> {a.out}")
+    if a.model in BUILTIN:
+        print(f"note: {a.model} has an untrained classification head: its prediction and attribution describe a "
+              "random classifier (minilm-demo is trained on the demo set; run:PATH takes a run's weights)",
+              file=sys.stderr)
     return 0

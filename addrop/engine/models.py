@@ -18,6 +18,7 @@ from .weights import RUN_PREFIX, TRAINED, load_run_state, load_trained, run_chec
 TINY = ("tiny-bert", "tiny-roberta", "tiny-electra", "tiny-distilbert")
 BUILTIN = ("minilm",) + TINY
 TRAINED_MODELS = tuple(TRAINED)  # shipped fine-tuned models: (base model, task, weights) in engine/weights.py
+_KNOWN = ", ".join(TRAINED_MODELS + BUILTIN) + ", run:PATH (a run's weights)"  # what the errors offer
 MAX_RUN_CHAIN = 8  # a run trained from a run trained from ...: at most this deep
 MODEL_LABELS = {  # one line each, for the app's model picker
     "minilm-demo": "all-MiniLM-L6-v2 fine-tuned on the built-in demo set (shipped in assets/trained): the "
@@ -250,8 +251,7 @@ def _external_config(name: str):
         if not (p / "config.json").is_file():
             raise UserError(f"model folder {name!r} has no config.json: it is not a transformers model folder")
     elif name.count("/") > 1 or not all(part for part in name.split("/")):
-        raise UserError(f"unknown model {name!r}: use minilm, one of {', '.join(TINY)}, a Hugging Face id "
-                        "(org/name) or a local folder")
+        raise UserError(f"unknown model {name!r}: use {_KNOWN}, a Hugging Face id (org/name) or a local folder")
     kw = dict(trust_remote_code=False, local_files_only=_offline() or looks_local)
     try:
         cfg = AutoConfig.from_pretrained(name, **kw)
@@ -260,8 +260,8 @@ def _external_config(name: str):
         if looks_local:
             raise UserError(f"cannot read the config in {name!r}: {(str(e).splitlines() or [''])[0]}") from None
         raise UserError(f"cannot load {name!r}: not a built-in name or local folder, and the Hugging Face hub "
-                        "cannot be reached for it (offline, or no such model); use minilm, "
-                        + ", ".join(TINY) + " or a local folder") from None
+                        f"cannot be reached for it (offline, or no such model); use {_KNOWN} or a local folder") \
+            from None
     check_architecture(cfg, name)
     if looks_local:
         check_model_folder(p, name)

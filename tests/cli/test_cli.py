@@ -137,3 +137,14 @@ def test_help_mentions_every_flag():
         assert flag in done.stdout, flag
     # every flag also comes with its own help text
     assert all(a.help for a in _attribute_subparser()._actions)
+
+
+def test_attribute_explains_the_trained_default_and_says_when_a_head_is_untrained(tmp_path, capsys):
+    """The README's first example attributes a trained model's decision (minilm-demo, as the explorer's default for
+    the demo data); a model with an untrained head gets a note after its result."""
+    code, out, err = _run(capsys, "--text", "a gripping, beautifully shot film", "--out", str(tmp_path / "a.npz"),
+                          "--device", "cpu")
+    assert code == 0 and "predicted class 1" in out and "untrained" not in err  # 1: positive
+    code, out, err = _run(capsys, "--model", "tiny-bert", "--text", TEXT, "--out", str(tmp_path / "b.npz"),
+                          "--device", "cpu")
+    assert code == 0 and "note: tiny-bert has an untrained classification head" in err
