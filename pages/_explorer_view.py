@@ -114,7 +114,8 @@ def prediction(expl, view, regression: bool) -> None:
                        delta_arrow=_arrow(d), help=f"p({c}) under the {name} mask; the change is against no mask "
                                                f"({before['p_c']:.4f}).")
     m[4].metric("Tokens", n_real, help="Real tokens (with [CLS] and [SEP]); the maps are n × n.")
-    m[5].metric("Positions dropped", f"{counts.acting:,}", delta=f"{counts.acting_share:.1%} of rows that act",
+    m[5].metric("Positions dropped", f"{counts.acting:,}",
+                delta=f"{counts.acting_share:.1%} of the positions in rows that act",
                 delta_color="off", delta_arrow="off",
                 help="Dropped (query, key) positions in the masked layers and all heads, in the rows that can act "
                      "on the output (attribution not the same for every key).")

@@ -48,7 +48,7 @@ for k, n in (("cm_train", len(train)), ("cm_dev", len(dev))):
 
 job = jobs.job_for(KIND)
 running = job is not None and not job.done
-with st.form("compare_form"):
+with st.form("compare_form", enter_to_submit=False):  # Enter in a field must not start a job
     st.markdown("##### AD-DROP")
     a, b, d, e = st.columns(4)
     method = a.selectbox("Attribution", list(METHOD_LABELS), format_func=METHOD_LABELS.get, key="cm_method",

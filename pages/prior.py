@@ -57,7 +57,7 @@ for k, n in (("pr_train", len(train)), ("pr_dev", len(dev))):
 
 job = jobs.job_for(KIND)
 running = job is not None and not job.done
-with st.form("prior_form", border=True):
+with st.form("prior_form", border=True, enter_to_submit=False):  # Enter must not start a job
     st.markdown("##### Settings")
     a, b, d, e = st.columns(4)
     n_train = a.number_input("Training examples", 1, len(train), step=8, key="pr_train", persist_state=SS,

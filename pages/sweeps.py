@@ -28,7 +28,7 @@ def _start_form(runs_dir: Path):
     data = dict(c.data_args or {})
     # a model already fine-tuned (minilm-demo, a run's checkpoint) is not trained again: its pre-trained base is
     start = pretrained_base(c.model_name) or c.model_name or ui.default_model()
-    with st.form("start-sweep"):
+    with st.form("start-sweep", enter_to_submit=False):  # Enter in a field must not start a sweep
         st.caption("A small grid runs in the background on this machine, one run after another; the heatmap above "
                    "fills in as runs finish. Starting it again with the same name resumes it. Device and data "
                    "default to the sidebar's, and so does the model, except that one already fine-tuned (such as "
@@ -148,7 +148,8 @@ def _show_sweep(folder: Path, live: bool):
     frame = metrics_frame(runs)
     if not frame.empty:
         frame["label"] = frame["run"]
-        st.plotly_chart(loss_curves(frame, label="label", title=f"{choice} and the baseline"),
+        st.plotly_chart(loss_curves(frame, label="label", title=choice if row["kind"] == "baseline"
+                                    else f"{choice} and the baseline"),
                         width="stretch")
         dev_cols = [c for c in frame.columns if c.startswith("dev_") and c != "dev_loss"]
         st.dataframe(frame[["run", "epoch", "addrop_epoch", "train_loss", "dev_loss", *dev_cols,

@@ -7,7 +7,7 @@ def epoch_line(r: dict, prefix: str = "") -> str:
     dev = " ".join(f"{k[4:]}={v:.4f}" for k, v in r.items()
                    if k.startswith("dev_") and k != "dev_loss" and isinstance(v, (int, float)))
     clean = f" clean_train_loss={r['clean_train_loss']:.4f}" if "clean_train_loss" in r else ""
-    tag = " [AD-DROP]" if r.get("addrop_epoch") else ""
+    tag = " [masked]" if r.get("addrop_epoch") else ""  # an AD-DROP epoch, or a drop-* strategy's
     return (f"{prefix}epoch {r['epoch']}{tag}: train_loss={r['train_loss']:.4f}{clean} dev_loss={r['dev_loss']:.4f} "
             f"{dev} dropped={r['dropped_share']:.1%} ({r['seconds']:.1f}s)")
 
