@@ -233,7 +233,9 @@ def compare_verdict(frame) -> dict:
             elif r["consistent"]:
                 sign = "the same sign in every seed"
             else:
-                sign = f"the sign is not the same in every seed: {r['better']} of {r['seeds']} favour AD-DROP"
+                tied = r["seeds"] - r["better"] - r["worse"]
+                sign = (f"not the same in every seed: {r['better']} of {r['seeds']} favour AD-DROP, {r['worse']} "
+                        "vanilla" + (f", {tied} tie{'s' * (tied > 1)}" if tied else ""))
             out.append(what + f" ± {r['sd']:.4f} (mean ± sd over {r['seeds']} seeds; {sign}).")
     if n == 1:
         out.append("One seed tells nothing: a single pair of runs has no spread to measure the difference against "

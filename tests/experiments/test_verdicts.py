@@ -113,7 +113,9 @@ def test_verdict_with_spread_and_sign():
     assert "+0.0500 ± 0.0100 (mean ± sd over 3 seeds; the same sign in every seed)" in text
     assert "AD-DROP helps on all 3 seeds" in text
     mixed = " ".join(verdicts.compare_verdict(_compare([0.04, -0.03, 0.01]))["sentences"])
-    assert "not the same in every seed: 2 of 3 favour AD-DROP" in mixed and "no clear difference" in mixed
+    assert "not the same in every seed: 2 of 3 favour AD-DROP, 1 vanilla)" in mixed and "no clear difference" in mixed
+    tied = " ".join(verdicts.compare_verdict(_compare([0.0, -0.03, 0.0]))["sentences"])
+    assert "not the same in every seed: 0 of 3 favour AD-DROP, 1 vanilla, 2 ties" in tied
     same = " ".join(verdicts.compare_verdict(_compare([0.0, 0.0]))["sentences"])
     assert "no difference in any seed" in same and "no clear difference" in same
     tiny = " ".join(verdicts.compare_verdict(_compare([1e-4, 1.1e-4, 1.2e-4]))["sentences"])
