@@ -80,6 +80,9 @@ def inputs():
                                            "data here is single sentences, so this is for exploring only."):
                 pair = st.text_area("Second text (pair)", key="ex_pair", height=70, persist_state=SS,
                                     help="The second text; the tokenizer joins the two with [SEP].")
+                if pair_task and not (pair or "").strip():
+                    st.caption(f"{spec.name} pairs two sentences; with the second one empty the model reads the "
+                               "first alone, unlike anything it was trained on.")
         else:
             n = min(len(c.dev), 500)
             if st.session_state.get("ex_example") not in range(n):

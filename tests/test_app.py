@@ -364,3 +364,4 @@ def test_explorer_names_the_prediction_with_the_data_s_own_classes(glue_dir):
     at.run()
     _ok(at)
     assert set(named(at).values()) <= {"not_equivalent", "equivalent"} and len(named(at)) == 2, named(at)
+    assert any("with the second one empty the model reads the first alone" in c.value for c in at.caption)
