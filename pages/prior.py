@@ -30,7 +30,7 @@ ui.intro(
     "drop-* strategies drop the same number of keys from every row, so they differ only in *which* keys. What "
     "your run shows is summarised below its curves, computed from its numbers; the paper's finding is quoted "
     "beside it.",
-    r"B_h = \frac{\partial F_{y}(A)}{\partial A_h}\ \text{(gold label } y\text{)}\qquad "
+    r"B_h = \frac{\partial F_{y}(A)}{\partial A_h}\ \text{(gold label } y\text{)}",  # two lines: one overflows
     r"M_h[i,j] = -\infty \ \text{for the } k = n - \mathrm{int}(n(1-r)) \text{ highest / lowest / random } "
     r"b_{i,j} \text{ of row } i",
 )
