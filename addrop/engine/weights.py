@@ -33,6 +33,12 @@ def epoch_weights_file(epoch: int) -> str:
     return f"model.epoch{int(epoch)}.safetensors"
 
 
+def run_ref(folder, epoch: int | None = None) -> str:
+    """`run:FOLDER[@EPOCH]` with the folder absolute: one spelling of a checkpoint wherever it comes from (the
+    sidebar's list of kept checkpoints, a training job that just kept one), so that the two compare equal."""
+    return RUN_PREFIX + str(Path(folder).resolve()) + ("" if epoch is None else f"@{int(epoch)}")
+
+
 def parse_run_ref(ref: str) -> tuple[Path, int | None]:
     """`run:PATH` or `run:PATH@EPOCH` -> (the run folder, the epoch or None for the final weights)."""
     body = ref[len(RUN_PREFIX):].strip() if ref.startswith(RUN_PREFIX) else ref.strip()
@@ -204,7 +210,7 @@ def list_checkpoints(root, limit: int = 60) -> list[dict]:
         name = rec.id if rec.group is None else f"{rec.group}/{rec.id}"
         for f in reversed(files):
             epoch = last if f.name == WEIGHTS_FILE else _epoch_of(f.name)
-            ref = RUN_PREFIX + str(rec.path) + ("" if f.name == WEIGHTS_FILE else f"@{epoch}")
+            ref = run_ref(rec.path, None if f.name == WEIGHTS_FILE else epoch)
             m = by_epoch.get(epoch, {})
             value = m.get(f"dev_{metric}") if isinstance(metric, str) else None
             shown = f", dev {metric} {value:.3f}" if isinstance(value, (int, float)) else ""

@@ -7,7 +7,7 @@ from dataclasses import replace
 from ..config import TrainConfig
 from ..engine.probes import DEFAULT_PROBES
 from ..engine.runs import safe_run_id
-from ..engine.weights import RUN_PREFIX
+from ..engine.weights import run_ref
 from ..experiments.plans import Plan, run_plan
 from ..experiments.sweeps.local import run_sweep
 from ..experiments.sweeps.spec import SweepSpec
@@ -73,6 +73,6 @@ def train_job(job, cfg: TrainConfig, runs_dir: str, loaded=None, splits=None) ->
 
     res = train(cfg, runs_dir, loaded=loaded, data=data,
                 callbacks=Callbacks(on_step=on_step, on_epoch=job.add_event, should_stop=job.should_stop))
-    ref = f"{RUN_PREFIX}{res.path}"
+    ref = run_ref(res.path)
     job.update(ref=ref, status_text=res.status)
     return {"ref": ref, "status": res.status, "reason": res.reason, "path": res.path, "metrics": res.metrics}

@@ -118,3 +118,20 @@ def test_pretrained_base_follows_fine_tuned_models_down_to_the_model_no_run_trai
     for name, (base, _, _) in TRAINED.items():
         assert pretrained_base(name) == base and pretrained_base(base) is None
     assert pretrained_base("tiny-bert") is None and pretrained_base("bert-base-uncased") is None
+
+
+def test_a_kept_checkpoint_has_one_reference_whichever_way_it_is_found(tmp_path, monkeypatch):
+    """The job that trains a model hands the sidebar a reference that must be in its list of kept checkpoints
+    (a relative runs folder once gave 'run:runs/x' there and 'run:/abs/runs/x' from the job: the sidebar then fell
+    back to its free-text field)."""
+    from addrop.engine.weights import list_checkpoints, run_ref
+    from addrop.studio.background import train_job
+    from tests.experiments.test_plans import _FakeJob
+
+    monkeypatch.chdir(tmp_path)
+    cfg = TrainConfig(model="tiny-bert", device="cpu", task="demo", epochs=1, train_size=16, dev_size=8,
+                      batch_size=8, name="kept", save_weights=True, save_every_epoch=True)
+    res = train_job(_FakeJob(), cfg, "runs")
+    refs = [c["ref"] for c in list_checkpoints("runs")]
+    assert res["ref"] in refs and run_ref(tmp_path / "runs" / "kept", 1) in refs
+    assert load_model(res["ref"], "cpu").num_layers == load_model("tiny-bert", "cpu").num_layers
