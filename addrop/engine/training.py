@@ -76,11 +76,15 @@ def prepare_data(cfg: TrainConfig, tokenizer, splits=None) -> Data:
         train, dev = hold_out(train, cfg.holdout, split_seed)
     if cfg.shots:
         train = k_shot(train, cfg.shots, cfg.seed)
+    notes = [f"{what} size {n:,} is more than the {len(split):,} examples there are: all of them are used"
+             for what, n, split in (("training", cfg.train_size, train), ("dev", cfg.dev_size, dev))
+             if n is not None and n > len(split)]
     train = subset(train, cfg.train_size, cfg.seed)
     dev = subset(dev, cfg.dev_size, split_seed)
     tr, dv = encode(tokenizer, train, cfg.max_length), encode(tokenizer, dev, cfg.max_length)
+    notes += [getattr(tr, "note", None)] if getattr(tr, "note", None) else []
     return Data(spec, train, dev, tr, dv, getattr(tr, "truncated", 0) + getattr(dv, "truncated", 0),
-                getattr(tr, "note", None))
+                "; ".join(notes) or None)
 
 
 def masks_in_epoch(cfg: TrainConfig, epoch: int) -> bool:

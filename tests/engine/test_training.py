@@ -191,3 +191,17 @@ def test_optimizer_is_fused_adamw_with_decay_groups_on_the_cpu():
     decay, no_decay = opt.param_groups
     assert decay["weight_decay"] == 0.01 and no_decay["weight_decay"] == 0.0
     assert all(p.ndim >= 2 for p in decay["params"]) and all(p.ndim == 1 for p in no_decay["params"])
+
+
+def test_a_subset_larger_than_the_data_is_said_not_silently_capped(tmp_path):
+    notes = []
+    res = train(_cfg(epochs=1, train_size=10**6, dev_size=10**6), runs_dir=str(tmp_path),
+                callbacks=Callbacks(on_note=notes.append))
+    cfg = load_run(res.path).config
+    assert cfg["num_train"] == 400 and cfg["num_dev"] == 140  # the whole demo set
+    assert notes == ["training size 1,000,000 is more than the 400 examples there are: all of them are used; "
+                     "dev size 1,000,000 is more than the 140 examples there are: all of them are used"]
+    assert cfg["note"] == notes[0]
+    notes.clear()
+    train(_cfg(epochs=1), runs_dir=str(tmp_path), callbacks=Callbacks(on_note=notes.append))
+    assert notes == []
