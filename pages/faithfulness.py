@@ -43,6 +43,7 @@ if st.button("Draw the deletion curves", type="primary", icon=":material/play_ar
         t0 = time.perf_counter()
         res = deletion_curves(loaded, spec, dev, settings,
                               progress=lambda f, msg: bar.progress(f, text=f"{msg} · {time.perf_counter() - t0:.0f} s"))
+        bar.empty()  # done: the bar would go on saying "batch k/k"
         st.session_state["fa_result"] = (key, res)
     except UserError as e:
         st.error(str(e))

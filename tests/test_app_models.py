@@ -62,6 +62,7 @@ def test_deletion_curves_draw(env):
     _ok(at)
     assert _charts(at) == 1 and not _errors(at)
     assert any("p = 0.1" in m.value for m in at.markdown)
+    assert not at.get("progress")  # the finished work's bar is gone, not left at "batch k/k"
 
 
 def test_runs_page_shows_sizes_and_deletes(probe_run, env):
