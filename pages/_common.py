@@ -155,22 +155,24 @@ class Ctx:
     def fine_tune(self) -> tuple[str, object, str]:
         """What an experiment page fine-tunes: (model name, its loaded pristine copy, a sentence that says so). A
         model already fine-tuned (minilm-demo, a run's checkpoint) is not trained again: its pre-trained base is,
-        with a new classification head, as the paper's experiments start (engine.weights.pretrained_base)."""
-        from addrop.engine.weights import pretrained_base
+        with a new classification head, as the paper's experiments start (engine.weights.fine_tune_start); the
+        fine-tuned model itself need not load for this data then."""
+        from addrop.engine.weights import fine_tune_start
 
-        loaded = self.need_model()
-        base = pretrained_base(self.model_name)
-        if base is None:
-            return self.model_name, loaded, f"Fine-tunes **{self.model_name}**, the sidebar's model."
+        start = fine_tune_start(self.model_name) if self.model_name else self.model_name
+        if start == self.model_name:
+            return self.model_name, self.need_model(), f"Fine-tunes **{self.model_name}**, the sidebar's model."
+        if self.device is None:
+            self.need_model()  # the device could not be resolved: its error
         try:
-            base_loaded = cached_model(base, self.device, self.num_labels)
+            loaded = cached_model(start, self.device, self.num_labels)
         except UserError as e:
-            st.error(f"{self.model_name} was fine-tuned from {base}, which these experiments start from; it "
+            st.error(f"{self.model_name} was fine-tuned from {start}, which these experiments start from; it "
                      f"cannot be loaded: {e}")
             st.stop()
-        return base, base_loaded, (f"Fine-tunes **{base}** with a new classification head. The sidebar's "
-                                   f"**{self.model_name}** was already fine-tuned from it, so it is not trained "
-                                   "again here: its loss would start at a model that has already fitted the data.")
+        return start, loaded, (f"Fine-tunes **{start}** with a new classification head. The sidebar's "
+                               f"**{self.model_name}** was already fine-tuned from it, so it is not trained again "
+                               "here: its loss would start at a model that has already fitted the data.")
 
     def need_data(self):
         if self.spec is None:

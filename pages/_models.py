@@ -9,7 +9,7 @@ from addrop.engine.models import BUILTIN, MODEL_LABELS, TINY, TRAINED_MODELS, mo
 from addrop.engine.weights import RUN_PREFIX
 
 OTHER_MODEL = "other (Hugging Face id or folder)"
-UNTRAINED = ("minilm",) + TINY  # heads (and for the tiny models, everything) untrained
+UNTRAINED = BUILTIN  # heads (and for the tiny models, everything) untrained: engine.models' built-in models
 
 
 def model_label(choice: str, checkpoints: dict) -> str:

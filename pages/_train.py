@@ -24,9 +24,9 @@ def train_model_panel(c: ui.Ctx) -> None:
     with st.expander("Train a model for this data", expanded=c.untrained or running, icon=":material/model_training:"):
         from addrop.studio.background import QUICK_DEV, QUICK_TRAIN
 
-        from addrop.engine.weights import pretrained_base
+        from addrop.engine.weights import fine_tune_start
 
-        base = pretrained_base(c.model_name) or c.model_name  # a fine-tuned model's pre-trained base
+        base = fine_tune_start(c.model_name)  # a fine-tuned model's pre-trained base
         n_tr, n_dv = min(len(c.train), QUICK_TRAIN), min(len(c.dev), QUICK_DEV)
         st.markdown(f"A plain fine-tune of **{base}** on {n_tr:,} training examples of **{c.spec.name}** (3 epochs, "
                     f"batch 16, learning rate 5e-5), scored on {n_dv:,} dev examples. Its weights are kept in the "

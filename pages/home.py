@@ -78,5 +78,7 @@ with right:
                "random ones or those with the highest attention?")
     st.page_link("pages/runs.py", label="Runs", icon=":material/folder_open:")
     st.caption("Every run on disk with its size: reopen its curves and metrics, download them, delete runs.")
-    st.info("The sidebar chooses the model, the device and the data for every page. Training runs in the "
-            "background: you can leave a page while it runs and come back.", icon=":material/info:")
+    st.info("The sidebar chooses the model, the device and the data for every page; the pages that train start "
+            "a model already fine-tuned (such as minilm-demo) from its pre-trained base again, and say so. "
+            "Training runs in the background: you can leave a page while it runs and come back.",
+            icon=":material/info:")

@@ -45,11 +45,13 @@ PRECISION_HELP = ("The arithmetic of the training, attribution and evaluation pa
                   "losses agree with fp32 to about 1e-3, and this experiment compares the strategies with each "
                   f"other. auto (default): bf16 where the device computes it natively, else fp32; here: {HERE}.")
 
+_TC = TrainConfig()  # the command line's defaults, where PRIOR_DEFAULTS does not set its own
 ui.defaults(pr_train=min(plans.PRIOR_DEFAULTS["train_size"], len(train)),
-            pr_dev=min(plans.PRIOR_DEFAULTS["dev_size"], len(dev)), pr_epochs=3, pr_batch=16,
+            pr_dev=min(plans.PRIOR_DEFAULTS["dev_size"], len(dev)), pr_epochs=_TC.epochs, pr_batch=_TC.batch_size,
             pr_lr=plans.PRIOR_DEFAULTS["lr"],
-            pr_layers=list(plans.PRIOR_DEFAULTS["layers"]), pr_rate=plans.PRIOR_DEFAULTS["rate"], pr_seed=0,
-            pr_maxlen=128, pr_count=plans.PRIOR_DEFAULTS["count"], pr_precision=plans.PRIOR_DEFAULTS["precision"])
+            pr_layers=list(plans.PRIOR_DEFAULTS["layers"]), pr_rate=plans.PRIOR_DEFAULTS["rate"], pr_seed=_TC.seed,
+            pr_maxlen=_TC.max_length, pr_count=plans.PRIOR_DEFAULTS["count"],
+            pr_precision=plans.PRIOR_DEFAULTS["precision"])
 if not all(isinstance(l, int) and 0 <= l < L for l in st.session_state.get("pr_layers") or []):
     st.session_state["pr_layers"] = list(plans.PRIOR_DEFAULTS["layers"])
 for k, n in (("pr_train", len(train)), ("pr_dev", len(dev))):

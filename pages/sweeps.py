@@ -22,12 +22,12 @@ def _start_form(runs_dir: Path):
     from addrop.config import METHODS, AttributionConfig, TrainConfig
 
     from addrop.engine.preflight import check_schedule
-    from addrop.engine.weights import pretrained_base
+    from addrop.engine.weights import fine_tune_start
 
     c = ui.ctx()
     data = dict(c.data_args or {})
     # a model already fine-tuned (minilm-demo, a run's checkpoint) is not trained again: its pre-trained base is
-    start = pretrained_base(c.model_name) or c.model_name or ui.default_model()
+    start = fine_tune_start(c.model_name) if c.model_name else ui.default_model()
     with st.form("start-sweep", enter_to_submit=False):  # Enter in a field must not start a sweep
         st.caption("A small grid runs in the background on this machine, one run after another; the heatmap above "
                    "fills in as runs finish. Starting it again with the same name resumes it. Device and data "
@@ -44,7 +44,8 @@ def _start_form(runs_dir: Path):
         qs = c2.text_input("q values", value="0.1,0.3,0.5")
         seeds = c3.text_input("seeds", value="0")
         c1, c2, c3, c4 = st.columns(4)
-        epochs = c1.number_input("epochs", 1, 20, 2)
+        epochs = c1.number_input("epochs", 2, 20, 2, help="At least 2: with cross-tuning (always on here) epoch 1 is "
+                                 "plain and AD-DROP masks epochs 2, 4, ...")
         train_size = c2.number_input("train examples (0 = all)", 0, 1_000_000, 128, step=32)
         dev_size = c3.number_input("dev examples (0 = all)", 0, 1_000_000, 0, step=32)
         batch = c4.number_input("batch size", 1, 256, 16)

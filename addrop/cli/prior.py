@@ -14,8 +14,10 @@ def add_parser(sub) -> None:
                                    "a fixed share of each attention row dropped (the highest, the lowest, random, or "
                                    "none; by default the same number of keys per row, --count reference for the "
                                    "reference code's rule), same seed, into one folder with curves.html, and print "
-                                   "what the runs show. The defaults are the app's: 200 training and 100 dev "
-                                   "examples, lr 5e-5, 3 epochs (a size above the data's takes all of it).")
+                                   "what the runs show. The defaults are the app's: "
+                                   f"{PRIOR_DEFAULTS['train_size']} training and {PRIOR_DEFAULTS['dev_size']} dev "
+                                   f"examples, lr {PRIOR_DEFAULTS['lr']:g} (a size above the data's takes all of "
+                                   "it).")
     # the drop-* strategies fix the attribution (gold-label GA, exactly the share --rate): none of it is an option
     add_training_options(p, skip=("strategy", "cross_tuning", "clean_train_loss", "save_weights", "method", "steps",
                                   "target", "p", "q"),

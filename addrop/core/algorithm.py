@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import torch
 
-from ..config import AttributionConfig, resolve_layers
+from ..config import PRIOR_MODES, AttributionConfig, resolve_layers
 from .attribution import as_model, attribute
 from .masking import dropped_share, make_drops
 from .packing import RowDrops, RowPacking
@@ -17,6 +17,14 @@ def is_addrop_epoch(epoch: int, cross_tuning: bool = True) -> bool:
     """Epochs count from 1. Cross-tuning (Algorithm 1): odd epochs plain, even epochs AD-DROP; without it every
     epoch is an AD-DROP epoch."""
     return epoch % 2 == 0 if cross_tuning else True
+
+
+def masks_in_epoch(cfg, epoch: int) -> bool:
+    """Whether epoch (from 1) of the run `cfg` (a TrainConfig) applies masks: AD-DROP's cross-tuning schedule,
+    every epoch for the prior experiment's drop-* strategies, never for vanilla and none."""
+    if cfg.strategy == "addrop":
+        return is_addrop_epoch(epoch, cfg.cross_tuning)
+    return cfg.strategy in PRIOR_MODES
 
 
 def region_mode(acfg: AttributionConfig) -> str:

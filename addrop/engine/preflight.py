@@ -35,13 +35,13 @@ def check_runs(configs: list[TrainConfig], runs_dir: str | os.PathLike | None = 
 
 
 def check_schedule(configs: list[TrainConfig]) -> None:
-    """UserError for an AD-DROP run that would never reach an AD-DROP epoch: with cross-tuning, epochs 1, 3, ...
-    are plain and only 2, 4, ... masked, so a one-epoch run would train exactly as vanilla does while its record
-    says addrop (and a sweep's cells would all equal the baseline)."""
-    from ..core.algorithm import is_addrop_epoch
+    """UserError for a masking run that would never reach a masked epoch (core.algorithm.masks_in_epoch): with
+    cross-tuning, AD-DROP's epochs 1, 3, ... are plain and only 2, 4, ... masked, so a one-epoch run would train
+    exactly as vanilla does while its record says addrop (and a sweep's cells would all equal the baseline)."""
+    from ..core.algorithm import masks_in_epoch
 
     for c in configs:
-        if c.strategy == "addrop" and not any(is_addrop_epoch(e, c.cross_tuning) for e in range(1, c.epochs + 1)):
+        if c.uses_masks and not any(masks_in_epoch(c, e) for e in range(1, c.epochs + 1)):
             raise UserError(f"AD-DROP with cross-tuning masks epochs 2, 4, ... only, and {c.epochs} epoch"
                             f"{'s' * (c.epochs != 1)} would never reach one: the run would train exactly as vanilla. "
                             "Train for 2 or more epochs, or turn cross-tuning off (--no-cross-tuning on the "

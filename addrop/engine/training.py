@@ -17,8 +17,8 @@ from typing import Callable
 
 import torch
 
-from ..config import PRIOR_MODES, TrainConfig, resolve_layers
-from ..core.algorithm import drops_for, is_addrop_epoch
+from ..config import TrainConfig, resolve_layers
+from ..core.algorithm import drops_for, masks_in_epoch  # noqa: F401 (masks_in_epoch: also read from here)
 from ..core.packing import RowDrops, packed_pass
 from ..core.passes import eval_mode, model_inputs
 from ..errors import UserError
@@ -77,22 +77,15 @@ def prepare_data(cfg: TrainConfig, tokenizer, splits=None) -> Data:
     if cfg.shots:
         train = k_shot(train, cfg.shots, cfg.seed)
     notes = [f"{what} size {n:,} is more than the {len(split):,} examples there are: all of them are used"
-             for what, n, split in (("training", cfg.train_size, train), ("dev", cfg.dev_size, dev))
-             if n is not None and n > len(split)]
+             for what, n, split in (("training", None if cfg.shots else cfg.train_size, train),
+                                    ("dev", cfg.dev_size, dev))
+             if n is not None and n > len(split)]  # k-shot picks the training set itself: no note on its size
     train = subset(train, cfg.train_size, cfg.seed)
     dev = subset(dev, cfg.dev_size, split_seed)
     tr, dv = encode(tokenizer, train, cfg.max_length), encode(tokenizer, dev, cfg.max_length)
     notes += [getattr(tr, "note", None)] if getattr(tr, "note", None) else []
     return Data(spec, train, dev, tr, dv, getattr(tr, "truncated", 0) + getattr(dv, "truncated", 0),
                 "; ".join(notes) or None)
-
-
-def masks_in_epoch(cfg: TrainConfig, epoch: int) -> bool:
-    """Whether epoch (from 1) applies masks: AD-DROP's cross-tuning schedule (Algorithm 1), every epoch for the
-    prior experiment's drop-* strategies, never for vanilla and none."""
-    if cfg.strategy == "addrop":
-        return is_addrop_epoch(epoch, cfg.cross_tuning)
-    return cfg.strategy in PRIOR_MODES
 
 
 class NonFiniteLoss(RuntimeError):

@@ -39,15 +39,24 @@ def run_ref(folder, epoch: int | None = None) -> str:
     return RUN_PREFIX + str(Path(folder).resolve()) + ("" if epoch is None else f"@{int(epoch)}")
 
 
+def fine_tune_start(name: str) -> str:
+    """The model an experiment fine-tunes when `name` is chosen: `name` itself, or for a fine-tuned model its
+    pre-trained base (pretrained_base)."""
+    return pretrained_base(name) or name
+
+
 def parse_run_ref(ref: str) -> tuple[Path, int | None]:
-    """`run:PATH` or `run:PATH@EPOCH` -> (the run folder, the epoch or None for the final weights)."""
+    """`run:PATH` or `run:PATH@EPOCH` -> (the run folder, the epoch or None for the final weights). An '@' followed
+    by anything but digits is part of the path (a folder such as /home/jane@corp/runs: run names never hold '@'),
+    unless no such folder exists, which is then said."""
     body = ref[len(RUN_PREFIX):].strip() if ref.startswith(RUN_PREFIX) else ref.strip()
     epoch = None
     if "@" in body:
-        body, _, tail = body.rpartition("@")
-        if not tail.isdigit() or int(tail) < 0:
+        head, _, tail = body.rpartition("@")
+        if tail.isdigit():
+            body, epoch = head, int(tail)
+        elif not Path(body).expanduser().is_dir():
             raise UserError(f"{ref!r}: the part after '@' must be an epoch number, e.g. run:runs/my-run@3")
-        epoch = int(tail)
     if not body:
         raise UserError("run: needs a run folder, e.g. run:runs/my-run")
     return Path(body).expanduser(), epoch

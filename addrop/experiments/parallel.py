@@ -251,7 +251,7 @@ def run_side_by_side(configs, root, splits, workers: int, threads: int, on_event
                     except BaseException as e:
                         ended[i] = ({"status": "failed", "path": None, "id": None,
                                      "reason": "its worker process died (killed, or out of memory?)"
-                                     if isinstance(e, BrokenProcessPool) else "an error (raised by the plan)"},
+                                     if isinstance(e, BrokenProcessPool) else "an error (raised by the run)"},
                                     time.monotonic())
                         if isinstance(e, BrokenProcessPool):
                             raise WorkerDied(f"run {configs[i].name}: {ended[i][0]['reason']}") from None

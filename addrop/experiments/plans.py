@@ -106,7 +106,7 @@ def example_passes(configs) -> int:
     """A plan's work before it starts, in example passes: per epoch one per training example, one more per
     training example in a masked epoch (the attribution pass; IGA: m), one per training example for the clean
     training loss, one per dev example."""
-    from ..engine.training import masks_in_epoch
+    from ..core.algorithm import masks_in_epoch
 
     total = 0
     for c in configs:

@@ -77,7 +77,9 @@ def _last_common(frame):
 
 def _all(names) -> str:
     names = [_name(n) for n in names]
-    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+    if len(names) < 2:
+        return names[0] if names else "no run"
+    return ", ".join(names[:-1]) + " and " + names[-1]
 
 
 def _lowest(series) -> list:

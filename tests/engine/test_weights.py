@@ -135,3 +135,14 @@ def test_a_kept_checkpoint_has_one_reference_whichever_way_it_is_found(tmp_path,
     refs = [c["ref"] for c in list_checkpoints("runs")]
     assert res["ref"] in refs and run_ref(tmp_path / "runs" / "kept", 1) in refs
     assert load_model(res["ref"], "cpu").num_layers == load_model("tiny-bert", "cpu").num_layers
+
+
+def test_an_at_sign_in_a_parent_folder_is_part_of_the_path(tmp_path):
+    from addrop.engine.weights import run_ref
+
+    _, folder = _saved(tmp_path / "jane@corp")
+    assert parse_run_ref(run_ref(folder)) == (folder.resolve(), None)
+    assert parse_run_ref(run_ref(folder, 2)) == (folder.resolve(), 2)
+    assert load_model(run_ref(folder), "cpu").num_layers == 2
+    with pytest.raises(UserError, match="must be an epoch number"):
+        parse_run_ref(f"run:{tmp_path}/no-such@x")

@@ -212,3 +212,12 @@ def test_workers_end_with_their_main_process(tmp_path):
     for p in left:
         os.kill(p, signal.SIGKILL)
     assert not left, f"workers {left} outlived their main process"
+
+
+def test_a_stop_request_after_every_cell_finished_is_not_a_stopped_sweep(tmp_path):
+    from addrop.experiments.sweeps.local import run_sweep
+
+    cells = []
+    res = run_sweep(_sweep("late", ps="0.3"), tmp_path, max_concurrent=2, on_cell=cells.append,
+                    should_stop=lambda: len(cells) >= 2)  # true once both cells have ended
+    assert sorted(res.ran) == ["p0.3-q0.5-s0", "vanilla-s0"] and not res.stopped

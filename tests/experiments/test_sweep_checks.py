@@ -51,10 +51,12 @@ def test_a_layer_the_model_lacks_is_found_before_any_cell(tmp_path, monkeypatch)
     assert not (tmp_path / "runs").exists()
 
 
-def test_a_cross_tuned_grid_that_never_reaches_an_addrop_epoch_is_refused_before_any_cell(tmp_path, monkeypatch):
+def test_a_cross_tuned_grid_that_never_reaches_an_addrop_epoch_is_refused_before_any_cell(tmp_path, monkeypatch,
+                                                                                         capsys):
     """With cross-tuning, epoch 1 is plain: a one-epoch grid's cells would all train as the baseline does."""
     import addrop.engine.training as training
     from addrop.cli import main
+    from addrop.engine.preflight import check_schedule
 
     monkeypatch.setattr(training, "_loop", lambda *a, **k: pytest.fail("a cell was trained"))
     spec = SweepSpec(name="s", base=_base(cross_tuning=True), ps="0.3", qs="0.3")
@@ -62,11 +64,13 @@ def test_a_cross_tuned_grid_that_never_reaches_an_addrop_epoch_is_refused_before
         local.run_sweep(spec, tmp_path / "runs")
     assert not (tmp_path / "runs").exists()
     args = ["--model", "tiny-bert", "--task", "demo", "--epochs", "1", "--out", str(tmp_path / "runs")]
-    assert main(["sweep", "--p", "0.3", "--q", "0.3", *args]) == 2
-    assert main(["train", "--strategy", "addrop", *args]) == 2
-    assert main(["compare", "--seeds", "0", *args]) == 2
+    for argv in (["sweep", "--p", "0.3", "--q", "0.3"], ["train", "--strategy", "addrop"], ["compare", "--seeds", "0"]):
+        capsys.readouterr()
+        assert main([*argv, *args]) == 2
+        assert "1 epoch would never reach one" in capsys.readouterr().err, argv
     assert not (tmp_path / "runs").exists()
-    SweepSpec(name="s", base=_base(cross_tuning=True, epochs=2), ps="0.3", qs="0.3")  # epoch 2 masks: fine
+    check_schedule(SweepSpec(name="s", base=_base(cross_tuning=True, epochs=2), ps="0.3", qs="0.3").cells())  # fine
+    check_schedule([_base(strategy="drop-low", epochs=1)])  # the prior experiment's drop-* mask every epoch
 
 
 def test_an_unknown_metric_is_found_before_any_cell():

@@ -165,3 +165,8 @@ def test_a_live_experiment_says_its_summary_covers_the_runs_so_far():
     assert text[0] == ("So far 2 of the 4 runs have epoch records (none and drop-random): what follows compares "
                        "only those, and changes as the others train.")
     assert not verdicts.prior_summary(f, total_runs=4)[0].startswith("So far")
+
+
+def test_a_live_summary_of_no_finite_loss_says_so():
+    f = _prior({"none": [float("nan")]}, {"none": [float("nan")]})
+    assert verdicts.prior_summary(f, total_runs=4)[-1].startswith("Only no run has reached epoch 1")

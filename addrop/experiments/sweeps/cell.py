@@ -1,4 +1,5 @@
-"""One sweep cell run from a plain dict in this process: what worker processes and Ray trials call."""
+"""One sweep cell run from a plain dict in this process: what Ray trials call (local worker processes use
+experiments/parallel.py)."""
 from __future__ import annotations
 
 import os
@@ -7,7 +8,7 @@ from ...config import TrainConfig
 
 
 def run_cell(cfg_dict: dict, runs_dir: str, threads: int | None = None) -> dict:
-    """Run one cell in this process from a plain dict (what worker processes and Ray trials call)."""
+    """Run one cell in this process from a plain dict (what Ray trials call)."""
     import torch
 
     from ...engine.training import train  # imported here: a worker process needs it, an importer does not

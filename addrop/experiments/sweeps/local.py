@@ -21,7 +21,7 @@ loads its model with its own seed (the classification head is seeded), so a cell
 any backend, in any order, in any process.
 
 Modules: spec.py (the grid, cell names), local.py (this one: planning and running), cell.py (one cell in
-a process), ray_backend.py (Ray Tune), results.py (reading a sweep folder: table, best cell, progress).
+a Ray trial; local worker processes are experiments/parallel.py's), ray_backend.py (Ray Tune), results.py (reading a sweep folder: table, best cell, progress).
 """
 from __future__ import annotations
 
@@ -239,7 +239,7 @@ def _run_processes(todo, folder: Path, workers: int, report, should_stop, on_epo
     from ..parallel import plan_workers, run_side_by_side
 
     nworkers, threads = plan_workers(todo, workers)
-    stopped = []
+    stopped = []  # per cell that ended: whether it ended stopped
 
     def on_event(kind, i, payload):
         if kind == "epoch" and on_epoch:
@@ -254,4 +254,4 @@ def _run_processes(todo, folder: Path, workers: int, report, should_stop, on_epo
     ask = should_stop or (lambda: False)
     # every cell of a sweep reads the same data (the grid varies p, q and the seed): loaded once, shared
     run_side_by_side(todo, folder, load_splits(todo[0]), nworkers, threads, on_event, on_done, ask, keep_going=True)
-    return any(stopped) or bool(ask())
+    return any(stopped) or len(stopped) < len(todo)  # a cell stopped, or a stop left cells unstarted
