@@ -165,7 +165,7 @@ def test_a_killed_worker_ends_the_sweep_with_a_clear_error(tmp_path):
             killed.append(rec["run"])
 
     with pytest.raises(WorkerDied, match="worker process died") as e:
-        run_sweep(_sweep("k", epochs=40), tmp_path, max_concurrent=2, on_epoch=kill_its_worker)
+        run_sweep(_sweep("k", epochs=1000), tmp_path, max_concurrent=2, on_epoch=kill_its_worker)  # nothing ends first
     assert isinstance(e.value, UserError)  # the command line prints it on one line (exit 2), the app shows it
     assert killed and not [r for r in list_runs(tmp_path / "k") if r.status == "finished"]
 
