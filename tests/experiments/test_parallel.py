@@ -137,13 +137,14 @@ def test_sweep_stop_reaches_the_cells_in_workers_and_they_resume(tmp_path):
     from addrop.experiments.sweeps.local import run_sweep
 
     seen = []
-    res = run_sweep(_sweep("s", epochs=40), tmp_path, max_concurrent=2, should_stop=lambda: bool(seen),
+    res = run_sweep(_sweep("s", epochs=200), tmp_path, max_concurrent=2, should_stop=lambda: bool(seen),
                     on_epoch=seen.append)
     assert res.stopped and not res.failed and not res.ran and seen[0]["run"] in ("vanilla-s0", "p0.3-q0.5-s0")
     recs = {r.id: r for r in list_runs(tmp_path / "s")}
-    assert recs and all(r.status == "stopped" and r.epochs_done < 40 for r in recs.values())
-    # the stopped cells run again (to their end this time), from the start
-    res = run_sweep(_sweep("s", epochs=40, ps="0.3"), tmp_path, max_concurrent=2)
+    assert recs and all(r.status == "stopped" and r.epochs_done < 200 for r in recs.values())
+    # the stopped cells run again (to their end this time), from the start; 200 epochs: under load, no cell can
+    # finish before the stop reaches it
+    res = run_sweep(_sweep("s", epochs=200, ps="0.3"), tmp_path, max_concurrent=2)
     assert sorted(res.ran) == ["p0.3-q0.5-s0", "vanilla-s0"] and not res.stopped
 
 
