@@ -159,7 +159,7 @@ class Ctx:
         fine-tuned model itself need not load for this data then."""
         from addrop.engine.weights import fine_tune_start
 
-        start = fine_tune_start(self.model_name) if self.model_name else self.model_name
+        start = fine_tune_start(self.model_name)
         if start == self.model_name:
             return self.model_name, self.need_model(), f"Fine-tunes **{self.model_name}**, the sidebar's model."
         if self.device is None:

@@ -21,7 +21,6 @@ from pages import _jobs as jobs
 def _start_form(runs_dir: Path):
     from addrop.config import METHODS, AttributionConfig, TrainConfig
 
-    from addrop.engine.preflight import check_schedule
     from addrop.engine.weights import fine_tune_start
 
     c = ui.ctx()
@@ -70,7 +69,6 @@ def _start_form(runs_dir: Path):
                            batch_size=int(batch), lr=float(lr), device=c.device_choice or "auto")
         spec = SweepSpec(name=name.strip() or default_name(base), base=base, ps=ps, qs=qs, seeds=seeds,
                             baseline=baseline)
-        check_schedule(spec.cells())  # a one-epoch cross-tuned grid would never mask: refused before any write
         sweep_local.prepare(spec, runs_dir)  # refuses clashing settings before the job starts
     except UserError as e:
         st.error(str(e))

@@ -18,7 +18,7 @@ from typing import Callable
 import torch
 
 from ..config import TrainConfig, resolve_layers
-from ..core.algorithm import drops_for, masks_in_epoch  # noqa: F401 (masks_in_epoch: also read from here)
+from ..core.algorithm import drops_for, masks_in_epoch
 from ..core.packing import RowDrops, packed_pass
 from ..core.passes import eval_mode, model_inputs
 from ..errors import UserError
@@ -83,7 +83,8 @@ def prepare_data(cfg: TrainConfig, tokenizer, splits=None) -> Data:
     train = subset(train, cfg.train_size, cfg.seed)
     dev = subset(dev, cfg.dev_size, split_seed)
     tr, dv = encode(tokenizer, train, cfg.max_length), encode(tokenizer, dev, cfg.max_length)
-    notes += [getattr(tr, "note", None)] if getattr(tr, "note", None) else []
+    if getattr(tr, "note", None):  # the max length capped to the model's
+        notes.append(tr.note)
     return Data(spec, train, dev, tr, dv, getattr(tr, "truncated", 0) + getattr(dv, "truncated", 0),
                 "; ".join(notes) or None)
 

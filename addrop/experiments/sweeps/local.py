@@ -21,7 +21,8 @@ loads its model with its own seed (the classification head is seeded), so a cell
 any backend, in any order, in any process.
 
 Modules: spec.py (the grid, cell names), local.py (this one: planning and running), cell.py (one cell in
-a Ray trial; local worker processes are experiments/parallel.py's), ray_backend.py (Ray Tune), results.py (reading a sweep folder: table, best cell, progress).
+a Ray trial; local worker processes are experiments/parallel.py's), ray_backend.py (Ray Tune), results.py
+(reading a sweep folder: table, best cell, progress).
 """
 from __future__ import annotations
 
