@@ -32,7 +32,8 @@ def test_values_that_never_end_are_refused(spec, match):
 
 def test_a_grid_over_the_cap_needs_an_explicit_override():
     grid = "0.001:0.999:0.001"
-    with pytest.raises(UserError, match=r"998002 runs .* more than the 500 allowed; pass --max-cells 998002"):
+    with pytest.raises(UserError, match=r"998002 runs .* more than the 500 allowed; use a coarser grid, "
+                                         r"or \(command line\) pass --max-cells 998002"):
         SweepSpec(name="big", base=_base(), ps=grid, qs=grid)
     big = SweepSpec(name="big", base=_base(), ps=grid, qs="0.5", seeds="0,1", max_cells=5000)
     assert big.size == 2 * (999 + 1) == len(big.cells())

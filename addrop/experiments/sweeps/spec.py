@@ -25,7 +25,8 @@ def parse_values(spec, name: str = "p", unit: bool = True) -> list[float]:
     elif isinstance(spec, str):
         s = spec.strip()
         if not s:
-            raise UserError(f"--{name} is empty: give start:stop:step such as 0.1:0.9:0.1, or a list such as 0.1,0.5")
+            raise UserError(f"the {name} values are empty: give start:stop:step such as 0.1:0.9:0.1, or a list such as "
+                            "0.1,0.5")
         try:
             if ":" in s:
                 parts = [float(x) for x in s.split(":")]
@@ -33,19 +34,19 @@ def parse_values(spec, name: str = "p", unit: bool = True) -> list[float]:
                     raise ValueError
                 start, stop, step = parts
                 if not all(math.isfinite(x) for x in parts):
-                    raise UserError(f"--{name} {spec!r}: start, stop and step must be finite numbers")
+                    raise UserError(f"{name} values {spec!r}: start, stop and step must be finite numbers")
                 if not step > 0:
-                    raise UserError(f"--{name} {spec!r}: the step must be > 0")
+                    raise UserError(f"{name} values {spec!r}: the step must be > 0")
                 if stop < start:
-                    raise UserError(f"--{name} {spec!r}: stop is below start")
+                    raise UserError(f"{name} values {spec!r}: stop is below start")
                 n = int(math.floor((stop - start) / step + 1e-9)) + 1
                 if n > 1000:
-                    raise UserError(f"--{name} {spec!r} gives {n} values; use at most 1000")
+                    raise UserError(f"{name} values {spec!r} give {n} values; use at most 1000")
                 vals = [start + i * step for i in range(n)]
             else:
                 vals = [float(x) for x in s.split(",") if x.strip()]
         except ValueError:
-            raise UserError(f"--{name} {spec!r} is not start:stop:step (0.1:0.9:0.1) nor a comma list "
+            raise UserError(f"{name} values {spec!r} are not start:stop:step (0.1:0.9:0.1) nor a comma list "
                             "(0.1,0.3,0.5)") from None
     else:
         try:
@@ -53,12 +54,12 @@ def parse_values(spec, name: str = "p", unit: bool = True) -> list[float]:
         except (TypeError, ValueError):
             raise UserError(f"{name} values must be numbers, got {spec!r}") from None
     if not all(math.isfinite(v) for v in vals):
-        raise UserError(f"--{name} {spec!r}: every value must be a finite number")
+        raise UserError(f"{name} values {spec!r}: every value must be a finite number")
     if len(vals) > 1000:
-        raise UserError(f"--{name} gives {len(vals)} values; use at most 1000")
+        raise UserError(f"the {name} values give {len(vals)} values; use at most 1000")
     vals = sorted({round(v, 6) for v in vals})
     if not vals:
-        raise UserError(f"--{name} gives no values")
+        raise UserError(f"the {name} values give no value")
     if unit:
         bad = [v for v in vals if not 0.0 < v < 1.0]
         if bad:
@@ -105,7 +106,7 @@ class SweepSpec:
         if n > self.max_cells:
             raise UserError(f"this sweep has {n} runs ({len(self.ps)} p x {len(self.qs)} q x {len(self.seeds)} "
                             f"seed(s){' + baselines' if self.baseline else ''}), more than the {self.max_cells} "
-                            f"allowed; pass --max-cells {n} to run it anyway, or use a coarser grid")
+                            f"allowed; use a coarser grid, or (command line) pass --max-cells {n} to run it anyway")
 
     @property
     def size(self) -> int:
