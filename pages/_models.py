@@ -32,13 +32,19 @@ def checkpoints(root: str) -> dict:
     return {c["ref"]: c for c in list_checkpoints(root)}
 
 
+def fits(checkpoint: dict, spec) -> bool:
+    """Whether a kept checkpoint was trained on the chosen data (the same task, as many labels); any, before data
+    is chosen."""
+    return spec is None or (checkpoint.get("task") == spec.name and checkpoint.get("num_labels") == spec.num_labels)
+
+
 def default_model_for(spec, found: dict) -> str:
     """A trained model for the chosen data when there is one: the shipped one for the demo task, else the newest
     checkpoint trained on the same task with as many labels; else minilm with its untrained head."""
     if spec is not None and spec.name == "demo":
         return TRAINED_MODELS[0]
     for ref, c in found.items():
-        if spec is not None and c.get("task") == spec.name and c.get("num_labels") == spec.num_labels:
+        if spec is not None and fits(c, spec):
             return ref
     return "minilm"
 
@@ -66,8 +72,10 @@ def model_caption(name: str) -> str:
 
 def model_controls(c, root, pinned: str | None) -> None:
     """The model list: the trained default, the untrained ones (so labelled), every kept checkpoint, other. Until
-    the user picks one, the choice follows the data (`default_model_for`)."""
-    found = checkpoints(str(root))
+    the user picks one, the choice follows the data (`default_model_for`). Checkpoints trained on other data are
+    left out of the list (their head's classes mean nothing here); run:PATH under "other" still loads one."""
+    kept = checkpoints(str(root))
+    found = {ref: ck for ref, ck in kept.items() if fits(ck, c.spec)}
     choices = list(TRAINED_MODELS) + list(BUILTIN) + list(found) + [OTHER_MODEL]
     if "model_next" in st.session_state:  # a page switched the model (e.g. after training one)
         st.session_state["model_choice"] = st.session_state.pop("model_next")
@@ -100,6 +108,9 @@ def model_controls(c, root, pinned: str | None) -> None:
     else:
         name = choice
         st.caption(model_caption(choice))
+    if len(kept) > len(found):
+        st.caption(f"{len(kept) - len(found)} kept checkpoint(s) trained on other data are not listed; to use one "
+                   "anyway, pick other and type run:PATH.")
     c.model_name = (name or "").strip()
 
 

@@ -36,6 +36,25 @@ def test_the_default_model_follows_the_data(monkeypatch):
     assert default_model_for(TASKS["cola"], found) == "minilm"
 
 
+def test_checkpoints_trained_on_other_data_are_not_offered(env):
+    import json
+    from dataclasses import replace
+    from pathlib import Path
+
+    cfg = TrainConfig(model="tiny-bert", task="demo", epochs=1, train_size=16, dev_size=8, batch_size=8,
+                      save_weights=True, name="mine")
+    train(cfg, runs_dir=env)
+    other = Path(train(replace(cfg, name="elsewhere"), runs_dir=env).path)
+    conf = json.loads((other / "config.json").read_text())
+    (other / "config.json").write_text(json.dumps({**conf, "task_name": "sst-2"}))  # as if trained on SST-2
+    at = _app("pages/explorer.py")
+    _ok(at)
+    options = at.sidebar.selectbox(key="model_choice").options
+    labels = " ".join(options)
+    assert "mine" in labels and "elsewhere" not in labels
+    assert any("1 kept checkpoint(s) trained on other data are not listed" in c.value for c in at.sidebar.caption)
+
+
 @pytest.fixture
 def probe_run(env):
     cfg = TrainConfig(model="tiny-bert", task="demo", epochs=2, train_size=32, dev_size=16, batch_size=8, lr=1e-3,
