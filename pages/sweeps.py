@@ -115,7 +115,8 @@ def _show_sweep(folder: Path, live: bool):
     c1.metric(f"baseline {metric}", "–" if base != base else f"{base:.4f}")
     if best:
         c2.metric("best cell", f"p={best['p']:g} q={best['q']:g}", None if best["delta"] != best["delta"]
-                  else f"{best['delta'] * 100:+.2f} points")
+                  else sr.delta_text(best["delta"], table.attrs.get("higher_is_better", True)),
+                  delta_color="normal" if table.attrs.get("higher_is_better", True) else "inverse")
         c3.metric(f"best {metric}", f"{best['mean']:.4f}", f"± {best['std']:.4f} ({best['n']} seed(s))",
                   delta_color="off")
 

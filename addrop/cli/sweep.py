@@ -71,7 +71,7 @@ def run(a) -> int:
     check_metric(spec.base, a.metric)
     check_folder(a.out, what="--out")
     from ..experiments.sweeps.local import run_sweep
-    from ..experiments.sweeps.results import HEATMAP_FILE, TABLE_FILE, sweep_verdict
+    from ..experiments.sweeps.results import HEATMAP_FILE, TABLE_FILE, delta_text, sweep_verdict
     from ..studio.outputs import write_sweep_outputs
 
     n = spec.size
@@ -101,8 +101,7 @@ def run(a) -> int:
     if best:
         line += f"; best p={best['p']:g} q={best['q']:g}: {best['mean']:.4f}"
         if best.get("delta") == best.get("delta"):
-            line += (f" ({best['delta'] * 100:+.2f} points)" if table.attrs.get("higher_is_better", True)
-                     else f" ({best['delta']:+.4f})")
+            line += f" ({delta_text(best['delta'], table.attrs.get('higher_is_better', True))})"
     print(line)
     print(verdict["sentence"])
     print(f"table -> {os.path.join(res.path, TABLE_FILE)}; heatmap -> {os.path.join(res.path, HEATMAP_FILE)}")

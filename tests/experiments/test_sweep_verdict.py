@@ -51,7 +51,8 @@ def test_a_real_difference_names_the_best_cell(tmp_path):
     acc = lambda p, q, s: 0.5 + (0.1 if (p, q) == (0.2, 0.5) else 0.0) + 0.001 * s  # noqa: E731
     v = sweep_verdict(sweep_table(make_sweep(tmp_path, acc, seeds="0,1")))
     assert (v["best"]["p"], v["best"]["q"]) == (0.2, 0.5) and v["differs"] == 1
-    assert v["sentence"].startswith("Best cell p=0.2 q=0.5: Δ +0.1000") and "1 of 4 cells" in v["sentence"]
+    # in the heatmap's units: points of the metric (x 100)
+    assert v["sentence"].startswith("Best cell p=0.2 q=0.5: Δ accuracy +10.00 points") and "1 of 4 cells" in v["sentence"]
 
 
 def test_cells_worse_than_the_baseline_name_no_best_cell(tmp_path):

@@ -174,6 +174,13 @@ def best_cell(table) -> dict | None:
     return {k: (v.item() if hasattr(v, "item") else v) for k, v in row.to_dict().items()}
 
 
+def delta_text(delta: float, higher: bool = True, sign: bool = True) -> str:
+    """A difference of a dev metric in the heatmap's units: points (x 100, as GLUE scores are quoted) for a metric,
+    the raw value for a loss. `sign`: always show + or -."""
+    fmt = "+" if sign else ""
+    return f"{delta * 100:{fmt}.2f} points" if higher else f"{delta:{fmt}.4f}"
+
+
 def sweep_verdict(table, tol: float = NOISE_TOL) -> dict:
     """Whether the grid shows anything. A cell differs from the baseline when |delta| exceeds both `tol` and the
     seeds' spread (the cell's sd plus the baseline's; 0 with one seed). Returns {"best": the best cell (as
@@ -200,18 +207,20 @@ def sweep_verdict(table, tol: float = NOISE_TOL) -> dict:
     better = [r for r, _ in beyond if (r["delta"] > 0) == higher]
     largest = float(cells["delta"].abs().max())
     seeds = int(cells["n"].max())
-    how = (f"{tol:g} or the seeds' spread" if seeds > 1 else f"{tol:g} (one seed: no spread to judge by)")
+    tol_text = delta_text(tol, higher, sign=False)
+    how = (f"{tol_text} or the seeds' spread" if seeds > 1 else f"{tol_text} (one seed: no spread to judge by)")
     if not beyond:
         return {"best": None, "differs": 0, "sentence": f"No cell differs from the baseline beyond noise: the "
-                f"largest |Δ {metric}| is {largest:.4f}, within {how}. There is no best cell."}
+                f"largest |Δ {metric}| is {delta_text(largest, higher, sign=False)}, within {how}. There is no "
+                "best cell."}
     if not better:
         return {"best": None, "differs": len(beyond), "sentence": f"No cell beats the baseline beyond noise; "
                 f"{len(beyond)} of {len(cells)} are worse by more than {how}."}
     if not any(r["p"] == best["p"] and r["q"] == best["q"] for r in better):
         row = max(better, key=lambda r: r["mean"] if higher else -r["mean"])
         best = {k: (v.item() if hasattr(v, "item") else v) for k, v in row.to_dict().items()}
-    return {"best": best, "differs": len(beyond), "sentence": f"Best cell p={best['p']:g} q={best['q']:g}: Δ "
-            f"{best['delta']:+.4f} {metric} against the baseline, beyond {how}; {len(better)} of {len(cells)} "
+    return {"best": best, "differs": len(beyond), "sentence": f"Best cell p={best['p']:g} q={best['q']:g}: Δ {metric} "
+            f"{delta_text(best['delta'], higher)} against the baseline, beyond {how}; {len(better)} of {len(cells)} "
             "cells beat the baseline beyond noise."}
 
 
@@ -253,5 +262,5 @@ def progress(folder: str | os.PathLike) -> dict:
             "done": sum(v for k, v in by.items() if k in FINAL_STATUSES)}
 
 
-__all__ = ["check_metric", "sweep_table", "best_cell", "sweep_verdict", "write_table", "load_sweep", "list_sweeps", "cell_runs",
-           "progress"]
+__all__ = ["check_metric", "sweep_table", "best_cell", "delta_text", "sweep_verdict", "write_table", "load_sweep",
+           "list_sweeps", "cell_runs", "progress"]
