@@ -120,3 +120,24 @@ def live_job(job, draw, key: str, every: float = 2.0, bar: bool = True) -> None:
 
 
 # ------------------------------------------------------------------------------------------ widget state
+
+
+def reopen(kind: str, job, title: str, noun: str, key: str) -> tuple[str, list] | None:
+    """The "Reopen ..." section of a page that runs plans (prior, compare): a picker over the earlier groups of
+    `kind` under the runs folder, newest first, the live job's own left out. (name, run records) of the picked
+    group, or None when there is none."""
+    from addrop.engine.runs import list_runs
+    from addrop.experiments import plans
+    from pages import _common as ui
+
+    st.subheader(title)
+    live_group = job.name if job is not None else None
+    groups = [g for g in plans.list_groups(ui.runs_dir(), kind=kind) if g["name"] != live_group]
+    if not groups:
+        st.caption(f"No earlier {noun}s under `{ui.runs_dir()}` yet.")
+        return None
+    info = {g["name"]: g for g in groups}
+    pick = st.selectbox(noun.capitalize(), list(info), key=key, persist_state="session",
+                        format_func=lambda n: f"{n} ({info[n]['status']}, {info[n]['runs']} runs)",
+                        help=f"{noun.capitalize()}s kept under {ui.runs_dir()} (ADDROP_RUNS_DIR), newest first.")
+    return (pick, list_runs(info[pick]["path"])) if pick else None

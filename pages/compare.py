@@ -10,7 +10,7 @@ from addrop.config import (METHOD_LABELS, PAPER_PRESET, AttributionConfig, Train
                            resolve_layers, with_preset)
 from addrop.experiments.best import best_vs_last
 from addrop.errors import UserError
-from addrop.engine.runs import list_runs, metrics_frame
+from addrop.engine.runs import metrics_frame
 from pages import _common as ui
 from pages import _jobs as jobs
 
@@ -182,24 +182,15 @@ if job is not None:
     st.subheader("This comparison" if running else "Latest comparison")
     jobs.live_job(job, draw, key=KIND)
 
-st.subheader("Reopen a comparison")
-live_group = job.name if job is not None else None
-groups = [g for g in plans.list_groups(ui.runs_dir(), kind=KIND) if g["name"] != live_group]
-if not groups:
-    st.caption(f"No earlier comparisons under `{ui.runs_dir()}` yet.")
-else:
-    info = {g["name"]: g for g in groups}
-    pick = st.selectbox("Comparison", list(info), key="cm_reopen", persist_state=SS,
-                        format_func=lambda n: f"{n} ({info[n]['status']}, {info[n]['runs']} runs)",
-                        help=f"Comparisons kept under {ui.runs_dir()} (ADDROP_RUNS_DIR), newest first.")
-    if pick:
-        recs = list_runs(info[pick]["path"])
-        frame = metrics_frame(recs)
-        show(frame, "old")
-        masked = [r.config for r in recs if isinstance(r.config, dict) and r.config.get("attribution")]
-        cfg = masked[0] if masked else (recs[0].config if recs else {})
-        att = cfg.get("attribution") or {}
-        st.caption(f"{cfg.get('model')} on {cfg.get('task')} · {cfg.get('num_train')} train / {cfg.get('num_dev')} "
-                   f"dev · {cfg.get('epochs')} epochs · {att.get('method')} p={att.get('p')} q={att.get('q')} "
-                   f"layers {att.get('layers')} · cross-tuning {cfg.get('cross_tuning')} · "
-                   + ", ".join(f"{r.id}: {r.status}" for r in recs))
+picked = jobs.reopen(KIND, job, "Reopen a comparison", "comparison", "cm_reopen")
+if picked:
+    recs = picked[1]
+    frame = metrics_frame(recs)
+    show(frame, "old")
+    masked = [r.config for r in recs if isinstance(r.config, dict) and r.config.get("attribution")]
+    cfg = masked[0] if masked else (recs[0].config if recs else {})
+    att = cfg.get("attribution") or {}
+    st.caption(f"{cfg.get('model')} on {cfg.get('task')} · {cfg.get('num_train')} train / {cfg.get('num_dev')} "
+               f"dev · {cfg.get('epochs')} epochs · {att.get('method')} p={att.get('p')} q={att.get('q')} "
+               f"layers {att.get('layers')} · cross-tuning {cfg.get('cross_tuning')} · "
+               + ", ".join(f"{r.id}: {r.status}" for r in recs))

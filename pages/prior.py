@@ -164,29 +164,19 @@ if job is not None:
     st.subheader("This experiment" if running else "Latest experiment")
     jobs.live_job(job, draw, key=KIND)
 
-st.subheader("Reopen an experiment")
-live_group = job.name if job is not None else None
-groups = [g for g in plans.list_groups(ui.runs_dir(), kind=KIND) if g["name"] != live_group]
-if not groups:
-    st.caption(f"No earlier prior experiments under `{ui.runs_dir()}` yet.")
-else:
-    names = [g["name"] for g in groups]
-    info = {g["name"]: g for g in groups}
-    pick = st.selectbox("Experiment", names, key="pr_reopen", persist_state=SS,
-                        format_func=lambda n: f"{n} ({info[n]['status']}, {info[n]['runs']} runs)",
-                        help=f"Prior experiments kept under {ui.runs_dir()} (ADDROP_RUNS_DIR), newest first.")
-    if pick:
-        recs = list_runs(info[pick]["path"])
-        frame = metrics_frame(recs)
-        if frame.empty:
-            st.caption("No finished epochs in this experiment.")
-        else:
-            show_clean = st.toggle("Show the clean training loss (dotted)", value=True, key="pr_clean_old",
-                                   help="The training loss of the same model without masks, after each epoch.")
-            cfg = recs[0].config
-            att = next((r.config.get("attribution") for r in recs if r.config.get("attribution")), None) or {}
-            st.caption(f"{pick}: {cfg.get('model')} on {cfg.get('task')} · {cfg.get('num_train')} train / "
-                       f"{cfg.get('num_dev')} dev · {cfg.get('epochs')} epochs · lr {cfg.get('lr')} · layers "
-                       f"{att.get('layers')} · rate {att.get('p')} · seed {cfg.get('seed')} · "
-                       + ", ".join(f"{r.id}: {r.status}" for r in recs))
-            results(frame, show_clean, "old", recs)
+picked = jobs.reopen(KIND, job, "Reopen an experiment", "prior experiment", "pr_reopen")
+if picked:
+    pick, recs = picked
+    frame = metrics_frame(recs)
+    if frame.empty:
+        st.caption("No finished epochs in this experiment.")
+    else:
+        show_clean = st.toggle("Show the clean training loss (dotted)", value=True, key="pr_clean_old",
+                               help="The training loss of the same model without masks, after each epoch.")
+        cfg = recs[0].config
+        att = next((r.config.get("attribution") for r in recs if r.config.get("attribution")), None) or {}
+        st.caption(f"{pick}: {cfg.get('model')} on {cfg.get('task')} · {cfg.get('num_train')} train / "
+                   f"{cfg.get('num_dev')} dev · {cfg.get('epochs')} epochs · lr {cfg.get('lr')} · layers "
+                   f"{att.get('layers')} · rate {att.get('p')} · seed {cfg.get('seed')} · "
+                   + ", ".join(f"{r.id}: {r.status}" for r in recs))
+        results(frame, show_clean, "old", recs)

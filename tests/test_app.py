@@ -295,6 +295,10 @@ def test_compare_runs_and_reports_cost(env):
     assert any(m.label == "AD-DROP epoch / vanilla epoch" for m in at.metric)
     group = next(p for p in env.iterdir() if p.name.startswith("compare-"))
     assert sorted(p.name for p in group.iterdir() if p.is_dir()) == ["addrop-s0", "vanilla-s0"]
+    again = _app("pages/compare.py")  # a new session reopens it
+    _ok(again)
+    assert any(s.value == "Reopen a comparison" for s in again.subheader)
+    assert again.selectbox(key="cm_reopen").value == group.name and _charts(again) >= 1
 
 
 def test_busy_server_says_so_and_stop_is_recorded(env):
