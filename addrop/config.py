@@ -37,6 +37,9 @@ PAPER = "paper"  # layers "paper": the task's layers in the paper (PAPER_LAYERS)
 # layer for CoLA, MRPC and RTE. Keys are task names without '-' or '_'; a task not named (demo, csv): all layers.
 PAPER_LAYERS: dict[str, tuple[int, ...] | None] = {"sst2": (0,), "mnli": (0,), "qnli": (0,), "qqp": (0,),
                                                    "stsb": (0,), "cola": None, "mrpc": None, "rte": None}
+# other spellings of task names (keys without punctuation, as `task_key` makes them): `engine.tasks.get_task` and
+# `paper_layers` both read them, so `--task sst` is SST-2 with SST-2's layers
+TASK_ALIASES = {"sst": "sst-2", "sts": "sts-b", "mnlim": "mnli", "mnlimatched": "mnli"}
 PRESETS = ("none", "paper")
 # The reference's training regime (run_addrop.sh / sst2/trainer.py), the best epoch kept:
 PAPER_PRESET = {"batch_size": 16, "lr": 1e-5, "lr_schedule": "constant", "warmup_ratio": 0.0, "max_length": 100,
@@ -86,10 +89,17 @@ def _choice(name: str, value: str, allowed: tuple[str, ...]) -> None:
         raise UserError(f"unknown {name} {value!r}: choose one of {', '.join(allowed)}")
 
 
+def task_key(name) -> str:
+    """A task name in lower case without punctuation ('SST-2', 'sst_2' -> 'sst2'), aliases resolved ('sst' ->
+    'sst2')."""
+    key = "".join(ch for ch in str(name or "").lower() if ch.isalnum())
+    alias = TASK_ALIASES.get(key)
+    return key if alias is None else task_key(alias)
+
+
 def paper_layers(task: str | None) -> tuple[int, ...] | None:
     """The layers the paper applies AD-DROP to for `task` (Section 3.2): (0,) or None (all); all for other tasks."""
-    key = str(task or "").lower().replace("-", "").replace("_", "")
-    return PAPER_LAYERS.get(key)
+    return PAPER_LAYERS.get(task_key(task))
 
 
 def with_preset(settings: dict, preset: str | None, given=None) -> dict:

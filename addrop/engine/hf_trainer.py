@@ -38,12 +38,24 @@ import torch
 from torch.utils.data import IterableDataset
 from transformers import Trainer
 
-from ..config import LAYOUTS, PAPER, AttributionConfig, paper_layers, parse_layers, resolve_layers
+from ..config import LAYOUTS, PAPER, AttributionConfig, paper_layers, parse_layers, resolve_layers, task_key
 from ..core.algorithm import drops_for, is_addrop_epoch
 from ..core.attention import install
 from ..core.grouping import right_padded
 from ..core.packing import packed_pass
 from ..errors import UserError
+from .tasks import TASKS, get_task
+
+def _known_task(name: str) -> bool:
+    """A GLUE task or the demo set (in any spelling get_task takes), or a CSV's."""
+    if task_key(name) in ("csv", "custom"):
+        return True
+    try:
+        get_task(name)
+    except UserError:
+        return False
+    return True
+
 
 PACKABLE_KEYS = frozenset({"input_ids", "attention_mask", "token_type_ids", "labels"})
 
@@ -79,6 +91,10 @@ class ADDropConfig:
         self.layers = parse_layers(self.layers)
         if self.layers == PAPER:
             self.layers = paper_layers(self.task)
+            if self.task is not None and not _known_task(self.task):
+                warnings.warn(f"ADDropConfig: task {self.task!r} is not one addrop knows ({', '.join(TASKS)}), so "
+                              "the paper's layers do not apply: AD-DROP goes in every layer. Set layers to choose.",
+                              stacklevel=3)
         self.attribution()  # validates p, q, method, target, steps, attribution_pass
 
     def attribution(self, seed: int = 0) -> AttributionConfig:

@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Sequence
 
+from ..config import TASK_ALIASES
 from ..errors import UserError
 
 
@@ -100,7 +101,7 @@ def normalize_name(name: str) -> str:
 
 
 _ALIASES = {normalize_name(k): k for k in TASKS}
-_ALIASES.update({"mnlim": "mnli", "mnlimatched": "mnli", "sst": "sst-2", "sts": "sts-b"})
+_ALIASES.update(TASK_ALIASES)  # sst, sts, mnli-m: one table with config.paper_layers
 
 
 def get_task(name: str) -> TaskSpec:

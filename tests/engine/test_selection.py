@@ -35,6 +35,27 @@ def test_the_papers_layers_are_the_default_per_task(task, want):
     assert TrainConfig.from_dict(json.loads(json.dumps(cfg.to_dict()))).attribution.layers == want
 
 
+@pytest.mark.parametrize("alias,task", [("sst", "sst-2"), ("sts", "sts-b"), ("mnli-m", "mnli"), ("SST_2", "sst-2")])
+def test_a_tasks_other_names_get_its_layers(alias, task):
+    from addrop.engine.tasks import get_task
+
+    assert get_task(alias).name == task
+    assert paper_layers(alias) == paper_layers(task) == (0,)
+    assert (TrainConfig(task=alias, strategy="addrop").attribution.layers
+            == TrainConfig(task=task, strategy="addrop").attribution.layers)
+    assert ADDropConfig(task=alias).layers == ADDropConfig(task=task).layers
+
+
+def test_an_unknown_task_in_addropconfig_says_all_layers_are_used():
+    with pytest.warns(UserWarning, match="'sst2x' is not one addrop knows .* every layer"):
+        assert ADDropConfig(task="sst2x").layers is None
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ADDropConfig(task="csv"), ADDropConfig(task="demo"), ADDropConfig(task="sst2x", layers="all")
+
+
 def _parse(command: str, argv: list[str]):
     from addrop.cli import compare as cmp, sweep, train as tr
     from addrop.cli.options import attribution_from, train_config_from
