@@ -311,7 +311,8 @@ class TrainConfig:
     early_stopping: int = setting(0, "patience in epochs without a better dev loss or metric (0: off)")
     stop_on: str = setting("loss", "what early stopping and the best epoch watch: the dev loss, or the task's "
                            "primary dev metric (the paper)", choices=STOP_ON)
-    keep_best: bool = setting(False, "keep the best epoch's weights (model.safetensors holds them)")
+    keep_best: bool = setting(False, "with --save-weights: model.safetensors holds the best epoch's weights "
+                                     "instead of the last's (status.json names the best epoch either way)")
     preset: str = setting("none", "paper: the reference's regime (batch 16, constant lr 1e-5, no warm-up, max "
                           "length 100, up to 50 epochs, early stopping on the dev metric with patience 5, best "
                           "epoch kept) for every one of those settings not given explicitly", choices=PRESETS)

@@ -41,6 +41,9 @@ def run(a) -> int:
     from ..engine.training import Callbacks, train
 
     check_runs([cfg], a.out)
+    if cfg.keep_best and not cfg.save_weights:
+        print("note: --keep-best picks which weights --save-weights writes; without --save-weights no weights are "
+              "written (status.json still names the best epoch)", file=sys.stderr)
     res = train(cfg, runs_dir=a.out, callbacks=Callbacks(on_epoch=lambda r: print(epoch_line(r), flush=True),
                                                          on_note=lambda m: print(f"note: {m}", file=sys.stderr)))
     print(f"run {res.id}: {res.status}{' (' + res.reason + ')' if res.reason else ''} -> {res.path}")

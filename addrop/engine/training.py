@@ -246,7 +246,8 @@ def train(cfg: TrainConfig, runs_dir: str = "runs", loaded: LoadedModel | None =
                   layout="packed" if use_packing(cfg.layout, loaded) else "padded",  # what "auto" came to
                   precision=precision)
     writer = RunWriter(runs_dir, run_id, config)
-    tracker = BestTracker(cfg.stop_on, spec.primary_metric, cfg.early_stopping, cfg.keep_best)
+    # the best epoch's weights are copied only to be written: without save_weights nothing keeps them
+    tracker = BestTracker(cfg.stop_on, spec.primary_metric, cfg.early_stopping, cfg.keep_best and cfg.save_weights)
     with writer:
         recorder = None
         if probes:  # the fully kept layer: the first one the run masks (layer 0 for plain runs)

@@ -130,6 +130,12 @@ def test_max_length_beyond_the_model_is_capped_and_said(tmp_path, capsys):
     assert cfg["max_length"] == 512
 
 
+def test_keep_best_without_save_weights_says_nothing_is_written(tmp_path, capsys):
+    assert main(["train", *TINY, *SMALL, "--keep-best", "--out", str(tmp_path)]) == 0
+    assert "without --save-weights no weights are written" in capsys.readouterr().err
+    assert not list(tmp_path.glob("*/*.safetensors"))
+
+
 # --------------------------------------------------------------------------------- validated before the work
 
 @pytest.mark.parametrize("cmd,match", [

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import argparse
 import json
+from dataclasses import replace
+from pathlib import Path
 
 import pytest
 import torch
@@ -141,6 +143,10 @@ def test_a_run_stops_on_the_dev_metric_and_reports_best_beside_last(tmp_path):
     row = runs_table(list_runs(tmp_path)).iloc[0]
     assert row["best_epoch"] == want["epoch"] and row["best_value"] == want["dev_accuracy"]
     assert load_weights(res.path)  # the kept best epoch's weights were written
+    # without save_weights nothing is written, and the record does not say the best epoch was kept
+    plain = train(replace(cfg, save_weights=False, name="unsaved"), runs_dir=str(tmp_path))
+    assert load_run(plain.path).summary["best_kept"] is False
+    assert not list(Path(plain.path).glob("*.safetensors"))
     table = best_vs_last(metrics_frame(list_runs(tmp_path)), "accuracy")
     assert table.loc[0, "best epoch"] == want["epoch"]
     assert table.loc[0, "best accuracy"] == pytest.approx(want["dev_accuracy"])
