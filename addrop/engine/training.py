@@ -27,6 +27,7 @@ from .data import hold_out, k_shot, load_splits, subset  # noqa: F401 (load_spli
 from .metrics import compute_metrics, half_metrics
 from .models import LoadedModel, clone_model, load_model
 from .precision import autocast, resolve_precision
+from .preflight import check_schedule
 from .probes import ProbeRecorder, choose_probes
 from .runs import RunWriter, read_metrics, safe_run_id
 from .weights import epoch_weights_file
@@ -216,7 +217,9 @@ def _is_oom(e: BaseException) -> bool:
 
 def train(cfg: TrainConfig, runs_dir: str = "runs", loaded: LoadedModel | None = None, data: Data | None = None,
           callbacks: Callbacks | None = None) -> RunResult:
-    """Fine-tune a private copy of `loaded` (or of `cfg.model`) and write the run record under `runs_dir`."""
+    """Fine-tune a private copy of `loaded` (or of `cfg.model`) and write the run record under `runs_dir`. Refuses
+    (UserError) an AD-DROP run whose schedule never masks (one cross-tuned epoch), before anything loads."""
+    check_schedule([cfg])
     cb = callbacks or Callbacks()
     if data is None:
         splits = load_splits(cfg)

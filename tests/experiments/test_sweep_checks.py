@@ -69,6 +69,12 @@ def test_a_cross_tuned_grid_that_never_reaches_an_addrop_epoch_is_refused_before
         capsys.readouterr()
         assert main([*argv, *args]) == 2
         assert "1 epoch would never reach one" in capsys.readouterr().err, argv
+    # the library's own train() refuses it too, as ADDropTrainer warns of it
+    from addrop.config import TrainConfig
+
+    with pytest.raises(UserError, match="1 epoch would never reach one"):
+        training.train(TrainConfig(model="tiny-bert", strategy="addrop", epochs=1), runs_dir=str(tmp_path / "runs"))
+    assert not (tmp_path / "runs").exists()
     assert not (tmp_path / "runs").exists()
     check_schedule(SweepSpec(name="s", base=_base(cross_tuning=True, epochs=2), ps="0.3", qs="0.3").cells())  # fine
     check_schedule([_base(strategy="drop-low", epochs=1)])  # the prior experiment's drop-* mask every epoch
