@@ -6,11 +6,15 @@ code), and of two train-mode passes, on minilm with GA and p = 0.3.
 """
 from __future__ import annotations
 
+import os
+import sys
+
 import torch
 
-import addrop
-from addrop.config import AttributionConfig
-from addrop.studio.explore import pass_overlap
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))  # run from a checkout
+import addrop  # noqa: E402
+from addrop.config import AttributionConfig  # noqa: E402
+from addrop.studio.explore import pass_overlap  # noqa: E402
 
 TEXTS = ["a gripping, funny film with a terrific cast", "the plot drags on and on while nothing at all happens",
          "an honest, moving portrait of a family", "dull, predictable and far too long",
