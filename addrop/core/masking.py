@@ -15,6 +15,8 @@ from dataclasses import dataclass
 
 import torch
 
+from ..config import COUNTS, MODES, TIES
+from ..errors import UserError
 from .grouping import length_groups
 
 MASK_GROUP = 4  # examples per length group when the masks of a padded CPU batch are made (0: one padded call)
@@ -204,6 +206,19 @@ def keep_one(dropped: torch.Tensor, scores: torch.Tensor | None, key_mask: torch
     return dropped & ~give_back
 
 
+def _check_settings(p, q, mode, ties, count) -> None:
+    """UserError for settings no mask can be made with: p a share in (0, 1] (not a percentage), q a probability in
+    [0, 1], and a known mode, tie rule and count. The configs check p and q more strictly (both in (0, 1))."""
+    for name, v, low_ok in (("p", p, False), ("q", q, True)):
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or math.isnan(v) or not (
+                (0.0 <= v if low_ok else 0.0 < v) and v <= 1.0):
+            raise UserError(f"{name} must be a share {'from 0' if low_ok else 'above 0'} up to 1 (0.3 for 30%), "
+                            f"got {v!r}")
+    for name, v, allowed in (("mode", mode, MODES), ("ties", ties, TIES), ("count", count, COUNTS)):
+        if v not in allowed:
+            raise UserError(f"unknown {name} {v!r}: choose one of {', '.join(allowed)}")
+
+
 def make_drops(scores: torch.Tensor | tuple, key_mask: torch.Tensor | RealPairs, p: float, q: float,
                mode: str = "high", ties: str = "paper", fixed_rate: bool = False,
                generator: torch.Generator | None = None, group: int = MASK_GROUP, count: str = "reference"):
@@ -213,6 +228,7 @@ def make_drops(scores: torch.Tensor | tuple, key_mask: torch.Tensor | RealPairs,
     a RealPairs from `segment_pairs`) in one call. `count`: see candidate_region. `scores`: [L, B, H, T, T], or for
     mode random (which reads no score) just that shape: the key a row that lost every one gets back is then drawn
     uniformly (`keep_one`)."""
+    _check_settings(p, q, mode, ties, count)
     shape = scores if isinstance(scores, tuple) else scores.shape
     parts = [None] if isinstance(key_mask, RealPairs) else length_groups(key_mask, group)
     if len(parts) == 1:

@@ -370,3 +370,16 @@ def test_coins_from_a_cpu_generator_fall_on_the_candidates_in_order_whatever_the
     if torch.cuda.is_available():  # the same coins for a mask on the GPU
         on_gpu = _coins_in(where.cuda(), 0.4, torch.Generator().manual_seed(9))
         assert torch.equal(on_gpu.cpu(), got)
+
+
+@pytest.mark.parametrize("kw,match", [({"p": 30}, "p must be a share above 0 up to 1 .0.3 for 30%., got 30"),
+                                      ({"p": 1.5}, "p must be"), ({"p": -0.5}, "p must be"), ({"p": 0.0}, "p must be"),
+                                      ({"q": 1.2}, "q must be a share from 0"), ({"mode": "top"}, "unknown mode 'top'"),
+                                      ({"ties": "loose"}, "unknown ties"), ({"count": "all"}, "unknown count")])
+def test_make_drops_refuses_settings_no_mask_can_be_made_with(kw, match):
+    from addrop.errors import UserError
+
+    args = {"p": 0.3, "q": 0.3, **kw}
+    km = torch.ones(2, 5, dtype=torch.bool)
+    with pytest.raises(UserError, match=match):
+        make_drops(torch.rand(1, 2, 2, 5, 5), km, args.pop("p"), args.pop("q"), **args)
