@@ -10,7 +10,7 @@ from dataclasses import MISSING, fields
 from ..config import AttributionConfig, TrainConfig, with_preset
 
 # The attribution settings a training command takes (the rest are the prior experiment's or the explorer's).
-TRAIN_ATTRIBUTION = ("method", "layers", "steps", "target", "p", "q", "count", "attribution_pass")
+TRAIN_ATTRIBUTION = ("method", "layers", "steps", "target", "label", "p", "q", "count", "attribution_pass")
 _TYPES = {"int": int, "float": float, "str": str}
 _MADE = "_options_made"  # parser default: {dataclass name: the fields that got an option}
 

@@ -88,6 +88,9 @@ class ADDropConfig:
     def __post_init__(self):
         if self.layout not in LAYOUTS:
             raise UserError(f"layout must be one of {', '.join(LAYOUTS)}, not {self.layout!r}")
+        if self.target == "label":
+            raise UserError("ADDropConfig attributes target 'pseudo' (the predicted class) or 'gold' (the example's "
+                            "label); a fixed class ('label') is for attribute and train (--target label --label K)")
         self.layers = parse_layers(self.layers)
         if self.layers == PAPER:
             self.layers = paper_layers(self.task)

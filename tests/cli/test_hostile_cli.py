@@ -136,6 +136,19 @@ def test_keep_best_without_save_weights_says_nothing_is_written(tmp_path, capsys
     assert not list(tmp_path.glob("*/*.safetensors"))
 
 
+def test_a_fixed_target_class_is_given_with_label(tmp_path, capsys):
+    small = [a if a != "1" else "2" for a in SMALL]  # two epochs: cross-tuning masks the second
+    assert main(["train", *TINY, *small, "--strategy", "addrop", "--target", "label", "--label", "1",
+                 "--out", str(tmp_path)]) == 0
+    (cfg,) = [json.loads(p.read_text()) for p in tmp_path.glob("*/config.json")]
+    assert cfg["attribution"]["target"] == "label" and cfg["attribution"]["label"] == 1
+    from addrop.engine.hf_trainer import ADDropConfig
+    from addrop.errors import UserError
+
+    with pytest.raises(UserError, match="ADDropConfig attributes target 'pseudo' .* or 'gold'"):
+        ADDropConfig(target="label")
+
+
 # --------------------------------------------------------------------------------- validated before the work
 
 @pytest.mark.parametrize("cmd,match", [
