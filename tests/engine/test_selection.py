@@ -58,6 +58,26 @@ def test_an_unknown_task_in_addropconfig_says_all_layers_are_used():
         ADDropConfig(task="csv"), ADDropConfig(task="demo"), ADDropConfig(task="sst2x", layers="all")
 
 
+def test_best_beside_last_takes_the_epoch_the_run_itself_names_best(tmp_path):
+    """The table's best epoch is the run's own (status.json: by the dev loss unless stop_on is metric), not the
+    epoch with the highest metric, which would be the more optimistic figure."""
+    import pandas as pd
+
+    cfg = TrainConfig(model="tiny-bert", task="demo", epochs=2, train_size=24, dev_size=16, batch_size=8, lr=1e-3)
+    rec = load_run(train(cfg, runs_dir=str(tmp_path)).path)
+    frame = metrics_frame([rec])
+    assert set(frame["best_by"]) == {rec.summary["best_by"]} == {"dev_loss"}
+    assert best_vs_last(frame).loc[0, "best epoch"] == rec.summary["best_epoch"]
+    # an epoch with the lowest loss but not the highest accuracy: the loss's epoch is reported
+    rows = [{"run": "r", "strategy": "vanilla", "epoch": e, "dev_loss": lo, "dev_accuracy": a, "best_by": by}
+            for by in ("dev_loss",) for e, lo, a in ((1, 0.5, 0.6), (2, 0.4, 0.55), (3, 0.45, 0.7))]
+    table = best_vs_last(pd.DataFrame(rows), "accuracy")
+    assert table.loc[0, "best epoch"] == 2 and table.loc[0, "best accuracy"] == pytest.approx(0.55)
+    assert table.loc[0, "best epoch by"] == "loss"
+    by_metric = best_vs_last(pd.DataFrame([{**r, "best_by": "dev_accuracy"} for r in rows]), "accuracy")
+    assert by_metric.loc[0, "best epoch"] == 3 and by_metric.loc[0, "best accuracy"] == pytest.approx(0.7)
+
+
 def _parse(command: str, argv: list[str]):
     from addrop.cli import compare as cmp, sweep, train as tr
     from addrop.cli.options import attribution_from, train_config_from

@@ -85,15 +85,20 @@ def runs_table(records: Iterable[RunRecord]):
 
 
 def metrics_frame(records: Iterable[RunRecord]):
-    """Long form for curves: one row per (run, epoch) with run, group, strategy, seed and the flattened record."""
+    """Long form for curves: one row per (run, epoch) with run, group, strategy, seed, best_by (the record key the
+    run's early stopping and best epoch watch: dev_loss or dev_<its metric>) and the flattened record."""
     import pandas as pd
 
     rows = []
     for r in records:
+        cfg = r.config if isinstance(r.config, dict) else {}
+        metric = cfg.get("primary_metric")
+        best_by = watched(str(cfg.get("stop_on") or "loss"), str(metric)) if isinstance(metric, str) else None
         for i, m in enumerate(r.metrics):
-            seed = r.config.get("seed") if isinstance(r.config, dict) else None
+            seed = cfg.get("seed")
             row = {"run": r.id, "group": r.group, "strategy": r.strategy,
-                   "seed": seed if isinstance(seed, int) and not isinstance(seed, bool) else None}
+                   "seed": seed if isinstance(seed, int) and not isinstance(seed, bool) else None,
+                   "best_by": best_by[0] if best_by else None}
             row.update(_flat(m))
             row.setdefault("epoch", i + 1)
             rows.append(row)
