@@ -7,6 +7,7 @@ these fields (addrop/cli/options.py), so two commands cannot describe or default
 from __future__ import annotations
 
 import math
+import os
 import re
 from dataclasses import asdict, dataclass, field, fields, replace
 
@@ -49,6 +50,15 @@ MAX_SEED = 2**63 - 1  # torch.manual_seed and torch.Generator take 64-bit seeds
 MAX_IGA_STEPS = 1000  # IGA steps m: the paper uses 20; 1000 already costs 50 times as much
 MAX_LABELS = 10_000  # classes of a classification head
 DEVICE_NAMES = "auto, cpu, cuda, cuda:N or mps"
+
+
+RUNS_ENV = "ADDROP_RUNS_DIR"
+
+
+def default_runs_dir() -> str:
+    """Where run records go when no folder is given, in the app and the command line alike: $ADDROP_RUNS_DIR, else
+    ./runs."""
+    return os.path.expanduser(os.environ.get(RUNS_ENV) or "runs")
 
 
 def setting(default, help: str, **meta):

@@ -39,8 +39,10 @@ NONE = "(none)"
 
 
 def runs_dir() -> Path:
-    """Where run records live: $ADDROP_RUNS_DIR, else ./runs."""
-    return Path(os.environ.get("ADDROP_RUNS_DIR") or "runs").expanduser()
+    """Where run records live: $ADDROP_RUNS_DIR, else ./runs (config.default_runs_dir, as the command line)."""
+    from addrop.config import default_runs_dir
+
+    return Path(default_runs_dir())
 
 
 def pinned_model() -> str | None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 import os
 import sys
 
+from ..config import default_runs_dir
+
 
 def add_parser(sub) -> None:
     r = sub.add_parser(
@@ -14,8 +16,8 @@ def add_parser(sub) -> None:
                     "continue. --dry-run lists the runs and the time left; --report writes OUT/report.md and "
                     "OUT/report.html from the run records.")
     r.add_argument("plan", help="the plan file (JSON), e.g. docs/replication-plan.json")
-    r.add_argument("--out", default=os.path.join("runs", "replication"),
-                   help="the study folder (default runs/replication)")
+    r.add_argument("--out", default=os.path.join(default_runs_dir(), "replication"),
+                   help="the study folder (default: $ADDROP_RUNS_DIR/replication, else runs/replication)")
     r.add_argument("--only", nargs="+", default=None, metavar="STAGE[/SETTING]",
                    help="run only these groups, e.g. selection/cola main/cola or ablation (default: all)")
     r.add_argument("--dry-run", action="store_true", help="list the groups, their runs and the time left; run nothing")

@@ -5,7 +5,7 @@ import argparse
 import os
 import sys
 
-from ..config import AttributionConfig, TrainConfig
+from ..config import AttributionConfig, TrainConfig, default_runs_dir
 from .options import TRAIN_ATTRIBUTION, add_options, attribution_from, train_config_from
 
 
@@ -46,7 +46,8 @@ def add_parser(sub):
     # every TrainConfig field but those a cell sets itself (strategy, seed, run name) or a sweep does not write
     add_options(t, TrainConfig, skip=("strategy", "seed", "name", "clean_train_loss", "save_weights"))
     add_options(t, AttributionConfig, only=[f for f in TRAIN_ATTRIBUTION if f not in ("p", "q")])
-    p.add_argument("--out", default="runs", help="runs folder; the sweep goes to OUT/<name>/ (default runs)")
+    p.add_argument("--out", default=default_runs_dir(), help="runs folder; the sweep goes to OUT/<name>/ (default: "
+                                                              "$ADDROP_RUNS_DIR, else runs)")
     p.add_argument("--quiet", action="store_true", help="print only the summary")
     p.set_defaults(func=run)
 

@@ -1,7 +1,7 @@
 """python -m addrop train: one fine-tuning run (vanilla, AD-DROP or a prior-experiment strategy)."""
 from __future__ import annotations
 
-from ..config import AttributionConfig, TrainConfig
+from ..config import AttributionConfig, TrainConfig, default_runs_dir
 from .options import TRAIN_ATTRIBUTION, add_options, attribution_from, train_config_from
 from .printing import epoch_line
 
@@ -10,7 +10,8 @@ def add_training_options(p, skip=(), defaults: dict | None = None) -> None:
     """The options of a training run: every TrainConfig field and the attribution settings training uses."""
     add_options(p, TrainConfig, skip=skip, defaults=defaults)
     add_options(p, AttributionConfig, only=[f for f in TRAIN_ATTRIBUTION if f not in skip], defaults=defaults)
-    p.add_argument("--out", default="runs", help="folder for run records (default runs)")
+    p.add_argument("--out", default=default_runs_dir(), help="folder for run records (default: $ADDROP_RUNS_DIR, "
+                                                              "else runs)")
 
 
 def add_workers_option(p) -> None:

@@ -130,6 +130,12 @@ def test_max_length_beyond_the_model_is_capped_and_said(tmp_path, capsys):
     assert cfg["max_length"] == 512
 
 
+def test_runs_go_where_the_app_reads_them_without_out(tmp_path, monkeypatch):
+    monkeypatch.setenv("ADDROP_RUNS_DIR", str(tmp_path / "r"))
+    assert main(["train", *TINY, *SMALL, "--name", "here"]) == 0
+    assert (tmp_path / "r" / "here" / "status.json").is_file()
+
+
 def test_keep_best_without_save_weights_says_nothing_is_written(tmp_path, capsys):
     assert main(["train", *TINY, *SMALL, "--keep-best", "--out", str(tmp_path)]) == 0
     assert "without --save-weights no weights are written" in capsys.readouterr().err
