@@ -1,6 +1,7 @@
 """python -m addrop compare: AD-DROP against vanilla, paired over seeds, the same plan the app runs."""
 from __future__ import annotations
 
+from .options import group_name_help
 from .train import add_training_options, add_workers_option
 
 
@@ -10,6 +11,7 @@ def add_parser(sub) -> None:
                                    "settings into one folder; print the final dev metrics as mean and standard "
                                    "deviation over seeds, and the cost per epoch of each.")
     add_training_options(c, skip=("seed",), defaults={"strategy": "addrop"})
+    group_name_help(c, "compare-<date>-<time>-<tag>")
     c.add_argument("--seeds", default="0,1,2", help="seeds, e.g. 0,1,2 or 0:4 (default 0,1,2)")
     add_workers_option(c)
     c.set_defaults(func=run)
@@ -18,7 +20,7 @@ def add_parser(sub) -> None:
 def run(a) -> int:
     from ..engine.runs import list_runs, metrics_frame
     from ..experiments.best import best_vs_last
-    from ..experiments.plans import compare_plan, compare_summary
+    from ..experiments.plans import check_group_free, compare_plan, compare_summary
     from .options import attribution_from, train_config_from
     from .printing import ConsoleProgress
 
@@ -33,6 +35,7 @@ def run(a) -> int:
 
     with workers_ahead(plan.configs, a.workers):  # --workers N: they start while the plan is checked
         check_runs(plan.configs, a.out)
+        check_group_free(plan)
         result = plan_job(ConsoleProgress(), plan, workers=a.workers)  # the app's job: the runs, then curves.html
     status = 0
     for r in result["runs"]:

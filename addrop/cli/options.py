@@ -100,3 +100,11 @@ def attribution_from(args, **overrides) -> AttributionConfig:
 
 def train_config_from(args, attribution: AttributionConfig, **overrides) -> TrainConfig:
     return build(TrainConfig, args, attribution=attribution, **overrides)
+
+
+def group_name_help(parser, generated: str) -> None:
+    """--name of a command that writes a group of runs (prior, compare): it names the group's folder, not a run."""
+    for action in parser._actions:
+        if action.dest == "name":
+            action.help = (f"the folder of this group of runs under --out (a safe file name; default {generated}); "
+                           "an existing one is refused")

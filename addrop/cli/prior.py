@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 
+from .options import group_name_help
 from .train import add_training_options, add_workers_option
 
 
@@ -20,11 +21,12 @@ def add_parser(sub) -> None:
                                    "it).")
     # the drop-* strategies fix the attribution (gold-label GA, exactly the share --rate): none of it is an option
     add_training_options(p, skip=("strategy", "cross_tuning", "clean_train_loss", "save_weights", "method", "steps",
-                                  "target", "p", "q"),
+                                  "target", "label", "p", "q"),
                          defaults={k: PRIOR_DEFAULTS[k] for k in ("layers", "precision", "train_size", "dev_size",
                                                                   "lr")})
-    p.add_argument("--rate", type=float, default=PRIOR_DEFAULTS["rate"],
-                   help=f"share of each row dropped (default {PRIOR_DEFAULTS['rate']:g})")
+    p.add_argument("--rate", "--p", type=float, default=PRIOR_DEFAULTS["rate"],
+                   help=f"share of each row dropped, as p elsewhere (default {PRIOR_DEFAULTS['rate']:g})")
+    group_name_help(p, "prior-<date>-<time>-<tag>")
     add_workers_option(p)
     p.set_defaults(func=run)
 
@@ -38,6 +40,7 @@ def run(a) -> int:
     base = train_config_from(a, attribution_from(a), name=None)
     plan = prior_plan(base, a.rate, base.attribution.layers, a.out, group=a.name)
     from ..engine.preflight import check_runs
+    from ..experiments.plans import check_group_free
     from ..experiments.verdicts import PAPER_PRIOR_FINDING, prior_summary
     from ..studio.background import plan_job
 
@@ -45,6 +48,7 @@ def run(a) -> int:
 
     with workers_ahead(plan.configs, a.workers):  # --workers N: they start while the plan is checked
         check_runs(plan.configs, a.out)  # layers, names and the folder before the first run
+        check_group_free(plan)
         # the app's job: the runs, then curves.html
         result = plan_job(ConsoleProgress(width=11), plan, workers=a.workers)
     curves = result["curves"]

@@ -148,8 +148,14 @@ def check_plan(plan: Plan, num_layers: int) -> None:
     for c in plan.configs:
         if c.uses_masks:
             resolve_layers(c.attribution.layers, num_layers)
+    check_group_free(plan)
+
+
+def check_group_free(plan: Plan) -> None:
+    """UserError when the plan's group folder already exists (a plan never adds runs to an earlier one)."""
     if safe_child(plan.runs_dir, plan.group).exists():
-        raise UserError(f"a run group named {plan.group!r} already exists in {plan.runs_dir}; choose another name")
+        raise UserError(f"a run group named {plan.group!r} already exists in {plan.runs_dir}; choose another name, "
+                        "or leave the name out for a new one")
 
 
 def run_plan(progress: Progress, plan: Plan, loaded=None, splits=None, load_for_seed: Callable | None = None,

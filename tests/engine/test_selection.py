@@ -67,6 +67,7 @@ def test_best_beside_last_takes_the_epoch_the_run_itself_names_best(tmp_path):
     rec = load_run(train(cfg, runs_dir=str(tmp_path)).path)
     frame = metrics_frame([rec])
     assert set(frame["best_by"]) == {rec.summary["best_by"]} == {"dev_loss"}
+    assert metrics_frame(tmp_path).equals(frame) and runs_table(str(tmp_path)).equals(runs_table([rec]))  # a folder
     assert best_vs_last(frame).loc[0, "best epoch"] == rec.summary["best_epoch"]
     # an epoch with the lowest loss but not the highest accuracy: the loss's epoch is reported
     rows = [{"run": "r", "strategy": "vanilla", "epoch": e, "dev_loss": lo, "dev_accuracy": a, "best_by": by}

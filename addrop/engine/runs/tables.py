@@ -1,10 +1,11 @@
 """Run records as tables for display: one row per run (`runs_table`) or per (run, epoch) (`metrics_frame`)."""
 from __future__ import annotations
 
+import os
 from typing import Iterable
 
 from ..selection import best_epoch, watched
-from .reader import RunRecord
+from .reader import RunRecord, list_runs
 
 
 def _flat(record: dict) -> dict:
@@ -46,11 +47,14 @@ def _mask_columns(strategy, att: dict) -> dict:
     return {"method": att.get("method"), "p": att.get("p"), "q": att.get("q")}
 
 
-def runs_table(records: Iterable[RunRecord]):
+def runs_table(records: Iterable[RunRecord] | str | os.PathLike):
     """One row per run: id, group, task, model, strategy, method, p, q, seed, status, epochs (done), the last
     train_loss and dev_loss, the best epoch (by what the run watched) and its value, every last ``dev_*`` metric,
-    started, reason."""
+    started, reason. `records`: run records (list_runs), or a runs folder to list."""
     import pandas as pd
+
+    if isinstance(records, (str, os.PathLike)):
+        records = list_runs(records)
 
     rows = []
     metric_cols: list[str] = []
@@ -84,11 +88,14 @@ def runs_table(records: Iterable[RunRecord]):
     return pd.DataFrame(rows, columns=cols)
 
 
-def metrics_frame(records: Iterable[RunRecord]):
+def metrics_frame(records: Iterable[RunRecord] | str | os.PathLike):
     """Long form for curves: one row per (run, epoch) with run, group, strategy, seed, best_by (the record key the
-    run's early stopping and best epoch watch: dev_loss or dev_<its metric>) and the flattened record."""
+    run's early stopping and best epoch watch: dev_loss or dev_<its metric>) and the flattened record. `records`:
+    run records (list_runs), or a runs folder to list."""
     import pandas as pd
 
+    if isinstance(records, (str, os.PathLike)):
+        records = list_runs(records)
     rows = []
     for r in records:
         cfg = r.config if isinstance(r.config, dict) else {}
