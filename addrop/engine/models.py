@@ -185,8 +185,9 @@ def load_model(name: str = "minilm", device: str | torch.device = "auto", num_la
     problem = "regression" if num_labels == 1 else "single_label_classification"
     notes: list[str] = []
     torch.manual_seed(seed)  # the classification head is randomly initialised: make it repeatable
-    prev = hf_logging.get_verbosity()
+    prev, bar = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
     hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()  # "Loading weights 103/103" on every command and run: nothing to wait for
     try:
         if name == "minilm" or name in TINY:
             path = minilm_path()
@@ -204,6 +205,8 @@ def load_model(name: str = "minilm", device: str | torch.device = "auto", num_la
             model, tok, notes = _load_external(name, num_labels, problem)
     finally:
         hf_logging.set_verbosity(prev)
+        if bar:
+            hf_logging.enable_progress_bar()
     tok.model_max_length = model_max_length(model.config, tok)  # encode() caps every input to it
     model.to(dev)
     model.eval()
