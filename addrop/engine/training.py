@@ -77,10 +77,11 @@ def prepare_data(cfg: TrainConfig, tokenizer, splits=None) -> Data:
         train, dev = hold_out(train, cfg.holdout, split_seed)
     if cfg.shots:
         train = k_shot(train, cfg.shots, cfg.seed)
-    notes = [f"{what} size {n:,} is more than the {len(split):,} examples there are: all of them are used"
-             for what, n, split in (("training", None if cfg.shots else cfg.train_size, train),
-                                    ("dev", cfg.dev_size, dev))
-             if n is not None and n > len(split)]  # k-shot picks the training set itself: no note on its size
+    there = f"{cfg.shots}-shot sampling gives" if cfg.shots else "there are"  # k-shot picks the training set
+    notes = [f"{what} size {n:,} is more than the {len(split):,} examples {where}: all of them are used"
+             for what, n, split, where in (("training", cfg.train_size, train, there),
+                                           ("dev", cfg.dev_size, dev, "there are"))
+             if n is not None and n > len(split)]
     train = subset(train, cfg.train_size, cfg.seed)
     dev = subset(dev, cfg.dev_size, split_seed)
     tr, dv = encode(tokenizer, train, cfg.max_length), encode(tokenizer, dev, cfg.max_length)
