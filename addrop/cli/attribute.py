@@ -44,7 +44,7 @@ def run(a) -> int:
     from ..core.attribution import attribute
     from ..core.masking import dropped_share, make_drops
     from ..engine.batching import encode_example
-    from ..engine.models import BUILTIN, load_model
+    from ..engine.models import head_note, load_model
 
     loaded = load_model(a.model, a.device, num_labels=a.num_labels, seed=a.seed)
     for note in loaded.notes:
@@ -66,8 +66,7 @@ def run(a) -> int:
     print(f"{cfg.method}/{cfg.backend} on {len(tokens)} tokens, layers {res.layers} ({res.path} path): predicted "
           f"class {int(res.logits[0].argmax())}, {share:.1%} of real positions dropped, {res.seconds * 1000:.0f} ms "
           f"-> {a.out}")
-    if a.model in BUILTIN:
-        print(f"note: {a.model} has an untrained classification head: its prediction and attribution describe a "
-              "random classifier (minilm-demo is trained on the demo set; run:PATH takes a run's weights)",
-              file=sys.stderr)
+    note = head_note(a.model)
+    if note:
+        print(f"note: {note}", file=sys.stderr)
     return 0

@@ -50,7 +50,7 @@ def run(a) -> int:
     settings = settings_from(a)  # every argument and the output folder are checked before anything loads
     cfg = build(TrainConfig, a)
     check_folder(a.out, what="--out")
-    from ..engine.models import load_model
+    from ..engine.models import head_note, load_model
     from ..engine.training import load_splits
     from ..experiments.faithfulness import deletion_curves, deletion_summary
     from ..studio.outputs import write_deletion
@@ -64,4 +64,7 @@ def run(a) -> int:
     for line in deletion_summary(res.table):
         print(line)
     print(f"{res.n} examples, {res.seconds:.1f} s -> {', '.join(str(p) for p in paths)}")
+    note = head_note(cfg.model, spec.name)
+    if note:
+        print(f"note: {note}", file=sys.stderr)
     return 0

@@ -38,7 +38,8 @@ import torch
 from torch.utils.data import IterableDataset
 from transformers import Trainer
 
-from ..config import LAYOUTS, PAPER, AttributionConfig, paper_layers, parse_layers, resolve_layers, task_key
+from ..config import (LAYOUTS, PAPER, AttributionConfig, check_seed, paper_layers, parse_layers, resolve_layers,
+                      task_key)
 from ..core.algorithm import drops_for, is_addrop_epoch
 from ..core.attention import install
 from ..core.grouping import right_padded
@@ -88,6 +89,8 @@ class ADDropConfig:
     def __post_init__(self):
         if self.layout not in LAYOUTS:
             raise UserError(f"layout must be one of {', '.join(LAYOUTS)}, not {self.layout!r}")
+        if self.seed is not None:
+            check_seed(self.seed)
         if self.target == "label":
             raise UserError("ADDropConfig attributes target 'pseudo' (the predicted class) or 'gold' (the example's "
                             "label); a fixed class ('label') is for attribute and train (--target label --label K)")

@@ -13,6 +13,7 @@ import torch
 from ..core.attention import SUPPORTED_FAMILIES, Controller, install, unsupported
 from ..config import MAX_LABELS, check_int, check_seed, check_device_name
 from ..errors import UserError
+from .tasks import normalize_name
 from .weights import RUN_PREFIX, TRAINED, load_run_state, load_trained, run_checkpoint
 
 TINY = ("tiny-bert", "tiny-roberta", "tiny-electra", "tiny-distilbert")
@@ -31,6 +32,19 @@ MODEL_LABELS = {  # one line each, for the app's model picker
     "tiny-electra": "untrained: a 2-layer, 4-head ELECTRA with random weights (training on it shows noise)",
     "tiny-distilbert": "untrained: a 2-layer, 2-head DistilBERT with random weights (training on it shows noise)",
 }
+
+
+def head_note(name: str, task: str | None = None) -> str | None:
+    """What to tell a user whose explanation (attribution, deletion curves) comes from a head that was not trained
+    on their data: a built-in model's untrained head, or a shipped model trained on another task; else None."""
+    if name in BUILTIN:
+        return (f"{name} has an untrained classification head: its predictions and attribution describe a random "
+                "classifier (minilm-demo is trained on the demo set; run:PATH takes a run's weights)")
+    trained_on = TRAINED[name][1] if name in TRAINED else None
+    if trained_on and task and normalize_name(task) != normalize_name(trained_on):
+        return (f"{name} was trained on the {trained_on} set, not {task}: its head's classes are {trained_on}'s "
+                "(train a model on this task and use run:PATH)")
+    return None
 
 
 def model_choice_label(name: str) -> str:

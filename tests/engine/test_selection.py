@@ -48,6 +48,14 @@ def test_a_tasks_other_names_get_its_layers(alias, task):
     assert ADDropConfig(task=alias).layers == ADDropConfig(task=task).layers
 
 
+def test_addropconfig_refuses_a_negative_seed_as_the_commands_do():
+    from addrop.errors import UserError
+
+    with pytest.raises(UserError, match="seed"):
+        ADDropConfig(seed=-3)
+    assert ADDropConfig(seed=3).seed == 3 and ADDropConfig().seed is None
+
+
 def test_an_unknown_task_in_addropconfig_says_all_layers_are_used():
     with pytest.warns(UserWarning, match="'sst2x' is not one addrop knows .* every layer"):
         assert ADDropConfig(task="sst2x").layers is None

@@ -56,6 +56,15 @@ def test_the_cli_writes_what_the_library_gives(setup, tmp_path, capsys):
                            DeletionSettings(n=10, methods=("ga", "rd", "low"), ps=(0, 0.5))).table
     pd.testing.assert_frame_equal(lib0.reset_index(drop=True), got, check_dtype=False, atol=1e-9, rtol=1e-6)
     assert len(lib) == len(got)
+    assert "note: tiny-bert has an untrained classification head" in capsys.readouterr().err
+
+
+def test_head_notes_name_heads_not_trained_on_the_data():
+    from addrop.engine.models import head_note
+
+    assert "untrained classification head" in head_note("minilm") and head_note("minilm-demo", "demo") is None
+    assert "trained on the demo set, not mrpc" in head_note("minilm-demo", "mrpc")
+    assert head_note("minilm-demo") is None and head_note("run:/somewhere", "mrpc") is None
 
 
 def test_bad_settings_are_refused_before_any_work(tmp_path, capsys):
