@@ -166,7 +166,8 @@ def show(frame: pd.DataFrame, key: str) -> None:
                            "vanilla epoch.")
     best = best_vs_last(frame)
     if not best.empty:
-        st.markdown("**Best epoch beside the last** (mean over seeds)")
+        st.markdown("**The epoch of the best dev metric beside the last** (mean over seeds; the paper reports the "
+                    "best)")
         st.dataframe(best, hide_index=True)
 
 

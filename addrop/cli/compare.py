@@ -56,7 +56,8 @@ def run(a) -> int:
             print(f"- {sentence}")
         best = best_vs_last(frame)
         if not best.empty:
-            print("\nbest epoch beside the last (mean over seeds):")
+            print("\nthe epoch of the best dev metric beside the last (mean over seeds; the paper reports the best; "
+                  "status.json's best epoch follows what early stopping watches):")
             print(best.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
     print(f"runs -> {plan.root}")
     return status

@@ -89,23 +89,18 @@ def runs_table(records: Iterable[RunRecord] | str | os.PathLike):
 
 
 def metrics_frame(records: Iterable[RunRecord] | str | os.PathLike):
-    """Long form for curves: one row per (run, epoch) with run, group, strategy, seed, best_by (the record key the
-    run's early stopping and best epoch watch: dev_loss or dev_<its metric>) and the flattened record. `records`:
-    run records (list_runs), or a runs folder to list."""
+    """Long form for curves: one row per (run, epoch) with run, group, strategy, seed and the flattened record.
+    `records`: run records (list_runs), or a runs folder to list."""
     import pandas as pd
 
     if isinstance(records, (str, os.PathLike)):
         records = list_runs(records)
     rows = []
     for r in records:
-        cfg = r.config if isinstance(r.config, dict) else {}
-        metric = cfg.get("primary_metric")
-        best_by = watched(str(cfg.get("stop_on") or "loss"), str(metric)) if isinstance(metric, str) else None
         for i, m in enumerate(r.metrics):
-            seed = cfg.get("seed")
+            seed = r.config.get("seed") if isinstance(r.config, dict) else None
             row = {"run": r.id, "group": r.group, "strategy": r.strategy,
-                   "seed": seed if isinstance(seed, int) and not isinstance(seed, bool) else None,
-                   "best_by": best_by[0] if best_by else None}
+                   "seed": seed if isinstance(seed, int) and not isinstance(seed, bool) else None}
             row.update(_flat(m))
             row.setdefault("epoch", i + 1)
             rows.append(row)
