@@ -194,6 +194,15 @@ def parse_seeds(spec) -> list[int]:
     return vals
 
 
+def _field_docs(cls):
+    """Append each field's help text to the class docstring, so that help(TrainConfig) says what the settings do
+    (the command line's options read the same texts)."""
+    lines = [f"    {f.name}: {f.metadata['help']}" for f in fields(cls) if "help" in f.metadata]
+    cls.__doc__ = (cls.__doc__ or cls.__name__).rstrip() + "\n\n    Fields:\n" + "\n".join(lines) + "\n"
+    return cls
+
+
+@_field_docs
 @dataclass
 class AttributionConfig:
     """How attribution is computed and how the AD-DROP mask is drawn from it (paper Eq. 2-7)."""
@@ -272,6 +281,7 @@ class AttributionConfig:
         return cls(**_known(cls, d))
 
 
+@_field_docs
 @dataclass
 class TrainConfig:
     """One fine-tuning run: data, strategy, optimisation. The AD-DROP part lives in `attribution`."""

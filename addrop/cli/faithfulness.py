@@ -21,7 +21,8 @@ def add_parser(sub) -> None:
     p.add_argument("--n", type=int, default=64, help="dev examples (a seeded subset; default 64)")
     p.add_argument("--methods", default="ga,aa,rd,low", help="some of ga,iga,aa,rd,low (default ga,aa,rd,low; IGA "
                                                             "costs about 20 passes per example)")
-    p.add_argument("--p", default="0,0.1,0.2,0.3,0.5,0.7,0.9", help="shares of each row dropped")
+    p.add_argument("--p", default="0,0.1,0.2,0.3,0.5,0.7,0.9",
+                   help="shares of each row dropped (default 0,0.1,0.2,0.3,0.5,0.7,0.9)")
     p.add_argument("--q", type=float, default=1.0, help="drop each candidate with probability q (default 1: the "
                                                         "whole region)")
     p.add_argument("--layers", default="all", help="layers whose attention is masked (default all)")

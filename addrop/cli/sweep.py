@@ -19,7 +19,8 @@ def add_parser(sub):
     g = p.add_argument_group("grid")
     g.add_argument("--p", default="0.1:0.9:0.1", help="candidate region sizes: start:stop:step (stop included) or "
                    "a list, e.g. 0.1:0.9:0.1 (default, the paper's search) or 0.1,0.3,0.5")
-    g.add_argument("--q", default="0.1:0.9:0.1", help="drop probabilities inside the region, same forms as --p")
+    g.add_argument("--q", default="0.1:0.9:0.1", help="drop probabilities inside the region, same forms as --p "
+                                                       "(default 0.1:0.9:0.1)")
     g.add_argument("--seeds", default="0", help="seeds, e.g. 0,1,2 (default 0); each cell and the baseline run once "
                    "per seed")
     g.add_argument("--baseline", action=argparse.BooleanOptionalAction, default=True,

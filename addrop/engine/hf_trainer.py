@@ -63,8 +63,17 @@ PACKABLE_KEYS = frozenset({"input_ids", "attention_mask", "token_type_ids", "lab
 
 @dataclass
 class ADDropConfig:
-    """AD-DROP settings for `ADDropTrainer`: attribution method, candidate region p, drop probability q, layers,
-    label attributed, IGA steps, cross-tuning, and the seed of the mask draws (None: the Trainer's seed)."""
+    """AD-DROP settings for `ADDropTrainer`.
+
+    enabled: False gives the plain Trainer. method: ga | iga | aa | rd (the attribution, Eq. 2-5). p: the candidate
+    region, the top share of each attention row by attribution (Eq. 6). q: the probability that a candidate is
+    dropped (Eq. 7). layers: "paper" (the paper's layers for `task`; all without one), None / "all", or indices
+    such as (0,) or "0,3". target: pseudo (the predicted class) | gold (the example's label). steps: IGA's m.
+    cross_tuning: plain epochs 1, 3, ... and AD-DROP epochs 2, 4, ... (Algorithm 1); off: every epoch masked.
+    seed: the mask draws' seed (None: the Trainer's). task: the GLUE task whose paper layers "paper" means.
+    attribution_pass: eval (no dropout) | train (dropout on, as the reference code). seed_per_example: each
+    example's masks from its own seed, so data-parallel runs match one process. layout: auto | packed | padded
+    batches for the masked steps (auto: packed on a CPU where the model allows it)."""
 
     enabled: bool = True
     method: str = "ga"  # ga | iga | aa | rd

@@ -219,7 +219,12 @@ def _is_oom(e: BaseException) -> bool:
 def train(cfg: TrainConfig, runs_dir: str = "runs", loaded: LoadedModel | None = None, data: Data | None = None,
           callbacks: Callbacks | None = None) -> RunResult:
     """Fine-tune a private copy of `loaded` (or of `cfg.model`) and write the run record under `runs_dir`. Refuses
-    (UserError) an AD-DROP run whose schedule never masks (one cross-tuned epoch), before anything loads."""
+    (UserError) an AD-DROP run whose schedule never masks (one cross-tuned epoch), before anything loads.
+
+    Returns a RunResult: id, path (the run's folder: config.json, metrics.jsonl, status.json, and
+    model.safetensors with save_weights), status (finished | stopped | failed), reason and metrics (one dict per
+    epoch). Read records back with `addrop.engine.runs`: load_run(path), list_runs(folder), and runs_table or
+    metrics_frame for tables; load a kept model with load_model("run:PATH")."""
     check_schedule([cfg])
     cb = callbacks or Callbacks()
     if data is None:
