@@ -291,7 +291,7 @@ class TrainConfig:
                          "run:PATH[@EPOCH] (a run's checkpoint), a Hugging Face id or a local folder")
     task: str = setting("demo", "demo (built in), sst-2, mrpc, rte, cola, sts-b, qnli, qqp, mnli, or csv with --csv")
     data_dir: str | None = setting(None, "GLUE folder holding <TASK>/{train,dev}.tsv (default: the ADDROP_GLUE_DIR "
-                                   "variable)", metavar="DIR")
+                                   "variable, else shared/data/glue beside the project)", metavar="DIR")
     source: str = setting("auto", "where the data comes from (auto: demo, --csv, or the GLUE folder)",
                           choices=DATA_SOURCES)
     csv: str | None = setting(None, "a CSV/TSV file with text, optional pair, and label columns", metavar="PATH")

@@ -44,8 +44,16 @@ def test_glue_env_var(glue_dir, monkeypatch):
     assert spec.name == "mrpc" and len(tr) == 3668
 
 
-def test_glue_errors(tmp_path, monkeypatch):
+def _no_glue_beside(monkeypatch, tmp_path):
+    """Neither ADDROP_GLUE_DIR nor shared/data/glue beside the project (a user's machine without the files)."""
+    from addrop.engine.data import glue
+
     monkeypatch.delenv(D.GLUE_ENV, raising=False)
+    monkeypatch.setattr(glue, "_PROJECT", tmp_path / "elsewhere" / "project")
+
+
+def test_glue_errors(tmp_path, monkeypatch):
+    _no_glue_beside(monkeypatch, tmp_path)
     with pytest.raises(UserError, match="ADDROP_GLUE_DIR"):
         D.load_glue("mrpc")
     with pytest.raises(UserError, match="does not exist"):
@@ -85,8 +93,17 @@ def test_glue_string_labels_and_skips(tmp_path):
 
 
 def test_load_data_routing(monkeypatch, tmp_path):
-    monkeypatch.delenv(D.GLUE_ENV, raising=False)
+    _no_glue_beside(monkeypatch, tmp_path)
     with pytest.raises(UserError, match="--data-dir.*ADDROP_GLUE_DIR.*'hf'"):
+        D.load_data("sst2")
+    # shared/data/glue beside the project is the default, as in the app and the benchmark
+    from addrop.engine.data import glue
+
+    beside = tmp_path / "shared" / "data" / "glue"
+    beside.mkdir(parents=True)
+    monkeypatch.setattr(glue, "_PROJECT", tmp_path / "project")
+    assert D.default_glue_dir() == beside
+    with pytest.raises(UserError, match=r"missing .*SST-2.*train\.tsv"):  # read from there
         D.load_data("sst2")
     with pytest.raises(UserError, match="unknown data source"):
         D.load_data("demo", source="web")

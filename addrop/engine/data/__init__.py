@@ -36,8 +36,9 @@ def load_data(task: str = "demo", source: str = "auto", data_dir: str | os.PathL
               label_col: str = "label", **csv_kwargs) -> tuple[TaskSpec, Split, Split]:
     """Load (spec, train, dev) from the demo set, a CSV file, a GLUE folder or the HF hub.
 
-    source 'auto': the demo for task demo, the CSV when `csv` is given, the GLUE folder when one is set (the
-    argument or ADDROP_GLUE_DIR); otherwise an error saying how to provide the data.
+    source 'auto': the demo for task demo, the CSV when `csv` is given, the GLUE folder when there is one (the
+    argument, ADDROP_GLUE_DIR, else shared/data/glue beside the project); otherwise an error saying how to provide
+    the data.
     """
     src = str(source or "auto").lower()
     if src not in DATA_SOURCES:
@@ -50,7 +51,7 @@ def load_data(task: str = "demo", source: str = "auto", data_dir: str | os.PathL
             raise UserError("task csv needs a file: pass --csv PATH with --text-col and --label-col")
         elif normalize_name(task) == "demo":
             src = "demo"
-        elif glue_root(data_dir) is not None:
+        elif glue_root(data_dir) is not None or default_glue_dir() is not None:
             src = "glue"
         else:
             spec = get_task(task)

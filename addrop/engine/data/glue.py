@@ -120,7 +120,8 @@ def default_glue_dir() -> Path | None:
 
 
 def load_glue(task: str, data_dir: str | os.PathLike | None = None) -> tuple[TaskSpec, Split, Split]:
-    """Read `<dir>/<GLUE folder>/{train,dev}.tsv`; dir defaults to the ADDROP_GLUE_DIR variable.
+    """Read `<dir>/<GLUE folder>/{train,dev}.tsv`; dir defaults to the ADDROP_GLUE_DIR variable, else
+    shared/data/glue beside the project (default_glue_dir, as the app and the benchmark).
 
     Rows with a wrong column count are an error naming the file and line, except in QQP and MNLI where they are
     skipped with a warning that counts them (as the reference GLUE readers do); MNLI rows without a gold label
@@ -129,7 +130,7 @@ def load_glue(task: str, data_dir: str | os.PathLike | None = None) -> tuple[Tas
     spec = get_task(task)
     if spec.glue_dir is None:
         raise UserError(f"task {spec.name} has no GLUE folder")
-    root = glue_root(data_dir)
+    root = glue_root(data_dir) or default_glue_dir()
     if root is None:
         raise UserError(f"no GLUE folder given: pass --data-dir DIR or set {GLUE_ENV} to a folder holding "
                         f"{spec.glue_dir}/train.tsv and {spec.glue_dir}/{spec.dev_file}")
