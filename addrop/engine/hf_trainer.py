@@ -47,6 +47,7 @@ from ..core.packing import packed_pass
 from ..errors import UserError
 from .tasks import TASKS, get_task
 
+
 def _known_task(name: str) -> bool:
     """A GLUE task or the demo set (in any spelling get_task takes), or a CSV's."""
     if task_key(name) in ("csv", "custom"):

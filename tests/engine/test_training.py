@@ -206,6 +206,7 @@ def test_a_subset_larger_than_the_data_is_said_not_silently_capped(tmp_path):
     train(_cfg(epochs=1), runs_dir=str(tmp_path), callbacks=Callbacks(on_note=notes.append))
     assert notes == []
     # k-shot sampling picks the training set: a larger size is said too, against what it gave
-    res = train(_cfg(epochs=1, shots=5, train_size=50), runs_dir=str(tmp_path), callbacks=Callbacks(on_note=notes.append))
+    res = train(_cfg(epochs=1, shots=5, train_size=50), runs_dir=str(tmp_path),
+                callbacks=Callbacks(on_note=notes.append))
     assert load_run(res.path).config["num_train"] == 10
     assert notes == ["training size 50 is more than the 10 examples 5-shot sampling gives: all of them are used"]
