@@ -7,7 +7,6 @@ these fields (addrop/cli/options.py), so two commands cannot describe or default
 from __future__ import annotations
 
 import math
-import os
 import re
 from dataclasses import asdict, dataclass, field, fields, replace
 
@@ -45,20 +44,10 @@ PRESETS = ("none", "paper")
 # The reference's training regime (run_addrop.sh / sst2/trainer.py), the best epoch kept:
 PAPER_PRESET = {"batch_size": 16, "lr": 1e-5, "lr_schedule": "constant", "warmup_ratio": 0.0, "max_length": 100,
                 "epochs": 50, "early_stopping": 5, "stop_on": "metric", "keep_best": True}
-MAX_SEEDS = 10_000  # seeds one command may name
 MAX_SEED = 2**63 - 1  # torch.manual_seed and torch.Generator take 64-bit seeds
 MAX_IGA_STEPS = 1000  # IGA steps m: the paper uses 20; 1000 already costs 50 times as much
 MAX_LABELS = 10_000  # classes of a classification head
 DEVICE_NAMES = "auto, cpu, cuda, cuda:N or mps"
-
-
-RUNS_ENV = "ADDROP_RUNS_DIR"
-
-
-def default_runs_dir() -> str:
-    """Where run records go when no folder is given, in the app and the command line alike: $ADDROP_RUNS_DIR, else
-    ./runs."""
-    return os.path.expanduser(os.environ.get(RUNS_ENV) or "runs")
 
 
 def setting(default, help: str, **meta):
@@ -155,43 +144,6 @@ def resolve_layers(layers: tuple[int, ...] | None, num_layers: int) -> list[int]
     if not out:
         raise UserError("choose at least one layer")
     return sorted(set(out))
-
-
-def parse_seeds(spec) -> list[int]:
-    """'0,1,2' | '0:2' (inclusive) | 3 | [0, 1] -> sorted unique seeds >= 0 (at most MAX_SEEDS of them)."""
-    if isinstance(spec, bool):
-        raise UserError(f"seeds must be integers, got {spec!r}")
-    if isinstance(spec, int):
-        spec = [spec]
-    if isinstance(spec, str):
-        s = spec.strip()
-        try:
-            if ":" in s:
-                a, b = (int(x) for x in s.split(":"))
-                if b < a:
-                    raise UserError(f"--seeds {spec!r}: the end is below the start")
-                if b - a + 1 > MAX_SEEDS:
-                    raise UserError(f"--seeds {spec!r} names {b - a + 1} seeds; use at most {MAX_SEEDS}")
-                vals = list(range(a, b + 1))
-            else:
-                vals = [int(x) for x in s.split(",") if x.strip()]
-        except ValueError:
-            raise UserError(f"--seeds {spec!r} must be comma-separated integers such as 0,1,2 (or 0:2)") from None
-    else:
-        try:
-            vals = [int(x) for x in spec]
-        except (TypeError, ValueError):
-            raise UserError(f"seeds must be integers, got {spec!r}") from None
-    if len(vals) != len(set(vals)):
-        raise UserError(f"the seeds must differ from each other, got {spec!r}")
-    vals = sorted(vals)
-    if not vals:
-        raise UserError("--seeds names no seed")
-    if len(vals) > MAX_SEEDS:
-        raise UserError(f"{len(vals)} seeds named; use at most {MAX_SEEDS}")
-    if vals[0] < 0 or vals[-1] > MAX_SEED:
-        raise UserError(f"seeds must be >= 0 and at most {MAX_SEED} (64 bits), got {str(spec)[:80]!r}")
-    return vals
 
 
 def _field_docs(cls):

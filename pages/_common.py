@@ -40,7 +40,7 @@ NONE = "(none)"
 
 def runs_dir() -> Path:
     """Where run records live: $ADDROP_RUNS_DIR, else ./runs (config.default_runs_dir, as the command line)."""
-    from addrop.config import default_runs_dir
+    from addrop.engine.runs.names import default_runs_dir
 
     return Path(default_runs_dir())
 

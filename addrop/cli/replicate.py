@@ -4,7 +4,7 @@ from __future__ import annotations
 import os
 import sys
 
-from ..config import default_runs_dir
+from ..engine.runs.names import default_runs_dir
 
 
 def add_parser(sub) -> None:

@@ -5,7 +5,8 @@ import argparse
 import os
 import sys
 
-from ..config import AttributionConfig, TrainConfig, default_runs_dir
+from ..config import AttributionConfig, TrainConfig
+from ..engine.runs.names import default_runs_dir
 from .options import TRAIN_ATTRIBUTION, add_options, attribution_from, train_config_from
 
 

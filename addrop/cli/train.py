@@ -1,7 +1,8 @@
 """python -m addrop train: one fine-tuning run (vanilla, AD-DROP or a prior-experiment strategy)."""
 from __future__ import annotations
 
-from ..config import AttributionConfig, TrainConfig, default_runs_dir
+from ..config import AttributionConfig, TrainConfig
+from ..engine.runs.names import default_runs_dir
 from .options import TRAIN_ATTRIBUTION, add_options, attribution_from, train_config_from
 from .printing import epoch_line
 

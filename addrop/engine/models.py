@@ -13,43 +13,12 @@ import torch
 from ..core.attention import SUPPORTED_FAMILIES, Controller, install, unsupported
 from ..config import MAX_LABELS, check_int, check_seed, check_device_name
 from ..errors import UserError
-from .tasks import normalize_name
+from .model_names import (BUILTIN, MODEL_LABELS, TINY, TRAINED_MODELS, head_note,  # noqa: F401 (imported from here)
+                          model_choice_label)
 from .weights import RUN_PREFIX, TRAINED, load_run_state, load_trained, run_checkpoint
 
-TINY = ("tiny-bert", "tiny-roberta", "tiny-electra", "tiny-distilbert")
-BUILTIN = ("minilm",) + TINY
-TRAINED_MODELS = tuple(TRAINED)  # shipped fine-tuned models: (base model, task, weights) in engine/weights.py
 _KNOWN = ", ".join(TRAINED_MODELS + BUILTIN) + ", run:PATH (a run's weights)"  # what the errors offer
 MAX_RUN_CHAIN = 8  # a run trained from a run trained from ...: at most this deep
-MODEL_LABELS = {  # one line each, for the app's model picker
-    "minilm-demo": "all-MiniLM-L6-v2 fine-tuned on the built-in demo set (shipped in assets/trained): the "
-                   "trained default for the demo data",
-    "minilm": "all-MiniLM-L6-v2 (6 layers x 12 heads), shipped with addrop-studio, with an untrained "
-              "classification head",
-    "tiny-bert": "untrained: a 2-layer, 4-head BERT with random weights: instant demos, meaningless predictions; "
-                 "it learns next to nothing, so training on it shows noise",
-    "tiny-roberta": "untrained: a 2-layer, 2-head RoBERTa with random weights (training on it shows noise)",
-    "tiny-electra": "untrained: a 2-layer, 4-head ELECTRA with random weights (training on it shows noise)",
-    "tiny-distilbert": "untrained: a 2-layer, 2-head DistilBERT with random weights (training on it shows noise)",
-}
-
-
-def head_note(name: str, task: str | None = None) -> str | None:
-    """What to tell a user whose explanation (attribution, deletion curves) comes from a head that was not trained
-    on their data: a built-in model's untrained head, or a shipped model trained on another task; else None."""
-    if name in BUILTIN:
-        return (f"{name} has an untrained classification head: its predictions and attribution describe a random "
-                "classifier (minilm-demo is trained on the demo set; run:PATH takes a run's weights)")
-    trained_on = TRAINED[name][1] if name in TRAINED else None
-    if trained_on and task and normalize_name(task) != normalize_name(trained_on):
-        return (f"{name} was trained on the {trained_on} set, not {task}: its head's classes are {trained_on}'s "
-                "(train a model on this task and use run:PATH)")
-    return None
-
-
-def model_choice_label(name: str) -> str:
-    """A model's name as a picker shows it: the tiny random-init models are marked untrained."""
-    return f"{name} (untrained, random weights)" if name in TINY else name
 
 
 @dataclass

@@ -18,10 +18,11 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Protocol
 
-from ..config import PRIOR_STRATEGIES, AttributionConfig, TrainConfig, parse_seeds, resolve_layers
+from ..config import PRIOR_STRATEGIES, AttributionConfig, TrainConfig, resolve_layers
 from ..engine.preflight import check_runs, check_schedule
 from ..engine.runs import list_runs, safe_child, safe_run_id
 from ..errors import UserError
+from .seeds import parse_seeds
 
 PRIOR = "prior"
 COMPARE = "compare"

@@ -8,7 +8,8 @@ import sys
 import pytest
 
 from addrop.cli import main
-from addrop.config import AttributionConfig, TrainConfig, parse_seeds
+from addrop.config import AttributionConfig, TrainConfig
+from addrop.experiments.seeds import parse_seeds
 from addrop.errors import UserError
 from addrop.experiments.sweeps.local import plan, run_sweep
 from addrop.experiments.sweeps.ray_backend import RAY_MISSING

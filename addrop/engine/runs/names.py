@@ -15,6 +15,7 @@ METRICS_FILE = "metrics.jsonl"
 STATUS_FILE = "status.json"
 WEIGHTS_FILE = "model.safetensors"
 RUN_FILES = (CONFIG_FILE, METRICS_FILE, STATUS_FILE)
+RUNS_ENV = "ADDROP_RUNS_DIR"
 
 FINAL_STATUSES = ("finished", "stopped", "failed")
 # statuses a reader may report: the writer's ones plus the reader's verdicts
@@ -95,3 +96,9 @@ def safe_child(root: str | os.PathLike, name: str | os.PathLike) -> Path:
     if target == base or base not in target.parents:
         raise UserError(f"file name {text!r} points outside {base}")
     return target
+
+
+def default_runs_dir() -> str:
+    """Where run records go when no folder is given, in the app and the command line alike: $ADDROP_RUNS_DIR, else
+    ./runs."""
+    return os.path.expanduser(os.environ.get(RUNS_ENV) or "runs")

@@ -15,7 +15,8 @@ import os
 from dataclasses import dataclass, fields
 from pathlib import Path
 
-from ...config import AttributionConfig, TrainConfig, check_seed, parse_layers, parse_seeds
+from ...config import AttributionConfig, TrainConfig, check_seed, parse_layers
+from ..seeds import parse_seeds
 from ...errors import UserError
 
 STAGES = ("selection", "main", "ablation")

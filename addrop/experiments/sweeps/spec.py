@@ -6,7 +6,8 @@ import math
 import os
 from dataclasses import dataclass, field, replace
 
-from ...config import TrainConfig, parse_seeds
+from ...config import TrainConfig
+from ..seeds import parse_seeds
 from ...engine.runs import safe_run_id
 from ...errors import UserError
 
