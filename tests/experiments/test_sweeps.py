@@ -262,7 +262,7 @@ def test_missing_ray_is_a_clear_error(tmp_path, monkeypatch):
 
 # ------------------------------------------------------------------------------------------------- CLI
 
-def test_cli_sweep_runs_and_resumes(tmp_path, capsys):
+def test_cli_sweep_runs_and_resumes(tmp_path, capsys, monkeypatch):
     args = ["sweep", "--model", "tiny-bert", "--task", "demo", "--p", "0.3", "--q", "0.2:0.4:0.2", "--epochs", "2",
             "--train-size", "16", "--dev-size", "8", "--batch-size", "8", "--device", "cpu", "--out", str(tmp_path)]
     assert main(args) == 0
@@ -271,6 +271,10 @@ def test_cli_sweep_runs_and_resumes(tmp_path, capsys):
     assert "[3/3]" in text and "heatmap ->" in text
     folder = tmp_path / "sweep-demo-tiny-bert"
     assert sorted(p.name for p in folder.iterdir() if p.is_dir()) == ["p0.3-q0.2-s0", "p0.3-q0.4-s0", "vanilla-s0"]
+    # a finished sweep resumes without checking the model again (reading its config imports transformers)
+    import addrop.engine.models as models
+
+    monkeypatch.setattr(models, "model_config", lambda name: pytest.fail("read the model's config"))
     assert main(args + ["--quiet"]) == 0
     assert "0 run(s) finished" in capsys.readouterr().out
 

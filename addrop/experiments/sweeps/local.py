@@ -166,7 +166,9 @@ def run_sweep(spec: SweepSpec, out: str | os.PathLike = "runs", backend: str = "
     elif ray_address:
         raise UserError("--ray-address needs --backend ray")
     t0 = time.perf_counter()
-    check_runs(spec.cells(), out)  # layers and the folder before anything is written or trained
+    # layers and the folder before anything is written or trained; only the cells still to run (a finished sweep
+    # resumes without reading the model's config, which imports transformers)
+    check_runs(plan(spec, safe_child(Path(out), spec.name))[0], out)
     folder = prepare(spec, out)
     todo, done = plan(spec, folder)
     for cfg in todo:
