@@ -129,11 +129,17 @@ def idle_note(view) -> None:
             f"**{counts.idle:,} more positions are dropped in rows that cannot act**: their attribution is the same "
             "for every key (with GA, every top-layer row but [CLS], which never reaches the output). The paper's "
             "tie rule makes such a row a candidate as a whole, so up to q of it is dropped, for no effect. Counted "
-            f"with them, {counts.share:.1%} of the masked positions are dropped, far above p × q = "
-            f"{view.mask.p * view.mask.q:.1%}; *Ties: strict* leaves these rows alone.")
+            f"with them, {counts.share:.1%} of the masked positions are dropped, "
+            f"{_above(counts.share, view.mask.p * view.mask.q)} p × q = {view.mask.p * view.mask.q:.1%}; *Ties: "
+            "strict* leaves these rows alone.")
 
 
-def what_the_mask_does(view, regression: bool) -> None:
+def _above(share: float, expected: float) -> str:
+    """How far a dropped share sits above p x q, in words that fit the numbers."""
+    return "far above" if share >= 1.5 * expected else "above" if share > expected * 1.02 else "about"
+
+
+def what_the_mask_does(view, regression: bool, method: str = "ga", untrained: bool = False) -> None:
     effect = view.effect
     e1, e2 = st.columns([3, 2], gap="large")
     with e1:
@@ -147,7 +153,11 @@ def what_the_mask_does(view, regression: bool) -> None:
         st.caption(f"Positions dropped: summed over the masked layers and heads. Loss: against {effect.reference}."
                    + ("" if regression else f" p({effect.target_name}) and F_c: the probability and the logit of the "
                                             "attributed class c."))
-        st.markdown(explore.effect_sentences(effect))
+        with st.empty():  # the slot stays, so the elements after it keep their place (explorer.rest_of_results)
+            if untrained:  # said where the numbers are, not only in the sidebar
+                st.warning("This model's classification head is untrained: its predictions sit near chance, so what "
+                           "the masks do to them says little. Pick minilm-demo or train a model for this data.")
+        st.markdown(explore.effect_sentences(effect, method))
         st.page_link("pages/faithfulness.py", label="Deletion curves: the same question over the dev set",
                      icon=":material/trending_down:")
     with e2:

@@ -26,7 +26,8 @@ ui.intro(f"Every run the app (or `python -m addrop train` / `prior` with `--out 
 
 records = list_runs(root)
 if not records:
-    st.info("No runs yet. Start one on the Prior experiment or AD-DROP vs vanilla page.")
+    st.info("No runs yet. Start one on the Prior experiment, AD-DROP vs vanilla or Sweeps page, or train a model "
+            "from the explorer.")
     st.stop()
 
 table = runs_table(records)

@@ -116,6 +116,8 @@ def test_explorer_draws_every_chart():
     assert "Largest relative difference" not in labels  # the Captum cross-check runs on demand
     text = " ".join(m.value for m in at.markdown)
     assert "under the AD-DROP mask" in text and "regularizer" not in text  # computed sentences, no general claim
+    # tiny-bert's head is untrained: said beside the numbers, not only in the sidebar
+    assert any("classification head is untrained" in w.value for w in at.main.warning)
     captions = " ".join(m.value for m in at.caption)
     assert "positions are dropped in rows that cannot act" in captions  # GA's top layer, said on the page
     drops = next(m for m in at.metric if m.label == "Positions dropped")

@@ -31,8 +31,19 @@ def test_sentences_say_which_mask_moved_more_and_by_how_much():
 def test_sentences_flip_and_loss_can_disagree():
     s = effect_sentences(_effect((0.55, 0.45, 0.52), (0.2, 0.9, 0.1), pred=("positive", "negative", "positive")))
     assert "the AD-DROP mask flips the prediction to **negative**, the random one keeps the prediction" in s
-    assert "On the loss against the attributed class (positive) (0.200 without a mask), the AD-DROP mask moved it " \
-           "more than the random mask (+0.700 under AD-DROP, -0.100 under random, 7.0 times as much)" in s
+    # opposite directions: no "n times as much", which would read as one effect of different sizes
+    assert "On the loss against the attributed class (positive) (0.200 without a mask), the two masks moved it in " \
+           "opposite directions (+0.700 under AD-DROP, -0.100 under random), the AD-DROP mask further" in s
+    assert "times as much" not in s.split("On the loss")[1]
+
+
+def test_a_flip_by_a_hair_is_said_so_and_rd_masks_are_both_random():
+    s = effect_sentences(_effect((0.501, 0.497, 0.499), (0.69, 0.70, 0.69), pred=("positive", "negative", "positive")))
+    assert "the AD-DROP mask tips the prediction to **negative** by a hair (p(c) moved 0.004" in s
+    assert "flips" not in s
+    rd = effect_sentences(_effect((0.90, 0.60, 0.85), (0.105, 0.511, 0.163)), method="rd")
+    assert rd.startswith("With RD the AD-DROP mask comes from random scores too")
+    assert "random scores" not in effect_sentences(_effect((0.90, 0.60, 0.85), (0.105, 0.511, 0.163)), method="ga")
 
 
 def test_sentences_for_regression():
@@ -40,7 +51,8 @@ def test_sentences_for_regression():
             for k, v in zip(explore.CONDITIONS, (2.0, 2.5, 1.0))]
     s = effect_sentences(Effect(rows, "the gold score", regression=True))
     assert "from 2.000 to 2.500 (+0.500)" in s and "moves it to 1.000 (-1.000)" in s
-    assert "the random mask moved the score more than the AD-DROP mask" in s
+    assert "the two masks moved the score in opposite directions (+0.500 under AD-DROP, -1.000 under random), the " \
+           "random mask further" in s
     assert "squared error" in s
 
 

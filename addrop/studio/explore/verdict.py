@@ -22,6 +22,9 @@ def _compare(d_ad: float, d_rd: float, what: str) -> str:
         return f"both masks moved {what} about as much ({d_ad:+.3f} and {d_rd:+.3f})"
     more, less = ("the AD-DROP mask", "the random mask") if a > r else ("the random mask", "the AD-DROP mask")
     big, small = max(a, r), min(a, r)
+    if small >= SAME and (d_ad > 0) != (d_rd > 0):  # opposite ways: "n times as much" would read as one effect
+        return (f"the two masks moved {what} in opposite directions ({d_ad:+.3f} under AD-DROP, {d_rd:+.3f} under "
+                f"random), {more} further")
     ratio = big / small if small >= 1e-4 else float("inf")
     times = f", {ratio:.1f} times as much" if ratio < 20 else ", over 20 times as much"
     return (f"{more} moved {what} more than {less} ({d_ad:+.3f} under AD-DROP, {d_rd:+.3f} under random"
@@ -30,13 +33,19 @@ def _compare(d_ad: float, d_rd: float, what: str) -> str:
 
 def _flip(effect: Effect, condition: str) -> str:
     before, after = effect.row("no mask")["prediction"], effect.row(condition)["prediction"]
-    return f"flips the prediction to **{after}**" if after != before else "keeps the prediction"
+    if after == before:
+        return "keeps the prediction"
+    moved = abs(effect.row(condition)["p_c"] - effect.row("no mask")["p_c"])
+    if moved < 2 * SAME:  # a prediction that sat on the boundary: a hair, not a flip worth a word
+        return f"tips the prediction to **{after}** by a hair (p(c) moved {moved:.3f}: it sat on the boundary)"
+    return f"flips the prediction to **{after}**"
 
 
-def effect_sentences(effect: Effect) -> str:
+def effect_sentences(effect: Effect, method: str = "ga") -> str:
     """A few sentences (Markdown) on what the AD-DROP mask and the random mask of the same size did to this
     example: the probability of c and the loss before and after each, which mask moved each more and by how
-    much, whether either flips the prediction, and where the data-set-level evidence is."""
+    much, whether either flips the prediction, and where the data-set-level evidence is. `method`: the
+    attribution behind the AD-DROP mask (with rd both masks are random, and the sentences say so)."""
     b, ad, rd = (effect.row(k) for k in ("no mask", "AD-DROP mask", "random mask"))
     if effect.regression:
         ds_ad, ds_rd = _changes(effect, "score")
@@ -57,6 +66,9 @@ def effect_sentences(effect: Effect) -> str:
                f"On this example and this draw, {_compare(dp_ad, dp_rd, f'p({c})')}.",
                f"On the loss against {effect.reference} ({b['loss']:.3f} without a mask), "
                f"{_compare(dl_ad, dl_rd, 'it')}."]
+    if method == "rd":
+        out.insert(0, "With RD the AD-DROP mask comes from random scores too, so the two masks differ by chance "
+                      "alone: any difference below is noise.")
     out.append(f"One example and one draw are not evidence either way: {DELETION_PAGE} measures the drop over "
                f"the dev set, against random deletions.")
     return " ".join(out)
