@@ -115,10 +115,11 @@ def prediction(expl, view, regression: bool) -> None:
                                                f"({before['p_c']:.4f}).")
     m[4].metric("Tokens", n_real, help="Real tokens (with [CLS] and [SEP]); the maps are n × n.")
     m[5].metric("Positions dropped", f"{counts.acting:,}",
-                delta=f"{counts.acting_share:.1%} of the positions in rows that act",
+                delta=f"{counts.acting_share:.1%}, rows that act",
                 delta_color="off", delta_arrow="off",
                 help="Dropped (query, key) positions in the masked layers and all heads, in the rows that can act "
-                     "on the output (attribution not the same for every key).")
+                     "on the output (attribution not the same for every key): the share is of those rows' "
+                     "positions. The table under 'What the mask does' counts every row.")
 
 
 def idle_note(view) -> None:
@@ -127,9 +128,9 @@ def idle_note(view) -> None:
     if counts.idle:
         st.caption(
             f"**{counts.idle:,} more positions are dropped in rows that cannot act**: their attribution is the same "
-            "for every key (with GA, every top-layer row but [CLS], which never reaches the output). The paper's "
-            "tie rule makes such a row a candidate as a whole, so up to q of it is dropped, for no effect. Counted "
-            f"with them, {counts.share:.1%} of the masked positions are dropped, "
+            "for every key (with GA or IGA, every top-layer row but [CLS], which never reaches the output). The "
+            "paper's tie rule makes such a row a candidate as a whole, so up to q of it is dropped, for no effect. "
+            f"Counted with them, {counts.share:.1%} of the masked positions are dropped, "
             f"{_above(counts.share, view.mask.p * view.mask.q)} p × q = {view.mask.p * view.mask.q:.1%}; *Ties: "
             "strict* leaves these rows alone.")
 
@@ -146,7 +147,7 @@ def what_the_mask_does(view, regression: bool, method: str = "ga", untrained: bo
         frame = effect.frame()
         show = ["condition", "drops", "prediction"] + ([] if regression else ["p_c", "attributed_logit"]) + ["loss"]
         # a static table (three rows): the canvas-drawn st.dataframe was the last thing each redraw waited for
-        names = {"condition": "condition", "drops": "positions dropped", "prediction": "prediction",
+        names = {"condition": "condition", "drops": "positions dropped (all rows)", "prediction": "prediction",
                  "p_c": f"p({effect.target_name})", "attributed_logit": "logit F_c", "loss": "loss"}
         st.table(frame[show].rename(columns=names).set_index("condition").style.format(
             {names[k]: "{:.4f}" for k in ("p_c", "attributed_logit", "loss") if k in show} | {names["drops"]: "{:,}"}))

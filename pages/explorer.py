@@ -293,9 +293,12 @@ def every_head(expl_key, mask_key, expl, view):
                                  persist_state=SS, help="attribution and attention are scaled per tile (each head's "
                                  "largest value is full colour); mask shows kept, candidate and dropped positions.")
     value = value or "attribution"
+    rho = {"aa": "1 by construction: AA's attribution is the attention itself",
+           "rd": "near 0 by construction: RD's scores are random"}.get(expl.cfg.method,
+                                                                       "low or negative: the head's attention is not "
+                                                                       "what drives the prediction")
     g2.caption("Above each tile: ρ, the Spearman rank correlation of attention and attribution over the real "
-               "positions (low or negative: the head's attention is not what drives the prediction); on the mask "
-               "tiles, also the share dropped in the rows that can act.")
+               f"positions ({rho}); on the mask tiles, also the share dropped in the rows that can act.")
     fig = view_ui.grid_figure(expl_key, mask_key if value == "mask" else None, value, expl, view)
     st.plotly_chart(fig, key="ex_fig_grid")
 
