@@ -26,6 +26,9 @@ start = t2.button("Start-here example", icon=":material/auto_awesome:", key="ex_
 st.html("<style>[data-testid='stMainBlockContainer'], .block-container { padding-top: 2rem; "
         "padding-left: 2rem; padding-right: 2rem; } [data-testid='stMainBlockContainer'] h1 { font-size: 2.1rem; "
         "padding: 0.5rem 0 0 0; }</style>")  # the first screen at 1280 x 720 holds the input, prediction and maps
+if c.data_error:  # said here too: the page still explains the text below, without the data's class names
+    st.warning(f"The sidebar's data did not load ({c.data_error}); this page explains the text below with the "
+               "model's own class names until it does.")
 e1, e2 = st.columns(2)
 with e1.expander("What this page shows, and the equations (GA, IGA)"):
     st.markdown(

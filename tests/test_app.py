@@ -257,6 +257,15 @@ def test_bad_and_good_csv():
     assert any("csv" in c.value and "train" in c.value for c in at.sidebar.caption)
 
 
+def test_the_explorer_says_when_the_data_did_not_load():
+    at = _app("pages/explorer.py", data_source="csv")
+    at.sidebar.file_uploader[0].set_value(("one.csv", b"text,label\na,1\nb,1\nc,1\n", "text/csv"))
+    at.run()
+    _ok(at)
+    assert any("data did not load" in w.value and "only one class" in w.value for w in at.main.warning)
+    assert _charts(at) >= 1  # the text is still explained
+
+
 def test_prior_experiment_runs_and_shows_curves(env):
     at = _app("pages/prior.py", pr_train=32, pr_dev=16, pr_epochs=1, pr_layers=[7])  # layer 7: out of range
     _ok(at)
