@@ -258,7 +258,7 @@ def backend_diff(tokens, native, captum, key_mask=None, title: str | None = None
     text = [[f"{esc[i]} → {esc[j]}<br>native {a[i, j]:.4g}<br>captum {b[i, j]:.4g}<br>diff {b[i, j] - a[i, j]:.3g}"
              for j in range(T)] for i in range(T)]
     fig = go.Figure(go.Heatmap(z=d, text=text, hovertemplate="%{text}<extra></extra>", colorscale="PuOr",
-                               zmid=0, zmin=-m, zmax=m, colorbar=dict(title="Δ", thickness=12)))
+                               zmid=0, zmin=-m, zmax=m, colorbar=dict(title="Δ", thickness=12, tickformat=".1e")))
     tick = dict(tickmode="array", tickvals=list(range(T)), ticktext=toks, tickfont=dict(size=_tick_font(T)),
                 showgrid=False)
     fig.update_xaxes(**tick, tickangle=-60, title_text="key")
