@@ -136,8 +136,10 @@ def idle_note(view) -> None:
 
 
 def _above(share: float, expected: float) -> str:
-    """How far a dropped share sits above p x q, in words that fit the numbers."""
-    return "far above" if share >= 1.5 * expected else "above" if share > expected * 1.02 else "about"
+    """Where a dropped share sits against p x q, in words that fit the numbers."""
+    if share >= 1.5 * expected:
+        return "far above"
+    return "above" if share > 1.02 * expected else "below" if share < 0.98 * expected else "about"
 
 
 def what_the_mask_does(view, regression: bool, method: str = "ga", untrained: bool = False) -> None:
