@@ -88,10 +88,14 @@ def _choice(name: str, value: str, allowed: tuple[str, ...]) -> None:
         raise UserError(f"unknown {name} {value!r}: choose one of {', '.join(allowed)}")
 
 
+def normalize_name(name) -> str:
+    """A name in lower case without punctuation ('SST-2', 'sst_2' -> 'sst2'): how task and folder names compare."""
+    return "".join(ch for ch in str(name).lower() if ch.isalnum())
+
+
 def task_key(name) -> str:
-    """A task name in lower case without punctuation ('SST-2', 'sst_2' -> 'sst2'), aliases resolved ('sst' ->
-    'sst2')."""
-    key = "".join(ch for ch in str(name or "").lower() if ch.isalnum())
+    """A task name as normalize_name gives it, aliases resolved ('sst' -> 'sst2')."""
+    key = normalize_name(name or "")
     alias = TASK_ALIASES.get(key)
     return key if alias is None else task_key(alias)
 

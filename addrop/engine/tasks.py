@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Sequence
 
-from ..config import TASK_ALIASES
+from ..config import TASK_ALIASES, normalize_name  # noqa: F401 (normalize_name: callers import it here)
 from ..errors import UserError
 
 
@@ -94,10 +94,6 @@ TASKS: dict[str, TaskSpec] = {
                      dev_file="dev_matched.tsv", file_labels=("entailment", "neutral", "contradiction"),
                      skip_malformed=True, description="Multi-Genre NLI (dev = matched)"),
 }
-
-
-def normalize_name(name: str) -> str:
-    return "".join(ch for ch in str(name).lower() if ch.isalnum())
 
 
 _ALIASES = {normalize_name(k): k for k in TASKS}
