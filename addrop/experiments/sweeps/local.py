@@ -166,11 +166,12 @@ def run_sweep(spec: SweepSpec, out: str | os.PathLike = "runs", backend: str = "
     elif ray_address:
         raise UserError("--ray-address needs --backend ray")
     t0 = time.perf_counter()
-    # layers and the folder before anything is written or trained; only the cells still to run (a finished sweep
-    # resumes without reading the model's config, which imports transformers)
-    check_runs(plan(spec, safe_child(Path(out), spec.name))[0], out)
+    # what is left to run (prepare writes only sweep.json, so the cell records read the same after it); then layers
+    # and the folder of those cells before anything is written or trained (a finished sweep resumes without
+    # reading the model's config, which imports transformers)
+    todo, done = plan(spec, safe_child(Path(out), spec.name))
+    check_runs(todo, out)
     folder = prepare(spec, out)
-    todo, done = plan(spec, folder)
     for cfg in todo:
         _clear(folder, cfg.name)
     state = {"done": len(done), "total": len(done) + len(todo), "next_refresh": 0.0}
