@@ -47,18 +47,20 @@ def _mask_columns(strategy, att: dict) -> dict:
     return {"method": att.get("method"), "p": att.get("p"), "q": att.get("q")}
 
 
+def _records(records) -> Iterable[RunRecord]:
+    """Run records as given, or those of a runs folder (list_runs)."""
+    return list_runs(records) if isinstance(records, (str, os.PathLike)) else records
+
+
 def runs_table(records: Iterable[RunRecord] | str | os.PathLike):
     """One row per run: id, group, task, model, strategy, method, p, q, seed, status, epochs (done), the last
     train_loss and dev_loss, the best epoch (by what the run watched) and its value, every last ``dev_*`` metric,
     started, reason. `records`: run records (list_runs), or a runs folder to list."""
     import pandas as pd
 
-    if isinstance(records, (str, os.PathLike)):
-        records = list_runs(records)
-
     rows = []
     metric_cols: list[str] = []
-    for r in records:
+    for r in _records(records):
         cfg = r.config if isinstance(r.config, dict) else {}
         att = cfg.get("attribution") if isinstance(cfg.get("attribution"), dict) else {}
         last = _flat(r.metrics[-1]) if r.metrics else {}
@@ -93,10 +95,8 @@ def metrics_frame(records: Iterable[RunRecord] | str | os.PathLike):
     `records`: run records (list_runs), or a runs folder to list."""
     import pandas as pd
 
-    if isinstance(records, (str, os.PathLike)):
-        records = list_runs(records)
     rows = []
-    for r in records:
+    for r in _records(records):
         for i, m in enumerate(r.metrics):
             seed = r.config.get("seed") if isinstance(r.config, dict) else None
             row = {"run": r.id, "group": r.group, "strategy": r.strategy,
