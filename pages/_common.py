@@ -39,7 +39,7 @@ NONE = "(none)"
 
 
 def runs_dir() -> Path:
-    """Where run records live: $ADDROP_RUNS_DIR, else ./runs (config.default_runs_dir, as the command line)."""
+    """Where run records live: $ADDROP_RUNS_DIR, else ./runs (engine.runs.names.default_runs_dir, as the command line)."""
     from addrop.engine.runs.names import default_runs_dir
 
     return Path(default_runs_dir())

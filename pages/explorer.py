@@ -238,7 +238,7 @@ def rest_of_results(text, pair, gold, expl, view, cfg, expl_key, mask_key, mask_
                "numbers up to rounding.")
     every_head(expl_key, mask_key, expl, view)
     st.subheader("What the mask does")
-    view_ui.what_the_mask_does(view, regression, expl.cfg.method, ui.ctx().untrained)
+    view_ui.what_the_mask_does(view, regression, expl.cfg.method, c.untrained)
     st.subheader("Native vs Captum")
     with st.container():
         view_ui.cross_check(expl_key, loaded, expl, int(st.session_state.get("ex_layer", 0)),
