@@ -232,3 +232,39 @@ def test_steps_run_in_the_precision_asked():
     assert losses["fp32"] != losses["bf16"]
     assert losses["bf16"] == pytest.approx(losses["fp32"], abs=5e-3)
     assert Settings().precision == "fp32"
+
+
+def test_flops_per_step_follow_the_passes_each_step_makes(record):
+    f = record["flops"]
+    g = f["gflop"]
+    assert set(STEP_KEYS) <= set(g) and all(_finite_positive(v) for v in g.values())
+    # masks change no product: RD (no attribution) costs the vanilla step's FLOPs, exactly
+    assert g["rd_all"] == g["rd_layer0"] == g["vanilla"]
+    # AA adds a forward pass; GA adds that forward and a backward; IGA adds m - 1 scaled copies above that
+    assert g["vanilla"] < g["aa_all"] < g["ga_all"] < g["iga_all"]
+    assert g["ga_all"] < g["ga_reference_all"]  # the reference way computes the lower layers' backward per layer
+    assert f["x_vanilla"]["vanilla"] == 1.0 and _finite_positive(f["matmul_gflop_per_s"])
+    for k, v in f["floor_ms"].items():
+        assert _finite_positive(v) and _finite_positive(f["floor_share"][k]), k
+    assert f["ratio_floor"]["vanilla"] == 1.0 and f["ratio_floor"]["rd_all"] == 1.0
+    assert 1.0 < f["ratio_floor"]["aa_all"] < f["ratio_floor"]["ga_all"] < f["ratio_floor"]["iga_all"]
+
+
+def test_the_flop_count_is_torch_s_own_flop_counter_s():
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from addrop.engine.models import load_model
+    from addrop.experiments.bench.flops import count_flops
+
+    loaded = load_model("tiny-bert", "cpu")
+    ids = torch.randint(5, 90, (3, 7))
+    batch = {"input_ids": ids, "attention_mask": torch.ones_like(ids), "labels": torch.tensor([0, 1, 0])}
+
+    def step():  # forward and backward, no torch.autograd.grad (FlopCounterMode's module hooks refuse it)
+        loaded.model.zero_grad(set_to_none=True)
+        loaded.model(**batch).loss.backward()
+
+    theirs = FlopCounterMode(display=False)
+    with theirs:
+        step()
+    assert count_flops(step) == theirs.get_total_flops() > 0

@@ -45,6 +45,10 @@ def test_record(record):
         assert q["n"] == gpu.QUICK["repeats"]
     assert set(r["peak_mem_mb"]) == set(gpu.STEP_KEYS)
     assert set(r["drops_ms"]) == set(gpu.STEP_KEYS) - {"vanilla"}
+    f = r["flops"]
+    assert set(f["gflop"]) == set(f["ratio_floor"]) == set(gpu.STEP_KEYS)
+    assert f["gflop"]["rd_all"] == f["gflop"]["vanilla"]  # masks change no product
+    assert f["gflop"]["vanilla"] < f["gflop"]["ga_all"] < f["gflop"]["iga_all"] and f["matmul_gflop_per_s"] > 0
     sw = r["sweep"]
     assert sw["lengths"] == list(gpu.QUICK["sweep_lengths"]) and set(sw["ms"]) == set(SWEEP_METHODS)
     for m in SWEEP_METHODS:
@@ -54,6 +58,7 @@ def test_record(record):
 def test_table(record):
     text = gpu.format_gpu(record)
     assert "| size | method |" in text and "ga_all" in text and "rd_layer0" in text and "sweep tiny" in text
+    assert "lowest ratio (FLOPs)" in text and "FLOPs tiny:" in text
 
 
 def test_random_models():

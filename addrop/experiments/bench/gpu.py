@@ -8,6 +8,7 @@ plotly nor streamlit is imported). Per size (`bert-base`: BERT-base's config; `r
   with layer 0 only; each ratio is paired per repeat (method time / vanilla time of the same round), reported
   as median, min and max over the repeats (`timing.interleaved`, `timing.paired`);
 - the peak tensor memory of one untimed run of each (`timing.peak_memory_mb`);
+- each step's matrix-product FLOPs and the lowest ratio they allow at the device's measured rate (flops.py);
 - the length sweep (`lengths.length_sweep`, fewer repeats).
 
     python -m addrop.experiments.bench.gpu [--quick] [--out FILE.json] [--device cuda]
@@ -33,6 +34,7 @@ from ...config import METHODS
 from ...core.attention import install
 from ...engine.models import LoadedModel, resolve_device
 from ...errors import UserError
+from .flops import matmul_rate, step_flops
 from .lengths import format_lengths, length_sweep, synthetic_batch
 from .machine import allocator_tuned, machine_info
 from .steps import Stepper
@@ -157,6 +159,10 @@ def _one_size(loaded: LoadedModel, size, batch_size, seq_len, repeats, iga_steps
         peak = peak_memory_mb({k: (lambda _f=f: _f(0)) for k, f in fns.items()}, dev,
                               before=lambda: stepper.opt.zero_grad(set_to_none=True))
     ratios = {k: stats(paired(v, steps.wall["vanilla"])) for k, v in steps.wall.items() if k != "vanilla"}
+    cfg = loaded.model.config
+    shape = (batch_size * T, cfg.hidden_size, cfg.intermediate_size)  # padded on a GPU: every position is a row
+    flops = step_flops(fns, 1, {k: statistics.median(v) for k, v in steps.wall.items()}, matmul_rate(dev, *shape),
+                       shape)
     return {
         "model": loaded.name,
         "layers": loaded.num_layers,
@@ -170,6 +176,7 @@ def _one_size(loaded: LoadedModel, size, batch_size, seq_len, repeats, iga_steps
         "ratios": ratios,
         "drops_ms": {k: statistics.median(v[-repeats:]) for k, v in stepper.drop_ms.items()},
         "peak_mem_mb": peak,
+        "flops": flops,  # flops.py: matrix-product FLOPs of each step, their floor and the lowest ratio they allow
     }
 
 
@@ -189,16 +196,24 @@ def format_gpu(rec: dict) -> str:
     then a line per size summarising its length sweep."""
     lines = [f"AD-DROP step cost on {rec.get('device')} ({rec.get('machine', {}).get('gpu', 'no GPU')}), random "
              "weights, synthetic batches", "",
-             "| size | method | step ms | ratio to vanilla, median [min-max] | drops ms | peak MiB |",
-             "|---|---|---:|---:|---:|---:|"]
+             "| size | method | step ms | ratio to vanilla, median [min-max] | lowest ratio (FLOPs) | drops ms | "
+             "peak MiB |", "|---|---|---:|---:|---:|---:|---:|"]
     for size, r in rec.get("sizes", {}).items():
         where = f"{size} (b{r.get('batch_size')} x T{r.get('seq_len')})"
         for k in STEP_KEYS:
             q = r.get("ratios", {}).get(k)
             ratio = "1" if k == "vanilla" else (f"{q['median']:.2f} [{q['min']:.2f}-{q['max']:.2f}]" if q else "n/a")
-            lines.append(f"| {where} | {k} | {_f(r.get('step_ms', {}).get(k), 1)} | {ratio} | "
+            low = (r.get("flops") or {}).get("ratio_floor", {}).get(k)
+            lines.append(f"| {where} | {k} | {_f(r.get('step_ms', {}).get(k), 1)} | {ratio} | {_f(low, 2)} | "
                          f"{_f(r.get('drops_ms', {}).get(k), 1)} | {_mb(r.get('peak_mem_mb', {}).get(k))} |")
     lines.append("")
+    for size, r in rec.get("sizes", {}).items():
+        f = r.get("flops")
+        if f:
+            lines.append(f"FLOPs {size}: {f['matmul_gflop_per_s']:.0f} GFLOP/s measured on a {f['rate_shape']} "
+                         f"product; vanilla step {f['gflop'].get('vanilla', float('nan')):.1f} GFLOP, at "
+                         f"{f['floor_share'].get('vanilla', float('nan')):.2f} of its floor (lowest ratio: 1 + "
+                         "what the step adds at that rate / the vanilla median)")
     for size, r in rec.get("sizes", {}).items():
         sw = r.get("sweep")
         if not sw:

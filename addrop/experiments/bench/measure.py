@@ -7,6 +7,7 @@ one, else the demo set), with dynamic padding (`batching.batches`):
   scheduler): vanilla and AD-DROP (`core.algorithm.drops_for` -> the masked step) for GA,
   IGA (m = 20), AA and RD, all layers masked and layer 0 only;
 - a GA step done the reference way (one `torch.autograd.grad` call per layer) beside ours;
+- each step's matrix-product FLOPs and its floor at the device's measured matrix-product rate (flops.py);
 - a cross-tuned epoch pair (one plain epoch, one AD-DROP GA epoch) against two vanilla epochs;
 - the native GA and IGA attribution against Captum's: time ratio and largest relative difference;
 - the explorer's latency for one sentence (`explorer_view`, what studio.explore.explain and draw_mask compute:
@@ -54,6 +55,7 @@ from ...engine.batching import batches, encode, encode_example
 from ...engine.data import default_glue_dir, load_data, subset
 from ...engine.models import LoadedModel, load_model, resolve_device
 from ...errors import UserError
+from .flops import matmul_rate, step_flops
 from .machine import allocator_tuned, load_average, machine_info, malloc_env_status, peak_rss_mb
 from .report import STEP_KEYS, check_targets
 from .timing import interleaved, paired, peak_memory_mb, stats, torch_threads, trimmed_mean
@@ -216,6 +218,13 @@ def _run(model, device, batch_size, quick, settings, data, seed, progress) -> di
     drops_ms = {k: statistics.median(v[-opts.repeats:]) for k, v in stepper.drop_ms.items()}
     ratio_lists = {clock: {k: paired(ts, t["vanilla"]) for k, ts in t.items() if k != "vanilla"}
                    for clock, t in (("wall", steps.wall), ("cpu", steps.cpu))}
+    say("flops: the matrix products of one run of each step on each step batch, and the device's rate")
+    cfg = loaded.model.config
+    rows = int(statistics.fmean(int(b["attention_mask"].sum()) if stepper.packed else b["attention_mask"].numel()
+                                for b in step_batches))  # the token rows of a step batch's linear layers
+    shape = (rows, cfg.hidden_size, getattr(cfg, "intermediate_size", 4 * cfg.hidden_size))
+    flops = step_flops(fns, len(step_batches), {k: statistics.median(v) for k, v in steps.wall.items()},
+                       matmul_rate(dev, *shape), shape)
 
     # 2. cross-tuned epoch pair
     def plain_epoch():
@@ -313,6 +322,7 @@ def _run(model, device, batch_size, quick, settings, data, seed, progress) -> di
         "step_ms": med(steps.wall),
         "step_ms_stats": all_stats(steps.wall),
         "drops_ms": drops_ms,  # median wall ms of drops_for alone (attribution + masks) inside the AD-DROP steps
+        "flops": flops,  # flops.py: each step's matrix-product FLOPs and their floor at the measured rate
         "epoch_ms": all_stats(ep.wall),
         "captum": captum,
         "attribution_ms_stats": all_stats(at.wall),

@@ -93,6 +93,12 @@ HEAD = ("measure", "wall ms min / median / max", "ratio min / median / max", "he
 # few repeats for the Trainer comparison; the target judges it
 
 
+def step_label(key: str) -> str:
+    """'ga_all' -> 'GA all layers' (a STEP_KEYS entry as the tables name it)."""
+    names = {"vanilla": "vanilla step", "ga_reference_all": "GA all layers, reference (1 autograd/layer)"}
+    return names.get(key) or f"{key.split('_')[0].upper()} " + ("all layers" if key.endswith("all") else "layer 0")
+
+
 def table_rows(rec: dict) -> list[tuple[str, ...]]:
     """Rows of the printed table (HEAD): wall-clock figures, the CPU-time median beside them, the target and
     whether the wall-clock median meets it."""
@@ -104,10 +110,8 @@ def table_rows(rec: dict) -> list[tuple[str, ...]]:
         t = tg.get(key)
         return (t["target"], "yes" if t["met"] else "NO") if t else ("", "")
 
-    names = {"vanilla": "vanilla step", "ga_reference_all": "GA all layers, reference (1 autograd/layer)"}
     for k in STEP_KEYS:
-        label = names.get(k) or f"{k.split('_')[0].upper()} " + ("all layers" if k.endswith("all") else "layer 0")
-        label += "" if k == "vanilla" else " step"
+        label = step_label(k) + ("" if k == "vanilla" else " step")
         ms = _mmm(rec["step_ms_stats"][k], "ms")
         if k == "vanilla":
             rows.append((label, ms, "1", "1", "1", "", ""))
@@ -159,6 +163,10 @@ def markdown_table(rec: dict) -> str:
     rows = [HEAD] + table_rows(rec)
     lines = [header(rec), "", "| " + " | ".join(HEAD) + " |", "|" + "---|" * len(HEAD)]
     lines += ["| " + " | ".join(c.replace("|", "\\|") for c in r) + " |" for r in rows[1:]]
+    if rec.get("flops"):
+        from .flops import format_flops  # here, not at the top: flops.py imports torch, this module must not
+
+        lines += ["", format_flops(rec, markdown=True)]
     if rec.get("lengths"):
         from .lengths import format_lengths  # here, not at the top: lengths.py imports torch, this module must not
 
@@ -177,6 +185,10 @@ def format_table(rec: dict) -> str:
     mem = ", ".join(f"{k} {v:.0f}" if _fmt(v) != "n/a" else f"{k} n/a"
                     for k, v in (rec.get("peak_mem_mb") or {}).items() if v is not None)
     lines.append(f"peak memory, MiB ({rec.get('peak_mem_note')}): {mem}")
+    if rec.get("flops"):
+        from .flops import format_flops  # here, not at the top: flops.py imports torch, this module must not
+
+        lines += ["", format_flops(rec)]
     if rec.get("lengths"):
         from .lengths import format_lengths  # here, not at the top: lengths.py imports torch, this module must not
 

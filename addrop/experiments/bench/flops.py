@@ -1,0 +1,100 @@
+"""The matrix products each benchmarked step computes, and the rate this device computes them at.
+
+A step's floor is its matrix-product FLOPs at the device's measured matrix-product rate: no implementation that
+computes the same numbers can be faster. The ratio of two steps' FLOPs is what their time ratio tends to as both
+approach their floors. For example, a GA step adds a forward and an input-only backward pass to the vanilla step's
+forward, input backward and weight backward: about x1.66 of its FLOPs. A GA / vanilla time ratio below that only
+comes from the vanilla step's time outside matrix products (optimizer, dropout's random numbers, Python).
+
+`count_flops(fn)` counts, in one call, every operation torch's own FLOP formulas know (`torch.utils.flop_counter`:
+mm, addmm, bmm, baddbmm, attention kernels, convolutions), forward and backward alike. `FlopCounterMode` does the
+same but tracks modules with hooks that `torch.autograd.grad`, which attribution calls, does not support.
+`matmul_rate` times one product of the model's feed-forward shape on the rows of a step batch.
+"""
+from __future__ import annotations
+
+import statistics
+from typing import Callable
+
+import torch
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils.flop_counter import flop_registry
+
+from .timing import _time
+
+
+class _Counter(TorchDispatchMode):
+    def __init__(self):
+        super().__init__()
+        self.flops = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        out = func(*args, **kwargs)
+        formula = flop_registry.get(func._overloadpacket)
+        if formula is not None:
+            self.flops += int(formula(*args, **kwargs, out_val=out))
+        return out
+
+
+def count_flops(fn: Callable[[], object]) -> int:
+    """FLOPs of the matrix products of one call of fn() (a multiply-add counts 2), its backward passes included."""
+    counter = _Counter()
+    with counter:
+        fn()
+    return counter.flops
+
+
+def matmul_rate(device: torch.device, rows: int, hidden: int, inner: int, repeats: int = 20) -> float:
+    """GFLOP/s of one [rows, hidden] x [hidden, inner] product with a bias (the feed-forward layer's shape), the
+    median of `repeats` timings after a warm-up."""
+    g = torch.Generator(device="cpu").manual_seed(0)
+    x = torch.randn(rows, hidden, generator=g).to(device)
+    w = torch.randn(hidden, inner, generator=g).to(device)
+    b = torch.randn(inner, generator=g).to(device)
+    for _ in range(3):
+        torch.addmm(b, x, w)
+    ms = statistics.median(_time(lambda: torch.addmm(b, x, w), device)[0] for _ in range(repeats))
+    return 2.0 * rows * hidden * inner / (ms / 1000.0) / 1e9
+
+
+def step_flops(fns: dict[str, Callable[[int], object]], n_batches: int, step_ms: dict[str, float],
+               rate_gflops: float, rate_shape: tuple[int, int, int]) -> dict:
+    """The record's `flops`: mean GFLOP of one run of each step over the step batches (run r uses batch r), its
+    ratio to the vanilla step's, its floor at `rate_gflops` and the share of its median time that floor is."""
+    gflop = {k: statistics.fmean(count_flops(lambda: fn(r)) for r in range(n_batches)) / 1e9
+             for k, fn in fns.items()}
+    floor = {k: v / rate_gflops * 1000.0 for k, v in gflop.items()}
+    vanilla = step_ms.get("vanilla")
+    return {"gflop": gflop,
+            "x_vanilla": {k: v / gflop["vanilla"] for k, v in gflop.items()} if gflop.get("vanilla") else {},
+            "matmul_gflop_per_s": rate_gflops, "rate_shape": list(rate_shape), "floor_ms": floor,
+            "floor_share": {k: floor[k] / step_ms[k] for k in floor if step_ms.get(k)},
+            # the lowest step / vanilla ratio with this vanilla step: the step's own training pass costing what the
+            # vanilla step costs, everything it adds (attribution) running at the measured rate
+            "ratio_floor": ({k: 1.0 + (floor[k] - floor["vanilla"]) / vanilla for k in floor}
+                            if vanilla and "vanilla" in floor else {})}
+
+
+def format_flops(rec: dict, markdown: bool = False) -> str:
+    """The `flops` record as a table: per step its GFLOP, x vanilla, floor ms, median ms, floor / median, the
+    lowest step / vanilla ratio its FLOPs allow and the measured ratio."""
+    from .report import STEP_KEYS, step_label  # report.py imports no torch; this module is imported lazily there
+
+    f = rec["flops"]
+    r, h, i = f["rate_shape"]
+    nan = float("nan")
+    head = ["step", "GFLOP", "x vanilla", "floor ms", "median ms", "floor / median", "lowest ratio", "ratio"]
+    rows = [[step_label(k), f"{f['gflop'][k]:.2f}", f"{f['x_vanilla'].get(k, nan):.2f}", f"{f['floor_ms'][k]:.0f}",
+             f"{rec['step_ms'][k]:.0f}", f"{f['floor_share'].get(k, nan):.2f}", f"{f['ratio_floor'].get(k, nan):.2f}",
+             f"{rec['ratios'].get(k, 1.0):.2f}"] for k in STEP_KEYS if k in f["gflop"]]
+    title = (f"matrix products a step (torch's FLOP formulas, mean over the step batches); floor = FLOPs at "
+             f"{f['matmul_gflop_per_s']:.0f} GFLOP/s, the measured rate of a [{r} x {h}] x [{h} x {i}] product; "
+             "lowest ratio = 1 + (floor - vanilla floor) / vanilla median: the step / vanilla ratio if what the "
+             "step adds ran at that rate; ratio = the headline ratio above:")
+    if markdown:
+        lines = [title, "", "| " + " | ".join(head) + " |", "|---|" + "---:|" * (len(head) - 1)]
+        return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in rows])
+    widths = [max(len(x[j]) for x in [head] + rows) for j in range(len(head))]
+    fmt = lambda row: "  ".join(c.ljust(widths[0]) if j == 0 else c.rjust(widths[j]) for j, c in enumerate(row))
+    return "\n".join([title, fmt(head)] + [fmt(row) for row in rows])
