@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import bisect
 import gc
+import os
 import statistics
+import sys
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -102,6 +104,26 @@ def paired(num: list[float], den: list[float]) -> list[float]:
     return [a / b for a, b in zip(num, den)]
 
 
+@contextmanager
+def native_stderr_silenced():
+    """File descriptor 2 sent to /dev/null for the duration: torch's profiler writes a line from C++ each time it
+    starts and stops, and a warning about blocks allocated before it started, none of which a user can act on."""
+    sys.stderr.flush()
+    try:
+        saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    except OSError:  # no file descriptor 2 to redirect: nothing to silence
+        yield
+        return
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
 def peak_memory_mb(fns: dict[str, Callable[[], object]], device: torch.device,
                    before: Callable[[], object] | None = None) -> dict[str, float | None]:
     """{name: peak tensor memory of one fn() above the level at its start, in MiB} (see the module docstring).
@@ -126,7 +148,7 @@ def peak_memory_mb(fns: dict[str, Callable[[], object]], device: torch.device,
         from torch.profiler import ProfilerActivity, profile, record_function
 
         gc.collect()
-        with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+        with native_stderr_silenced(), profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
             for k, fn in fns.items():
                 if before:
                     before()
