@@ -1,8 +1,10 @@
 """The one error type a person is meant to read.
 
 `UserError` carries a message a user can act on. The CLI prints it on one line and exits 2; the app shows
-it with `st.error`. Any other exception is a bug in addrop-studio and may show a traceback.
+it with `st.error`. Any other exception is a bug in addrop-studio and may show a traceback. `ArgumentParser`
+reports a wrong command-line argument the same way, in one line.
 """
+import argparse
 
 
 class UserError(Exception):
@@ -19,3 +21,11 @@ def one_line(exc: BaseException) -> str:
     if not isinstance(exc, UserError):
         msg = f"{type(exc).__name__}: {msg}" if msg else type(exc).__name__
     return (msg or type(exc).__name__)[:1000]
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse's parser, except that a wrong or missing argument is reported in one line with a pointer to
+    --help, like every other error of the commands, instead of after the whole usage block."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message}\n(see: {self.prog} --help)\n")

@@ -8,14 +8,14 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ..errors import UserError
+from ..errors import ArgumentParser, UserError
 from . import attribute, bench, compare, faithfulness, prior, replicate, sweep, train
 
 COMMANDS = (attribute, train, prior, compare, sweep, replicate, faithfulness, bench)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m addrop", description="AD-DROP: attribution, training, benchmarks")
+    parser = ArgumentParser(prog="python -m addrop", description="AD-DROP: attribution, training, benchmarks")
     sub = parser.add_subparsers(dest="command", required=True)
     for command in COMMANDS:
         command.add_parser(sub)

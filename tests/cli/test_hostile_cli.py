@@ -203,3 +203,24 @@ def test_argument_errors_answer_before_torch_is_imported(tmp_path):
     assert all(float(r[1]) < 1.0 for r in rows), done.stdout
     assert len(done.stderr.strip().splitlines()) == 8 and "Traceback" not in done.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("argv, want", [
+    (["train", "--method", "xyz"], "python -m addrop train: error: argument --method/--attribution: invalid choice"),
+    (["prior", "--bogus", "1"], "python -m addrop: error: unrecognized arguments: --bogus 1"),
+    ([], "python -m addrop: error: the following arguments are required: command"),
+])
+def test_a_wrong_argument_is_one_line_and_a_pointer_to_help(capsys, argv, want):
+    with pytest.raises(SystemExit) as e:
+        main(argv)
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert err.splitlines()[0].startswith(want) and "usage:" not in err, err
+    assert err.splitlines()[1].startswith("(see: python -m addrop") and err.rstrip().endswith("--help)")
+    assert len(err.splitlines()) == 2
+
+
+def test_help_still_shows_the_usage(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["train", "--help"])
+    assert e.value.code == 0 and "usage: python -m addrop train" in capsys.readouterr().out

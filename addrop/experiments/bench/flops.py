@@ -20,7 +20,7 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import flop_registry
 
-from .timing import _time
+from .timing import time_call
 
 
 class _Counter(TorchDispatchMode):
@@ -54,7 +54,7 @@ def matmul_rate(device: torch.device, rows: int, hidden: int, inner: int, repeat
     b = torch.randn(inner, generator=g).to(device)
     for _ in range(3):
         torch.addmm(b, x, w)
-    ms = statistics.median(_time(lambda: torch.addmm(b, x, w), device)[0] for _ in range(repeats))
+    ms = statistics.median(time_call(lambda: torch.addmm(b, x, w), device)[0] for _ in range(repeats))
     return 2.0 * rows * hidden * inner / (ms / 1000.0) / 1e9
 
 
@@ -74,27 +74,3 @@ def step_flops(fns: dict[str, Callable[[int], object]], n_batches: int, step_ms:
             # vanilla step costs, everything it adds (attribution) running at the measured rate
             "ratio_floor": ({k: 1.0 + (floor[k] - floor["vanilla"]) / vanilla for k in floor}
                             if vanilla and "vanilla" in floor else {})}
-
-
-def format_flops(rec: dict, markdown: bool = False) -> str:
-    """The `flops` record as a table: per step its GFLOP, x vanilla, floor ms, median ms, floor / median, the
-    lowest step / vanilla ratio its FLOPs allow and the measured ratio."""
-    from .report import STEP_KEYS, step_label  # report.py imports no torch; this module is imported lazily there
-
-    f = rec["flops"]
-    r, h, i = f["rate_shape"]
-    nan = float("nan")
-    head = ["step", "GFLOP", "x vanilla", "floor ms", "median ms", "floor / median", "lowest ratio", "ratio"]
-    rows = [[step_label(k), f"{f['gflop'][k]:.2f}", f"{f['x_vanilla'].get(k, nan):.2f}", f"{f['floor_ms'][k]:.0f}",
-             f"{rec['step_ms'][k]:.0f}", f"{f['floor_share'].get(k, nan):.2f}", f"{f['ratio_floor'].get(k, nan):.2f}",
-             f"{rec['ratios'].get(k, 1.0):.2f}"] for k in STEP_KEYS if k in f["gflop"]]
-    title = (f"matrix products a step (torch's FLOP formulas, mean over the step batches); floor = FLOPs at "
-             f"{f['matmul_gflop_per_s']:.0f} GFLOP/s, the measured rate of a [{r} x {h}] x [{h} x {i}] product; "
-             "lowest ratio = 1 + (floor - vanilla floor) / vanilla median: the step / vanilla ratio if what the "
-             "step adds ran at that rate; ratio = the headline ratio above:")
-    if markdown:
-        lines = [title, "", "| " + " | ".join(head) + " |", "|---|" + "---:|" * (len(head) - 1)]
-        return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in rows])
-    widths = [max(len(x[j]) for x in [head] + rows) for j in range(len(head))]
-    fmt = lambda row: "  ".join(c.ljust(widths[0]) if j == 0 else c.rjust(widths[j]) for j, c in enumerate(row))
-    return "\n".join([title, fmt(head)] + [fmt(row) for row in rows])

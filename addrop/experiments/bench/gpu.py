@@ -18,7 +18,6 @@ everything (batch, length, repeats, sweep); on a CPU it runs too, slowly.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import statistics
 import sys
@@ -33,7 +32,7 @@ import torch
 from ...config import METHODS
 from ...core.attention import install
 from ...engine.models import LoadedModel, resolve_device
-from ...errors import UserError
+from ...errors import ArgumentParser, UserError
 from .flops import matmul_rate, step_flops
 from .lengths import format_lengths, length_sweep, synthetic_batch
 from .machine import allocator_tuned, machine_info
@@ -231,7 +230,7 @@ QUICK = dict(batch_size=2, seq_len=16, repeats=2, iga_steps=4, sweep_lengths=(8,
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m addrop.experiments.bench.gpu", description=__doc__.split("\n")[0])
+    ap = ArgumentParser(prog="python -m addrop.experiments.bench.gpu", description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="shrink everything (batch, length, repeats, sweep)")
     ap.add_argument("--out", help="write the record here as JSON")
     ap.add_argument("--device", default="auto", help="auto, cuda, cuda:N or cpu")

@@ -149,6 +149,28 @@ def table_rows(rec: dict) -> list[tuple[str, ...]]:
     return rows
 
 
+def format_flops(rec: dict, markdown: bool = False) -> str:
+    """The `flops` record as a table: per step its GFLOP, x vanilla, floor ms, median ms, floor / median, the
+    lowest step / vanilla ratio its FLOPs allow and the measured ratio."""
+    f = rec["flops"]
+    r, h, i = f["rate_shape"]
+    nan = float("nan")
+    head = ["step", "GFLOP", "x vanilla", "floor ms", "median ms", "floor / median", "lowest ratio", "ratio"]
+    rows = [[step_label(k), f"{f['gflop'][k]:.2f}", f"{f['x_vanilla'].get(k, nan):.2f}", f"{f['floor_ms'][k]:.0f}",
+             f"{rec['step_ms'][k]:.0f}", f"{f['floor_share'].get(k, nan):.2f}", f"{f['ratio_floor'].get(k, nan):.2f}",
+             f"{rec['ratios'].get(k, 1.0):.2f}"] for k in STEP_KEYS if k in f["gflop"]]
+    title = (f"matrix products a step (torch's FLOP formulas, mean over the step batches); floor = FLOPs at "
+             f"{f['matmul_gflop_per_s']:.0f} GFLOP/s, the measured rate of a [{r} x {h}] x [{h} x {i}] product; "
+             "lowest ratio = 1 + (floor - vanilla floor) / vanilla median: the step / vanilla ratio if what the "
+             "step adds ran at that rate; ratio = the headline ratio above:")
+    if markdown:
+        lines = [title, "", "| " + " | ".join(head) + " |", "|---|" + "---:|" * (len(head) - 1)]
+        return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in rows])
+    widths = [max(len(x[j]) for x in [head] + rows) for j in range(len(head))]
+    fmt = lambda row: "  ".join(c.ljust(widths[0]) if j == 0 else c.rjust(widths[j]) for j, c in enumerate(row))
+    return "\n".join([title, fmt(head)] + [fmt(row) for row in rows])
+
+
 def header(rec: dict) -> str:
     m = rec["machine"]
     return (f"AD-DROP cost: {rec['model']} on {rec['device']} ({m['cpu']}, {m['cpus']} cpus, {m['threads']} torch "
@@ -164,8 +186,6 @@ def markdown_table(rec: dict) -> str:
     lines = [header(rec), "", "| " + " | ".join(HEAD) + " |", "|" + "---|" * len(HEAD)]
     lines += ["| " + " | ".join(c.replace("|", "\\|") for c in r) + " |" for r in rows[1:]]
     if rec.get("flops"):
-        from .flops import format_flops  # here, not at the top: flops.py imports torch, this module must not
-
         lines += ["", format_flops(rec, markdown=True)]
     if rec.get("lengths"):
         from .lengths import format_lengths  # here, not at the top: lengths.py imports torch, this module must not
@@ -186,8 +206,6 @@ def format_table(rec: dict) -> str:
                     for k, v in (rec.get("peak_mem_mb") or {}).items() if v is not None)
     lines.append(f"peak memory, MiB ({rec.get('peak_mem_note')}): {mem}")
     if rec.get("flops"):
-        from .flops import format_flops  # here, not at the top: flops.py imports torch, this module must not
-
         lines += ["", format_flops(rec)]
     if rec.get("lengths"):
         from .lengths import format_lengths  # here, not at the top: lengths.py imports torch, this module must not

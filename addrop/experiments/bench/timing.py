@@ -38,7 +38,7 @@ def sync(device: torch.device) -> None:
         torch.mps.synchronize()
 
 
-def _time(fn: Callable[[], object], device: torch.device) -> tuple[float, float]:
+def time_call(fn: Callable[[], object], device: torch.device) -> tuple[float, float]:
     """(wall-clock ms, process CPU ms) of fn(), synchronised on accelerators."""
     sync(device)
     t0, c0 = time.perf_counter(), time.process_time()
@@ -90,7 +90,7 @@ def interleaved(fns: dict[str, Callable[[int], object]], repeats: int, warmup: i
         for name in names[k:] + names[:k]:
             if before:
                 before(name)
-            wall, cpu = _time(lambda: fns[name](r), device)
+            wall, cpu = time_call(lambda: fns[name](r), device)
             out.wall[name].append(wall)
             out.cpu[name].append(cpu)
         if progress:
