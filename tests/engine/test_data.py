@@ -110,6 +110,11 @@ def test_load_data_routing(monkeypatch, tmp_path):
     with pytest.raises(UserError, match="needs a file"):
         D.load_data("csv")
     assert D.load_data("demo")[0].name == "demo"
+    # the demo set is not in a GLUE folder: said, not silently loaded instead
+    with pytest.raises(UserError, match="task demo is not in a GLUE folder; use source 'demo'"):
+        D.load_data("demo", source="glue")
+    with pytest.raises(UserError, match="source demo only provides task demo"):
+        D.load_data("sst-2", source="demo")
 
 
 def test_load_hf_without_datasets(monkeypatch):

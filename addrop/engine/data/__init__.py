@@ -69,7 +69,9 @@ def load_data(task: str = "demo", source: str = "auto", data_dir: str | os.PathL
         return load_csv(csv, text_col=text_col, label_col=label_col, pair_col=pair_col, name=name, **csv_kwargs)
     if is_csv_task:
         raise UserError(f"task csv needs source csv and a file, not source {src!r}")
-    if src == "demo" or (src == "glue" and normalize_name(task) == "demo"):  # a GLUE folder has no demo task
+    if src == "glue" and normalize_name(task) == "demo":
+        raise UserError("task demo is not in a GLUE folder; use source 'demo' (or 'auto')")
+    if src == "demo":
         if normalize_name(task) != "demo":
             raise UserError(f"source demo only provides task demo, not {task!r}")
         return load_demo()
