@@ -100,6 +100,11 @@ def task_key(name) -> str:
     return key if alias is None else task_key(alias)
 
 
+def is_csv_task(name) -> bool:
+    """A task name that stands for a CSV's own labels, not a named task: 'csv', 'custom' or none."""
+    return normalize_name(name or "") in ("csv", "custom", "")
+
+
 def paper_layers(task: str | None) -> tuple[int, ...] | None:
     """The layers the paper applies AD-DROP to for `task` (Section 3.2): (0,) or None (all); all for other tasks."""
     return PAPER_LAYERS.get(task_key(task))

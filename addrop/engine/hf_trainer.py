@@ -38,8 +38,8 @@ import torch
 from torch.utils.data import IterableDataset
 from transformers import Trainer
 
-from ..config import (LAYOUTS, PAPER, AttributionConfig, check_seed, paper_layers, parse_layers, resolve_layers,
-                      task_key)
+from ..config import (LAYOUTS, PAPER, AttributionConfig, check_seed, is_csv_task, paper_layers, parse_layers,
+                      resolve_layers)
 from ..core.algorithm import drops_for, is_addrop_epoch
 from ..core.attention import install
 from ..core.grouping import right_padded
@@ -50,7 +50,7 @@ from .tasks import TASKS, get_task
 
 def _known_task(name: str) -> bool:
     """A GLUE task or the demo set (in any spelling get_task takes), or a CSV's."""
-    if task_key(name) in ("csv", "custom"):
+    if is_csv_task(name):
         return True
     try:
         get_task(name)

@@ -66,6 +66,21 @@ def test_an_unknown_task_in_addropconfig_says_all_layers_are_used():
         ADDropConfig(task="csv"), ADDropConfig(task="demo"), ADDropConfig(task="sst2x", layers="all")
 
 
+@pytest.mark.parametrize("name", ["csv", "CSV", "custom", ""])
+def test_a_csv_task_name_means_the_same_to_the_trainer_and_to_the_data(name):
+    """One rule (config.is_csv_task): ADDropConfig takes it as a CSV's task (no warning), load_data asks for the file."""
+    import warnings
+
+    from addrop.engine.data import load_data
+    from addrop.errors import UserError
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ADDropConfig(task=name)
+    with pytest.raises(UserError, match="needs a file"):
+        load_data(name)
+
+
 def test_best_beside_last_is_the_epoch_of_the_best_metric_and_says_so(tmp_path):
     """The table reports the dev metric at its best epoch (the paper's way, as sweeps and the replication), which
     can differ from status.json's best epoch (what early stopping watches: the dev loss by default); its column

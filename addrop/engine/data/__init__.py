@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 
-from ...config import DATA_SOURCES
+from ...config import DATA_SOURCES, is_csv_task
 from ...errors import UserError
 from ..tasks import Split, TaskSpec, get_task, normalize_name
 from .demo import DEMO_DIR, load_demo
@@ -43,11 +43,11 @@ def load_data(task: str = "demo", source: str = "auto", data_dir: str | os.PathL
     src = str(source or "auto").lower()
     if src not in DATA_SOURCES:
         raise UserError(f"unknown data source {source!r}: choose one of {', '.join(DATA_SOURCES)}")
-    is_csv_task = normalize_name(task) in ("csv", "custom", "")
+    csv_task = is_csv_task(task)
     if src == "auto":
         if csv is not None:
             src = "csv"
-        elif is_csv_task:
+        elif csv_task:
             raise UserError("task csv needs a file: pass --csv PATH with --text-col and --label-col")
         elif normalize_name(task) == "demo":
             src = "demo"
@@ -60,14 +60,14 @@ def load_data(task: str = "demo", source: str = "auto", data_dir: str | os.PathL
     if src == "csv":
         if csv is None:
             raise UserError("source csv needs a file: pass --csv PATH")
-        name = "csv" if is_csv_task else str(task)
-        if not is_csv_task and normalize_name(task) != "demo":  # a named GLUE task: its kind of label
+        name = "csv" if csv_task else str(task)
+        if not csv_task and normalize_name(task) != "demo":  # a named GLUE task: its kind of label
             known = get_task(task)
             csv_kwargs.setdefault("regression", known.is_regression)
             if known.is_regression:
                 name = known.name
         return load_csv(csv, text_col=text_col, label_col=label_col, pair_col=pair_col, name=name, **csv_kwargs)
-    if is_csv_task:
+    if csv_task:
         raise UserError(f"task csv needs source csv and a file, not source {src!r}")
     if src == "glue" and normalize_name(task) == "demo":
         raise UserError("task demo is not in a GLUE folder; use source 'demo' (or 'auto')")

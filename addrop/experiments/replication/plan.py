@@ -15,7 +15,7 @@ import os
 from dataclasses import dataclass, fields
 from pathlib import Path
 
-from ...config import AttributionConfig, TrainConfig, check_seed, parse_layers
+from ...config import AttributionConfig, TrainConfig, check_seed, is_csv_task, parse_layers
 from ..seeds import parse_seeds
 from ...errors import UserError
 
@@ -172,12 +172,11 @@ class ReplicationPlan:
     # ------------------------------------------------------------------------------------------- estimate
     def seconds(self, cfg: TrainConfig) -> float:
         """A run's time at its epoch cap, by the plan's estimate (docs/replication.md, Budget)."""
-        from ...engine.tasks import get_task, normalize_name
+        from ...engine.tasks import get_task
 
         e = self.estimate
         step, per_eval = float(e.get("step_s", 0.55)), float(e.get("eval_s_per_example", 0.012))
-        f = float((e.get("length_factor") or {}).get(get_task(cfg.task).name, 1.0)) if normalize_name(
-            cfg.task) not in ("csv", "custom") else 1.0
+        f = 1.0 if is_csv_task(cfg.task) else float((e.get("length_factor") or {}).get(get_task(cfg.task).name, 1.0))
         n = cfg.train_size or (cfg.shots * max(2, get_task(cfg.task).num_labels) if cfg.shots else 1000)
         d = cfg.holdout or cfg.dev_size or 1000
         plain = math.ceil(n / cfg.batch_size) * step * f + d * per_eval * f

@@ -14,6 +14,7 @@ import os
 from pathlib import Path
 from typing import Iterable
 
+from ...config import is_csv_task
 from ...errors import UserError
 from ...engine.runs import FINAL_STATUSES, RunRecord, atomic_write_text, is_plain_file, list_runs, read_json
 from ...engine.selection import best_epoch
@@ -55,10 +56,10 @@ def check_metric(base, metric: str | None) -> None:
     """Before a sweep runs: `metric` (None: the task's primary one) must be one its runs will record."""
     if metric is None:
         return
-    from ...engine.tasks import get_task, normalize_name
+    from ...engine.tasks import get_task
 
     name = metric[4:] if metric.startswith("dev_") else metric
-    if normalize_name(base.task) in ("csv", "custom", "") or base.source == "csv" or base.csv:
+    if is_csv_task(base.task) or base.source == "csv" or base.csv:
         known = ("accuracy", "pearson", "spearman", "loss")  # classification or regression, from the file
     else:
         known = tuple(get_task(base.task).metrics) + ("loss",)
