@@ -134,3 +134,24 @@ def test_attribution_subtitle_says_what_each_method_is():
     assert "integrated gradients" in subtitles["iga"] and "m = 7" in subtitles["iga"]
     assert "attention weights" in subtitles["aa"] and "random" in subtitles["rd"]
     assert len(set(subtitles.values())) == 4
+
+
+@pytest.mark.parametrize("signed", [True, False])
+def test_scores_without_negatives_use_the_whole_colour_range(signed):
+    """GA/IGA scores (signed): blue-white-red around 0; AA weights and RD scores (never negative): white to red from
+    0, the same in the one-head figure and in the tiles, so none of them spends half its colours on nothing."""
+    T = 4
+    rng = np.random.default_rng(2)
+    scores = rng.normal(size=(2, 3, T, T)) if signed else rng.random((2, 3, T, T))
+    att = np.full((T, T), 1.0 / T)
+    one = [t for t in plots.attention_attribution(list("abcd"), att, scores[0, 0]).data if isinstance(t, go.Heatmap)][1]
+    tiles = plots.head_grid(scores).data[0]
+    top = float(np.abs(scores[0, 0]).max())
+    for trace, hi in ((one, top), (tiles, 1.0)):
+        assert trace.zmax == pytest.approx(hi)
+        if signed:
+            assert trace.zmin == pytest.approx(-hi) and trace.zmid == 0
+            assert trace.colorscale[0][1] != trace.colorscale[-1][1]  # two colours at the ends
+        else:
+            assert trace.zmin == 0 and trace.zmid is None
+            assert trace.colorscale == go.Heatmap(colorscale="Reds").colorscale

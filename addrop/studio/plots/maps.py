@@ -63,6 +63,16 @@ def score_title(method: str = "ga", steps: int = 20) -> str:
             "rd": "B = random scores (RD)"}.get(method, f"attribution B ({method})")
 
 
+def score_scale(scores, top: float) -> dict:
+    """Heatmap colours for attribution scores up to `top` in size: red for positive and blue for negative around a
+    white 0 where some are negative (GA, IGA); white to red from 0 where none is (AA's weights, RD's random
+    scores), so that those use the whole colour range instead of its red half."""
+    values = np.asarray(scores, dtype=np.float64)
+    if np.isfinite(values).any() and np.nanmin(values) >= 0:
+        return dict(colorscale="Reds", zmin=0.0, zmax=top, zmid=None)
+    return dict(colorscale="RdBu_r", zmin=-top, zmax=top, zmid=0.0)
+
+
 def _tick_font(n: int) -> int:
     return 12 if n <= 24 else 10 if n <= 40 else 8 if n <= 64 else 6
 
@@ -105,8 +115,9 @@ def attention_attribution(tokens, attention, scores, region=None, dropped=None, 
                              colorbar=dict(title="A", x=0.455, xanchor="left", len=0.9, thickness=10)),
                   row=1, col=1)
     bmax = float(np.nanmax(np.abs(B))) if np.isfinite(B).any() else 1.0
-    fig.add_trace(go.Heatmap(z=B, **hover_b, colorscale="RdBu_r", zmid=0, zmin=-(bmax or 1.0), zmax=bmax or 1.0,
-                             colorbar=dict(title="B", x=1.0, xanchor="left", len=0.9, thickness=12)), row=1, col=2)
+    scale = score_scale(B, bmax or 1.0)
+    fig.add_trace(go.Heatmap(z=B, **hover_b, **scale, colorbar=dict(title="B", x=1.0, xanchor="left", len=0.9,
+                                                                     thickness=12)), row=1, col=2)
     if T <= OVERLAY_TOKENS:
         if reg.any():
             xs, ys = region_outline(reg)
@@ -188,7 +199,8 @@ def head_grid(maps, key_mask=None, summary: pd.DataFrame | None = None, layers=N
             for r in range(L * size)]
     cols = [f"head {c // size} · {name(c % size, 'key')}" if c % size < n else f"gap {c}" for c in range(H * size)]
     if value == "attribution":
-        cs, zmin, zmax, zmid = "RdBu_r", -1, 1, 0
+        sc = score_scale(M, 1.0)  # tiles scaled to their own max |B|: -1..1, or 0..1 where no score is negative
+        cs, zmin, zmax, zmid = sc["colorscale"], sc["zmin"], sc["zmax"], sc["zmid"]
         cbar = dict(title=dict(text="B / max|B|", side="right"), thickness=10, len=0.5)
     elif value == "attention":
         cs, zmin, zmax, zmid = "Blues", 0, 1, None
