@@ -253,8 +253,7 @@ def passes(cfg, expl) -> None:
                                         "overlap of the candidate regions of our eval-mode pass and of train-mode "
                                         "passes (dropout on, as the reference code), and of two train-mode passes."):
         o = explore.pass_overlap(loaded.model, expl.batch, replace(cfg, backend="native", layers=None), draws=2)
-        st.caption(f"Region overlap (Jaccard): eval vs train {o.eval_vs_train:.2f}, train vs train "
-                   f"{o.train_vs_train:.2f}.")
+        st.caption(o.sentence())
 
 
 @st.fragment

@@ -41,3 +41,14 @@ def test_with_dropout_they_differ_and_state_comes_back(load, make_batch):
     o = pass_overlap(model, make_batch(loaded), AttributionConfig(layers=None, ties="strict"), draws=3)
     assert torch.equal(torch.random.get_rng_state(), before) and not model.training
     assert 0.0 < o.eval_vs_train < 1.0 and 0.0 < o.train_vs_train < 1.0
+
+
+def test_the_overlap_sentence_reads_the_two_numbers():
+    from addrop.studio.explore import PassOverlap
+
+    same = PassOverlap(0.81, 0.83, 2).sentence()
+    assert "eval vs train 0.81, train vs train 0.83" in same and "1 = the same" in same
+    assert "matters no more than dropout's randomness" in same
+    apart = PassOverlap(0.52, 0.83, 2).sentence()
+    assert "by 0.31" in apart and "changes which positions are candidates" in apart
+    assert "not measured" in PassOverlap(0.7, float("nan"), 1).sentence()

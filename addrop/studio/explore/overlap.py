@@ -24,6 +24,21 @@ class PassOverlap:
     train_vs_train: float  # mean over pairs of train-mode draws (nan with one draw)
     draws: int
 
+    def sentence(self, close: float = 0.05) -> str:
+        """What the two overlaps say, for a reader who has not met Jaccard: 1 = the same positions, 0 = none."""
+        head = (f"Region overlap (Jaccard: 1 = the same candidate positions, 0 = none in common): eval vs train "
+                f"{self.eval_vs_train:.2f}, train vs train {self.train_vs_train:.2f}. ")
+        if self.train_vs_train != self.train_vs_train:  # one train-mode draw: nothing to compare with
+            return head + "With one train-mode pass, dropout's own spread is not measured."
+        gap = self.train_vs_train - self.eval_vs_train
+        if gap <= close:
+            return head + ("The eval-mode region differs from a train-mode one about as much as two train-mode "
+                           "regions differ from each other: here the pass's mode matters no more than dropout's "
+                           "randomness.")
+        return head + (f"The eval-mode region is further from a train-mode one than two train-mode regions are from "
+                       f"each other (by {gap:.2f}): here the pass's mode changes which positions are candidates, "
+                       "beyond dropout's randomness.")
+
 
 def pass_overlap(model, batch: dict, cfg: AttributionConfig | None = None, draws: int = 2,
                  seed: int = 0) -> PassOverlap:
