@@ -180,6 +180,15 @@ def test_explorer_sentence_pair():
     assert int(next(m.value for m in at.metric if m.label == "Tokens")) < tokens
 
 
+def test_explorer_pass_overlap_says_what_its_numbers_mean():
+    at = _app("pages/explorer.py", ex_passes=True)
+    _ok(at)
+    assert not _errors(at)
+    said = " ".join(m.value for m in at.caption)
+    assert "Region overlap (Jaccard: 1 = the same candidate positions, 0 = none in common)" in said
+    assert "dropout's randomness" in said
+
+
 def test_explorer_example_from_the_data_set_and_gold_label():
     at = _app("pages/explorer.py", ex_source="Pick from the data set", ex_example=3)
     _ok(at)
