@@ -20,7 +20,7 @@ def model_label(choice: str, checkpoints: dict) -> str:
     if choice in TINY:
         return model_choice_label(choice)  # the tiny models' label, one copy for every picker
     if choice in TRAINED_MODELS:
-        return f"{choice} (trained on the demo set)"
+        return f"{choice} (trained, demo set)"
     return choice
 
 
@@ -56,9 +56,9 @@ def use_model(choice: str) -> None:
     st.session_state["model_next"] = choice
 
 
-def model_caption(name: str) -> str:
+def model_caption(name: str, checkpoint: dict | None = None) -> str:
     """One line on what a model name stands for (the app's sidebar): the labels above, a shipped model's dev
-    accuracy, or a checkpoint's run."""
+    accuracy, or a checkpoint's run (`checkpoint`: its list entry, whose whole label the picker may cut short)."""
     if name in TRAINED_MODELS:
         from addrop.engine.weights import trained_info
 
@@ -66,7 +66,8 @@ def model_caption(name: str) -> str:
         acc = info.get("dev_accuracy")
         return MODEL_LABELS[name] + (f"; dev accuracy {acc:.3f}" if isinstance(acc, float) else "")
     if name.startswith(RUN_PREFIX):
-        return "the weights a run kept (Runs page), in its base model"
+        what = "the weights a run kept (Runs page), in its base model"
+        return f"{checkpoint['label']}: {what}" if checkpoint and checkpoint.get("label") else what
     return MODEL_LABELS.get(name, "")
 
 
@@ -107,7 +108,7 @@ def model_controls(c, root, pinned: str | None) -> None:
                                   "classification head is added for the chosen data.")
     else:
         name = choice
-        st.caption(model_caption(choice))
+        st.caption(model_caption(choice, found.get(choice)))
     if len(kept) > len(found):
         st.caption(f"{len(kept) - len(found)} kept checkpoint(s) trained on other data are not listed; to use one "
                    "anyway, pick other and type run:PATH.")

@@ -10,6 +10,12 @@ from pages import _jobs
 KIND = "model"
 
 
+def panel_open(c: ui.Ctx) -> bool:
+    """Whether the panel opens expanded: the model's head is untrained, or a training job is running."""
+    job = _jobs.job_for(KIND)
+    return bool(c.untrained or (job is not None and not job.done))
+
+
 def train_model_panel(c: ui.Ctx) -> None:
     """Offered while the model's head is untrained (expanded) and in an expander otherwise."""
     job = _jobs.job_for(KIND)
@@ -21,7 +27,7 @@ def train_model_panel(c: ui.Ctx) -> None:
             st.rerun()
     if c.spec is None or c.loaded is None:
         return
-    with st.expander("Train a model for this data", expanded=c.untrained or running, icon=":material/model_training:"):
+    with st.expander("Train a model for this data", expanded=panel_open(c), icon=":material/model_training:"):
         from addrop.studio.background import QUICK_DEV, QUICK_TRAIN
 
         from addrop.engine.weights import fine_tune_start

@@ -29,7 +29,9 @@ st.html("<style>[data-testid='stMainBlockContainer'], .block-container { padding
 if c.data_error:  # said here too: the page still explains the text below, without the data's class names
     st.warning(f"The sidebar's data did not load ({c.data_error}); this page explains the text below with the "
                "model's own class names until it does.")
-e1, e2 = st.columns(2)
+# side by side while both are closed; the training panel open (untrained head, a job running) is tall, so then the
+# two go one above the other at full width instead of leaving a blank column beside it
+e1, e2 = (st.container(), st.container()) if _train.panel_open(c) else st.columns(2)
 with e1.expander("What this page shows, and the equations (GA, IGA)"):
     st.markdown(
         "For every layer and head, the **attention map** A (how much each query token reads each key token) beside the "

@@ -100,7 +100,7 @@ def test_sweeps_page_says_no_cell_differs_marks_the_tiny_model_and_has_one_bar(e
     assert len(bars) == 1 and "5/5 runs finished — 100%" in bars[0].proto.text
     assert any("untrained" in c.value for c in at.caption)
     model = at.sidebar.selectbox(key="model_choice")
-    assert "tiny-bert (untrained, random weights)" in model.options
+    assert "tiny-bert (untrained)" in model.options
 
 
 def test_prior_page_runs_the_count_rule_it_names(env):

@@ -23,6 +23,9 @@ def test_a_model_trained_in_the_explorer_is_switched_to_and_listed(env):
     assert choice.startswith("run:") and str(env) in choice
     assert not any("Untrained" in w.value for w in at.sidebar.warning)
     assert _charts(at) >= 2  # the explorer draws with the trained model
+    # the picker may cut a run's long label short: the caption below it has the whole of it
+    label = at.sidebar.selectbox(key="model_choice").format_func(choice)
+    assert any(c.value.startswith(label[len("run: "):] + ": the weights a run kept") for c in at.sidebar.caption)
 
 
 def test_the_default_model_follows_the_data(monkeypatch):

@@ -36,4 +36,4 @@ def head_note(name: str, task: str | None = None) -> str | None:
 
 def model_choice_label(name: str) -> str:
     """A model's name as a picker shows it: the tiny random-init models are marked untrained."""
-    return f"{name} (untrained, random weights)" if name in TINY else name
+    return f"{name} (untrained)" if name in TINY else name  # short: the picker shows about 32 characters
