@@ -80,7 +80,7 @@ NO_CHANGE = 5e-5  # a change that rounds to 0.0000 has no direction: no arrow
 
 
 def _change(d: float) -> str:
-    return "no change (±0.0000)" if abs(d) < NO_CHANGE else f"{d:+.4f} against no mask"
+    return "no change (±0.0000)" if abs(d) < NO_CHANGE else f"{d:+.4f} vs no mask"  # short: the column is narrow
 
 
 def _arrow(d: float) -> str:
