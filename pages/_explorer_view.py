@@ -72,7 +72,7 @@ def grid_figure(expl_key: tuple, mask_key: tuple | None, value: str, _expl, _vie
         maps = _expl.scores if value == "attribution" else _expl.attention
         summary = summary.drop(columns=[c for c in summary.columns if "share" in c])
     fig = plots.head_grid(maps, key_mask=_expl.key_mask[0], summary=summary, layers=_expl.layers,
-                          tokens=_expl.tokens, value=value)
+                          tokens=_expl.tokens, value=value, method=_expl.cfg.method)
     return _revision(fig, (expl_key, mask_key, value))
 
 

@@ -207,7 +207,7 @@ def test_argument_errors_answer_before_torch_is_imported(tmp_path):
 
 @pytest.mark.parametrize("argv, want", [
     (["train", "--method", "xyz"], "python -m addrop train: error: argument --method/--attribution: invalid choice"),
-    (["prior", "--bogus", "1"], "python -m addrop: error: unrecognized arguments: --bogus 1"),
+    (["prior", "--bogus", "1"], "python -m addrop prior: error: unrecognized arguments: --bogus 1"),
     ([], "python -m addrop: error: the following arguments are required: command"),
 ])
 def test_a_wrong_argument_is_one_line_and_a_pointer_to_help(capsys, argv, want):

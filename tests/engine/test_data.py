@@ -111,7 +111,7 @@ def test_load_data_routing(monkeypatch, tmp_path):
         D.load_data("csv")
     assert D.load_data("demo")[0].name == "demo"
     # the demo set is not in a GLUE folder: said, not silently loaded instead
-    with pytest.raises(UserError, match="task demo is not in a GLUE folder; use source 'demo'"):
+    with pytest.raises(UserError, match="task demo is not in a GLUE folder: name a GLUE task .* or use source 'demo'"):
         D.load_data("demo", source="glue")
     with pytest.raises(UserError, match="source demo only provides task demo"):
         D.load_data("sst-2", source="demo")

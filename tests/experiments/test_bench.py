@@ -244,6 +244,7 @@ def test_flops_per_step_follow_the_passes_each_step_makes(record):
     assert g["vanilla"] < g["aa_all"] < g["ga_all"] < g["iga_all"]
     assert g["ga_all"] < g["ga_reference_all"]  # the reference way computes the lower layers' backward per layer
     assert f["x_vanilla"]["vanilla"] == 1.0 and _finite_positive(f["matmul_gflop_per_s"])
+    assert f["precision"] == record["settings"]["precision"]  # the rate is timed in the steps' precision
     for k, v in f["floor_ms"].items():
         assert _finite_positive(v) and _finite_positive(f["floor_share"][k]), k
     assert f["ratio_floor"]["vanilla"] == 1.0 and f["ratio_floor"]["rd_all"] == 1.0

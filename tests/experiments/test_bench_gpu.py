@@ -58,7 +58,7 @@ def test_record(record):
 def test_table(record):
     text = gpu.format_gpu(record)
     assert "| size | method |" in text and "ga_all" in text and "rd_layer0" in text and "sweep tiny" in text
-    assert "lowest ratio (FLOPs)" in text and "FLOPs tiny:" in text
+    assert "FLOP-limited ratio" in text and "FLOPs tiny:" in text
 
 
 def test_random_models():

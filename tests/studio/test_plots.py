@@ -144,8 +144,10 @@ def test_scores_without_negatives_use_the_whole_colour_range(signed):
     rng = np.random.default_rng(2)
     scores = rng.normal(size=(2, 3, T, T)) if signed else rng.random((2, 3, T, T))
     att = np.full((T, T), 1.0 / T)
-    one = [t for t in plots.attention_attribution(list("abcd"), att, scores[0, 0]).data if isinstance(t, go.Heatmap)][1]
-    tiles = plots.head_grid(scores).data[0]
+    method = "ga" if signed else "rd"
+    one = [t for t in plots.attention_attribution(list("abcd"), att, scores[0, 0], method=method).data
+           if isinstance(t, go.Heatmap)][1]
+    tiles = plots.head_grid(scores, method=method).data[0]
     top = float(np.abs(scores[0, 0]).max())
     for trace, hi in ((one, top), (tiles, 1.0)):
         assert trace.zmax == pytest.approx(hi)
@@ -155,3 +157,12 @@ def test_scores_without_negatives_use_the_whole_colour_range(signed):
         else:
             assert trace.zmin == 0 and trace.zmid is None
             assert trace.colorscale == go.Heatmap(colorscale="Reds").colorscale
+
+
+def test_the_method_not_the_draw_picks_the_colours():
+    """A GA head whose scores happen to be all >= 0 keeps the signed colours of its neighbours."""
+    from addrop.studio.plots.maps import score_scale
+
+    assert score_scale(np.ones((3, 3)), 1.0, "ga")["colorscale"] == "RdBu_r"
+    assert score_scale(np.ones((3, 3)), 1.0, "aa")["colorscale"] == "Reds"
+    assert score_scale(-np.ones((3, 3)), 1.0)["colorscale"] == "RdBu_r"  # no method: the scores decide

@@ -70,7 +70,8 @@ def load_data(task: str = "demo", source: str = "auto", data_dir: str | os.PathL
     if csv_task:
         raise UserError(f"task csv needs source csv and a file, not source {src!r}")
     if src == "glue" and normalize_name(task) == "demo":
-        raise UserError("task demo is not in a GLUE folder; use source 'demo' (or 'auto')")
+        raise UserError("task demo is not in a GLUE folder: name a GLUE task (--task sst-2, mrpc, cola, sts-b, ...) "
+                        "or use source 'demo'")
     if src == "demo":
         if normalize_name(task) != "demo":
             raise UserError(f"source demo only provides task demo, not {task!r}")

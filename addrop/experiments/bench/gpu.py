@@ -8,7 +8,8 @@ plotly nor streamlit is imported). Per size (`bert-base`: BERT-base's config; `r
   with layer 0 only; each ratio is paired per repeat (method time / vanilla time of the same round), reported
   as median, min and max over the repeats (`timing.interleaved`, `timing.paired`);
 - the peak tensor memory of one untimed run of each (`timing.peak_memory_mb`);
-- each step's matrix-product FLOPs and the lowest ratio they allow at the device's measured rate (flops.py);
+- each step's matrix-product FLOPs and the FLOP-limited ratio they give at the device's best measured rate
+  (flops.py, an estimate);
 - the length sweep (`lengths.length_sweep`, fewer repeats).
 
     python -m addrop.experiments.bench.gpu [--quick] [--out FILE.json] [--device cuda]
@@ -155,13 +156,14 @@ def _one_size(loaded: LoadedModel, size, batch_size, seq_len, repeats, iga_steps
         f"parameters) on {dev}, batch {batch_size} x {T} tokens, {len(fns)} methods, {repeats} repeats")
     with allocator_tuned():
         steps = interleaved(fns, repeats, 1, dev, say)
+        drops_ms = {k: statistics.median(v[-repeats:]) for k, v in stepper.drop_ms.items()}  # the timed runs only
         peak = peak_memory_mb({k: (lambda _f=f: _f(0)) for k, f in fns.items()}, dev,
                               before=lambda: stepper.opt.zero_grad(set_to_none=True))
     ratios = {k: stats(paired(v, steps.wall["vanilla"])) for k, v in steps.wall.items() if k != "vanilla"}
     cfg = loaded.model.config
     shape = (batch_size * T, cfg.hidden_size, cfg.intermediate_size)  # padded on a GPU: every position is a row
-    flops = step_flops(fns, 1, {k: statistics.median(v) for k, v in steps.wall.items()}, matmul_rate(dev, *shape),
-                       shape)
+    flops = step_flops(fns, 1, {k: statistics.median(v) for k, v in steps.wall.items()},
+                       matmul_rate(dev, *shape, precision=stepper.precision), shape, stepper.precision)
     return {
         "model": loaded.name,
         "layers": loaded.num_layers,
@@ -173,9 +175,9 @@ def _one_size(loaded: LoadedModel, size, batch_size, seq_len, repeats, iga_steps
         "step_ms": {k: statistics.median(v) for k, v in steps.wall.items()},
         "step_ms_stats": {k: stats(v) for k, v in steps.wall.items()},
         "ratios": ratios,
-        "drops_ms": {k: statistics.median(v[-repeats:]) for k, v in stepper.drop_ms.items()},
+        "drops_ms": drops_ms,
         "peak_mem_mb": peak,
-        "flops": flops,  # flops.py: matrix-product FLOPs of each step, their floor and the lowest ratio they allow
+        "flops": flops,  # flops.py: matrix-product FLOPs of each step, their floor and the FLOP-limited ratio
     }
 
 
@@ -195,7 +197,7 @@ def format_gpu(rec: dict) -> str:
     then a line per size summarising its length sweep."""
     lines = [f"AD-DROP step cost on {rec.get('device')} ({rec.get('machine', {}).get('gpu', 'no GPU')}), random "
              "weights, synthetic batches", "",
-             "| size | method | step ms | ratio to vanilla, median [min-max] | lowest ratio (FLOPs) | drops ms | "
+             "| size | method | step ms | ratio to vanilla, median [min-max] | FLOP-limited ratio | drops ms | "
              "peak MiB |", "|---|---|---:|---:|---:|---:|---:|"]
     for size, r in rec.get("sizes", {}).items():
         where = f"{size} (b{r.get('batch_size')} x T{r.get('seq_len')})"
@@ -211,8 +213,8 @@ def format_gpu(rec: dict) -> str:
         if f:
             lines.append(f"FLOPs {size}: {f['matmul_gflop_per_s']:.0f} GFLOP/s measured on a {f['rate_shape']} "
                          f"product; vanilla step {f['gflop'].get('vanilla', float('nan')):.1f} GFLOP, at "
-                         f"{f['floor_share'].get('vanilla', float('nan')):.2f} of its floor (lowest ratio: 1 + "
-                         "what the step adds at that rate / the vanilla median)")
+                         f"{f['floor_share'].get('vanilla', float('nan')):.2f} of its floor (FLOP-limited ratio, an "
+                         "estimate: 1 + the products the step adds, at that rate, / the vanilla median)")
     for size, r in rec.get("sizes", {}).items():
         sw = r.get("sweep")
         if not sw:

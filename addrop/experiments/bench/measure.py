@@ -224,7 +224,7 @@ def _run(model, device, batch_size, quick, settings, data, seed, progress) -> di
                                 for b in step_batches))  # the token rows of a step batch's linear layers
     shape = (rows, cfg.hidden_size, getattr(cfg, "intermediate_size", 4 * cfg.hidden_size))
     flops = step_flops(fns, len(step_batches), {k: statistics.median(v) for k, v in steps.wall.items()},
-                       matmul_rate(dev, *shape), shape)
+                       matmul_rate(dev, *shape, precision=precision), shape, precision)
 
     # 2. cross-tuned epoch pair
     def plain_epoch():

@@ -151,18 +151,21 @@ def table_rows(rec: dict) -> list[tuple[str, ...]]:
 
 def format_flops(rec: dict, markdown: bool = False) -> str:
     """The `flops` record as a table: per step its GFLOP, x vanilla, floor ms, median ms, floor / median, the
-    lowest step / vanilla ratio its FLOPs allow and the measured ratio."""
+    FLOP-limited step / vanilla ratio (an estimate, flops.py) and the measured ratio."""
     f = rec["flops"]
     r, h, i = f["rate_shape"]
     nan = float("nan")
-    head = ["step", "GFLOP", "x vanilla", "floor ms", "median ms", "floor / median", "lowest ratio", "ratio"]
+    head = ["step", "GFLOP", "x vanilla", "floor ms", "median ms", "floor / median", "FLOP-limited ratio",
+            "ratio"]
     rows = [[step_label(k), f"{f['gflop'][k]:.2f}", f"{f['x_vanilla'].get(k, nan):.2f}", f"{f['floor_ms'][k]:.0f}",
              f"{rec['step_ms'][k]:.0f}", f"{f['floor_share'].get(k, nan):.2f}", f"{f['ratio_floor'].get(k, nan):.2f}",
              f"{rec['ratios'].get(k, 1.0):.2f}"] for k in STEP_KEYS if k in f["gflop"]]
     title = (f"matrix products a step (torch's FLOP formulas, mean over the step batches); floor = FLOPs at "
-             f"{f['matmul_gflop_per_s']:.0f} GFLOP/s, the measured rate of a [{r} x {h}] x [{h} x {i}] product; "
-             "lowest ratio = 1 + (floor - vanilla floor) / vanilla median: the step / vanilla ratio if what the "
-             "step adds ran at that rate; ratio = the headline ratio above:")
+             f"{f['matmul_gflop_per_s']:.0f} GFLOP/s, the best rate measured on [{r}, 4 x {r} and 16 x {r} rows x "
+             f"{h}] x [{h} x {i}] products ({f.get('precision', 'fp32')}); FLOP-limited ratio = 1 + (floor - vanilla "
+             "floor) / vanilla median, an estimate: the step / vanilla ratio if what the step adds took only its "
+             "products' time at that rate; ratio = the headline ratio above (a trimmed mean of the per-repeat "
+             "ratios):")
     if markdown:
         lines = [title, "", "| " + " | ".join(head) + " |", "|---|" + "---:|" * (len(head) - 1)]
         return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in rows])

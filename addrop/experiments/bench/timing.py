@@ -107,11 +107,18 @@ def paired(num: list[float], den: list[float]) -> list[float]:
 @contextmanager
 def native_stderr_silenced():
     """File descriptor 2 sent to /dev/null for the duration: torch's profiler writes a line from C++ each time it
-    starts and stops, and a warning about blocks allocated before it started, none of which a user can act on."""
+    starts and stops, and a warning about blocks allocated before it started, none of which a user can act on.
+    Whatever else is written to stderr meanwhile is lost too (the memory runs repeat steps already timed)."""
     sys.stderr.flush()
     try:
-        saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+        saved = os.dup(2)
     except OSError:  # no file descriptor 2 to redirect: nothing to silence
+        yield
+        return
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+    except OSError:
+        os.close(saved)
         yield
         return
     try:

@@ -33,11 +33,11 @@ class PassOverlap:
         gap = self.train_vs_train - self.eval_vs_train
         if gap <= close:
             return head + ("The eval-mode region differs from a train-mode one about as much as two train-mode "
-                           "regions differ from each other: here the pass's mode matters no more than dropout's "
-                           "randomness.")
+                           "regions differ from each other: here the pass's mode seems to matter no more than "
+                           f"dropout's randomness (from {self.draws} train-mode draws).")
         return head + (f"The eval-mode region is further from a train-mode one than two train-mode regions are from "
-                       f"each other (by {gap:.2f}): here the pass's mode changes which positions are candidates, "
-                       "beyond dropout's randomness.")
+                       f"each other (by {gap:.2f}): this suggests the pass's mode changes which positions are "
+                       f"candidates beyond dropout's randomness (from {self.draws} train-mode draws).")
 
 
 def pass_overlap(model, batch: dict, cfg: AttributionConfig | None = None, draws: int = 2,

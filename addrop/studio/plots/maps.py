@@ -63,12 +63,17 @@ def score_title(method: str = "ga", steps: int = 20) -> str:
             "rd": "B = random scores (RD)"}.get(method, f"attribution B ({method})")
 
 
-def score_scale(scores, top: float) -> dict:
+UNSIGNED_METHODS = ("aa", "rd")  # scores never negative: attention weights, uniform random scores
+
+
+def score_scale(scores, top: float, method: str | None = None) -> dict:
     """Heatmap colours for attribution scores up to `top` in size: red for positive and blue for negative around a
-    white 0 where some are negative (GA, IGA); white to red from 0 where none is (AA's weights, RD's random
-    scores), so that those use the whole colour range instead of its red half."""
+    white 0 for a signed method (GA, IGA); white to red from 0 for AA's weights and RD's random scores, so that
+    those use the whole colour range instead of its red half. Without a method, the scores decide."""
     values = np.asarray(scores, dtype=np.float64)
-    if np.isfinite(values).any() and np.nanmin(values) >= 0:
+    unsigned = (method in UNSIGNED_METHODS if method is not None
+                else bool(np.isfinite(values).any() and np.nanmin(values) >= 0))
+    if unsigned:
         return dict(colorscale="Reds", zmin=0.0, zmax=top, zmid=None)
     return dict(colorscale="RdBu_r", zmin=-top, zmax=top, zmid=0.0)
 
@@ -115,7 +120,7 @@ def attention_attribution(tokens, attention, scores, region=None, dropped=None, 
                              colorbar=dict(title="A", x=0.455, xanchor="left", len=0.9, thickness=10)),
                   row=1, col=1)
     bmax = float(np.nanmax(np.abs(B))) if np.isfinite(B).any() else 1.0
-    scale = score_scale(B, bmax or 1.0)
+    scale = score_scale(B, bmax or 1.0, method)
     fig.add_trace(go.Heatmap(z=B, **hover_b, **scale, colorbar=dict(title="B", x=1.0, xanchor="left", len=0.9,
                                                                      thickness=12)), row=1, col=2)
     if T <= OVERLAY_TOKENS:
@@ -154,13 +159,14 @@ def attention_attribution(tokens, attention, scores, region=None, dropped=None, 
 # ----------------------------------------------------------------------------------------- small multiples
 
 def head_grid(maps, key_mask=None, summary: pd.DataFrame | None = None, layers=None, selected=None,
-              tokens=None, value: str = "attribution", title: str | None = None) -> go.Figure:
+              tokens=None, value: str = "attribution", title: str | None = None,
+              method: str | None = None) -> go.Figure:
     """Every layer x head as small multiples in one heatmap trace (tiles separated by gaps).
 
     maps: [L, H, T, T]. For value "attribution" each tile is scaled by its own largest |value| (so every head
     uses the whole colour range); "attention" uses 0..tile max; "mask" expects 0 (kept), 1 (candidate), 2
     (dropped). `summary` (layer, head, spearman, dropped_share) titles the tiles; `selected` = (layer, head)
-    is framed.
+    is framed; `method` (attribution) picks the colours (score_scale).
     """
     M = _np(maps).astype(float)
     L, H, T, _ = M.shape
@@ -199,7 +205,7 @@ def head_grid(maps, key_mask=None, summary: pd.DataFrame | None = None, layers=N
             for r in range(L * size)]
     cols = [f"head {c // size} · {name(c % size, 'key')}" if c % size < n else f"gap {c}" for c in range(H * size)]
     if value == "attribution":
-        sc = score_scale(M, 1.0)  # tiles scaled to their own max |B|: -1..1, or 0..1 where no score is negative
+        sc = score_scale(M, 1.0, method)  # tiles scaled to their own max |B|: -1..1, or 0..1 (AA, RD)
         cs, zmin, zmax, zmid = sc["colorscale"], sc["zmin"], sc["zmax"], sc["zmid"]
         cbar = dict(title=dict(text="B / max|B|", side="right"), thickness=10, len=0.5)
     elif value == "attention":
