@@ -16,8 +16,10 @@ def add_parser(sub):
         description="Measure, in one process on the same batches of real sentences (SST-2 train from the GLUE "
                     "folder when present, else the demo set), the vanilla training step and AD-DROP steps (GA, "
                     "IGA, AA, RD; all layers and layer 0), the reference-style GA step, a cross-tuned epoch pair, "
-                    "native against Captum attribution, the explorer's latency and peak memory. Methods are "
-                    "interleaved within each repeat; min, median and max are reported. The command re-executes "
+                    "native against Captum attribution, the explorer's latency, one epoch against "
+                    "transformers.Trainer, a length sweep (T = 32 ... 512), each step's matrix-product FLOPs "
+                    "against the device's measured rate, and peak memory. Methods are interleaved within each "
+                    "repeat; min, median and max are reported. The command re-executes "
                     "itself once with glibc allocator settings (MALLOC_MMAP_THRESHOLD_, MALLOC_TRIM_THRESHOLD_) "
                     "unless they are already set or --no-reexec is given.")
     add_options(p, TrainConfig, only=("model", "device", "batch_size"))
