@@ -93,3 +93,12 @@ def step_flops(fns: dict[str, Callable[[int], object]], n_batches: int, step_ms:
             # step's median, everything it adds (attribution, masks) taking its products' time at the best rate
             "ratio_floor": ({k: 1.0 + (floor[k] - floor["vanilla"]) / vanilla for k in floor}
                             if vanilla and "vanilla" in floor else {})}
+
+
+def flop_record(fns: dict[str, Callable[[int], object]], n_batches: int, step_ms: dict[str, float],
+                device: torch.device, rows: int, model_config, precision: str = "fp32") -> dict:
+    """step_flops at the rate `matmul_rate` measures for the model's feed-forward shape on `rows` token rows (the
+    rows a step batch's linear layers see), in the steps' precision: what the benchmark and the GPU check record."""
+    hidden = model_config.hidden_size
+    shape = (rows, hidden, getattr(model_config, "intermediate_size", 4 * hidden))
+    return step_flops(fns, n_batches, step_ms, matmul_rate(device, *shape, precision=precision), shape, precision)

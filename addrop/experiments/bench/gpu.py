@@ -34,7 +34,7 @@ from ...config import METHODS
 from ...core.attention import install
 from ...engine.models import LoadedModel, resolve_device
 from ...errors import ArgumentParser, UserError
-from .flops import matmul_rate, step_flops
+from .flops import flop_record
 from .lengths import format_lengths, length_sweep, synthetic_batch
 from .machine import allocator_tuned, machine_info
 from .steps import Stepper
@@ -160,10 +160,9 @@ def _one_size(loaded: LoadedModel, size, batch_size, seq_len, repeats, iga_steps
         peak = peak_memory_mb({k: (lambda _f=f: _f(0)) for k, f in fns.items()}, dev,
                               before=lambda: stepper.opt.zero_grad(set_to_none=True))
     ratios = {k: stats(paired(v, steps.wall["vanilla"])) for k, v in steps.wall.items() if k != "vanilla"}
-    cfg = loaded.model.config
-    shape = (batch_size * T, cfg.hidden_size, cfg.intermediate_size)  # padded on a GPU: every position is a row
-    flops = step_flops(fns, 1, {k: statistics.median(v) for k, v in steps.wall.items()},
-                       matmul_rate(dev, *shape, precision=stepper.precision), shape, stepper.precision)
+    step_ms = {k: statistics.median(v) for k, v in steps.wall.items()}
+    flops = flop_record(fns, 1, step_ms, dev, batch_size * T,  # padded on a GPU: every position is a row
+                        loaded.model.config, stepper.precision)
     return {
         "model": loaded.name,
         "layers": loaded.num_layers,
@@ -172,7 +171,7 @@ def _one_size(loaded: LoadedModel, size, batch_size, seq_len, repeats, iga_steps
         "batch_size": batch_size,
         "seq_len": T,
         "layout": "packed" if stepper.packed else "padded",  # the steps' (as a run's)
-        "step_ms": {k: statistics.median(v) for k, v in steps.wall.items()},
+        "step_ms": step_ms,
         "step_ms_stats": {k: stats(v) for k, v in steps.wall.items()},
         "ratios": ratios,
         "drops_ms": drops_ms,

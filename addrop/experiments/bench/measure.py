@@ -55,7 +55,7 @@ from ...engine.batching import batches, encode, encode_example
 from ...engine.data import default_glue_dir, load_data, subset
 from ...engine.models import LoadedModel, load_model, resolve_device
 from ...errors import UserError
-from .flops import matmul_rate, step_flops
+from .flops import flop_record
 from .machine import allocator_tuned, load_average, machine_info, malloc_env_status, peak_rss_mb
 from .report import STEP_KEYS, check_targets
 from .timing import interleaved, paired, peak_memory_mb, stats, torch_threads, trimmed_mean
@@ -219,12 +219,10 @@ def _run(model, device, batch_size, quick, settings, data, seed, progress) -> di
     ratio_lists = {clock: {k: paired(ts, t["vanilla"]) for k, ts in t.items() if k != "vanilla"}
                    for clock, t in (("wall", steps.wall), ("cpu", steps.cpu))}
     say("flops: the matrix products of one run of each step on each step batch, and the device's rate")
-    cfg = loaded.model.config
+    step_ms = {k: statistics.median(v) for k, v in steps.wall.items()}
     rows = int(statistics.fmean(int(b["attention_mask"].sum()) if stepper.packed else b["attention_mask"].numel()
                                 for b in step_batches))  # the token rows of a step batch's linear layers
-    shape = (rows, cfg.hidden_size, getattr(cfg, "intermediate_size", 4 * cfg.hidden_size))
-    flops = step_flops(fns, len(step_batches), {k: statistics.median(v) for k, v in steps.wall.items()},
-                       matmul_rate(dev, *shape, precision=precision), shape, precision)
+    flops = flop_record(fns, len(step_batches), step_ms, dev, rows, loaded.model.config, precision)
 
     # 2. cross-tuned epoch pair
     def plain_epoch():
@@ -319,7 +317,7 @@ def _run(model, device, batch_size, quick, settings, data, seed, progress) -> di
         "ratios": {k: trimmed_mean(v) for k, v in ratio_lists["wall"].items() if not k.startswith("captum_")},
         "layout": "packed" if stepper.packed else "padded",
         "ratio_stats": all_stats(ratio_lists["wall"]),
-        "step_ms": med(steps.wall),
+        "step_ms": step_ms,
         "step_ms_stats": all_stats(steps.wall),
         "drops_ms": drops_ms,  # median wall ms of drops_for alone (attribution + masks) inside the AD-DROP steps
         "flops": flops,  # flops.py: each step's matrix-product FLOPs and their floor at the measured rate
