@@ -9,8 +9,8 @@ import torch
 
 from addrop.engine.models import load_model
 from addrop.errors import UserError
-from addrop.experiments.bench.lengths import (SWEEP_METHODS, format_lengths, length_at, length_sweep,
-                                              loglog_slope, synthetic_batch)
+from addrop.experiments.bench.lengths import SWEEP_METHODS, length_at, length_sweep, loglog_slope, synthetic_batch
+from addrop.experiments.bench.report import format_lengths
 
 
 @pytest.fixture(scope="module")

@@ -35,8 +35,9 @@ from ...core.attention import install
 from ...engine.models import LoadedModel, resolve_device
 from ...errors import ArgumentParser, UserError
 from .flops import flop_record
-from .lengths import format_lengths, length_sweep, synthetic_batch
+from .lengths import length_sweep, synthetic_batch
 from .machine import allocator_tuned, machine_info
+from .report import format_lengths
 from .steps import Stepper
 from .timing import interleaved, paired, peak_memory_mb, stats, torch_threads
 

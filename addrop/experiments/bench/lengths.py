@@ -36,9 +36,6 @@ from .steps import Stepper
 from .timing import interleaved, peak_memory_mb, sync, torch_threads
 
 SWEEP_METHODS = ("vanilla", "ga_all", "iga_all", "explorer_ga", "explorer_iga")
-LABELS = {"vanilla": "vanilla step", "ga_all": "AD-DROP GA step (all layers)",
-          "iga_all": "AD-DROP IGA step (all layers)", "explorer_ga": "explorer GA (1 sentence)",
-          "explorer_iga": "explorer IGA (1 sentence)"}
 FIRST_ID = 5  # above the special tokens of the supported tokenizers ([PAD], [UNK], [CLS], [SEP], [MASK])
 TARGET_MS = 1000.0  # the explorer's one-second length
 EXTRAPOLATE = 4  # the fit is not trusted beyond this factor outside the measured lengths
@@ -229,46 +226,3 @@ def _sweep(loaded, todo, batch_size, iga_steps, repeats, cap_s, say, seed, preci
         "unwarmed": unwarmed,
         "seconds": time.perf_counter() - t_start,
     }
-
-
-# ------------------------------------------------------------------------------------------------ table
-def _cell(x, digits: int = 0) -> str:
-    if isinstance(x, bool) or not isinstance(x, (int, float)) or not math.isfinite(x):
-        return "n/a"
-    return f"{x:.{digits}f}" if abs(x) < 10 ** 6 else f"{x:.3g}"
-
-
-def format_lengths(rec: dict, markdown: bool = False, memory: bool = False) -> str:
-    """The sweep as a table: one row per method, its median ms at each T and its log-log exponent (n/a: not
-    measured, e.g. over the cap); `memory` adds the peak-MiB table; then the explorer's one-second length."""
-    lengths = rec.get("lengths", [])
-    head = ["method"] + [f"T={t}" for t in lengths] + ["exponent"]
-    tables = [("ms (median wall)", rec.get("ms", {}), True)]
-    if memory:
-        tables.append(("peak MiB", rec.get("peak_mb", {}), False))
-    lines: list[str] = []
-    for title, values, with_exp in tables:
-        rows = [[LABELS.get(m, m)] + [_cell(v, 1 if isinstance(v, float) and v < 10 else 0) for v in vals]
-                + [_cell(rec.get("exponent", {}).get(m), 2) if with_exp else ""] for m, vals in values.items()]
-        cols = head if with_exp else head[:-1]
-        rows = [r if with_exp else r[:-1] for r in rows]
-        lines.append(f"{title}, batch {rec.get('batch_size')}:")
-        if markdown:
-            lines.append("| " + " | ".join(cols) + " |")
-            lines.append("|" + "|".join(["---"] + ["---:"] * (len(cols) - 1)) + "|")
-            lines += ["| " + " | ".join(r) + " |" for r in rows]
-        else:
-            widths = [max(len(str(r[i])) for r in [cols] + rows) for i in range(len(cols))]
-            lines.append("  ".join(c.ljust(widths[0]) if i == 0 else c.rjust(widths[i]) for i, c in enumerate(cols)))
-            lines += ["  ".join(c.ljust(widths[0]) if i == 0 else c.rjust(widths[i]) for i, c in enumerate(r))
-                      for r in rows]
-        lines.append("")
-    best, at = rec.get("explorer_ga_1s_max_len"), rec.get("explorer_ga_1s_interp")
-    lines.append("explorer GA within 1 s: up to T=" + (str(best) if best is not None else "n/a (none measured)")
-                 + " measured; 1 s reached at " + (f"T~{at:.0f}" if isinstance(at, (int, float)) else "n/a")
-                 + f" ({rec.get('explorer_ga_1s_how')})")
-    if rec.get("too_long"):
-        lines.append(f"not measured (over the model's {rec.get('max_length')} tokens): T={rec['too_long']}")
-    for m, why in rec.get("skipped", {}).items():
-        lines.append(f"{LABELS.get(m, m)}: {why}")
-    return "\n".join(lines)

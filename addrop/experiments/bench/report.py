@@ -166,12 +166,56 @@ def format_flops(rec: dict, markdown: bool = False) -> str:
              "floor) / vanilla median, an estimate: the step / vanilla ratio if what the step adds took only its "
              "products' time at that rate; ratio = the headline ratio above (a trimmed mean of the per-repeat "
              "ratios):")
+    return "\n".join([title] + ([""] if markdown else []) + number_table(head, rows, markdown))
+
+
+def number_table(head: list[str], rows: list[list[str]], markdown: bool = False) -> list[str]:
+    """The lines of a table of numbers: Markdown, or plain text in aligned columns; either way the first column
+    (the names) left-aligned and the others right-aligned."""
     if markdown:
-        lines = [title, "", "| " + " | ".join(head) + " |", "|---|" + "---:|" * (len(head) - 1)]
-        return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in rows])
+        return (["| " + " | ".join(head) + " |", "|---|" + "---:|" * (len(head) - 1)]
+                + ["| " + " | ".join(row) + " |" for row in rows])
     widths = [max(len(x[j]) for x in [head] + rows) for j in range(len(head))]
-    fmt = lambda row: "  ".join(c.ljust(widths[0]) if j == 0 else c.rjust(widths[j]) for j, c in enumerate(row))
-    return "\n".join([title, fmt(head)] + [fmt(row) for row in rows])
+    return ["  ".join(c.ljust(widths[0]) if j == 0 else c.rjust(widths[j]) for j, c in enumerate(row))
+            for row in [head] + rows]
+
+
+# ------------------------------------------------------------------------------------------------ length sweep
+SWEEP_LABELS = {"vanilla": "vanilla step", "ga_all": "AD-DROP GA step (all layers)",
+                "iga_all": "AD-DROP IGA step (all layers)", "explorer_ga": "explorer GA (1 sentence)",
+                "explorer_iga": "explorer IGA (1 sentence)"}
+
+
+def _cell(x, digits: int = 0) -> str:
+    if isinstance(x, bool) or not isinstance(x, (int, float)) or not math.isfinite(x):
+        return "n/a"
+    return f"{x:.{digits}f}" if abs(x) < 10 ** 6 else f"{x:.3g}"
+
+
+def format_lengths(rec: dict, markdown: bool = False, memory: bool = False) -> str:
+    """The length sweep's record (lengths.length_sweep) as a table: one row per method, its median ms at each T and
+    its log-log exponent (n/a: not measured, e.g. over the cap); `memory` adds the peak-MiB table; then the
+    explorer's one-second length."""
+    lengths = rec.get("lengths", [])
+    head = ["method"] + [f"T={t}" for t in lengths] + ["exponent"]
+    tables = [("ms (median wall)", rec.get("ms", {}), True)]
+    if memory:
+        tables.append(("peak MiB", rec.get("peak_mb", {}), False))
+    lines: list[str] = []
+    for title, values, with_exp in tables:
+        rows = [[SWEEP_LABELS.get(m, m)] + [_cell(v, 1 if isinstance(v, float) and v < 10 else 0) for v in vals]
+                + ([_cell(rec.get("exponent", {}).get(m), 2)] if with_exp else []) for m, vals in values.items()]
+        lines += [f"{title}, batch {rec.get('batch_size')}:"]
+        lines += number_table(head if with_exp else head[:-1], rows, markdown) + [""]
+    best, at = rec.get("explorer_ga_1s_max_len"), rec.get("explorer_ga_1s_interp")
+    lines.append("explorer GA within 1 s: up to T=" + (str(best) if best is not None else "n/a (none measured)")
+                 + " measured; 1 s reached at " + (f"T~{at:.0f}" if isinstance(at, (int, float)) else "n/a")
+                 + f" ({rec.get('explorer_ga_1s_how')})")
+    if rec.get("too_long"):
+        lines.append(f"not measured (over the model's {rec.get('max_length')} tokens): T={rec['too_long']}")
+    for m, why in rec.get("skipped", {}).items():
+        lines.append(f"{SWEEP_LABELS.get(m, m)}: {why}")
+    return "\n".join(lines)
 
 
 def header(rec: dict) -> str:
@@ -191,8 +235,6 @@ def markdown_table(rec: dict) -> str:
     if rec.get("flops"):
         lines += ["", format_flops(rec, markdown=True)]
     if rec.get("lengths"):
-        from .lengths import format_lengths  # here, not at the top: lengths.py imports torch, this module must not
-
         lines += ["", format_lengths(rec["lengths"], markdown=True, memory=True)]
     return "\n".join(lines)
 
@@ -211,8 +253,6 @@ def format_table(rec: dict) -> str:
     if rec.get("flops"):
         lines += ["", format_flops(rec)]
     if rec.get("lengths"):
-        from .lengths import format_lengths  # here, not at the top: lengths.py imports torch, this module must not
-
         lines += ["", format_lengths(rec["lengths"])]
     if not (rec["model"] == "minilm" and rec["batch_size"] == 16 and rec["device"] == "cpu"):
         lines.append("note: the targets are set for minilm, batch 16, on a CPU")
