@@ -8,6 +8,7 @@ from pathlib import Path
 import streamlit as st
 
 from addrop.engine.models import TINY, model_choice_label
+from addrop.engine.preflight import check_runs
 from addrop.errors import UserError
 from addrop.experiments.sweeps import local as sweep_local
 from addrop.experiments.sweeps import results as sr
@@ -33,26 +34,26 @@ def _start_form(runs_dir: Path):
                    "default to the sidebar's, and so does the model, except that one already fine-tuned (such as "
                    "minilm-demo) is replaced by the pre-trained model it grew from, with a new head.")
         c1, c2, c3 = st.columns(3)
-        model = c1.text_input("model", value=start,
+        model = c1.text_input("Model", value=start,
                               help="minilm, a Hugging Face id or a folder. The tiny-* models are untrained (random "
                                    "weights): they learn next to nothing, so every cell will equal the baseline.")
-        task = c2.text_input("task", value=str(data.get("task") or "demo"))
+        task = c2.text_input("Task", value=str(data.get("task") or "demo"))
         data_dir = c3.text_input("GLUE folder", value=str(data.get("data_dir") or ui.glue_dir_text()))
         c1, c2, c3 = st.columns(3)
         ps = c1.text_input("p values", value="0.1,0.3,0.5", help="start:stop:step (0.1:0.9:0.1) or a list")
         qs = c2.text_input("q values", value="0.1,0.3,0.5")
-        seeds = c3.text_input("seeds", value="0")
+        seeds = c3.text_input("Seeds", value="0")
         c1, c2, c3, c4 = st.columns(4)
-        epochs = c1.number_input("epochs", 2, 20, 2, help="At least 2: with cross-tuning (always on here) epoch 1 is "
+        epochs = c1.number_input("Epochs", 2, 20, 2, help="At least 2: with cross-tuning (always on here) epoch 1 is "
                                  "plain and AD-DROP masks epochs 2, 4, ...")
-        train_size = c2.number_input("train examples (0 = all)", 0, 1_000_000, 128, step=32)
-        dev_size = c3.number_input("dev examples (0 = all)", 0, 1_000_000, 0, step=32)
-        batch = c4.number_input("batch size", 1, 256, 16)
+        train_size = c2.number_input("Training examples (0 = all)", 0, 1_000_000, 128, step=32)
+        dev_size = c3.number_input("Dev examples (0 = all)", 0, 1_000_000, 0, step=32)
+        batch = c4.number_input("Batch size", 1, 256, 16)
         c1, c2, c3 = st.columns(3)
-        lr = c1.number_input("learning rate", 1e-7, 1.0, 1e-4, format="%.0e")
-        method = c2.selectbox("attribution", list(METHODS))
-        baseline = c3.checkbox("vanilla baseline", value=True)
-        name = st.text_input("sweep name (empty: sweep-<task>-<model>)", value="")
+        lr = c1.number_input("Learning rate", 1e-7, 1.0, 1e-4, format="%.0e")
+        method = c2.selectbox("Attribution", list(METHODS))
+        baseline = c3.checkbox("Vanilla baseline", value=True)
+        name = st.text_input("Sweep name (empty: sweep-<task>-<model>)", value="")
         submitted = st.form_submit_button("Start sweep", key="sw_start", type="primary")
     if not submitted:
         return
@@ -69,7 +70,8 @@ def _start_form(runs_dir: Path):
                            batch_size=int(batch), lr=float(lr), device=c.device_choice or "auto")
         spec = SweepSpec(name=name.strip() or default_name(base), base=base, ps=ps, qs=qs, seeds=seeds,
                             baseline=baseline)
-        sweep_local.prepare(spec, runs_dir)  # refuses clashing settings before the job starts
+        check_runs(list(spec.cells()), runs_dir)  # a misspelt task, layers, names: refused before the job starts
+        sweep_local.prepare(spec, runs_dir)  # and clashing settings
     except UserError as e:
         st.error(str(e))
         return
@@ -167,7 +169,7 @@ def main():
                "`python -m addrop sweep --model minilm --task mrpc --p 0.1:0.9:0.1 --q 0.1:0.9:0.1 --out runs`.")
     runs_dir = ui.runs_dir()
     job = jobs.job_for("sweep")
-    if job is not None and not job.done:
+    if job is not None and (not job.done or job.snapshot()["status"] == "failed"):  # a failure says why, here
         jobs.live_job(job, lambda snap: None, key="sweep", every=2.0, bar=False)  # the sweep's bar: below
     folders = sr.list_sweeps(runs_dir)
     if not runs_dir.is_dir():
@@ -178,8 +180,8 @@ def main():
         names = [f.relative_to(runs_dir).as_posix() for f in folders]
         want = st.session_state.get("sweep_selected")
         c1, c2 = st.columns([3, 1])
-        pick = c1.selectbox("sweep", names, index=names.index(want) if want in names else 0)
-        c2.radio("score of a run", ["best", "last"], key="sweep_which", horizontal=True,
+        pick = c1.selectbox("Sweep", names, index=names.index(want) if want in names else 0)
+        c2.radio("Score of a run", ["best", "last"], key="sweep_which", horizontal=True,
                  help="best: its best dev epoch (early stopping, as in the paper); last: the final epoch")
         folder = runs_dir / pick
         try:

@@ -55,6 +55,22 @@ def test_sweep_form_with_an_infinite_grid_is_an_error_box(env):
     assert not (env / "sweep-demo-tiny-bert").exists()
 
 
+def test_sweep_form_with_a_misspelt_task_is_an_error_box_and_starts_nothing(env):
+    """It used to start a job that failed in its first cell while the page went on showing "0/10 runs finished"."""
+    from addrop.studio.jobs import default_runner
+
+    at = _app()
+    at.switch_page("pages/sweeps.py")
+    at.run()
+    next(t for t in at.text_input if t.label == "Task").set_value("sst2typo")
+    next(b for b in at.button if b.key == "sw_start" or b.label == "Start sweep").click()
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert any("unknown task 'sst2typo'" in e for e in _errors(at)), _errors(at)
+    assert default_runner().current() is None
+    assert not (env / "sweep-sst2typo-tiny-bert").exists()
+
+
 def test_explorer_text_of_invisible_characters_is_empty():
     at = _app()
     at.switch_page("pages/explorer.py")

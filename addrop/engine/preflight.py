@@ -1,23 +1,27 @@
 """Checks of a list of runs before the first of them starts: everything that would otherwise fail after some
-runs were trained (a layer the model does not have, two runs with one name, a runs folder that cannot be made, an
-AD-DROP run too short to mask).
+runs were trained (a task no data source knows, a layer the model does not have, two runs with one name, a runs
+folder that cannot be made, an AD-DROP run too short to mask).
 The plans, the sweeps and the command line call `check_runs` first; `train` repeats the layer check itself."""
 from __future__ import annotations
 
 import os
 from collections import Counter
 
-from ..config import TrainConfig, resolve_layers
+from ..config import TrainConfig, is_csv_task, normalize_name, resolve_layers
 from ..errors import UserError
 from .runs import check_folder
+from .tasks import get_task
 
 
 def check_runs(configs: list[TrainConfig], runs_dir: str | os.PathLike | None = None) -> None:
-    """UserError when any run of `configs` would fail on its settings: the runs folder (a file, or through one),
-    run names used twice, layers out of the model's range (read from its config, no weights loaded), AD-DROP runs
-    that would never reach an AD-DROP epoch (check_schedule)."""
+    """UserError when any run of `configs` would fail on its settings: a task no data source knows (every task but
+    demo and a CSV's own must be a named one), the runs folder (a file, or through one), run names used twice,
+    layers out of the model's range (read from its config, no weights loaded), AD-DROP runs that would never reach
+    an AD-DROP epoch (check_schedule)."""
     from .models import model_config  # transformers: imported only once the arguments are known to be good
 
+    for task in sorted({c.task for c in configs if not is_csv_task(c.task) and normalize_name(c.task) != "demo"}):
+        get_task(task)  # "unknown task 'sst2typo': choose one of ..."
     if runs_dir is not None:
         check_folder(runs_dir, what="runs folder")
     names = Counter(c.name for c in configs if c.name)

@@ -105,3 +105,18 @@ def test_outputs_are_not_rewritten_after_every_cell(tmp_path, monkeypatch):
     assert len(res.ran) == 3 and not res.failed
     assert len(calls) == 2
     assert (tmp_path / "runs" / "s" / "table.csv").is_file()
+
+
+def test_a_misspelt_task_is_refused_before_any_cell_or_folder(tmp_path, monkeypatch):
+    """It used to fail in the first cell, after the sweep folder was made (and, in the app, silently)."""
+    import addrop.engine.training as training
+
+    monkeypatch.setattr(training, "_loop", lambda *a, **k: pytest.fail("a cell was trained"))
+    spec = SweepSpec(name="s", base=_base(task="sst2typo"), ps="0.3", qs="0.3")
+    with pytest.raises(UserError, match="unknown task 'sst2typo': choose one of demo, sst-2"):
+        local.run_sweep(spec, tmp_path / "runs")
+    assert not (tmp_path / "runs").exists()
+    for task in ("demo", "csv", "SST2", "sts_b"):  # demo, a CSV's own labels and spellings of named tasks pass
+        from addrop.engine.preflight import check_runs
+
+        check_runs([_base(task=task)])
