@@ -316,6 +316,31 @@ def show_error(e: BaseException) -> None:
         st.error(f"unexpected error ({type(e).__name__}): {e}")
 
 
+class Numbers:
+    """Number fields whose range is checked here instead of by the browser. A number_input's own min/max refuse a
+    typed value outside them with nothing but a red mark, and a form holding one submits nothing, so pressing Start
+    did nothing and said nothing. Here every typed number is taken, and one out of range is reported (`problems`:
+    show them and keep Start disabled)."""
+
+    def __init__(self):
+        self.problems: list[str] = []
+
+    def field(self, where, label: str, lo, hi, key: str, **kw):
+        if isinstance(lo, int) and isinstance(hi, int):
+            kw.setdefault("step", 1)  # an int field (without bounds or a step, Streamlit makes it a float one)
+        value = where.number_input(label, key=key, **kw)
+        if value is None or not lo <= value <= hi:
+            show = lambda v: "empty" if v is None else f"{int(v):,}" if float(v).is_integer() else f"{v:g}"
+            self.problems.append(f"{label}: between {show(lo)} and {show(hi)}, not {show(value)}.")
+        return value
+
+    def report(self) -> bool:
+        """Each problem as st.error; True when there is none."""
+        for msg in self.problems:
+            st.error(msg, icon=":material/error:")
+        return not self.problems
+
+
 def intro(text: str, *latex: str) -> None:
     """The few plain sentences and the paper's equations that open a page."""
     st.markdown(text)

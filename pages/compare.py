@@ -48,7 +48,8 @@ for k, n in (("cm_train", len(train)), ("cm_dev", len(dev))):
 
 job = jobs.job_for(KIND)
 running = job is not None and not job.done
-with st.form("compare_form", enter_to_submit=False):  # Enter in a field must not start a job
+nums = ui.Numbers()  # ranges checked here, reported above Start (a browser-refused number would stop it silently)
+with st.container(border=True):  # not a form: the caption's time estimate follows every field as it changes
     st.markdown("##### AD-DROP")
     a, b, d, e = st.columns(4)
     method = a.selectbox("Attribution", list(METHOD_LABELS), format_func=METHOD_LABELS.get, key="cm_method",
@@ -68,43 +69,45 @@ with st.form("compare_form", enter_to_submit=False):  # Enter in a field must no
     target = b.selectbox("Label attributed", ["pseudo", "gold"], key="cm_target", persist_state=SS,
                          format_func=lambda t: {"pseudo": "predicted (pseudo label)", "gold": "gold label"}[t],
                          help="AD-DROP uses the predicted label (Section 2.3); the gold label is its ablation.")
-    n_seeds = d.number_input("Seeds", 1, 10, key="cm_seeds", persist_state=SS,
+    n_seeds = nums.field(d, "Seeds", 1, 10, key="cm_seeds", persist_state=SS,
                              help="How many seed pairs to run (seeds first, first+1, …).")
-    seed0 = e.number_input("First seed", 0, 1_000_000, key="cm_seed0", persist_state=SS,
+    seed0 = nums.field(e, "First seed", 0, 1_000_000, key="cm_seed0", persist_state=SS,
                            help="Seeds the subset, the data order, the masks, dropout and the new head.")
     st.markdown("##### Training")
     a, b, d, e = st.columns(4)
-    n_train = a.number_input("Training examples", 1, len(train), step=8, key="cm_train", persist_state=SS,
+    n_train = nums.field(a, "Training examples", 1, len(train), step=8, key="cm_train", persist_state=SS,
                              help=f"A seeded random subset of the {len(train):,} training examples.")
-    n_dev = b.number_input("Dev examples", 1, len(dev), step=10, key="cm_dev", persist_state=SS,
+    n_dev = nums.field(b, "Dev examples", 1, len(dev), step=10, key="cm_dev", persist_state=SS,
                            help=f"A seeded random subset of the {len(dev):,} dev examples.")
-    epochs = d.number_input("Epochs", 1, 50, key="cm_epochs", persist_state=SS,
+    epochs = nums.field(d, "Epochs", 1, 50, key="cm_epochs", persist_state=SS,
                             help="With cross-tuning, use an even number so that half are AD-DROP epochs.")
-    batch = e.number_input("Batch size", 1, 256, key="cm_batch", persist_state=SS, help="Examples per step.")
+    batch = nums.field(e, "Batch size", 1, 256, key="cm_batch", persist_state=SS, help="Examples per step.")
     with st.expander("More"):
         a, b, d = st.columns(3)
         lr = a.select_slider("Learning rate", LRS, key="cm_lr", persist_state=SS, format_func=lambda v: f"{v:.0e}",
                              help="Peak learning rate of AdamW.")
-        steps = b.number_input("IGA steps m", 2, 50, key="cm_steps", persist_state=SS,
+        steps = nums.field(b, "IGA steps m", 2, 50, key="cm_steps", persist_state=SS,
                                help="Only used with IGA (the paper: 20).")
-        maxlen = d.number_input("Max tokens per example", 8, 512, key="cm_maxlen", persist_state=SS,
+        maxlen = nums.field(d, "Max tokens per example", 8, 512, key="cm_maxlen", persist_state=SS,
                                 help="Longer examples are cut.")
     paper = st.toggle("Paper preset", key="cm_paper", persist_state=SS,
                       help="The reference's regime, in place of epochs, batch size, learning rate and max tokens: "
                            "batch 16, constant lr 1e-5, max length 100, up to 50 epochs, early stopping on the dev "
                            "metric (patience 5), best epoch kept.")
-    est_base = TrainConfig(model=model_name, epochs=50 if paper else int(epochs),
-                           train_size=int(n_train), dev_size=int(n_dev))
-    est_attr = AttributionConfig(method=method, p=float(p), q=float(q), steps=int(steps))
-    est = plans.time_estimate(plans.compare_plan(est_base, est_attr, bool(cross), list(range(int(n_seeds))),
-                                                 "").configs, model_name)
-    st.caption(f"{2 * int(n_seeds)} runs × {50 if paper else int(epochs)} epochs on {int(n_train)} + {int(n_dev)} "
-               f"examples ({est}{', at most: early stopping may end them sooner' if paper else ''})."
-               + (" **One seed tells nothing**: the verdict needs the spread over three or more seeds."
-                  if int(n_seeds) == 1 else "") + f" {tune_note}")
-    start = st.form_submit_button("Start the comparison", key="cm_start", type="primary", icon=":material/play_arrow:",
-                                  disabled=running, help="Train the runs one after the other in the background "
-                                  "(one job per server); you can leave the page meanwhile.")
+    settings_ok = nums.report()
+    if settings_ok:
+        est_base = TrainConfig(model=model_name, epochs=50 if paper else int(epochs),
+                               train_size=int(n_train), dev_size=int(n_dev))
+        est_attr = AttributionConfig(method=method, p=float(p), q=float(q), steps=int(steps))
+        est = plans.time_estimate(plans.compare_plan(est_base, est_attr, bool(cross), list(range(int(n_seeds))),
+                                                     "").configs, model_name)
+        st.caption(f"{2 * int(n_seeds)} runs × {50 if paper else int(epochs)} epochs on {int(n_train)} + "
+                   f"{int(n_dev)} examples ({est}{', at most: early stopping may end them sooner' if paper else ''})."
+                   + (" **One seed tells nothing**: the verdict needs the spread over three or more seeds."
+                      if int(n_seeds) == 1 else "") + f" {tune_note}")
+    start = st.button("Start the comparison", key="cm_start", type="primary", icon=":material/play_arrow:",
+                      disabled=running or not settings_ok, help="Train the runs one after the other in the "
+                      "background (one job per server); you can leave the page meanwhile.")
 
 def _plan():
     if not layers:

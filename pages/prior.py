@@ -59,16 +59,17 @@ for k, n in (("pr_train", len(train)), ("pr_dev", len(dev))):
 
 job = jobs.job_for(KIND)
 running = job is not None and not job.done
-with st.form("prior_form", border=True, enter_to_submit=False):  # Enter must not start a job
+nums = ui.Numbers()  # ranges checked here, reported above Start (a browser-refused number would stop it silently)
+with st.container(border=True):  # not a form: the caption's time estimate follows every field as it changes
     st.markdown("##### Settings")
     a, b, d, e = st.columns(4)
-    n_train = a.number_input("Training examples", 1, len(train), step=8, key="pr_train", persist_state=SS,
+    n_train = nums.field(a, "Training examples", 1, len(train), step=8, key="pr_train", persist_state=SS,
                              help=f"A seeded random subset of the {len(train):,} training examples.")
-    n_dev = b.number_input("Dev examples", 1, len(dev), step=10, key="pr_dev", persist_state=SS,
+    n_dev = nums.field(b, "Dev examples", 1, len(dev), step=10, key="pr_dev", persist_state=SS,
                            help=f"A seeded random subset of the {len(dev):,} dev examples.")
-    epochs = d.number_input("Epochs", 1, 50, key="pr_epochs", persist_state=SS,
+    epochs = nums.field(d, "Epochs", 1, 50, key="pr_epochs", persist_state=SS,
                             help="Every epoch of every strategy uses its masks (no cross-tuning here).")
-    batch = e.number_input("Batch size", 1, 256, key="pr_batch", persist_state=SS,
+    batch = nums.field(e, "Batch size", 1, 256, key="pr_batch", persist_state=SS,
                            help="Examples per training step.")
     a, b, d, e = st.columns(4)
     lr = a.select_slider("Learning rate", LRS, key="pr_lr", persist_state=SS, format_func=lambda v: f"{v:.0e}",
@@ -78,11 +79,11 @@ with st.form("prior_form", border=True, enter_to_submit=False):  # Enter must no
                            help="The paper masks the first layer; its Appendix B tries others.")
     rate = d.slider("Drop rate r", 0.05, 0.9, step=0.05, key="pr_rate", persist_state=SS,
                     help="Share of each attention row dropped (the paper uses 0.3).")
-    seed = e.number_input("Seed", 0, 1_000_000, key="pr_seed", persist_state=SS,
+    seed = nums.field(e, "Seed", 0, 1_000_000, key="pr_seed", persist_state=SS,
                           help="Seeds the subsets, the data order, the masks, dropout and the new head.")
     with st.expander("More"):
         a, b, d = st.columns(3)
-        maxlen = a.number_input("Max tokens per example", 8, 512, key="pr_maxlen", persist_state=SS,
+        maxlen = nums.field(a, "Max tokens per example", 8, 512, key="pr_maxlen", persist_state=SS,
                                 help="Longer examples are cut.")
         count = b.selectbox("Keys dropped per row", list(COUNTS), key="pr_count", persist_state=SS,
                             format_func=COUNT_LABELS.get,
@@ -91,15 +92,17 @@ with st.form("prior_form", border=True, enter_to_submit=False):  # Enter must no
                                  "drops 4 keys for high and 3 for low, so the comparison is confounded.")
         precision = d.selectbox("Precision", list(PRECISIONS), key="pr_precision", persist_state=SS,
                                 format_func=PRECISION_LABELS.get, help=PRECISION_HELP)
-    base_cfg = TrainConfig(model=model_name, epochs=int(epochs), train_size=int(n_train),
-                           dev_size=int(n_dev))
-    est = plans.time_estimate(plans.prior_plan(base_cfg, float(rate), [0], "", count=count).configs,
-                              model_name)
-    st.caption(f"4 runs × {int(epochs)} epochs on {int(n_train)} + {int(n_dev)} examples ({est}). Keys "
-               f"dropped per row: {COUNT_LABELS[count]}. Precision: {PRECISION_LABELS[precision]}. {tune_note}")
-    start = st.form_submit_button("Start the prior experiment", key="pr_start", type="primary",
-                                  icon=":material/play_arrow:", disabled=running, help="Train the four runs one after the other in the background "
-                                  "(one job per server); you can leave the page meanwhile.")
+    settings_ok = nums.report()
+    if settings_ok:
+        base_cfg = TrainConfig(model=model_name, epochs=int(epochs), train_size=int(n_train),
+                               dev_size=int(n_dev))
+        est = plans.time_estimate(plans.prior_plan(base_cfg, float(rate), [0], "", count=count).configs,
+                                  model_name)
+        st.caption(f"4 runs × {int(epochs)} epochs on {int(n_train)} + {int(n_dev)} examples ({est}). Keys "
+                   f"dropped per row: {COUNT_LABELS[count]}. Precision: {PRECISION_LABELS[precision]}. {tune_note}")
+    start = st.button("Start the prior experiment", key="pr_start", type="primary", icon=":material/play_arrow:",
+                      disabled=running or not settings_ok, help="Train the four runs one after the other in the "
+                      "background (one job per server); you can leave the page meanwhile.")
 
 def _plan():
     if not layers:

@@ -28,6 +28,7 @@ def _start_form(runs_dir: Path):
     data = dict(c.data_args or {})
     # a model already fine-tuned (minilm-demo, a run's checkpoint) is not trained again: its pre-trained base is
     start = fine_tune_start(c.model_name) if c.model_name else ui.default_model()
+    nums = ui.Numbers()  # ranges checked here: a number the browser refused would make Start do nothing, silently
     with st.form("start-sweep", enter_to_submit=False):  # Enter in a field must not start a sweep
         st.caption("A small grid runs in the background on this machine, one run after another; the heatmap above "
                    "fills in as runs finish. Starting it again with the same name resumes it. Device and data "
@@ -44,18 +45,18 @@ def _start_form(runs_dir: Path):
         qs = c2.text_input("q values", value="0.1,0.3,0.5")
         seeds = c3.text_input("Seeds", value="0")
         c1, c2, c3, c4 = st.columns(4)
-        epochs = c1.number_input("Epochs", 2, 20, 2, help="At least 2: with cross-tuning (always on here) epoch 1 is "
+        epochs = nums.field(c1, "Epochs", 2, 20, key="sw_epochs", value=2, help="At least 2: with cross-tuning (always on here) epoch 1 is "
                                  "plain and AD-DROP masks epochs 2, 4, ...")
-        train_size = c2.number_input("Training examples (0 = all)", 0, 1_000_000, 128, step=32)
-        dev_size = c3.number_input("Dev examples (0 = all)", 0, 1_000_000, 0, step=32)
-        batch = c4.number_input("Batch size", 1, 256, 16)
+        train_size = nums.field(c2, "Training examples (0 = all)", 0, 1_000_000, key="sw_train", value=128, step=32)
+        dev_size = nums.field(c3, "Dev examples (0 = all)", 0, 1_000_000, key="sw_dev", value=0, step=32)
+        batch = nums.field(c4, "Batch size", 1, 256, key="sw_batch", value=16)
         c1, c2, c3 = st.columns(3)
-        lr = c1.number_input("Learning rate", 1e-7, 1.0, 1e-4, format="%.0e")
+        lr = nums.field(c1, "Learning rate", 1e-7, 1.0, key="sw_lr", value=1e-4, format="%.0e")
         method = c2.selectbox("Attribution", list(METHODS))
         baseline = c3.checkbox("Vanilla baseline", value=True)
         name = st.text_input("Sweep name (empty: sweep-<task>-<model>)", value="")
         submitted = st.form_submit_button("Start sweep", key="sw_start", type="primary")
-    if not submitted:
+    if not submitted or not nums.report():
         return
     task = task.strip()
     same_task = task == str(data.get("task") or "")

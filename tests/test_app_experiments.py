@@ -157,7 +157,30 @@ def test_experiment_pages_fine_tune_the_pre_trained_base_of_a_fine_tuned_model(e
     at = _page("pages/compare.py", model_choice=ref)
     assert any(note in c.value for c in at.caption)
     at = _page("pages/sweeps.py", model_choice=ref)
-    assert at.text_input[0].label == "model" and at.text_input[0].value == "tiny-bert"
+    assert at.text_input[0].label == "Model" and at.text_input[0].value == "tiny-bert"
     # a model that is not a fine-tuned one is the one trained
     at = _page("pages/prior.py")
     assert any("Fine-tunes **tiny-bert**, the sidebar's model." in c.value for c in at.caption)
+
+
+@pytest.mark.parametrize("page,prefix,runs", [("pages/prior.py", "pr", "4 runs × 6 epochs"),
+                                              ("pages/compare.py", "cm", "2 runs × 6 epochs")])
+def test_a_number_out_of_range_is_an_error_and_the_estimate_follows_every_field(env, page, prefix, runs):
+    """In a form, the browser refused an out-of-range number with a red mark only, and Start then did nothing, said
+    nothing; and the time estimate kept the values of the last start."""
+    from addrop.studio.jobs import default_runner
+
+    at = _page(page, **{f"{prefix}_seeds": 1} if prefix == "cm" else {})
+    at.number_input(key=f"{prefix}_epochs").set_value(6)
+    at.run()
+    assert any(c.value.startswith(runs) for c in at.caption), [c.value for c in at.caption]
+    at.number_input(key=f"{prefix}_batch").set_value(100000)
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert [e.value for e in at.error] == ["Batch size: between 1 and 256, not 100,000."]
+    assert at.button(key=f"{prefix}_start").disabled
+    assert not any(c.value.startswith(runs) for c in at.caption)  # no estimate for settings that cannot run
+    at.number_input(key=f"{prefix}_batch").set_value(16)
+    at.run()
+    assert not at.error and not at.button(key=f"{prefix}_start").disabled
+    assert default_runner().current() is None

@@ -155,7 +155,7 @@ def _plots(page) -> int:
 
 
 def _fill_number(page, label: str, value) -> None:
-    """Type into a number input; Tab commits it (Enter would submit the form it is in)."""
+    """Type into a number input; Tab commits it (in a form, Enter would submit it)."""
     box = page.get_by_label(label, exact=True)
     box.fill(str(value))
     box.press("Tab")
