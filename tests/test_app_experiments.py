@@ -77,7 +77,7 @@ def test_compare_page_defaults_to_three_seeds_and_gives_a_verdict_with_spread(en
     at = _page("pages/compare.py")
     text = _text(at)
     assert "+0.0300 ± 0.0100 (mean ± sd over 3 seeds; the same sign in every seed)" in text
-    assert "AD-DROP helps on all 3 seeds" in text
+    assert "AD-DROP is better on all 3 seeds" in text
     assert any("No run has started to overfit" in w.value for w in at.warning)
     assert "mean over 3 seeds" in at.get("plotly_chart")[0].proto.spec
 

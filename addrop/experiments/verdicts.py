@@ -249,7 +249,8 @@ def compare_verdict(frame) -> dict:
                  and abs(main["mean"]) >= TIE_TOL)
         good = main["better"] == main["seeds"]
         out.append(f"Verdict on {_label(main['column'])}: " + (
-            (f"AD-DROP {'helps' if good else 'hurts'} on all {n} seeds, by more than the spread." if clear else
+            (f"AD-DROP is {'better' if good else 'worse'} {'on both seeds' if n == 2 else f'on all {n} seeds'}, by "
+             "more than the spread." if clear else
              f"no clear difference: over {n} seeds the mean difference is within its spread, under {TIE_TOL:g}, "
              "or its sign is not the same in every seed.")))
     overfit, sentence = overfit_sentence(frame)

@@ -111,7 +111,7 @@ def test_verdict_with_spread_and_sign():
     assert acc["consistent"] and acc["better"] == 3
     text = " ".join(consistent["sentences"])
     assert "+0.0500 ± 0.0100 (mean ± sd over 3 seeds; the same sign in every seed)" in text
-    assert "AD-DROP helps on all 3 seeds" in text
+    assert "AD-DROP is better on all 3 seeds" in text
     mixed = " ".join(verdicts.compare_verdict(_compare([0.04, -0.03, 0.01]))["sentences"])
     assert "not the same in every seed: 2 of 3 favour AD-DROP, 1 vanilla)" in mixed and "no clear difference" in mixed
     tied = " ".join(verdicts.compare_verdict(_compare([0.0, -0.03, 0.0]))["sentences"])
@@ -121,7 +121,10 @@ def test_verdict_with_spread_and_sign():
     tiny = " ".join(verdicts.compare_verdict(_compare([1e-4, 1.1e-4, 1.2e-4]))["sentences"])
     assert "the same sign in every seed" in tiny and "no clear difference" in tiny  # consistent, but below 0.002
     hurts = " ".join(verdicts.compare_verdict(_compare([-0.04, -0.05, -0.06]))["sentences"])
-    assert "AD-DROP hurts on all 3 seeds" in hurts
+    assert "AD-DROP is worse on all 3 seeds" in hurts
+    two = " ".join(verdicts.compare_verdict(_compare([-0.04, -0.05]))["sentences"])
+    assert "AD-DROP is worse on both seeds, by more than the spread" in two
+    assert "hurts" not in two.replace("does not mean it hurts", "")  # the overfit note says why: no contradiction
 
 
 def test_overfitting_vanilla_is_named():
