@@ -134,7 +134,8 @@ def reopen(kind: str, job, title: str, noun: str, key: str) -> tuple[str, list] 
     live_group = job.name if job is not None else None
     groups = [g for g in plans.list_groups(ui.runs_dir(), kind=kind) if g["name"] != live_group]
     if not groups:
-        st.caption(f"No earlier {noun}s under `{ui.runs_dir()}` yet.")
+        st.caption(f"No other {noun}s under `{ui.runs_dir()}` yet." if live_group else
+                   f"No earlier {noun}s under `{ui.runs_dir()}` yet.")
         return None
     info = {g["name"]: g for g in groups}
     pick = st.selectbox(noun.capitalize(), list(info), key=key, persist_state="session",

@@ -31,8 +31,8 @@ with left:
                 "is dropped with probability $q$ (Eq. 7), by a mask value of $-\\infty$:")
     st.latex(r"s_{i,j} = \begin{cases}1, & b_{i,j} < \hat b_{i,\,\mathrm{int}(n(1-p))}\\ 0, & \text{otherwise}"
              r"\end{cases}")
-    st.latex(r"m_{i,j} = \begin{cases}-\infty, & s_{i,j} + u_{i,j} = 0\\ 0, & \text{otherwise}\end{cases},"
-             r"\qquad u_{i,j}\sim\mathrm{Bernoulli}(1-q)")
+    st.latex(r"m_{i,j} = \begin{cases}-\infty, & s_{i,j} + u_{i,j} = 0\\ 0, & \text{otherwise}\end{cases}")
+    st.latex(r"u_{i,j}\sim\mathrm{Bernoulli}(1-q)")  # a line of its own: beside m it overflowed the column
     st.markdown("**4. A second forward pass** with the mask added before the softmax (Eq. 1) gives the loss "
                 "that is backpropagated:")
     st.latex(r"\mathrm{Attention}(Q_h, K_h, V_h) = \mathrm{softmax}\!\left(\frac{Q_h K_h^\top}{\sqrt{d_k}} + "

@@ -82,6 +82,11 @@ def _tick_font(n: int) -> int:
     return 12 if n <= 24 else 10 if n <= 40 else 8 if n <= 64 else 6
 
 
+def _key_font(n: int) -> int:
+    """The key labels along a map that has half the figure's width (the query labels have its whole height)."""
+    return 12 if n <= 12 else 10 if n <= 20 else 9 if n <= 32 else _tick_font(n)
+
+
 def attention_attribution(tokens, attention, scores, region=None, dropped=None, title: str | None = None,
                           key_mask=None, height: int | None = None, method: str = "ga", steps: int = 20) -> go.Figure:
     """One head: attention (left) and attribution (right) as heatmaps with tokens on both axes (rows = query,
@@ -100,7 +105,7 @@ def attention_attribution(tokens, attention, scores, region=None, dropped=None, 
     B = np.where(real, B, np.nan).astype(np.float32)
     reg = np.zeros((T, T), bool) if region is None else _np(region).astype(bool) & real
     drp = np.zeros((T, T), bool) if dropped is None else _np(dropped).astype(bool) & real
-    fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.1,
+    fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.15,  # room for A's colour bar and its tick labels
                         subplot_titles=("attention A (Eq. 1)", score_title(method, steps)))
     fig.update_annotations(font=dict(size=12))  # the two subtitles
     if T <= DETAIL_TOKENS:  # one hover text, shared by both maps
@@ -117,7 +122,7 @@ def attention_attribution(tokens, attention, scores, region=None, dropped=None, 
         hover_b = dict(hovertemplate="query %{y} → key %{x}<br>attribution %{z:.3g}<extra></extra>")
     amax = float(np.nanmax(A)) if np.isfinite(A).any() else 1.0
     fig.add_trace(go.Heatmap(z=A, **hover_a, colorscale="Blues", zmin=0, zmax=amax or 1.0,
-                             colorbar=dict(title="A", x=0.455, xanchor="left", len=0.9, thickness=10)),
+                             colorbar=dict(title="A", x=0.44, xanchor="left", len=0.9, thickness=10)),
                   row=1, col=1)
     bmax = float(np.nanmax(np.abs(B))) if np.isfinite(B).any() else 1.0
     scale = score_scale(B, bmax or 1.0, method)
@@ -142,7 +147,8 @@ def attention_attribution(tokens, attention, scores, region=None, dropped=None, 
     step = max(1, int(np.ceil(T / 80)))  # at most ~80 token labels per axis
     tick = dict(tickmode="array", tickvals=list(range(0, T, step)), ticktext=toks[::step],
                 tickfont=dict(size=_tick_font(T if step == 1 else 80)), showgrid=False, zeroline=False)
-    fig.update_xaxes(**tick, tickangle=-60, range=[-0.5, T - 0.5], constrain="domain")
+    key_tick = dict(tick, tickfont=dict(size=_key_font(T if step == 1 else 80)))  # the keys share half the width
+    fig.update_xaxes(**key_tick, tickangle=-60 if T <= 12 else -90, range=[-0.5, T - 0.5], constrain="domain")
     fig.update_yaxes(**tick, autorange=False, range=[T - 0.5, -0.5], scaleanchor=None)
     fig.update_xaxes(matches="x", row=1, col=2)
     fig.update_yaxes(matches="y", showticklabels=False, row=1, col=2)  # the same query tokens as on the left
