@@ -150,19 +150,19 @@ def show(frame: pd.DataFrame, key: str) -> None:
                    "cross-tuning those alternate with plain epochs, so its training curve can zig-zag. The dev "
                    "loss and metrics are always measured without masks.")
     metrics, cost, ratio = plans.compare_summary(frame)
+    st.markdown("**Dev metrics at the last epoch** (mean over seeds; sd when several)")
+    st.dataframe(metrics, hide_index=True, height="content", column_config={
+        col: st.column_config.NumberColumn(format="%.4f") for col in metrics.columns
+        if col.startswith("dev_")})  # the whole width: half of it cut off the columns
+    st.markdown("**Cost**: seconds per epoch")
     left, right = st.columns([3, 2], gap="large")
     with left:
-        st.markdown("**Dev metrics at the last epoch** (mean over seeds; sd when several)")
-        st.dataframe(metrics, hide_index=True, height="content", column_config={
-            col: st.column_config.NumberColumn(format="%.4f") for col in metrics.columns
-            if col.startswith("dev_")})
-    with right:
-        st.markdown("**Cost**: seconds per epoch")
         shown = cost.copy()
         for col in shown.columns:
             if col != "strategy":
                 shown[col] = [f"{v:.2f} s" if v is not None and v == v else "–" for v in cost[col]]
         st.dataframe(shown, hide_index=True)
+    with right:
         if ratio is not None:
             st.metric("AD-DROP epoch / vanilla epoch", f"{ratio:.2f}×",
                       help="Seconds per AD-DROP epoch (masked epochs only, with cross-tuning) over seconds per "

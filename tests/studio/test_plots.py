@@ -116,6 +116,7 @@ def test_seed_curves_band_and_cost():
                             panels=[("train_loss", "train"), ("dev_loss", "dev"), ("dev_accuracy", "acc")])
     bands = [t for t in two.data if t.fill == "toself"]
     assert len(bands) == 2 * 3  # a band per strategy and panel
+    assert all(t.mode == "lines" for t in bands)  # plotly's default for few points adds markers, in other colours
     means = [t for t in two.data if t.fill is None and t.showlegend]
     assert any("mean of 2" in t.name for t in means)
     cost = plots.cost_bars(_frame(strategies=("vanilla", "addrop")))

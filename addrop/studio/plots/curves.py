@@ -48,7 +48,7 @@ def seed_curves(frame: pd.DataFrame, label: str = "strategy", panels=None, title
             agg = g.groupby("epoch")[col].agg(["mean", "min", "max", "count"]).reset_index()
             if agg["count"].max() > 1:
                 fig.add_trace(go.Scatter(x=list(agg["epoch"]) + list(agg["epoch"][::-1]),
-                                         y=list(agg["max"]) + list(agg["min"][::-1]), fill="toself",
+                                         y=list(agg["max"]) + list(agg["min"][::-1]), fill="toself", mode="lines",
                                          fillcolor=alpha(color, 0.18), line=dict(width=0), hoverinfo="skip",
                                          showlegend=False, legendgroup=str(name)), row=1, col=k)
             n = int(agg["count"].max())
