@@ -130,16 +130,10 @@ def idle_note(view) -> None:
             f"**{counts.idle:,} more positions are dropped in rows that cannot act**: their attribution is the same "
             "for every key (with GA or IGA, every top-layer row but [CLS], which never reaches the output). The "
             "paper's tie rule makes such a row a candidate as a whole, so up to q of it is dropped, for no effect. "
-            f"Counted with them, {counts.share:.1%} of the masked positions are dropped, "
-            f"{_above(counts.share, view.mask.p * view.mask.q)} p × q = {view.mask.p * view.mask.q:.1%}; *Ties: "
-            "strict* leaves these rows alone.")
-
-
-def _above(share: float, expected: float) -> str:
-    """Where a dropped share sits against p x q, in words that fit the numbers."""
-    if share >= 1.5 * expected:
-        return "far above"
-    return "above" if share > 1.02 * expected else "below" if share < 0.98 * expected else "about"
+            f"Counted with them, {counts.share:.1%} of the masked positions are dropped, against "
+            f"{counts.acting_share:.1%} in the rows that act. *Ties: strict* leaves these rows alone. (Neither "
+            f"share need be p × q = {view.mask.p * view.mask.q:.1%}: a row's candidate region is n − int(n(1 − p)) "
+            "of its n keys, which on a short row is more than p of them, and its drops are coins.)")
 
 
 def what_the_mask_does(view, regression: bool, method: str = "ga", untrained: bool = False) -> None:
