@@ -172,7 +172,7 @@ def deletion_curves(loaded, spec, dev, settings: DeletionSettings | None = None,
 
 def deletion_summary(table) -> list[str]:
     """Plain sentences read off the table: per p, which method lowered the predicted probability most, and
-    whether its interval clears RD's. No general claim beyond what the rows show."""
+    whether its interval clears AA's and RD's (where they were run). No general claim beyond what the rows show."""
     out = []
     for p, rows in table[table.p > 0].groupby("p"):
         best = rows.loc[rows.prob_change.idxmin()]
@@ -181,11 +181,13 @@ def deletion_summary(table) -> list[str]:
             continue
         line = (f"p = {p:g}: {best.method.upper()} lowers the predicted class's probability most "
                 f"({best.prob_change:+.3f}, 95% interval {best.prob_change_lo:+.3f} to {best.prob_change_hi:+.3f})")
-        rd = rows[rows.method == "rd"]
-        if len(rd) and best.method != "rd":
-            r = rd.iloc[0]
-            apart = best.prob_change_hi < r.prob_change_lo
-            line += (f"; RD: {r.prob_change:+.3f} ({r.prob_change_lo:+.3f} to {r.prob_change_hi:+.3f}), "
-                     + ("the intervals do not overlap" if apart else "the intervals overlap"))
+        for other in ("aa", "rd"):  # the baselines of the paper's claim: attention weights, random positions
+            them = rows[rows.method == other]
+            if len(them) and best.method != other:
+                r = them.iloc[0]
+                apart = best.prob_change_hi < r.prob_change_lo
+                line += (f"; {other.upper()}: {r.prob_change:+.3f} ({r.prob_change_lo:+.3f} to "
+                         f"{r.prob_change_hi:+.3f}), " + ("the intervals do not overlap" if apart else
+                                                          "the intervals overlap"))
         out.append(line + ".")
     return out

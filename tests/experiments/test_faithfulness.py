@@ -82,3 +82,7 @@ def test_the_summary_says_no_change_when_nothing_moves():
     assert "no method moves" in deletion_summary(t)[0]
     t.loc[0, ["prob_change", "prob_change_lo", "prob_change_hi"]] = (-0.2, -0.3, -0.1)
     assert "GA lowers" in deletion_summary(t)[0] and "do not overlap" in deletion_summary(t)[0]
+    aa = pd.DataFrame([{"method": "aa", "p": 0.3, "prob_change": -0.15, "prob_change_lo": -0.25,
+                        "prob_change_hi": -0.05}])
+    line = deletion_summary(pd.concat([t, aa], ignore_index=True))[0]  # GA against attention weights too, the claim's other baseline
+    assert "; AA: -0.150 (-0.250 to -0.050), the intervals overlap; RD: " in line
