@@ -20,14 +20,14 @@ def parse_seeds(spec) -> list[int]:
             if ":" in s:
                 a, b = (int(x) for x in s.split(":"))
                 if b < a:
-                    raise UserError(f"--seeds {spec!r}: the end is below the start")
+                    raise UserError(f"seeds {spec!r}: the end is below the start")
                 if b - a + 1 > MAX_SEEDS:
-                    raise UserError(f"--seeds {spec!r} names {b - a + 1} seeds; use at most {MAX_SEEDS}")
+                    raise UserError(f"seeds {spec!r} name {b - a + 1} seeds; use at most {MAX_SEEDS}")
                 vals = list(range(a, b + 1))
             else:
                 vals = [int(x) for x in s.split(",") if x.strip()]
         except ValueError:
-            raise UserError(f"--seeds {spec!r} must be comma-separated integers such as 0,1,2 (or 0:2)") from None
+            raise UserError(f"seeds {spec!r}: comma-separated integers such as 0,1,2 (or a range such as 0:2)") from None
     else:
         try:
             vals = [int(x) for x in spec]
@@ -37,7 +37,7 @@ def parse_seeds(spec) -> list[int]:
         raise UserError(f"the seeds must differ from each other, got {spec!r}")
     vals = sorted(vals)
     if not vals:
-        raise UserError("--seeds names no seed")
+        raise UserError("the seeds name no seed")
     if len(vals) > MAX_SEEDS:
         raise UserError(f"{len(vals)} seeds named; use at most {MAX_SEEDS}")
     if vals[0] < 0 or vals[-1] > MAX_SEED:

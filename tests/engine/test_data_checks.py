@@ -91,3 +91,20 @@ def test_messages_name_the_uploaded_file_not_the_server_copy(tmp_path):
     assert display_name(p) == "the uploaded file my-reviews.csv"
     msg = _error(lambda: D.load_csv(p), "the uploaded file my-reviews.csv has one column")
     assert UPLOADS_DIR not in msg and "0123456789ab" not in msg
+
+
+def test_a_label_column_of_free_text_is_named_as_such(tmp_path):
+    """It used to say 'too few rows: class "note 0 from reviewer" has 1 in train'."""
+    p = _csv(tmp_path, [f"note {i} from reviewer" for i in range(40)])
+    with pytest.raises(UserError, match=r"the label column 'label' has 40 different values in 40 rows, such as "
+                                        r"'note 0 from reviewer': it holds text, not classes"):
+        D.load_csv(p)
+    D.load_csv(_csv(tmp_path, ["pos", "neg", "neutral"] * 10, name="three.csv"))  # a few named classes: fine
+
+
+def test_an_unclosed_quote_names_its_line(tmp_path):
+    p = tmp_path / "q.csv"
+    p.write_text("text,label\n" + "".join(f"row {i},1\n" for i in range(5)) + '"broken row,0\nrow x,1\n')
+    with pytest.raises(UserError, match=r"q.csv line 7: a quote \(\"\) opens a text that is never closed"):
+        D.load_csv(p)
+    assert p.read_text().splitlines()[6].startswith('"broken')  # line 7 is the one with the quote

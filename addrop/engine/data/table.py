@@ -6,6 +6,7 @@ import io
 import math
 import os
 import random
+import re
 import warnings
 from collections import Counter
 from pathlib import Path
@@ -155,6 +156,10 @@ def load_csv(path_or_buffer, text_col: str = "text", label_col: str = "label", p
         raise UserError(f"{fname}: some rows have more fields than the header; {hint}") from None
     except (pd.errors.ParserError, ValueError) as e:
         msg = (str(e).strip().splitlines() or [""])[0]
+        quote = re.search(r"EOF inside string starting at row (\d+)", msg)
+        if quote:  # pandas counts rows from 0, the header included: its row r is line r + 1 of the file
+            raise UserError(f"{fname} line {int(quote.group(1)) + 1}: a quote (\") opens a text that is never "
+                            "closed; close it, or remove the stray quote") from None
         raise UserError(f"{fname} could not be parsed as {kind_name}: {msg}") from None
     if len(df) == 0:
         raise UserError(f"{fname} has a header but no rows")
@@ -213,6 +218,10 @@ def load_csv(path_or_buffer, text_col: str = "text", label_col: str = "label", p
             classes = allowed
         else:
             classes = sorted(set(canon), key=_sort_key(kind))
+            if kind == "str" and len(classes) > 10 and len(classes) > len(canon) / 2:  # too few rows a class anyway
+                raise UserError(f"{fname}: the label column {lcol!r} has {len(classes)} different values in "
+                                f"{len(canon)} rows, such as {canon[0][:40]!r}: it holds text, not classes; choose "
+                                "the column with the labels (a few classes, or numbers for regression)")
         if len(set(canon)) < 2:
             raise UserError(f"{fname}: column {lcol!r} has only one class ({canon[0]!r}); "
                             "classification needs at least 2")
