@@ -20,7 +20,7 @@ def model_label(choice: str, checkpoints: dict) -> str:
     if choice in TINY:
         return model_choice_label(choice)  # the tiny models' label, one copy for every picker
     if choice in TRAINED_MODELS:
-        return f"{choice} (trained, demo set)"
+        return f"{choice} (trained)"  # short enough for the picker; its caption says on what
     return choice
 
 

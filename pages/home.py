@@ -42,10 +42,11 @@ with left:
 
 with right:
     st.subheader("Start here")
-    st.markdown("Load the dev sentence where the AD-DROP mask moves the model's prediction most beyond a random "
-                "mask that drops just as many positions in every row, on a trained model (with the demo data: "
-                "minilm-demo, all-MiniLM-L6-v2 fine-tuned on the demo set). If no sentence shows a clear "
-                "difference, the page says so.")
+    st.markdown("**Press the button to see AD-DROP on one sentence.** It opens the attribution explorer on the dev "
+                "sentence where the AD-DROP mask changes a trained model's prediction most, compared with a random "
+                "mask that drops just as many positions (with the demo data, the model is minilm-demo: "
+                "all-MiniLM-L6-v2 fine-tuned on the demo set). If no sentence shows a clear difference, the page "
+                "says so.")
     if st.button("Show me an example", type="primary", icon=":material/play_arrow:", key="home_start",
                  help="Searches 30 dev sentences of the chosen data set (the demo data when it is not a "
                       "classification task) and opens the explorer on the one where the difference is largest."):

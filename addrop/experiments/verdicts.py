@@ -87,6 +87,13 @@ def _lowest(series) -> list:
     return [k for k, v in series.items() if v <= series.min() + 1e-12]
 
 
+def _spread_words(lo: float, hi: float) -> str:
+    """'0.6931' when the values print the same, else 'within 0.0012 of each other (0.6925 to 0.6937)'."""
+    if f"{lo:.4f}" == f"{hi:.4f}":
+        return f"{lo:.4f}"
+    return f"within {hi - lo:.4f} of each other ({lo:.4f} to {hi:.4f})"
+
+
 def prior_summary(frame, total_runs: int | None = None) -> list[str]:
     """Sentences on a prior experiment, from its numbers: which strategy fitted fastest (lowest training loss),
     which generalised worst (highest dev loss, lowest dev metric), whether any run has begun to overfit, and
@@ -108,8 +115,8 @@ def prior_summary(frame, total_runs: int | None = None) -> list[str]:
         return out + [f"Only {_name(train.index[0]) if len(train) else 'no run'} has reached epoch {epoch} so far."]
     fast, slow = train.idxmin(), train.idxmax()
     if train[slow] - train[fast] < TIE_TOL:
-        out.append(f"At epoch {epoch} the training losses are all within {train[slow] - train[fast]:.4f} of each "
-                   f"other ({train[fast]:.4f} to {train[slow]:.4f}): no strategy has fitted faster than another.")
+        out.append(f"At epoch {epoch} the training losses are all {_spread_words(train.min(), train.max())}: no "
+                   "strategy has fitted faster than another.")
         fast = slow = None
     else:
         out.append(f"At epoch {epoch}, {_name(fast)} has fitted the training data fastest (lowest training loss, "
@@ -118,8 +125,8 @@ def prior_summary(frame, total_runs: int | None = None) -> list[str]:
     m = by[metric].mean().dropna() if metric else dev.iloc[:0]
     worst = dev.idxmax() if len(dev) else None
     if worst is not None and dev.max() - dev.min() < TIE_TOL and (not len(m) or m.max() - m.min() < TIE_TOL):
-        out.append(f"The dev losses are all within {dev.max() - dev.min():.4f} of each other"
-                   + (f" and the {_label(metric)} within {m.max() - m.min():.4f}" if len(m) else "")
+        out.append(f"The dev losses are all {_spread_words(dev.min(), dev.max())}"
+                   + (f" and the {_label(metric)} {_spread_words(m.min(), m.max())}" if len(m) else "")
                    + ": no strategy generalises worse than another.")
         worst = None
     elif worst is not None:

@@ -64,6 +64,8 @@ def test_runs_that_learn_nothing_are_not_ranked():
     assert "no strategy has fitted faster than another" in text and "fastest" not in text
     assert "no strategy generalises worse than another" in text and "worst" not in text
     assert "too close to each other to compare with the paper's finding" in text
+    assert "the dev accuracy 0.5000:" in text and "within 0.0000" not in text  # equal values read as one value
+    assert "within 0.0003 of each other (0.6938 to 0.6941)" in text
 
 
 def test_live_runs_are_compared_at_the_epoch_all_have_reached():
