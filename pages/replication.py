@@ -7,7 +7,7 @@ from pathlib import Path
 import streamlit as st
 
 from addrop.errors import UserError
-from addrop.experiments.replication.report import markdown, study_report
+from addrop.experiments.replication.report import answer, markdown, study_report
 from addrop.experiments.replication.runner import study_exists
 from addrop.studio.plots import report_figures
 from pages import _common as ui
@@ -43,6 +43,10 @@ except UserError as e:
     st.stop()
 if not rep["arms"]:
     st.warning("No main or ablation run has finished yet: there is no result to show.", icon=":material/hourglass:")
+said = answer(rep)
+if said:
+    complete = all(g["finished"] == g["runs"] for g in rep["status"])
+    st.info(f"**{'The answer' if complete else 'The answer so far'}.** {said}", icon=":material/fact_check:")
 for name, fig in report_figures(rep):
     st.plotly_chart(fig, key=f"rp_fig_{name}")
 st.markdown(markdown(rep).split("\n", 1)[1])  # the report's tables, without its title

@@ -221,3 +221,19 @@ def test_the_plan_s_data_on_glue(glue_dir):
 
         # the held-out slice and the selection's training examples are distinct training examples
         assert not (rows(sel.train) + rows(sel.dev)) - rows(splits[1])
+
+
+def test_the_answer_sorts_settings_by_where_their_interval_lies():
+    from addrop.experiments.replication.report import answer
+
+    def row(setting, mean, low, high, arm="AD-DROP (GA)", which="best"):
+        return {"setting": setting, "arm": arm, "which": which, "seeds": 5, "mean": mean, "low": low, "high": high}
+
+    rep = {"level": 0.95, "model": "minilm", "paired": [
+        row("a", 0.02, 0.01, 0.03), row("b", -0.02, -0.03, -0.01), row("c", 0.0, -0.01, 0.01),
+        row("d", 0.01, None, None), row("a", 0.5, 0.4, 0.6, which="last"), row("a", 0.5, 0.4, 0.6, arm="ablation: rd")]}
+    assert answer(rep) == ("AD-DROP (GA) against vanilla, paired by seed and scored at the best epoch: better than "
+                           "vanilla in a; worse in b; no clear difference in c: the 95% interval of the paired "
+                           "difference includes 0; too few seeds to tell in d. The mean differences run from "
+                           "-0.0200 to +0.0200 over 4 settings (minilm).")
+    assert answer({"level": 0.95, "model": "m", "paired": []}) is None

@@ -137,6 +137,34 @@ def study_report(out) -> dict:
     return rep
 
 
+def answer(rep: dict, arm: str = "AD-DROP (GA)", which: str = "best") -> str | None:
+    """The study's answer in one sentence, read off its paired differences (`arm` against vanilla, scored at
+    `which`): per setting, whether the t interval lies above 0, below 0, or includes it. None before any pair."""
+    rows = [d for d in rep["paired"] if d["arm"] == arm and d["which"] == which and d["seeds"]]
+    if not rows:
+        return None
+    pct = int(round(rep["level"] * 100))
+    above = [d["setting"] for d in rows if d["low"] is not None and d["low"] > 0]
+    below = [d["setting"] for d in rows if d["high"] is not None and d["high"] < 0]
+    few = [d["setting"] for d in rows if d["low"] is None]
+    within = [d["setting"] for d in rows if d["setting"] not in above + below + few]
+    parts = []
+    if above:
+        parts.append(f"better than vanilla in {', '.join(above)}")
+    if below:
+        parts.append(f"worse in {', '.join(below)}")
+    if within:
+        where = f"every setting ({', '.join(within)})" if len(within) == len(rows) else ", ".join(within)
+        parts.append(f"no clear difference in {where}: the {pct}% interval of the paired difference includes 0")
+    if few:
+        parts.append(f"too few seeds to tell in {', '.join(few)}")
+    means = [d["mean"] for d in rows]
+    spread = (f"The mean difference is {means[0]:+.4f}" if len(rows) == 1 else
+              f"The mean differences run from {min(means):+.4f} to {max(means):+.4f} over {len(rows)} settings")
+    return (f"{arm} against vanilla, paired by seed and scored at the {WHICH_LABELS[which]}: "
+            + "; ".join(parts) + f". {spread} ({rep['model']}).")
+
+
 # ------------------------------------------------------------------------------------------------- Markdown
 
 def _f(v, digits: int = 4) -> str:
