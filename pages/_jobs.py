@@ -28,20 +28,32 @@ def submit_job(kind: str, name: str, fn, *args, **kwargs):
     return job
 
 
-def start_plan(kind: str, build, loaded, data, num_layers: int) -> None:
+def start_plan(kind: str, build, loaded, data, num_layers: int, keep_weights: bool = True) -> None:
     """Build a training plan (`build()` may raise UserError), check it against the model and start it as this
-    session's job. Errors and Busy show on the page; the page reruns once the job has started."""
+    session's job (`keep_weights`: each run writes its final weights). Errors and Busy show on the page; the page
+    reruns once the job has started."""
     from addrop.experiments.plans import check_plan
     from addrop.studio.background import app_defaults, plan_job
 
     try:
-        plan = app_defaults(build())
+        plan = app_defaults(build(), keep_weights)
         check_plan(plan, num_layers)
     except UserError as err:
         st.error(str(err))
         return
     if submit_job(kind, plan.group, plan_job, plan, loaded, data) is not None:
         st.rerun()
+
+
+def keep_weights_toggle(where, key: str, loaded, runs: int) -> bool:
+    """The toggle of a page that trains several runs: keep each run's final weights (what they cost on disk)."""
+    mb = sum(p.numel() * p.element_size() for p in loaded.model.parameters()) / 2 ** 20
+    if key not in st.session_state:
+        st.session_state[key] = True
+    return where.toggle("Keep each run's weights", key=key, persist_state="session",
+                        help=f"About {mb:,.0f} MB a run with {loaded.name}, {runs * mb:,.0f} MB for these {runs} "
+                             "runs, in the runs folder. Kept weights let the explorer open a run (the sidebar's "
+                             "model list, or run:PATH); the records and curves are kept either way.")
 
 
 def note_other_job(kind: str, running: bool) -> None:

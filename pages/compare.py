@@ -70,26 +70,27 @@ with st.container(border=True):  # not a form: the caption's time estimate follo
                          format_func=lambda t: {"pseudo": "predicted (pseudo label)", "gold": "gold label"}[t],
                          help="AD-DROP uses the predicted label (Section 2.3); the gold label is its ablation.")
     n_seeds = nums.field(d, "Seeds", 1, 10, key="cm_seeds", persist_state=SS,
-                             help="How many seed pairs to run (seeds first, first+1, …).")
+                         help="How many seed pairs to run (seeds first, first+1, …).")
     seed0 = nums.field(e, "First seed", 0, 1_000_000, key="cm_seed0", persist_state=SS,
-                           help="Seeds the subset, the data order, the masks, dropout and the new head.")
+                       help="Seeds the subset, the data order, the masks, dropout and the new head.")
     st.markdown("##### Training")
     a, b, d, e = st.columns(4)
     n_train = nums.field(a, "Training examples", 1, len(train), step=8, key="cm_train", persist_state=SS,
-                             help=f"A seeded random subset of the {len(train):,} training examples.")
+                         help=f"A seeded random subset of the {len(train):,} training examples.")
     n_dev = nums.field(b, "Dev examples", 1, len(dev), step=10, key="cm_dev", persist_state=SS,
-                           help=f"A seeded random subset of the {len(dev):,} dev examples.")
+                       help=f"A seeded random subset of the {len(dev):,} dev examples.")
     epochs = nums.field(d, "Epochs", 1, 50, key="cm_epochs", persist_state=SS,
-                            help="With cross-tuning, use an even number so that half are AD-DROP epochs.")
+                        help="With cross-tuning, use an even number so that half are AD-DROP epochs.")
     batch = nums.field(e, "Batch size", 1, 256, key="cm_batch", persist_state=SS, help="Examples per step.")
     with st.expander("More"):
         a, b, d = st.columns(3)
         lr = a.select_slider("Learning rate", LRS, key="cm_lr", persist_state=SS, format_func=lambda v: f"{v:.0e}",
                              help="Peak learning rate of AdamW.")
         steps = nums.field(b, "IGA steps m", 2, 50, key="cm_steps", persist_state=SS,
-                               help="Only used with IGA (the paper: 20).")
+                           help="Only used with IGA (the paper: 20).")
         maxlen = nums.field(d, "Max tokens per example", 8, 512, key="cm_maxlen", persist_state=SS,
-                                help="Longer examples are cut.")
+                            help="Longer examples are cut.")
+        keep = jobs.keep_weights_toggle(st, "cm_keep", loaded, 2 * int(n_seeds or 1))
     paper = st.toggle("Paper preset", key="cm_paper", persist_state=SS,
                       help="The reference's regime, in place of epochs, batch size, learning rate and max tokens: "
                            "batch 16, constant lr 1e-5, max length 100, up to 50 epochs, early stopping on the dev "
@@ -125,7 +126,7 @@ def _plan():
 
 
 if start:
-    jobs.start_plan(KIND, _plan, loaded, (spec, train, dev), L)
+    jobs.start_plan(KIND, _plan, loaded, (spec, train, dev), L, keep_weights=keep)
 jobs.note_other_job(KIND, running)
 
 

@@ -64,13 +64,13 @@ with st.container(border=True):  # not a form: the caption's time estimate follo
     st.markdown("##### Settings")
     a, b, d, e = st.columns(4)
     n_train = nums.field(a, "Training examples", 1, len(train), step=8, key="pr_train", persist_state=SS,
-                             help=f"A seeded random subset of the {len(train):,} training examples.")
+                         help=f"A seeded random subset of the {len(train):,} training examples.")
     n_dev = nums.field(b, "Dev examples", 1, len(dev), step=10, key="pr_dev", persist_state=SS,
-                           help=f"A seeded random subset of the {len(dev):,} dev examples.")
+                       help=f"A seeded random subset of the {len(dev):,} dev examples.")
     epochs = nums.field(d, "Epochs", 1, 50, key="pr_epochs", persist_state=SS,
-                            help="Every epoch of every strategy uses its masks (no cross-tuning here).")
+                        help="Every epoch of every strategy uses its masks (no cross-tuning here).")
     batch = nums.field(e, "Batch size", 1, 256, key="pr_batch", persist_state=SS,
-                           help="Examples per training step.")
+                       help="Examples per training step.")
     a, b, d, e = st.columns(4)
     lr = a.select_slider("Learning rate", LRS, key="pr_lr", persist_state=SS, format_func=lambda v: f"{v:.0e}",
                          help="Peak learning rate of AdamW (linear warm-up over 10% of the steps, then decay).")
@@ -80,11 +80,11 @@ with st.container(border=True):  # not a form: the caption's time estimate follo
     rate = d.slider("Drop rate r", 0.05, 0.9, step=0.05, key="pr_rate", persist_state=SS,
                     help="Share of each attention row dropped (the paper uses 0.3).")
     seed = nums.field(e, "Seed", 0, 1_000_000, key="pr_seed", persist_state=SS,
-                          help="Seeds the subsets, the data order, the masks, dropout and the new head.")
+                      help="Seeds the subsets, the data order, the masks, dropout and the new head.")
     with st.expander("More"):
         a, b, d = st.columns(3)
         maxlen = nums.field(a, "Max tokens per example", 8, 512, key="pr_maxlen", persist_state=SS,
-                                help="Longer examples are cut.")
+                            help="Longer examples are cut.")
         count = b.selectbox("Keys dropped per row", list(COUNTS), key="pr_count", persist_state=SS,
                             format_func=COUNT_LABELS.get,
                             help="equal (default): the three drop-* strategies drop the same number of keys from "
@@ -92,6 +92,7 @@ with st.container(border=True):  # not a form: the caption's time estimate follo
                                  "drops 4 keys for high and 3 for low, so the comparison is confounded.")
         precision = d.selectbox("Precision", list(PRECISIONS), key="pr_precision", persist_state=SS,
                                 format_func=PRECISION_LABELS.get, help=PRECISION_HELP)
+        keep = jobs.keep_weights_toggle(st, "pr_keep", loaded, 4)
     settings_ok = nums.report()
     if settings_ok:
         base_cfg = TrainConfig(model=model_name, epochs=int(epochs), train_size=int(n_train),
@@ -114,7 +115,7 @@ def _plan():
 
 
 if start:
-    jobs.start_plan(KIND, _plan, loaded, (spec, train, dev), L)
+    jobs.start_plan(KIND, _plan, loaded, (spec, train, dev), L, keep_weights=keep)
 jobs.note_other_job(KIND, running)
 
 

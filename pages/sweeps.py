@@ -46,7 +46,7 @@ def _start_form(runs_dir: Path):
         seeds = c3.text_input("Seeds", value="0")
         c1, c2, c3, c4 = st.columns(4)
         epochs = nums.field(c1, "Epochs", 2, 20, key="sw_epochs", value=2, help="At least 2: with cross-tuning (always on here) epoch 1 is "
-                                 "plain and AD-DROP masks epochs 2, 4, ...")
+                            "plain and AD-DROP masks epochs 2, 4, ...")
         train_size = nums.field(c2, "Training examples (0 = all)", 0, 1_000_000, key="sw_train", value=128, step=32)
         dev_size = nums.field(c3, "Dev examples (0 = all)", 0, 1_000_000, key="sw_dev", value=0, step=32)
         batch = nums.field(c4, "Batch size", 1, 256, key="sw_batch", value=16)

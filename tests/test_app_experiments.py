@@ -112,7 +112,7 @@ def test_prior_page_runs_the_count_rule_it_names(env):
 
     shares = {}
     for rule in ("reference", "equal"):
-        at = _page("pages/prior.py", pr_train=16, pr_dev=8, pr_epochs=1, pr_count=rule)
+        at = _page("pages/prior.py", pr_train=16, pr_dev=8, pr_epochs=1, pr_count=rule, pr_keep=rule == "equal")
         assert any(f"Keys dropped per row: {rule}" in c.value for c in at.caption)
         at.button(key="pr_start").click()
         at.run()
@@ -125,6 +125,7 @@ def test_prior_page_runs_the_count_rule_it_names(env):
             cfg = json.loads((group / s / "config.json").read_text())
             assert cfg["attribution"]["count"] == rule
             shares[rule, s] = json.loads((group / s / "metrics.jsonl").read_text().splitlines()[0])["dropped_share"]
+            assert (group / s / "model.safetensors").is_file() == (rule == "equal")  # the weights toggle
         time.sleep(1.1)  # a new group name (they carry the time)
     assert shares["reference", "drop-high"] > shares["reference", "drop-low"]
     assert shares["equal", "drop-high"] == pytest.approx(shares["equal", "drop-low"])

@@ -36,11 +36,12 @@ def sweep_job(job, spec: SweepSpec, runs_dir: str) -> dict:
     return {"path": res.path, "ran": res.ran, "failed": res.failed, "stopped": res.stopped}
 
 
-def app_defaults(plan: Plan) -> Plan:
-    """What runs started from the app keep besides their records: the final weights (so the explorer can open
-    them) and DEFAULT_PROBES probes (so the Across training page can follow them)."""
-    return replace(plan, configs=[replace(c, save_weights=True, probes=c.probes or DEFAULT_PROBES)
-                                  for c in plan.configs])
+def app_defaults(plan: Plan, keep_weights: bool = True) -> Plan:
+    """What runs started from the app keep besides their records: DEFAULT_PROBES probes (so the Across training page
+    can follow them) and, unless the page's toggle said not to, the final weights (so the explorer can open them;
+    about 90 MB a run with minilm)."""
+    return replace(plan, configs=[replace(c, save_weights=c.save_weights or keep_weights,
+                                          probes=c.probes or DEFAULT_PROBES) for c in plan.configs])
 
 
 QUICK = dict(strategy="vanilla", epochs=3, batch_size=16, lr=5e-5, save_weights=True)
