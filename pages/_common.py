@@ -334,6 +334,17 @@ class Numbers:
             self.problems.append(f"{label}: between {show(lo)} and {show(hi)}, not {show(value)}.")
         return value
 
+    def run_size(self, prefix: str, n_train: int, n_dev: int, epochs_help: str, batch_help: str) -> tuple:
+        """The four fields a training page's settings start with, in a row: training and dev examples (seeded
+        subsets of `n_train` and `n_dev`), epochs, batch size; keys `<prefix>_train`, ... Their values."""
+        a, b, d, e = st.columns(4)
+        return (self.field(a, "Training examples", 1, n_train, step=8, key=f"{prefix}_train", persist_state="session",
+                           help=f"A seeded random subset of the {n_train:,} training examples."),
+                self.field(b, "Dev examples", 1, n_dev, step=10, key=f"{prefix}_dev", persist_state="session",
+                           help=f"A seeded random subset of the {n_dev:,} dev examples."),
+                self.field(d, "Epochs", 1, 50, key=f"{prefix}_epochs", persist_state="session", help=epochs_help),
+                self.field(e, "Batch size", 1, 256, key=f"{prefix}_batch", persist_state="session", help=batch_help))
+
     def report(self) -> bool:
         """Each problem as st.error; True when there is none."""
         for msg in self.problems:

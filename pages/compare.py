@@ -74,14 +74,9 @@ with st.container(border=True):  # not a form: the caption's time estimate follo
     seed0 = nums.field(e, "First seed", 0, 1_000_000, key="cm_seed0", persist_state=SS,
                        help="Seeds the subset, the data order, the masks, dropout and the new head.")
     st.markdown("##### Training")
-    a, b, d, e = st.columns(4)
-    n_train = nums.field(a, "Training examples", 1, len(train), step=8, key="cm_train", persist_state=SS,
-                         help=f"A seeded random subset of the {len(train):,} training examples.")
-    n_dev = nums.field(b, "Dev examples", 1, len(dev), step=10, key="cm_dev", persist_state=SS,
-                       help=f"A seeded random subset of the {len(dev):,} dev examples.")
-    epochs = nums.field(d, "Epochs", 1, 50, key="cm_epochs", persist_state=SS,
-                        help="With cross-tuning, use an even number so that half are AD-DROP epochs.")
-    batch = nums.field(e, "Batch size", 1, 256, key="cm_batch", persist_state=SS, help="Examples per step.")
+    n_train, n_dev, epochs, batch = nums.run_size(
+        "cm", len(train), len(dev), "With cross-tuning, use an even number so that half are AD-DROP epochs.",
+        "Examples per step.")
     with st.expander("More"):
         a, b, d = st.columns(3)
         lr = a.select_slider("Learning rate", LRS, key="cm_lr", persist_state=SS, format_func=lambda v: f"{v:.0e}",

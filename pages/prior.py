@@ -62,15 +62,9 @@ running = job is not None and not job.done
 nums = ui.Numbers()  # ranges checked here, reported above Start (a browser-refused number would stop it silently)
 with st.container(border=True):  # not a form: the caption's time estimate follows every field as it changes
     st.markdown("##### Settings")
-    a, b, d, e = st.columns(4)
-    n_train = nums.field(a, "Training examples", 1, len(train), step=8, key="pr_train", persist_state=SS,
-                         help=f"A seeded random subset of the {len(train):,} training examples.")
-    n_dev = nums.field(b, "Dev examples", 1, len(dev), step=10, key="pr_dev", persist_state=SS,
-                       help=f"A seeded random subset of the {len(dev):,} dev examples.")
-    epochs = nums.field(d, "Epochs", 1, 50, key="pr_epochs", persist_state=SS,
-                        help="Every epoch of every strategy uses its masks (no cross-tuning here).")
-    batch = nums.field(e, "Batch size", 1, 256, key="pr_batch", persist_state=SS,
-                       help="Examples per training step.")
+    n_train, n_dev, epochs, batch = nums.run_size(
+        "pr", len(train), len(dev), "Every epoch of every strategy uses its masks (no cross-tuning here).",
+        "Examples per training step.")
     a, b, d, e = st.columns(4)
     lr = a.select_slider("Learning rate", LRS, key="pr_lr", persist_state=SS, format_func=lambda v: f"{v:.0e}",
                          help="Peak learning rate of AdamW (linear warm-up over 10% of the steps, then decay).")

@@ -45,8 +45,9 @@ def _start_form(runs_dir: Path):
         qs = c2.text_input("q values", value="0.1,0.3,0.5")
         seeds = c3.text_input("Seeds", value="0")
         c1, c2, c3, c4 = st.columns(4)
-        epochs = nums.field(c1, "Epochs", 2, 20, key="sw_epochs", value=2, help="At least 2: with cross-tuning (always on here) epoch 1 is "
-                            "plain and AD-DROP masks epochs 2, 4, ...")
+        epochs = nums.field(c1, "Epochs", 2, 20, key="sw_epochs", value=2,
+                            help="At least 2: with cross-tuning (always on here) epoch 1 is plain and AD-DROP masks "
+                                 "epochs 2, 4, ...")
         train_size = nums.field(c2, "Training examples (0 = all)", 0, 1_000_000, key="sw_train", value=128, step=32)
         dev_size = nums.field(c3, "Dev examples (0 = all)", 0, 1_000_000, key="sw_dev", value=0, step=32)
         batch = nums.field(c4, "Batch size", 1, 256, key="sw_batch", value=16)

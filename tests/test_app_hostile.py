@@ -43,32 +43,24 @@ def test_an_upload_with_another_separator_names_it_and_the_users_file(env):
     assert not any(".uploads" in e or "too few rows" in e for e in errs), errs
 
 
-def test_sweep_form_with_an_infinite_grid_is_an_error_box(env):
-    at = _app()
-    at.switch_page("pages/sweeps.py")
-    at.run()
-    next(t for t in at.text_input if t.label == "p values").set_value("0.1:inf:0.1")
-    next(b for b in at.button if b.key == "sw_start" or b.label == "Start sweep").click()
-    at.run()
-    assert not at.exception, [e.value for e in at.exception]
-    assert any("finite numbers" in e for e in _errors(at)), _errors(at)
-    assert not (env / "sweep-demo-tiny-bert").exists()
-
-
-def test_sweep_form_with_a_misspelt_task_is_an_error_box_and_starts_nothing(env):
-    """It used to start a job that failed in its first cell while the page went on showing "0/10 runs finished"."""
+@pytest.mark.parametrize("label,value,error,folder", [
+    ("p values", "0.1:inf:0.1", "finite numbers", "sweep-demo-tiny-bert"),
+    # a misspelt task used to start a job that failed in its first cell while the page showed "0/10 runs finished"
+    ("Task", "sst2typo", "unknown task 'sst2typo'", "sweep-sst2typo-tiny-bert"),
+])
+def test_sweep_form_with_bad_input_is_an_error_box_and_starts_nothing(env, label, value, error, folder):
     from addrop.studio.jobs import default_runner
 
     at = _app()
     at.switch_page("pages/sweeps.py")
     at.run()
-    next(t for t in at.text_input if t.label == "Task").set_value("sst2typo")
+    next(t for t in at.text_input if t.label == label).set_value(value)
     next(b for b in at.button if b.key == "sw_start" or b.label == "Start sweep").click()
     at.run()
     assert not at.exception, [e.value for e in at.exception]
-    assert any("unknown task 'sst2typo'" in e for e in _errors(at)), _errors(at)
+    assert any(error in e for e in _errors(at)), _errors(at)
     assert default_runner().current() is None
-    assert not (env / "sweep-sst2typo-tiny-bert").exists()
+    assert not (env / folder).exists()
 
 
 def test_explorer_text_of_invisible_characters_is_empty():
