@@ -35,8 +35,8 @@ with left:
     st.latex(r"u_{i,j}\sim\mathrm{Bernoulli}(1-q)")  # a line of its own: beside m it overflowed the column
     st.markdown("**4. A second forward pass** with the mask added before the softmax (Eq. 1) gives the loss "
                 "that is backpropagated:")
-    st.latex(r"\mathrm{Attention}(Q_h, K_h, V_h) = \mathrm{softmax}\!\left(\frac{Q_h K_h^\top}{\sqrt{d_k}} + "
-             r"M_h\right) V_h")
+    st.latex(r"\begin{aligned}&\mathrm{Attention}(Q_h, K_h, V_h)\\ &\quad= \mathrm{softmax}\!\left("
+             r"\frac{Q_h K_h^\top}{\sqrt{d_k}} + M_h\right) V_h\end{aligned}")  # two lines: one overflowed at 1024 px
     st.markdown("**Cross-tuning** (Algorithm 1) alternates plain epochs (1, 3, 5, …) with AD-DROP epochs "
                 "(2, 4, …), so high-attribution positions are not dropped all the time.")
 

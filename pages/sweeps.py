@@ -20,7 +20,7 @@ from pages import _jobs as jobs
 
 
 def _start_form(runs_dir: Path):
-    from addrop.config import METHODS, AttributionConfig, TrainConfig
+    from addrop.config import METHOD_LABELS, METHODS, AttributionConfig, TrainConfig
 
     from addrop.engine.weights import fine_tune_start
 
@@ -53,7 +53,7 @@ def _start_form(runs_dir: Path):
         batch = nums.field(c4, "Batch size", 1, 256, key="sw_batch", value=16)
         c1, c2, c3 = st.columns(3)
         lr = nums.field(c1, "Learning rate", 1e-7, 1.0, key="sw_lr", value=1e-4, format="%.0e")
-        method = c2.selectbox("Attribution", list(METHODS))
+        method = c2.selectbox("Attribution", list(METHODS), format_func=METHOD_LABELS.get)
         baseline = c3.checkbox("Vanilla baseline", value=True)
         name = st.text_input("Sweep name (empty: sweep-<task>-<model>)", value="")
         submitted = st.form_submit_button("Start sweep", key="sw_start", type="primary")
@@ -175,9 +175,9 @@ def main():
         jobs.live_job(job, lambda snap: None, key="sweep", every=2.0, bar=False)  # the sweep's bar: below
     folders = sr.list_sweeps(runs_dir)
     if not runs_dir.is_dir():
-        st.info(f"no runs folder yet at {runs_dir.resolve()} (set ADDROP_RUNS_DIR): start a sweep below")
+        st.info(f"No runs folder yet at {runs_dir.resolve()} (set ADDROP_RUNS_DIR): start a sweep below")
     elif not folders:
-        st.info(f"no sweep in {runs_dir.resolve()} yet: start one below or with `python -m addrop sweep`")
+        st.info(f"No sweep in {runs_dir.resolve()} yet: start one below or with `python -m addrop sweep`")
     if folders:
         names = [f.relative_to(runs_dir).as_posix() for f in folders]
         want = st.session_state.get("sweep_selected")

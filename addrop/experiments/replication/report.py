@@ -154,7 +154,7 @@ def answer(rep: dict, arm: str = "AD-DROP (GA)", which: str = "best") -> str | N
     if below:
         parts.append(f"worse in {', '.join(below)}")
     if within:
-        where = f"every setting ({', '.join(within)})" if len(within) == len(rows) else ", ".join(within)
+        where = f"any setting ({', '.join(within)})" if len(within) == len(rows) else ", ".join(within)
         parts.append(f"no clear difference in {where}: the {pct}% interval of the paired difference includes 0")
     if few:
         parts.append(f"too few seeds to tell in {', '.join(few)}")
