@@ -92,12 +92,13 @@ with st.container(border=True):  # not a form: the caption's time estimate follo
                            "metric (patience 5), best epoch kept.")
     settings_ok = nums.report()
     if settings_ok:
-        est_base = TrainConfig(model=model_name, epochs=50 if paper else int(epochs),
+        n_epochs = 50 if paper else int(epochs)
+        est_base = TrainConfig(model=model_name, epochs=n_epochs,
                                train_size=int(n_train), dev_size=int(n_dev))
         est_attr = AttributionConfig(method=method, p=float(p), q=float(q), steps=int(steps))
         est = plans.time_estimate(plans.compare_plan(est_base, est_attr, bool(cross), list(range(int(n_seeds))),
                                                      "").configs, model_name)
-        st.caption(f"{2 * int(n_seeds)} runs × {50 if paper else int(epochs)} epoch{'s' * (paper or int(epochs) != 1)} on {int(n_train)} + "
+        st.caption(f"{2 * int(n_seeds)} runs × {n_epochs} epoch{'s' * (n_epochs != 1)} on {int(n_train)} + "
                    f"{int(n_dev)} examples ({est}{', at most: early stopping may end them sooner' if paper else ''})."
                    + (" **One seed tells nothing**: the verdict needs the spread over three or more seeds."
                       if int(n_seeds) == 1 else "") + f" {tune_note}")

@@ -65,7 +65,7 @@ if got is not None:
     st.caption("dropped_share is the share of real positions dropped, and it differs by method at the same p: GA, "
                "IGA and low leave alone the rows whose scores are all equal (with GA, every top-layer row but "
                "[CLS]: those rows never reach the output), while AA and RD drop in them too, with no effect on "
-               "the prediction. In every other row each method makes the same number of keys candidates, n − int(n(1 − "
-               "p)) of n, all dropped when q = 1.")
+               "the prediction. In every other row each method makes the same number of keys candidates, "
+               "n − int(n(1 − p)) of n, all dropped when q = 1.")
     st.download_button("Download the table (CSV)", res.table.to_csv(index=False), "deletion.csv", "text/csv",
                        key="fa_csv")

@@ -93,8 +93,9 @@ with st.container(border=True):  # not a form: the caption's time estimate follo
                                dev_size=int(n_dev))
         est = plans.time_estimate(plans.prior_plan(base_cfg, float(rate), [0], "", count=count).configs,
                                   model_name)
-        st.caption(f"4 runs × {int(epochs)} epoch{'s' * (int(epochs) != 1)} on {int(n_train)} + {int(n_dev)} examples ({est}). Keys "
-                   f"dropped per row: {COUNT_LABELS[count]}. Precision: {PRECISION_LABELS[precision]}. {tune_note}")
+        st.caption(f"4 runs × {int(epochs)} epoch{'s' * (int(epochs) != 1)} on {int(n_train)} + {int(n_dev)} "
+                   f"examples ({est}). Keys dropped per row: {COUNT_LABELS[count]}. Precision: "
+                   f"{PRECISION_LABELS[precision]}. {tune_note}")
     start = st.button("Start the prior experiment", key="pr_start", type="primary", icon=":material/play_arrow:",
                       disabled=running or not settings_ok, help="Train the four runs one after the other in the "
                       "background (one job per server); you can leave the page meanwhile.")

@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 from collections import Counter
 
-from ..config import TrainConfig, is_csv_task, normalize_name, resolve_layers
+from ..config import TrainConfig, is_csv_task, resolve_layers
 from ..errors import UserError
 from .runs import check_folder
 from .tasks import get_task
@@ -20,8 +20,8 @@ def check_runs(configs: list[TrainConfig], runs_dir: str | os.PathLike | None = 
     an AD-DROP epoch (check_schedule)."""
     from .models import model_config  # transformers: imported only once the arguments are known to be good
 
-    for task in sorted({c.task for c in configs if not is_csv_task(c.task) and normalize_name(c.task) != "demo"}):
-        get_task(task)  # "unknown task 'sst2typo': choose one of ..."
+    for task in sorted({c.task for c in configs if not is_csv_task(c.task)}):
+        get_task(task)  # demo or a named task, else "unknown task 'sst2typo': choose one of ..."
     if runs_dir is not None:
         check_folder(runs_dir, what="runs folder")
     names = Counter(c.name for c in configs if c.name)

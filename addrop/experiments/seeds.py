@@ -27,7 +27,8 @@ def parse_seeds(spec) -> list[int]:
             else:
                 vals = [int(x) for x in s.split(",") if x.strip()]
         except ValueError:
-            raise UserError(f"seeds {spec!r}: comma-separated integers such as 0,1,2 (or a range such as 0:2)") from None
+            raise UserError(f"seeds {spec!r}: comma-separated integers such as 0,1,2 (or a range such as 0:2)"
+                            ) from None
     else:
         try:
             vals = [int(x) for x in spec]

@@ -211,9 +211,11 @@ def format_gpu(rec: dict) -> str:
     for size, r in rec.get("sizes", {}).items():
         f = r.get("flops")
         if f:
+            nan = float("nan")
             lines.append(f"FLOPs {size}: {f['matmul_gflop_per_s']:.0f} GFLOP/s, the best of {f['rate_shape']} "
-                         f"products with 1, 4 and 16 times the rows; vanilla step {f['gflop'].get('vanilla', float('nan')):.1f} GFLOP, at "
-                         f"{f['floor_share'].get('vanilla', float('nan')):.2f} of its floor (FLOP-limited ratio, an "
+                         f"products with 1, 4 and 16 times the rows; vanilla step "
+                         f"{f['gflop'].get('vanilla', nan):.1f} GFLOP, at {f['floor_share'].get('vanilla', nan):.2f} "
+                         "of its floor (FLOP-limited ratio, an "
                          "estimate: 1 + the products the step adds, at that rate, / the vanilla median)")
     for size, r in rec.get("sizes", {}).items():
         sw = r.get("sweep")
