@@ -53,6 +53,7 @@ def test_prior_page_summarises_the_records_and_quotes_the_paper_apart(env):
     text = _text(at)
     assert "drop-low has fitted the training data fastest" in text
     assert "drop-high generalises worst by dev loss" in text and "No run has started to overfit" in text
+    assert "The **Overfitting in view** setting (under Settings above) trains long enough" in text
     assert "The paper's finding." in text and "fits the training data fastest but generalises worst" in text
     assert "masked minus clean +0.0262" in text and "because the masks come from the gold" not in text
     assert "Keys dropped per row: equal" in text
@@ -185,3 +186,29 @@ def test_a_number_out_of_range_is_an_error_and_the_estimate_follows_every_field(
     at.run()
     assert not at.error and not at.button(key=f"{prefix}_start").disabled
     assert default_runner().current() is None
+
+
+def test_prior_page_settings_fill_the_run_sizes_and_say_which_is_in_use(env):
+    """The two settings' buttons fill the four run-size fields (PRIOR_SETTINGS, capped at the data); a caption says
+    which setting the fields hold, or that they are the user's own."""
+    from addrop.experiments import plans
+
+    at = _page("pages/prior.py")
+    keys = {"train_size": "pr_train", "dev_size": "pr_dev", "epochs": "pr_epochs"}
+
+    def sizes():
+        return {k: at.number_input(key=key).value for k, key in keys.items()} | {"lr": at.select_slider(key="pr_lr").value}
+
+    assert sizes() == plans.PRIOR_SETTINGS["quick"]
+    assert any("the **Quick look** setting" in c.value for c in at.caption)
+    at.button(key="pr_use_overfit").click()
+    at.run()
+    assert sizes() == plans.PRIOR_SETTINGS["overfit"]  # the demo data has 400 + 140 examples: nothing capped
+    assert any("the **Overfitting in view** setting" in c.value for c in at.caption)
+    assert any(c.value.startswith("4 runs × 12 epochs on 128 + 140 examples") for c in at.caption)
+    at.number_input(key="pr_epochs").set_value(5)
+    at.run()
+    assert any("The sizes below are your own." in c.value for c in at.caption)
+    at.button(key="pr_use_quick").click()
+    at.run()
+    assert sizes() == plans.PRIOR_SETTINGS["quick"] and not at.exception

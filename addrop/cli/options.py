@@ -89,9 +89,14 @@ def build(cls, args, **overrides):
     kw = {name: getattr(args, name) for name in made}
     kw.update(overrides)
     if cls is TrainConfig and "preset" in kw:  # the preset fills every setting not given on the command line
-        given = set(getattr(args, _GIVEN, None) or ()) | set(overrides)
+        given = given_options(args) | set(overrides)
         kw = with_preset(kw, kw["preset"], given)
     return cls(**kw)
+
+
+def given_options(args) -> set:
+    """The dests of the options given on the command line (not those left at their defaults)."""
+    return set(getattr(args, _GIVEN, None) or ())
 
 
 def attribution_from(args, **overrides) -> AttributionConfig:

@@ -8,7 +8,7 @@ from .train import add_training_options, add_workers_option
 
 
 def add_parser(sub) -> None:
-    from ..experiments.plans import PRIOR_DEFAULTS
+    from ..experiments.plans import PRIOR_DEFAULTS, PRIOR_SETTINGS
 
     p = sub.add_parser("prior", help="the paper's prior experiment: none / random / low / high, with curves.html",
                        description="Run the prior experiment (paper Section 2.2): gold-label GA in the chosen layers, "
@@ -24,6 +24,12 @@ def add_parser(sub) -> None:
                                   "target", "label", "p", "q"),
                          defaults={k: PRIOR_DEFAULTS[k] for k in ("layers", "precision", "train_size", "dev_size",
                                                                   "lr")})
+    over = PRIOR_SETTINGS["overfit"]
+    p.add_argument("--setting", choices=list(PRIOR_SETTINGS), default="quick",
+                   help="quick (default): the sizes above, about a minute with minilm; no run overfits yet. overfit: "
+                        f"{over['train_size']} training and {over['dev_size']} dev examples, {over['epochs']} epochs, "
+                        f"lr {over['lr']:g}, chosen on the demo data so that drop-low's dev loss turns upwards "
+                        "(docs/prior-preset.md); about three times as long. Options given explicitly win")
     p.add_argument("--rate", "--p", type=float, default=PRIOR_DEFAULTS["rate"],
                    help=f"share of each row dropped, as p elsewhere (default {PRIOR_DEFAULTS['rate']:g})")
     group_name_help(p, "prior-<date>-<time>-<tag>")
@@ -34,14 +40,17 @@ def add_parser(sub) -> None:
 def run(a) -> int:
     from ..engine.runs import list_runs, metrics_frame
     from ..experiments.plans import prior_plan
-    from .options import attribution_from, train_config_from
+    from ..experiments.plans import PRIOR_SETTINGS
+    from .options import attribution_from, given_options, train_config_from
     from .printing import ConsoleProgress
 
-    base = train_config_from(a, attribution_from(a), name=None)
+    given = given_options(a)  # the quick setting is the options' defaults: only another one overrides them
+    sizes = {k: v for k, v in PRIOR_SETTINGS[a.setting].items() if k not in given} if a.setting != "quick" else {}
+    base = train_config_from(a, attribution_from(a), name=None, **sizes)
     plan = prior_plan(base, a.rate, base.attribution.layers, a.out, group=a.name)
     from ..engine.preflight import check_runs
     from ..experiments.plans import check_group_free
-    from ..experiments.verdicts import PAPER_PRIOR_FINDING, prior_summary
+    from ..experiments.verdicts import PAPER_PRIOR_FINDING, overfit_sentence, prior_summary
     from ..studio.background import plan_job
 
     from ..experiments.parallel import workers_ahead
@@ -59,6 +68,8 @@ def run(a) -> int:
     frame = metrics_frame(recs)
     for sentence in prior_summary(frame):
         print(f"- {sentence}")
+    if a.setting == "quick" and overfit_sentence(frame)[0] is False:
+        print("  (--setting overfit trains long enough for drop-low's dev loss to turn upwards on the demo data)")
     print(f"(the paper's finding: {PAPER_PRIOR_FINDING})")
     from ..engine.precision import ran_in
 

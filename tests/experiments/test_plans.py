@@ -130,6 +130,30 @@ def test_cli_prior_runs_the_app_s_plan(tmp_path, capsys, monkeypatch):
     assert cfg["attribution"]["q"] is None and cfg["cross_tuning"] is False
 
 
+def test_cli_prior_setting_fills_the_sizes_not_given(monkeypatch, capsys):
+    """--setting overfit takes its run sizes from PRIOR_SETTINGS where no option gives them; quick is the options'
+    defaults, which PRIOR_SETTINGS["quick"] repeats."""
+    from addrop.errors import UserError
+
+    seen = []
+
+    def stop(base, *a, **k):
+        seen.append(base)
+        raise UserError("stopped before training")
+
+    monkeypatch.setattr(plans, "prior_plan", stop)
+    assert main(["prior", "--model", "tiny-bert", "--setting", "overfit", "--epochs", "2"]) == 2
+    assert main(["prior", "--model", "tiny-bert", "--setting", "overfit", "--preset", "paper"]) == 2
+    assert main(["prior", "--model", "tiny-bert"]) == 2
+    assert "stopped before training" in capsys.readouterr().err
+    given, with_paper, quick = seen
+    over = dict(plans.PRIOR_SETTINGS["overfit"])
+    assert {k: getattr(given, k) for k in over} == dict(over, epochs=2)  # an option given explicitly wins
+    assert {k: getattr(with_paper, k) for k in over} == over  # the setting's sizes win over the preset's
+    assert {k: getattr(quick, k) for k in over} == plans.PRIOR_SETTINGS["quick"]
+    assert plans.PRIOR_SETTINGS["quick"]["lr"] == plans.PRIOR_DEFAULTS["lr"]
+
+
 def test_cli_compare_runs_the_app_s_plan_and_prints_the_summary(tmp_path, capsys):
     code = main(["compare", *TINY_ARGS, "--epochs", "2", "--seeds", "0,1", "--p", "0.4", "--out", str(tmp_path),
                  "--name", "c1"])  # 2 epochs: cross-tuning's first AD-DROP epoch is the second
