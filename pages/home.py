@@ -63,7 +63,8 @@ with right:
                "region and the sampled mask, and what the mask does to the prediction.")
     st.page_link("pages/prior.py", label="Prior experiment", icon=":material/science:")
     st.caption("The paper's Section 2.2: drop high, low, random or no attention positions while fine-tuning "
-               "and watch the training and dev losses part.")
+               "and watch the training and dev losses part (its Overfitting in view setting: a few minutes on a "
+               "CPU).")
     st.page_link("pages/compare.py", label="AD-DROP vs vanilla", icon=":material/compare_arrows:")
     st.caption("Paired runs with the same seeds: curves, dev metrics and the cost of AD-DROP.")
     if (ui.ROOT / "pages" / "sweeps.py").is_file():

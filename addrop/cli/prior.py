@@ -29,7 +29,7 @@ def add_parser(sub) -> None:
                    help="quick (default): the sizes above, about a minute with minilm; no run overfits yet. overfit: "
                         f"{over['train_size']} training and {over['dev_size']} dev examples, {over['epochs']} epochs, "
                         f"lr {over['lr']:g}, chosen on the demo data so that drop-low's dev loss turns upwards "
-                        "(docs/prior-preset.md); about three times as long. Options given explicitly win")
+                        "(docs/prior-preset.md); two to three times as long. Options given explicitly win")
     p.add_argument("--rate", "--p", type=float, default=PRIOR_DEFAULTS["rate"],
                    help=f"share of each row dropped, as p elsewhere (default {PRIOR_DEFAULTS['rate']:g})")
     group_name_help(p, "prior-<date>-<time>-<tag>")
@@ -39,8 +39,7 @@ def add_parser(sub) -> None:
 
 def run(a) -> int:
     from ..engine.runs import list_runs, metrics_frame
-    from ..experiments.plans import prior_plan
-    from ..experiments.plans import PRIOR_SETTINGS
+    from ..experiments.plans import PRIOR_SETTINGS, prior_plan
     from .options import attribution_from, given_options, train_config_from
     from .printing import ConsoleProgress
 

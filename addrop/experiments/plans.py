@@ -38,7 +38,7 @@ PRIOR_DEFAULTS = {"rate": 0.3, "layers": (0,), "count": "equal", "precision": "a
 # The run sizes of the prior experiment's two settings. quick: the defaults above (about a minute; drop-low fits
 # fastest and drop-high slowest, but no run overfits yet). overfit: chosen on the demo data by the protocol in
 # docs/prior-preset.md (four candidates, seeds 1-3), where drop-low's dev loss turns upwards as in the paper's
-# Figure 2 (about three times as long).
+# Figure 2 (two to three times as long).
 PRIOR_SETTINGS = {
     "quick": {"train_size": PRIOR_DEFAULTS["train_size"], "dev_size": PRIOR_DEFAULTS["dev_size"],
               "epochs": TrainConfig().epochs, "lr": PRIOR_DEFAULTS["lr"]},
