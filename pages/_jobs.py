@@ -45,15 +45,19 @@ def start_plan(kind: str, build, loaded, data, num_layers: int, keep_weights: bo
         st.rerun()
 
 
-def keep_weights_toggle(where, key: str, loaded, runs: int) -> bool:
-    """The toggle of a page that trains several runs: keep each run's final weights (what they cost on disk)."""
+def keep_weights_toggle(where, key: str, loaded, runs: int) -> tuple[bool, str]:
+    """The toggle of a page that trains several runs: keep each run's final weights (what they cost on disk).
+    Returns its value and, when on, a sentence for the page's caption saying what it will write."""
     mb = sum(p.numel() * p.element_size() for p in loaded.model.parameters()) / 2 ** 20
     if key not in st.session_state:
         st.session_state[key] = True
-    return where.toggle("Keep each run's weights", key=key, persist_state="session",
+    keep = where.toggle("Keep each run's weights", key=key, persist_state="session",
                         help=f"About {mb:,.0f} MB a run with {loaded.name}, {runs * mb:,.0f} MB for these {runs} "
                              "runs, in the runs folder. Kept weights let the explorer open a run (the sidebar's "
                              "model list, or run:PATH); the records and curves are kept either way.")
+    total = runs * mb
+    size = f"{total:,.0f}" if total >= 10 else f"{total:.1f}"
+    return keep, (f"Each run's weights are kept: about {size} MB in all (More)." if keep else "")
 
 
 def note_other_job(kind: str, running: bool) -> None:

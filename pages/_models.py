@@ -40,11 +40,13 @@ def fits(checkpoint: dict, spec) -> bool:
 
 def default_model_for(spec, found: dict) -> str:
     """A trained model for the chosen data when there is one: the shipped one for the demo task, else the newest
-    checkpoint trained on the same task with as many labels; else minilm with its untrained head."""
+    checkpoint trained on the same task with as many labels, but none of the prior experiment's drop-* runs (trained
+    with the masks of a contrast, they are the experiment's, not models to explain); else minilm with its untrained
+    head."""
     if spec is not None and spec.name == "demo":
         return TRAINED_MODELS[0]
     for ref, c in found.items():
-        if spec is not None and fits(c, spec):
+        if spec is not None and fits(c, spec) and not str(c.get("strategy") or "").startswith("drop-"):
             return ref
     return "minilm"
 

@@ -85,7 +85,7 @@ with st.container(border=True):  # not a form: the caption's time estimate follo
                            help="Only used with IGA (the paper: 20).")
         maxlen = nums.field(d, "Max tokens per example", 8, 512, key="cm_maxlen", persist_state=SS,
                             help="Longer examples are cut.")
-        keep = jobs.keep_weights_toggle(st, "cm_keep", loaded, 2 * int(n_seeds or 1))
+        keep, keep_note = jobs.keep_weights_toggle(st, "cm_keep", loaded, 2 * int(n_seeds or 1))
     paper = st.toggle("Paper preset", key="cm_paper", persist_state=SS,
                       help="The reference's regime, in place of epochs, batch size, learning rate and max tokens: "
                            "batch 16, constant lr 1e-5, max length 100, up to 50 epochs, early stopping on the dev "
@@ -101,7 +101,7 @@ with st.container(border=True):  # not a form: the caption's time estimate follo
         st.caption(f"{2 * int(n_seeds)} runs × {n_epochs} epoch{'s' * (n_epochs != 1)} on {int(n_train)} + "
                    f"{int(n_dev)} examples ({est}{', at most: early stopping may end them sooner' if paper else ''})."
                    + (" **One seed tells nothing**: the verdict needs the spread over three or more seeds."
-                      if int(n_seeds) == 1 else "") + f" {tune_note}")
+                      if int(n_seeds) == 1 else "") + f" {keep_note} {tune_note}")
     start = st.button("Start the comparison", key="cm_start", type="primary", icon=":material/play_arrow:",
                       disabled=running or not settings_ok, help="Train the runs one after the other in the "
                       "background (one job per server); you can leave the page meanwhile.")

@@ -23,7 +23,7 @@ SETTINGS_NOTE = (
     "overfit. **Overfitting in view** trains fewer examples for more epochs; it was chosen on the demo data "
     "(docs/prior-preset.md) so that drop-low's dev loss turns upwards, as in the paper's Figure 2. On 4 seeds not "
     "used to choose it, the runs agreed with all three of the paper's observations on every seed, and drop-low's "
-    "dev loss rose by 0.02 or more after its lowest on 3. On other data it is only a longer run.")
+    "dev loss rose by 0.02 or more after its lowest on 3 of them. On other data it is only a longer run.")
 CHART_TITLE = "Training loss (solid: with the masks; dotted: clean) and dev loss per epoch, by strategy"
 
 c = ui.ctx()
@@ -91,11 +91,12 @@ with st.container(border=True):  # not a form: the caption's time estimate follo
         est = plans.time_estimate(plans.prior_plan(TrainConfig(model=model_name, **setting_sizes(name)), 0.3, [0],
                                                    "").configs, model_name)
         col.button(SETTING_LABELS[name], key=f"pr_use_{name}", on_click=use_setting, args=(name,),
-                   width="stretch", help=f"Fill in the run sizes of this setting ({est}); the other settings stay.")
+                   width="stretch", help=f"Fill in this setting's training and dev examples, epochs and learning "
+                                         f"rate ({est}); the other settings stay.")
     now = next((n for n in plans.PRIOR_SETTINGS
                 if all(st.session_state.get(k) == v for k, v in setting_values(n).items())), None)
-    d.caption(f"The sizes below are the **{SETTING_LABELS[now]}** setting." if now else
-              "The sizes below are your own.")
+    d.caption(f"Examples, epochs and learning rate below: the **{SETTING_LABELS[now]}** setting." if now else
+              "Examples, epochs and learning rate below: your own.")
     st.caption(SETTINGS_NOTE)
     n_train, n_dev, epochs, batch = nums.run_size(
         "pr", len(train), len(dev), "Every epoch of every strategy uses its masks (no cross-tuning here).",
@@ -121,7 +122,7 @@ with st.container(border=True):  # not a form: the caption's time estimate follo
                                  "drops 4 keys for high and 3 for low, so the comparison is confounded.")
         precision = d.selectbox("Precision", list(PRECISIONS), key="pr_precision", persist_state=SS,
                                 format_func=PRECISION_LABELS.get, help=PRECISION_HELP)
-        keep = jobs.keep_weights_toggle(st, "pr_keep", loaded, 4)
+        keep, keep_note = jobs.keep_weights_toggle(st, "pr_keep", loaded, 4)
     settings_ok = nums.report()
     if settings_ok:
         base_cfg = TrainConfig(model=model_name, epochs=int(epochs), train_size=int(n_train),
@@ -130,7 +131,7 @@ with st.container(border=True):  # not a form: the caption's time estimate follo
                                   model_name)
         st.caption(f"4 runs × {int(epochs)} epoch{'s' * (int(epochs) != 1)} on {int(n_train)} + {int(n_dev)} "
                    f"examples ({est}). Keys dropped per row: {COUNT_LABELS[count]}. Precision: "
-                   f"{PRECISION_LABELS[precision]}. {tune_note}")
+                   f"{PRECISION_LABELS[precision]}. {keep_note} {tune_note}")
     start = st.button("Start the prior experiment", key="pr_start", type="primary", icon=":material/play_arrow:",
                       disabled=running or not settings_ok, help="Train the four runs one after the other in the "
                       "background (one job per server); you can leave the page meanwhile.")
@@ -171,7 +172,8 @@ def results(frame: pd.DataFrame, show_clean: bool, key: str, recs, total_runs: i
                     key=f"pr_fig_{key}")
     summary = verdicts.prior_summary(frame, total_runs)
     st.markdown("**What this run shows**\n\n" + "\n".join(f"- {s}" for s in summary))
-    if total_runs is None and verdicts.overfit_sentence(frame)[0] is False:
+    if total_runs is None and verdicts.overfit_sentence(frame)[0] is False and plans.overfit_setting_helps(
+            recs[0].config if recs else None):
         st.caption(f"The **{SETTING_LABELS['overfit']}** setting (under Settings above) trains long enough for "
                    "drop-low's dev loss to turn upwards on the demo data.")
     st.markdown(f"**The paper's finding.** {verdicts.PAPER_PRIOR_FINDING}")

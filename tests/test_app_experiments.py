@@ -200,15 +200,19 @@ def test_prior_page_settings_fill_the_run_sizes_and_say_which_is_in_use(env):
         return {k: at.number_input(key=key).value for k, key in keys.items()} | {"lr": at.select_slider(key="pr_lr").value}
 
     assert sizes() == plans.PRIOR_SETTINGS["quick"]
-    assert any("the **Quick look** setting" in c.value for c in at.caption)
+    assert any("below: the **Quick look** setting" in c.value for c in at.caption)
     at.button(key="pr_use_overfit").click()
     at.run()
     assert sizes() == plans.PRIOR_SETTINGS["overfit"]  # the demo data has 400 + 140 examples: nothing capped
-    assert any("the **Overfitting in view** setting" in c.value for c in at.caption)
-    assert any(c.value.startswith("4 runs × 12 epochs on 128 + 140 examples") for c in at.caption)
+    assert any("below: the **Overfitting in view** setting" in c.value for c in at.caption)
+    est = next(c.value for c in at.caption if c.value.startswith("4 runs × 12 epochs on 128 + 140 examples"))
+    assert "Each run's weights are kept: about" in est  # the disk the default toggle costs, where it is seen
+    at.toggle(key="pr_keep").set_value(False)
+    at.run()
+    assert not any("weights are kept" in c.value for c in at.caption)
     at.number_input(key="pr_epochs").set_value(5)
     at.run()
-    assert any("The sizes below are your own." in c.value for c in at.caption)
+    assert any("Examples, epochs and learning rate below: your own." in c.value for c in at.caption)
     at.button(key="pr_use_quick").click()
     at.run()
     assert sizes() == plans.PRIOR_SETTINGS["quick"] and not at.exception

@@ -37,6 +37,11 @@ def test_the_default_model_follows_the_data(monkeypatch):
     found = {"run:/x/a": {"task": "sst-2", "num_labels": 2}, "run:/x/b": {"task": "mrpc", "num_labels": 2}}
     assert default_model_for(TASKS["mrpc"], found) == "run:/x/b"
     assert default_model_for(TASKS["cola"], found) == "minilm"
+    # a prior experiment's drop-* runs are never the default (trained with a contrast's masks); its none run may be
+    prior = {f"run:/p/{s}": {"task": "cola", "num_labels": 2, "strategy": s}
+             for s in ("drop-high", "drop-low", "drop-random", "none")}
+    assert default_model_for(TASKS["cola"], prior) == "run:/p/none"
+    assert default_model_for(TASKS["cola"], {k: v for k, v in prior.items() if "drop-" in k}) == "minilm"
 
 
 def test_checkpoints_trained_on_other_data_are_not_offered(env):

@@ -24,12 +24,14 @@ def add_parser(sub) -> None:
                                   "target", "label", "p", "q"),
                          defaults={k: PRIOR_DEFAULTS[k] for k in ("layers", "precision", "train_size", "dev_size",
                                                                   "lr")})
-    over = PRIOR_SETTINGS["overfit"]
+    quick, over = PRIOR_SETTINGS["quick"], PRIOR_SETTINGS["overfit"]
     p.add_argument("--setting", choices=list(PRIOR_SETTINGS), default="quick",
-                   help="quick (default): the sizes above, about a minute with minilm; no run overfits yet. overfit: "
-                        f"{over['train_size']} training and {over['dev_size']} dev examples, {over['epochs']} epochs, "
-                        f"lr {over['lr']:g}, chosen on the demo data so that drop-low's dev loss turns upwards "
-                        "(docs/prior-preset.md); two to three times as long. Options given explicitly win")
+                   help=f"quick (default): {quick['train_size']} training and {quick['dev_size']} dev examples, "
+                        f"{quick['epochs']} epochs, lr {quick['lr']:g}, about a minute with minilm; no run overfits "
+                        f"yet. overfit: {over['train_size']} training and {over['dev_size']} dev examples, "
+                        f"{over['epochs']} epochs, lr {over['lr']:g}, chosen on the demo data so that drop-low's dev "
+                        "loss turns upwards (docs/prior-preset.md); about three times the work. Options given "
+                        "explicitly win.")
     p.add_argument("--rate", "--p", type=float, default=PRIOR_DEFAULTS["rate"],
                    help=f"share of each row dropped, as p elsewhere (default {PRIOR_DEFAULTS['rate']:g})")
     group_name_help(p, "prior-<date>-<time>-<tag>")
@@ -39,7 +41,7 @@ def add_parser(sub) -> None:
 
 def run(a) -> int:
     from ..engine.runs import list_runs, metrics_frame
-    from ..experiments.plans import PRIOR_SETTINGS, prior_plan
+    from ..experiments.plans import PRIOR_SETTINGS, overfit_setting_helps, prior_plan
     from .options import attribution_from, given_options, train_config_from
     from .printing import ConsoleProgress
 
@@ -47,6 +49,9 @@ def run(a) -> int:
     sizes = {k: v for k, v in PRIOR_SETTINGS[a.setting].items() if k not in given} if a.setting != "quick" else {}
     base = train_config_from(a, attribution_from(a), name=None, **sizes)
     plan = prior_plan(base, a.rate, base.attribution.layers, a.out, group=a.name)
+    print(f"prior experiment ({a.setting} setting): {base.model} on {base.task}, {base.train_size} training and "
+          f"{base.dev_size} dev examples (at most), {base.epochs} epoch{'s' * (base.epochs != 1)}, lr {base.lr:g}, batch {base.batch_size}, "
+          f"rate {a.rate:g} in layers {plan.meta['layers']}, seed {base.seed}", flush=True)
     from ..engine.preflight import check_runs
     from ..experiments.plans import check_group_free
     from ..experiments.verdicts import PAPER_PRIOR_FINDING, overfit_sentence, prior_summary
@@ -67,7 +72,7 @@ def run(a) -> int:
     frame = metrics_frame(recs)
     for sentence in prior_summary(frame):
         print(f"- {sentence}")
-    if a.setting == "quick" and overfit_sentence(frame)[0] is False:
+    if overfit_sentence(frame)[0] is False and overfit_setting_helps(base.record()):
         print("  (--setting overfit trains long enough for drop-low's dev loss to turn upwards on the demo data)")
     print(f"(the paper's finding: {PAPER_PRIOR_FINDING})")
     from ..engine.precision import ran_in

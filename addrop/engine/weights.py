@@ -203,7 +203,7 @@ def load_trained(name: str, model: torch.nn.Module) -> None:
 
 def list_checkpoints(root, limit: int = 60) -> list[dict]:
     """Every checkpoint kept under the runs folder `root`, newest run first: {ref, run, epoch, task, num_labels,
-    metric, value, label}; `label` is "run name, epoch N, dev <metric> x" (the app's model list)."""
+    metric, value, strategy, label}; `label` is "run name, epoch N, dev <metric> x" (the app's model list)."""
     from .runs import list_runs
 
     out = []
@@ -225,7 +225,7 @@ def list_checkpoints(root, limit: int = 60) -> list[dict]:
             shown = f", dev {metric} {value:.3f}" if isinstance(value, (int, float)) else ""
             out.append({"ref": ref, "run": name, "epoch": epoch, "task": rec.config.get("task_name"),
                         "num_labels": rec.config.get("num_labels"), "metric": metric, "value": value,
-                        "label": f"{name}, epoch {epoch}{shown}"})
+                        "strategy": rec.config.get("strategy"), "label": f"{name}, epoch {epoch}{shown}"})
             if len(out) >= limit:
                 return out
     return out

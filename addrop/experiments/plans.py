@@ -46,6 +46,14 @@ PRIOR_SETTINGS = {
 }
 
 
+def overfit_setting_helps(config: dict | None) -> bool:
+    """Whether pointing a prior experiment that shows no overfitting to the overfit setting helps: its runs (a run
+    record's config) are on the demo data, where the setting was chosen, and did not already use its epochs and lr."""
+    over = PRIOR_SETTINGS["overfit"]
+    return (isinstance(config, dict) and config.get("task") == "demo"
+            and (config.get("epochs"), config.get("lr")) != (over["epochs"], over["lr"]))
+
+
 class Progress(Protocol):
     """Where a plan reports: the app's Job (addrop/studio/jobs.py) or the command line's printer."""
 

@@ -14,6 +14,9 @@ PAPER_PRIOR_FINDING = (
     "the training data fastest but generalises worst, and dropping the high-attribution positions slows fitting "
     "the most: the observation AD-DROP is built on.")
 OVERFIT_TOL = 1e-4  # a dev loss counts as rising when it ends this much above its minimum
+CLEAR_RISE = 0.02  # ... and as clearly rising from this much (the bar of docs/prior-preset.md)
+RELIANCE = 0.1  # a drop-* run whose clean training loss exceeds its masked one by this much beyond none's gap
+# relies on its masks
 TIE_TOL = 2e-3  # strategies whose losses (or metrics) all lie within this of each other are not ranked
 NAMES = {"none": "none", "drop-random": "drop-random", "drop-low": "drop-low", "drop-high": "drop-high",
          "vanilla": "vanilla", "addrop": "AD-DROP"}
@@ -58,15 +61,26 @@ def overfit_sentence(frame, tol: float = OVERFIT_TOL) -> tuple[bool | None, str]
         return False, ("No run has started to overfit: every dev loss is still at its lowest at the last epoch, so "
                        "these runs cannot show what a regulariser does against overfitting; train more epochs or "
                        "on fewer examples.")
-    mins = []
+    clear, slight = [], []
     for r in rising:
         g = frame[frame["run"] == r].sort_values("epoch")
         i = g["dev_loss"].astype(float).idxmin()
-        mins.append(f"{r} (lowest {g.loc[i, 'dev_loss']:.4f} at epoch {int(g.loc[i, 'epoch'])}, "
-                    f"{float(g['dev_loss'].iloc[-1]):.4f} at the last)")
+        low, last = float(g.loc[i, "dev_loss"]), float(g["dev_loss"].iloc[-1])
+        if last - low >= CLEAR_RISE:
+            clear.append(f"{r} (lowest {low:.4f} at epoch {int(g.loc[i, 'epoch'])}, {last:.4f} at the last)")
+        else:
+            slight.append(f"{r} (lowest {low:.4f} at epoch {int(g.loc[i, 'epoch'])}, +{last - low:.4f} at the last)")
+    parts = [f"Started to overfit (dev loss rising after its minimum): {', '.join(clear)}"] if clear else []
+    if slight:
+        parts.append(("barely, by less than " if clear else "Only barely started to overfit (dev loss up by less "
+                      "than ") + f"{CLEAR_RISE:g}{'' if clear else ' after its minimum)'}: {', '.join(slight)}")
     rest = len(known) - len(rising)
-    return True, (f"Started to overfit (dev loss rising after its minimum): {', '.join(mins)}"
-                  + (f"; the other {rest} run(s) still improve." if rest else "."))
+    return True, "; ".join(parts) + (f"; the other {_runs(rest)} still {'improves' if rest == 1 else 'improve'}."
+                                     if rest else ".")
+
+
+def _runs(n: int) -> str:
+    return f"{n} run" + ("s" * (n != 1))
 
 
 def _last_common(frame):
@@ -109,7 +123,8 @@ def prior_summary(frame, total_runs: int | None = None) -> list[str]:
     out = []
     seen = frame["run"].nunique()
     if total_runs and seen < total_runs:
-        out.append(f"So far {seen} of the {total_runs} runs have epoch records ({_all(train.index)}): what follows "
+        out.append(f"So far {seen} of the {total_runs} runs {'has' if seen == 1 else 'have'} epoch records "
+                   f"({_all(train.index)}): what follows "
                    "compares only those, and changes as the others train.")
     if len(train) < 2:
         return out + [f"Only {_name(train.index[0]) if len(train) else 'no run'} has reached epoch {epoch} so far."]
@@ -119,8 +134,10 @@ def prior_summary(frame, total_runs: int | None = None) -> list[str]:
                    "strategy has fitted faster than another.")
         fast = slow = None
     else:
+        masks = ", measured with its masks" if str(fast).startswith("drop-") else ""
         out.append(f"At epoch {epoch}, {_name(fast)} has fitted the training data fastest (lowest training loss, "
-                   f"{train[fast]:.4f}, measured with its masks) and {_name(slow)} slowest ({train[slow]:.4f}).")
+                   f"{train[fast]:.4f}{masks}) and {_name(slow)} slowest ({train[slow]:.4f}).")
+        out += _reliance(at, dev)
     metric = _metric(at)
     m = by[metric].mean().dropna() if metric else dev.iloc[:0]
     worst = dev.idxmax() if len(dev) else None
@@ -133,7 +150,7 @@ def prior_summary(frame, total_runs: int | None = None) -> list[str]:
         s = f"{_name(worst)} generalises worst by dev loss ({dev[worst]:.4f}; lowest: " \
             f"{_name(dev.idxmin())}, {dev.min():.4f})"
         if len(m) and m.max() - m.min() < TIE_TOL:
-            s += f"; the {_label(metric)} is the same for all within {TIE_TOL:g} ({m.min():.4f} to {m.max():.4f})"
+            s += f"; the {_label(metric)} is {_spread_words(m.min(), m.max())} for all"
         elif len(m):
             lows = _lowest(m)
             if lows == [worst]:
@@ -143,7 +160,7 @@ def prior_summary(frame, total_runs: int | None = None) -> list[str]:
             else:
                 s += f"; the lowest {_label(metric)}, {m.min():.4f}, is shared by {_all(lows)}"
         out.append(s + ".")
-    out.append(overfit_sentence(frame)[1])
+    out.append(overfit_sentence(frame[frame["epoch"] <= epoch])[1])  # live: up to the epoch compared above
     if {"drop-low", "drop-high"} <= set(train.index):
         if fast is None or worst is None:
             out.append("The runs are too close to each other to compare with the paper's finding.")
@@ -160,6 +177,35 @@ def prior_summary(frame, total_runs: int | None = None) -> list[str]:
                 out.append(f"This run agrees with {len(yes)} of the paper's 3 observations"
                            + (f" ({'; '.join(yes)})" if yes else "") + f"; not with: {'; '.join(no)}. With so few "
                            "examples, epochs or one seed, the order can differ.")
+    return out
+
+
+def _reliance(at, dev) -> list[str]:
+    """Sentences on the drop-* runs (rows `at` one epoch) whose clean training loss (no masks) is far above their
+    training loss with masks, beyond none's gap: they fit their own training examples only with the masks on, and
+    their dev loss (measured without masks) shows that as well as any overfitting."""
+    if "clean_train_loss" not in at:
+        return []
+    rows = at.groupby("strategy")[["train_loss", "clean_train_loss"]].mean()
+    base = rows.loc["none"] if "none" in rows.index else None
+    ref = float(base["clean_train_loss"] - base["train_loss"]) if base is not None else 0.0
+    out = []
+    for s, r in rows.iterrows():
+        masked, clean = float(r["train_loss"]), float(r["clean_train_loss"])
+        if not str(s).startswith("drop-") or math.isnan(clean) or clean - masked - ref < RELIANCE:
+            continue
+        ours = (f"Without its masks, {_name(s)} fits its own training examples much worse: clean training loss "
+                f"{clean:.4f} against {masked:.4f} with them"
+                + (f" (none: {float(base['clean_train_loss']):.4f} and {float(base['train_loss']):.4f})"
+                   if base is not None else "") + ". ")
+        d = float(dev.get(s, float("nan")))
+        if d == d and clean >= 0.8 * d:
+            ours += (f"That is about its dev loss ({d:.4f}): the model has learned to rely on its masks, and its high "
+                     "dev loss is mostly their absence at evaluation, not memorised training examples.")
+        elif d == d:
+            ours += (f"Its dev loss ({d:.4f}) is well above that: part of it is reliance on the masks, part "
+                     "overfitting in the usual sense.")
+        out.append(ours.strip())
     return out
 
 

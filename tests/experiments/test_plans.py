@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from addrop.cli import main
-from addrop.config import AttributionConfig
+from addrop.config import AttributionConfig, TrainConfig
 from addrop.engine.models import load_model
 from addrop.engine.runs import list_runs, load_run
 from addrop.engine.training import load_splits
@@ -122,6 +122,8 @@ def test_cli_prior_runs_the_app_s_plan(tmp_path, capsys, monkeypatch):
     assert len([line for line in out.splitlines() if " epoch 1" in line and "train_loss=" in line]) == 4
     assert "drop-high" in out
     assert "- At epoch 1" in out and "the paper's finding" in out
+    assert ("prior experiment (quick setting): tiny-bert on demo, 16 training and 8 dev examples (at most), 1 epoch, "
+            "lr 0.0001, batch 8, rate 0.2 in layers [0], seed 0") in out  # what ran, before the first epoch
     assert cfg["attribution"]["count"] == "equal" and cfg["attribution"]["mode"] == "low"
     from addrop.engine.precision import resolve_precision
 
@@ -152,6 +154,16 @@ def test_cli_prior_setting_fills_the_sizes_not_given(monkeypatch, capsys):
     assert {k: getattr(with_paper, k) for k in over} == over  # the setting's sizes win over the preset's
     assert {k: getattr(quick, k) for k in over} == plans.PRIOR_SETTINGS["quick"]
     assert plans.PRIOR_SETTINGS["quick"]["lr"] == plans.PRIOR_DEFAULTS["lr"]
+
+
+def test_the_overfit_setting_is_suggested_only_where_it_helps():
+    """On the demo data (where it was chosen) and only to runs that did not use it already."""
+    over = plans.PRIOR_SETTINGS["overfit"]
+    quick = TrainConfig(task="demo", epochs=3, lr=5e-5).record()
+    assert plans.overfit_setting_helps(quick)
+    assert not plans.overfit_setting_helps(TrainConfig(task="demo", epochs=over["epochs"], lr=over["lr"]).record())
+    assert not plans.overfit_setting_helps(TrainConfig(task="mrpc", epochs=3).record())
+    assert not plans.overfit_setting_helps(None)
 
 
 def test_cli_compare_runs_the_app_s_plan_and_prints_the_summary(tmp_path, capsys):
