@@ -196,7 +196,8 @@ def _reliance(at, dev) -> list[str]:
             continue
         ours = (f"Without its masks, {_name(s)} fits its own training examples much worse: clean training loss "
                 f"{clean:.4f} against {masked:.4f} with them"
-                + (f" (none: {float(base['clean_train_loss']):.4f} and {float(base['train_loss']):.4f})"
+                + (f" (none, which drops nothing: clean {float(base['clean_train_loss']):.4f}, in training "
+                   f"{float(base['train_loss']):.4f})"
                    if base is not None else "") + ". ")
         d = float(dev.get(s, float("nan")))
         if d == d and clean >= 0.8 * d:
