@@ -197,7 +197,8 @@ def test_prior_page_settings_fill_the_run_sizes_and_say_which_is_in_use(env):
     keys = {"train_size": "pr_train", "dev_size": "pr_dev", "epochs": "pr_epochs"}
 
     def sizes():
-        return {k: at.number_input(key=key).value for k, key in keys.items()} | {"lr": at.select_slider(key="pr_lr").value}
+        sizes = {k: at.number_input(key=key).value for k, key in keys.items()}
+        return sizes | {"lr": at.select_slider(key="pr_lr").value}
 
     assert sizes() == plans.PRIOR_SETTINGS["quick"]
     assert any("below: the **Quick look** setting" in c.value for c in at.caption)

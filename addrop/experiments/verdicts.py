@@ -15,8 +15,8 @@ PAPER_PRIOR_FINDING = (
     "the most: the observation AD-DROP is built on.")
 OVERFIT_TOL = 1e-4  # a dev loss counts as rising when it ends this much above its minimum
 CLEAR_RISE = 0.02  # ... and as clearly rising from this much (the bar of docs/prior-preset.md)
-RELIANCE = 0.1  # a drop-* run whose clean training loss exceeds its masked one by this much beyond none's gap
-# relies on its masks
+# a drop-* run relies on its masks when its clean training loss exceeds its masked one by this much beyond none's gap
+RELIANCE = 0.1
 TIE_TOL = 2e-3  # strategies whose losses (or metrics) all lie within this of each other are not ranked
 NAMES = {"none": "none", "drop-random": "drop-random", "drop-low": "drop-low", "drop-high": "drop-high",
          "vanilla": "vanilla", "addrop": "AD-DROP"}

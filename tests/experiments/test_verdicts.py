@@ -201,8 +201,8 @@ def test_a_drop_run_that_fits_only_with_its_masks_is_named():
     clean = {"none": [0.6, 0.027], "drop-random": [0.6, 0.03], "drop-low": [0.6, 1.40], "drop-high": [0.6, 0.19]}
     text = " ".join(verdicts.prior_summary(_prior(train, dev, clean=clean)))
     assert ("Without its masks, drop-low fits its own training examples much worse: clean training loss 1.4000 "
-            "against 0.0200 with them (none, which drops nothing: clean 0.0270, in training 0.0340). That is about its dev loss (1.3800): the model has "
-            "learned to rely on its masks") in text
+            "against 0.0200 with them (none, which drops nothing: clean 0.0270, in training 0.0340). That is about its "
+            "dev loss (1.3800): the model has learned to rely on its masks") in text
     assert "Without its masks, drop-high" not in text and "drop-random fits its own" not in text
     clean["drop-low"] = [0.6, 0.22]
     dev["drop-low"] = [0.6, 0.59]
