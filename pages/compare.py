@@ -58,8 +58,9 @@ with st.container(border=True):  # not a form: the caption's time estimate follo
                  help="Share of each attention row that may be dropped (Eq. 6).")
     q = d.slider("q: drop rate", 0.05, 0.95, step=0.05, key="cm_q", persist_state=SS,
                  help="Probability of dropping each candidate (Eq. 7).")
-    layers = e.multiselect("Layers", list(range(L)), key="cm_layers", persist_state=SS,
-                           format_func=lambda l: f"layer {l}", help="Layers whose attention AD-DROP masks "
+    # pills, not a multiselect: a narrow column cut the chips of six layers off
+    layers = e.pills("Layers", list(range(L)), selection_mode="multi", key="cm_layers", persist_state=SS, wrap=True,
+                     format_func=lambda l: f"L{l}", help="Layers whose attention AD-DROP masks "
                            "(default: the paper's for this task, the first for SST-2, MNLI, QNLI, QQP, STS-B and "
                            "all for CoLA, MRPC, RTE).")
     a, b, d, e = st.columns(4)
