@@ -88,8 +88,8 @@ with st.container(border=True):  # not a form: the caption's time estimate follo
     st.markdown("##### Settings")
     a, b, d = st.columns([1, 1, 2], vertical_alignment="center")
     for col, name in ((a, "quick"), (b, "overfit")):
-        est = plans.time_estimate(plans.prior_plan(TrainConfig(model=model_name, **setting_sizes(name)), 0.3, [0],
-                                                   "").configs, model_name)
+        est = plans.time_estimate(plans.prior_plan(TrainConfig(model=model_name, **setting_sizes(name)),
+                                                   plans.PRIOR_DEFAULTS["rate"], [0], "").configs, model_name)
         col.button(SETTING_LABELS[name], key=f"pr_use_{name}", on_click=use_setting, args=(name,),
                    width="stretch", help=f"Fill in this setting's training and dev examples, epochs and learning "
                                          f"rate ({est}); the other settings stay.")

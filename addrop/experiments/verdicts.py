@@ -137,7 +137,7 @@ def prior_summary(frame, total_runs: int | None = None) -> list[str]:
         masks = ", measured with its masks" if str(fast).startswith("drop-") else ""
         out.append(f"At epoch {epoch}, {_name(fast)} has fitted the training data fastest (lowest training loss, "
                    f"{train[fast]:.4f}{masks}) and {_name(slow)} slowest ({train[slow]:.4f}).")
-        out += _reliance(at, dev)
+        out += _reliance(frame, at, dev)
     metric = _metric(at)
     m = by[metric].mean().dropna() if metric else dev.iloc[:0]
     worst = dev.idxmax() if len(dev) else None
@@ -180,20 +180,20 @@ def prior_summary(frame, total_runs: int | None = None) -> list[str]:
     return out
 
 
-def _reliance(at, dev) -> list[str]:
-    """Sentences on the drop-* runs (rows `at` one epoch) whose clean training loss (no masks) is far above their
-    training loss with masks, beyond none's gap: they fit their own training examples only with the masks on, and
-    their dev loss (measured without masks) shows that as well as any overfitting."""
-    if "clean_train_loss" not in at:
-        return []
-    rows = at.groupby("strategy")[["train_loss", "clean_train_loss"]].mean()
-    base = rows.loc["none"] if "none" in rows.index else None
-    ref = float(base["clean_train_loss"] - base["train_loss"]) if base is not None else 0.0
+def _reliance(frame, at, dev) -> list[str]:
+    """Sentences on the drop-* runs whose clean training loss (no masks) is far above their training loss with
+    masks, beyond none's gap (clean_gaps, as the clean-loss note counts it): they fit their own training examples
+    only with the masks on, and their dev loss (measured without masks) shows that as well as any overfitting.
+    `at`: the rows of the last common epoch, `dev`: their dev loss by strategy."""
+    gaps = clean_gaps(frame)  # masked minus clean
+    ref = gaps.get("none") or 0.0
+    rows = at.groupby("strategy")[["train_loss", "clean_train_loss"]].mean() if gaps else None
+    base = rows.loc["none"] if rows is not None and "none" in rows.index else None
     out = []
-    for s, r in rows.iterrows():
-        masked, clean = float(r["train_loss"]), float(r["clean_train_loss"])
-        if not str(s).startswith("drop-") or math.isnan(clean) or clean - masked - ref < RELIANCE:
+    for s, g in gaps.items():
+        if not str(s).startswith("drop-") or g is None or ref - g < RELIANCE:
             continue
+        masked, clean = float(rows.loc[s, "train_loss"]), float(rows.loc[s, "clean_train_loss"])
         ours = (f"Without its masks, {_name(s)} fits its own training examples much worse: clean training loss "
                 f"{clean:.4f} against {masked:.4f} with them"
                 + (f" (none, which drops nothing: clean {float(base['clean_train_loss']):.4f}, in training "
