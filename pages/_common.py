@@ -359,6 +359,13 @@ def intro(text: str, *latex: str) -> None:
         st.latex(eq)
 
 
+def clamp_sizes(prefix: str, n_train: int, n_dev: int) -> None:
+    """Keep the page's training and dev example counts (`{prefix}_train`, `{prefix}_dev`) within the data loaded
+    now: another dataset in the sidebar may hold fewer examples than the fields kept from the last one."""
+    for k, n in ((f"{prefix}_train", n_train), (f"{prefix}_dev", n_dev)):
+        st.session_state[k] = max(1, min(int(st.session_state[k]), n))
+
+
 def defaults(**values) -> None:
     """Initial values of keyed widgets (set once; widgets then read them from st.session_state, so they are not
     also given a value= argument, which Streamlit would warn about)."""

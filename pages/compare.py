@@ -43,8 +43,7 @@ ui.defaults(cm_train=min(200, len(train)), cm_dev=min(100, len(dev)), cm_epochs=
 if st.session_state.get("cm_layers_task") != spec.name or not all(
         isinstance(l, int) and 0 <= l < L for l in st.session_state.get("cm_layers") or []):
     st.session_state["cm_layers"], st.session_state["cm_layers_task"] = PAPER_LAYERS, spec.name
-for k, n in (("cm_train", len(train)), ("cm_dev", len(dev))):
-    st.session_state[k] = max(1, min(int(st.session_state[k]), n))
+ui.clamp_sizes("cm", len(train), len(dev))
 
 job = jobs.job_for(KIND)
 running = job is not None and not job.done

@@ -78,8 +78,7 @@ ui.defaults(**setting_values("quick"), pr_batch=_TC.batch_size,
             pr_precision=plans.PRIOR_DEFAULTS["precision"])
 if not all(isinstance(l, int) and 0 <= l < L for l in st.session_state.get("pr_layers") or []):
     st.session_state["pr_layers"] = list(plans.PRIOR_DEFAULTS["layers"])
-for k, n in (("pr_train", len(train)), ("pr_dev", len(dev))):
-    st.session_state[k] = max(1, min(int(st.session_state[k]), n))
+ui.clamp_sizes("pr", len(train), len(dev))
 
 job = jobs.job_for(KIND)
 running = job is not None and not job.done

@@ -275,6 +275,18 @@ def test_the_explorer_says_when_the_data_did_not_load():
     assert _charts(at) >= 1  # the text is still explained
 
 
+@pytest.mark.parametrize("page, prefix", [("pages/prior.py", "pr"), ("pages/compare.py", "cm")])
+def test_run_sizes_kept_from_a_larger_dataset_are_cut_to_this_one(page, prefix):
+    # fields kept from a larger dataset (or typed into session state) never ask for more examples than loaded
+    at = _app(page, **{f"{prefix}_train": 10 ** 6, f"{prefix}_dev": 0})
+    _ok(at)
+    from addrop.engine.data import load_data
+
+    _, train, dev = load_data("demo", "demo")
+    assert at.session_state[f"{prefix}_train"] == len(train)
+    assert at.session_state[f"{prefix}_dev"] == 1
+
+
 def test_prior_experiment_runs_and_shows_curves(env):
     at = _app("pages/prior.py", pr_train=32, pr_dev=16, pr_epochs=1, pr_layers=[7])  # layer 7: out of range
     _ok(at)
