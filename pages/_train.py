@@ -16,13 +16,36 @@ def panel_open(c: ui.Ctx) -> bool:
     return bool(c.untrained or (job is not None and not job.done))
 
 
+def kept_weights(result: dict) -> bool:
+    """Whether the run wrote weights the sidebar can switch to (a run stopped before its first epoch ended has
+    none)."""
+    from pathlib import Path
+
+    from addrop.engine.runs.names import WEIGHTS_FILE
+
+    return bool(result.get("path")) and (Path(result["path"]) / WEIGHTS_FILE).is_file()
+
+
+def stop_note(result: dict, model: str) -> str | None:
+    """What a stopped run left the explorer: the weights of its last finished epoch, or nothing."""
+    if result.get("status") != "stopped":
+        return None
+    if kept_weights(result):
+        epochs = [m.get("epoch") for m in result.get("metrics") or [] if isinstance(m, dict)]
+        which = f"epoch {epochs[-1]}, its last finished epoch" if epochs else "its last finished epoch"
+        return (f"Stopped during training. The weights of {which}, are kept in the runs folder, and the sidebar "
+                "switched to them.")
+    return (f"Stopped before the first epoch ended, so no weights were kept: the sidebar stays on **{model}**. "
+            "Train again and let at least one epoch finish.")
+
+
 def train_model_panel(c: ui.Ctx) -> None:
     """Offered while the model's head is untrained (expanded) and in an expander otherwise."""
     job = _jobs.job_for(KIND)
     running = job is not None and not job.done
     if job is not None and job.done and job.result and st.session_state.get("model_switched") != job.id:
         st.session_state["model_switched"] = job.id
-        if job.result.get("status") in ("finished", "stopped"):
+        if job.result.get("status") in ("finished", "stopped") and kept_weights(job.result):
             ui.use_model(job.result["ref"])
             st.rerun()
     if c.spec is None or c.loaded is None:
@@ -75,3 +98,6 @@ def train_model_panel(c: ui.Ctx) -> None:
                                + (f", {metric[4:]} {last[metric]:.3f}" if metric else ""))
 
             _jobs.live_job(job, draw, key="train_model")
+            note = stop_note(job.result, c.model_name) if job.done and job.result else None
+            if note:
+                st.info(note)

@@ -112,3 +112,20 @@ def test_the_train_panel_keeps_every_epoch_on_request(env):
     run = next(p for p in env.iterdir() if p.name.startswith("model-demo-"))
     assert sorted(f.name for f in run.glob("model.epoch*.safetensors")) == [f"model.epoch{e}.safetensors"
                                                                           for e in (1, 2, 3)]
+
+
+def test_a_stopped_model_run_switches_only_where_it_kept_weights(env):
+    # the explorer's Train panel switches the sidebar to the run only if it wrote weights (pages/_train.py)
+    from addrop.engine.training import Callbacks
+    from pages._train import kept_weights, stop_note
+
+    cfg = TrainConfig(model="tiny-bert", task="demo", epochs=3, train_size=16, dev_size=8, batch_size=8,
+                      save_weights=True)
+    for stop_after, kept in ((0, False), (3, True)):  # 2 steps an epoch: the 4th check is in epoch 2
+        calls = []
+        stop = Callbacks(should_stop=lambda: calls.append(1) or len(calls) > stop_after)
+        res = train(cfg, runs_dir=env, callbacks=stop)
+        result = {"status": res.status, "path": res.path, "metrics": res.metrics}
+        assert res.status == "stopped" and kept_weights(result) == kept
+        note = stop_note(result, "tiny-bert")
+        assert ("epoch 1, its last finished epoch" in note) if kept else ("sidebar stays on **tiny-bert**" in note)

@@ -37,17 +37,27 @@ def best_epoch(metrics: list[dict], key: str, higher: bool) -> dict | None:
     return best
 
 
+def _cpu_copy(model) -> dict:
+    return {k: t.detach().to("cpu", copy=True) for k, t in model.state_dict().items()}
+
+
 class BestTracker:
     """Per epoch: is it the best so far (then its weights are copied when `keep` is on), and has patience run
-    out (`patience` 0: never stop early)."""
+    out (`patience` 0: never stop early). `keep_last` (a run that writes its weights without keeping the best):
+    each finished epoch's weights are copied too, so that a run stopped during an epoch can still write those of
+    the last epoch it finished (`stop_weights`)."""
 
-    def __init__(self, stop_on: str, primary_metric: str, patience: int = 0, keep: bool = False):
+    def __init__(self, stop_on: str, primary_metric: str, patience: int = 0, keep: bool = False,
+                 keep_last: bool = False):
         self.key, self.higher = watched(stop_on, primary_metric)
         self.patience, self.keep = int(patience), bool(keep)
+        self.keep_last = bool(keep_last) and not self.keep
         self.best: dict | None = None
         self.bad_epochs = 0
         self.state: dict | None = None  # the best epoch's weights (CPU copies) when kept
         self.last: dict | None = None
+        self.last_state: dict | None = None  # the last finished epoch's weights with keep_last
+        self.weights_epoch: int | None = None  # the epoch whose weights a stopped run wrote (its summary says it)
 
     def update(self, rec: dict, model=None) -> bool:
         """Take one epoch's record; True when training should stop (patience spent)."""
@@ -58,10 +68,21 @@ class BestTracker:
         if better:
             self.best, self.bad_epochs = dict(rec), 0
             if self.keep and model is not None:
-                self.state = {k: t.detach().to("cpu", copy=True) for k, t in model.state_dict().items()}
+                self.state = _cpu_copy(model)
         else:
             self.bad_epochs += 1
+        if self.keep_last and model is not None:
+            self.last_state = _cpu_copy(model)
         return bool(self.patience) and self.bad_epochs >= self.patience
+
+    def stop_weights(self) -> tuple[dict | None, int | None]:
+        """(weights, epoch) a run stopped during an epoch writes: the best epoch's where they are kept, else the
+        last finished epoch's (keep_last); (None, None) before any epoch finished or when nothing was kept."""
+        if self.state is not None:
+            return self.state, self.best.get("epoch")
+        if self.last_state is not None:
+            return self.last_state, self.last.get("epoch")
+        return None, None
 
     def summary(self) -> dict:
         """What the run's status.json says: the watched key, the best epoch and its value, the last epoch."""
@@ -69,4 +90,6 @@ class BestTracker:
         if self.best is not None:
             out.update(best_epoch=self.best.get("epoch"), best_value=self.best.get(self.key),
                        best_kept=self.state is not None)
+        if self.weights_epoch is not None:
+            out["weights_epoch"] = self.weights_epoch
         return out

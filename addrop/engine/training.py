@@ -256,7 +256,8 @@ def train(cfg: TrainConfig, runs_dir: str = "runs", loaded: LoadedModel | None =
                   precision=precision)
     writer = RunWriter(runs_dir, run_id, config)
     # the best epoch's weights are copied only to be written: without save_weights nothing keeps them
-    tracker = BestTracker(cfg.stop_on, spec.primary_metric, cfg.early_stopping, cfg.keep_best and cfg.save_weights)
+    tracker = BestTracker(cfg.stop_on, spec.primary_metric, cfg.early_stopping, cfg.keep_best and cfg.save_weights,
+                          keep_last=cfg.save_weights)  # a stopped run still writes its last finished epoch's
     with writer:
         recorder = None
         if probes:  # the fully kept layer: the first one the run masks (layer 0 for plain runs)
@@ -265,6 +266,19 @@ def train(cfg: TrainConfig, runs_dir: str = "runs", loaded: LoadedModel | None =
         status, reason = _loop(cfg, loaded, data, writer, cb, tracker, recorder, precision)
         writer.finish(status, reason, summary=tracker.summary())
     return RunResult(writer.id, str(writer.path), status, reason, read_metrics(writer.path / "metrics.jsonl"))
+
+
+def _write_stop_weights(cfg: TrainConfig, writer: RunWriter, tracker: BestTracker) -> str:
+    """A run that writes its weights and is stopped during an epoch writes those of its best (keep_best) or last
+    finished epoch; returns what the stop reason adds about them."""
+    if not cfg.save_weights:
+        return ""
+    state, epoch = tracker.stop_weights()
+    if state is None:
+        return "; no epoch had finished, so no weights were written"
+    writer.save_weights(state)
+    tracker.weights_epoch = epoch
+    return f"; model.safetensors holds epoch {epoch}'s weights"
 
 
 def _loop(cfg: TrainConfig, loaded0: LoadedModel, data: Data, writer: RunWriter, cb: Callbacks,
@@ -294,7 +308,8 @@ def _loop(cfg: TrainConfig, loaded0: LoadedModel, data: Data, writer: RunWriter,
                                  generator=shuffle_gen, is_regression=spec.is_regression,
                                  by_length=cfg.group_by_length):
                 if cb.should_stop and cb.should_stop():
-                    return "stopped", f"stopped by request during epoch {epoch}"
+                    return "stopped", f"stopped by request during epoch {epoch}" + _write_stop_weights(
+                        cfg, writer, tracker)
                 try:
                     loss, share = batch_step(model, batch, opt, sched, cfg.max_grad_norm, acfg if masked else None,
                                              mask_gen, packed, precision)

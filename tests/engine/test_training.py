@@ -210,3 +210,37 @@ def test_a_subset_larger_than_the_data_is_said_not_silently_capped(tmp_path):
                 callbacks=Callbacks(on_note=notes.append))
     assert load_run(res.path).config["num_train"] == 10
     assert notes == ["training size 50 is more than the 10 examples 5-shot sampling gives: all of them are used"]
+
+
+@pytest.mark.parametrize("keep_best", [False, True])
+def test_a_run_stopped_during_an_epoch_writes_its_last_finished_epochs_weights(tmp_path, keep_best):
+    # steps per epoch: 32 / 8 = 4; the stop comes during epoch 3, after epochs 1 and 2 were written one by one
+    from safetensors.torch import load_file
+
+    calls = []
+
+    def stop():
+        calls.append(1)
+        return len(calls) > 9
+
+    res = train(_cfg(epochs=5, save_weights=True, save_every_epoch=True, keep_best=keep_best),
+                runs_dir=str(tmp_path), callbacks=Callbacks(should_stop=stop))
+    assert res.status == "stopped" and len(res.metrics) == 2
+    rec = load_run(res.path)
+    best = min(res.metrics, key=lambda m: m["dev_loss"])["epoch"] if keep_best else 2
+    assert rec.summary["weights_epoch"] == best and f"epoch {best}'s weights" in res.reason
+    kept, epoch = load_file(f"{res.path}/model.safetensors"), load_file(f"{res.path}/model.epoch{best}.safetensors")
+    assert kept.keys() == epoch.keys() and all(torch.equal(kept[k], epoch[k]) for k in kept)
+
+
+def test_a_run_stopped_in_its_first_epoch_writes_no_weights_and_says_so(tmp_path):
+    res = train(_cfg(epochs=2, save_weights=True), runs_dir=str(tmp_path),
+                callbacks=Callbacks(should_stop=lambda: True))
+    assert res.status == "stopped" and not res.metrics
+    assert "no weights were written" in res.reason
+    assert not list((tmp_path / res.id).glob("*.safetensors"))
+    from addrop.engine.weights import run_checkpoint
+    from addrop.errors import UserError
+
+    with pytest.raises(UserError, match="stopped before its first epoch ended"):
+        run_checkpoint(f"run:{res.path}")
