@@ -142,12 +142,12 @@ def reopen(kind: str, job, title: str, noun: str, key: str) -> tuple[str, list] 
     `kind` under the runs folder, newest first, the live job's own left out. (name, run records) of the picked
     group, or None when there is none."""
     from addrop.engine.runs import list_runs
-    from addrop.experiments import plans
+    from addrop.experiments.groups import list_groups
     from pages import _common as ui
 
     st.subheader(title)
     live_group = job.name if job is not None else None
-    groups = [g for g in plans.list_groups(ui.runs_dir(), kind=kind) if g["name"] != live_group]
+    groups = [g for g in list_groups(ui.runs_dir(), kind=kind) if g["name"] != live_group]
     if not groups:
         st.caption(f"No other {noun}s under `{ui.runs_dir()}` yet." if live_group else
                    f"No earlier {noun}s under `{ui.runs_dir()}` yet.")

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from addrop.experiments import plans, verdicts
+from addrop.experiments import groups, plans, verdicts
 from addrop.studio import plots
 from addrop.config import (METHOD_LABELS, PAPER_PRESET, AttributionConfig, TrainConfig, paper_layers,
                            resolve_layers, with_preset)
@@ -126,15 +126,35 @@ if start:
 jobs.note_other_job(KIND, running)
 
 
-def show(frame: pd.DataFrame, key: str) -> None:
+def show(frame: pd.DataFrame, key: str, runs: list) -> None:
+    """The curves of every epoch so far; the verdict and the tables at the last epoch over the seeds whose runs
+    have all finished (`runs`: the plan's live entries or the group's run records)."""
     if frame.empty:
         st.caption("The curves appear when the first epoch ends.")
         return
     panels = plans.compare_panels(frame)
-    n = int(frame["seed"].nunique()) if "seed" in frame else 1
+    every, (frame, pending) = frame, groups.comparable(frame, runs)
+    n = int(every["seed"].nunique()) if "seed" in every else 1
     title = ("Per epoch, vanilla against AD-DROP: " + ", ".join(t for _, t in panels)
-             + (f" (mean over {n} seeds, band: min to max)" if n > 1 else " (one seed)"))
-    st.plotly_chart(plots.seed_curves(frame, label="strategy", panels=panels, title=title), key=f"cm_fig_{key}")
+             + (" (mean over the runs that reached each epoch, band: min to max)" if pending and n > 1 else
+                f" (mean over {n} seeds, band: min to max)" if n > 1 else " (one seed)"))
+    st.plotly_chart(plots.seed_curves(every, label="strategy", panels=panels, title=title), key=f"cm_fig_{key}")
+    if pending:
+        st.caption(("Left out of the verdict and the tables below until both its runs finish: " if not frame.empty
+                    else "The verdict and the tables at the last epoch appear when both runs of a seed have "
+                         "finished: ") + "; ".join(pending) + ".")
+    if not frame.empty:
+        verdict_and_metrics(frame)
+    cost_table(every)
+    best = best_vs_last(frame) if not frame.empty else pd.DataFrame()
+    if not best.empty:
+        st.markdown("**The epoch of the best dev metric beside the last** (mean over seeds; the paper reports the "
+                    "best)")
+        st.dataframe(best, hide_index=True)
+
+
+def verdict_and_metrics(frame: pd.DataFrame) -> None:
+    """The paired verdict and the dev metrics at the last epoch (seeds whose runs all finished)."""
     verdict = verdicts.compare_verdict(frame)
     said = verdict["sentences"][:-1] if verdict["overfit"] is False else verdict["sentences"]
     if said:
@@ -146,11 +166,16 @@ def show(frame: pd.DataFrame, key: str) -> None:
         st.caption("The AD-DROP run's training loss is measured with its masks in the AD-DROP epochs; with "
                    "cross-tuning those alternate with plain epochs, so its training curve can zig-zag. The dev "
                    "loss and metrics are always measured without masks.")
-    metrics, cost, ratio = plans.compare_summary(frame)
+    metrics = groups.compare_summary(frame)[0]
     st.markdown("**Dev metrics at the last epoch** (mean over seeds; sd when several)")
     st.dataframe(metrics, hide_index=True, height="content", column_config={
         col: st.column_config.NumberColumn(format="%.4f") for col in metrics.columns
         if col.startswith("dev_")})  # the whole width: half of it cut off the columns
+
+
+def cost_table(every: pd.DataFrame) -> None:
+    """Seconds per epoch of every epoch so far, and AD-DROP's epoch against vanilla's."""
+    _, cost, ratio = groups.compare_summary(every)
     st.markdown("**Cost**: seconds per epoch")
     left, right = st.columns([3, 2], gap="large")
     with left:
@@ -164,17 +189,12 @@ def show(frame: pd.DataFrame, key: str) -> None:
             st.metric("AD-DROP epoch / vanilla epoch", f"{ratio:.2f}×",
                       help="Seconds per AD-DROP epoch (masked epochs only, with cross-tuning) over seconds per "
                            "vanilla epoch.")
-    best = best_vs_last(frame)
-    if not best.empty:
-        st.markdown("**The epoch of the best dev metric beside the last** (mean over seeds; the paper reports the "
-                    "best)")
-        st.dataframe(best, hide_index=True)
 
 
 def draw(snap: dict) -> None:
     prog = snap.get("progress") or {}
     frame = pd.DataFrame(prog.get("epochs") or [])
-    show(frame, "live")
+    show(frame, "live", prog.get("runs") or [])
     if prog.get("path"):
         st.caption(f"Run records: `{prog['path']}`")
 
@@ -187,7 +207,7 @@ picked = jobs.reopen(KIND, job, "Reopen a comparison", "comparison", "cm_reopen"
 if picked:
     recs = picked[1]
     frame = metrics_frame(recs)
-    show(frame, "old")
+    show(frame, "old", recs)
     masked = [r.config for r in recs if isinstance(r.config, dict) and r.config.get("attribution")]
     cfg = masked[0] if masked else (recs[0].config if recs else {})
     att = cfg.get("attribution") or {}

@@ -5,7 +5,7 @@ import json
 
 import streamlit as st
 
-from addrop.experiments import plans
+from addrop.experiments import groups, plans
 from addrop.studio import plots
 from addrop.engine.runs import (delete_run, disk_size, is_plain_file, list_runs, metrics_frame, read_regular,
                                runs_table)
@@ -39,8 +39,8 @@ st.dataframe(table, hide_index=True, column_config={"size (MB)": st.column_confi
     c: st.column_config.NumberColumn(format="%.4f") for c in table.columns
     if c.endswith("loss") or c.startswith("dev_")})
 
-groups = [g["name"] for g in plans.list_groups(root)]  # newest first
-options = groups + ([UNGROUPED] if any(not r.group for r in records) else [])
+group_names = [g["name"] for g in groups.list_groups(root)]  # newest first
+options = group_names + ([UNGROUPED] if any(not r.group for r in records) else [])
 if st.session_state.get("rn_group") not in options:
     st.session_state["rn_group"] = options[0]
 a, b = st.columns(2)
@@ -56,7 +56,7 @@ run_id = b.selectbox("Run", ids, key="rn_run", persist_state=SS, help="One run o
 
 frame = metrics_frame(in_group)
 if not frame.empty:
-    kind = plans.kind_of({r.strategy for r in in_group}) if group != UNGROUPED else None
+    kind = groups.kind_of({r.strategy for r in in_group}) if group != UNGROUPED else None
     if kind == plans.COMPARE:
         fig = plots.seed_curves(frame, label="strategy", panels=plans.compare_panels(frame), title=group)
     else:

@@ -317,6 +317,28 @@ def test_prior_experiment_runs_and_shows_curves(env):
     assert _charts(runs_page) >= 1 and runs_page.dataframe
 
 
+def test_a_reopened_comparison_counts_only_seeds_whose_runs_finished(env):
+    # seed 1's vanilla run stopped during its 2nd epoch: its last epoch is not the comparison's last epoch
+    from dataclasses import replace
+
+    from addrop.config import TrainConfig
+    from addrop.engine.training import Callbacks, train
+
+    base = TrainConfig(model="tiny-bert", task="demo", epochs=2, train_size=16, dev_size=8, batch_size=8,
+                       cross_tuning=False)
+    for strategy, seed in (("vanilla", 0), ("addrop", 0), ("vanilla", 1)):
+        calls = []
+        stop = Callbacks(should_stop=lambda: seed == 1 and (calls.append(1) or len(calls) > 2))
+        cfg = replace(base, strategy=strategy, seed=seed, name=f"{strategy}-s{seed}")
+        train(cfg, runs_dir=str(env / "compare-x"), callbacks=stop)
+    at = _app("pages/compare.py")
+    _ok(at)
+    said = " ".join(c.value for c in at.caption)
+    assert "Left out of the verdict and the tables below until both its runs finish: seed 1: vanilla stopped" in said
+    table = next(d.value for d in at.dataframe if "seeds" in d.value.columns)
+    assert list(table["seeds"]) == [1, 1] and list(table["epochs"]) == [2, 2]
+
+
 def test_compare_runs_and_reports_cost(env):
     at = _app("pages/compare.py", cm_train=32, cm_dev=16, cm_epochs=2, cm_seeds=1)
     at.button(key="cm_start").click()

@@ -20,7 +20,8 @@ def add_parser(sub) -> None:
 def run(a) -> int:
     from ..engine.runs import list_runs, metrics_frame
     from ..experiments.best import best_vs_last
-    from ..experiments.plans import check_group_free, compare_plan, compare_summary
+    from ..experiments.groups import comparable, compare_summary
+    from ..experiments.plans import check_group_free, compare_plan
     from .options import attribution_from, train_config_from
     from .printing import ConsoleProgress
 
@@ -42,8 +43,13 @@ def run(a) -> int:
         if r["status"] != "finished":
             print(f"{r['run']}: {r['status']}" + (f" ({r['reason']})" if r.get("reason") else ""))
             status = 1
-    frame = metrics_frame(list_runs(plan.root))
-    metrics, cost, ratio = compare_summary(frame)
+    recs = list_runs(plan.root)
+    every, (frame, pending) = metrics_frame(recs), comparable(metrics_frame(recs), recs)
+    if pending:
+        print("\nleft out of the tables and the verdict below (a seed counts once both its runs finished): "
+              + "; ".join(pending))
+    metrics = compare_summary(frame)[0]
+    _, cost, ratio = compare_summary(every)  # seconds per epoch: every epoch counts
     if not metrics.empty:
         print("\ndev metrics at the last epoch (mean over seeds; sd when several):")
         print(metrics.to_string(index=False, float_format=lambda v: f"{v:.4f}"))

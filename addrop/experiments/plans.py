@@ -8,8 +8,7 @@ and the app run the same plans through the same `run_plan`.
 side by side in worker processes (experiments/parallel.py). It reports through `progress` (an object with
 `update(**kw)`, `add_event(obj)` and `should_stop()`: the app's background job, or the command line's printer)
 after every step and epoch, and stops when `progress.should_stop()` (the runs under way are recorded as stopped,
-the rest are not started). Reading groups back: `list_groups`,
-`group_kind`, `compare_summary`.
+the rest are not started). Reading groups back: experiments/groups.py.
 """
 from __future__ import annotations
 
@@ -20,7 +19,7 @@ from typing import Callable, Protocol
 
 from ..config import PRIOR_STRATEGIES, AttributionConfig, TrainConfig, resolve_layers
 from ..engine.preflight import check_runs, check_schedule
-from ..engine.runs import list_runs, safe_child, safe_run_id
+from ..engine.runs import safe_child, safe_run_id
 from ..errors import UserError
 from .seeds import parse_seeds
 
@@ -304,90 +303,3 @@ def compare_panels(frame) -> list[tuple[str, str]]:
     if metric:
         panels.append((metric, metric.replace("dev_", "dev ")))
     return panels
-
-
-def compare_summary(frame):
-    """Per strategy: the last epoch's dev metrics (mean and spread over seeds) and the cost per epoch.
-
-    Returns (metrics table, cost table, ratio). The cost table gives mean seconds per epoch over all epochs, the
-    plain ones and the AD-DROP ones (cross-tuning alternates them); ratio = seconds per AD-DROP epoch of the
-    addrop runs / seconds per epoch of the vanilla runs (None when one of them is missing)."""
-    import pandas as pd
-
-    if frame is None or frame.empty:
-        return pd.DataFrame(), pd.DataFrame(), None
-    last = frame.sort_values("epoch").groupby("run").tail(1)
-    mcols = [c for c in frame.columns if c.startswith("dev_")]
-    rows = []
-    for strategy, g in last.groupby("strategy", sort=False):
-        row = {"strategy": strategy, "seeds": int(g["seed"].nunique()) if "seed" in g else len(g),
-               "epochs": int(g["epoch"].max())}
-        for c in mcols:
-            vals = pd.to_numeric(g[c], errors="coerce").dropna()
-            if vals.empty:
-                continue
-            row[c] = float(vals.mean())
-            if len(vals) > 1:
-                row[c + " (sd)"] = float(vals.std())
-        rows.append(row)
-    metrics = pd.DataFrame(rows)
-    cost_rows = []
-    for strategy, g in frame.groupby("strategy", sort=False):
-        r = {"strategy": strategy, "all epochs": float(g["seconds"].mean())}
-        if "addrop_epoch" in g:
-            ad = g[g["addrop_epoch"].astype(bool)]
-            plain = g[~g["addrop_epoch"].astype(bool)]
-            r["plain epochs"] = float(plain["seconds"].mean()) if not plain.empty else None
-            r["AD-DROP epochs"] = float(ad["seconds"].mean()) if not ad.empty else None
-        cost_rows.append(r)
-    cost = pd.DataFrame(cost_rows)
-    ratio = None
-    if not cost.empty and set(COMPARE_STRATEGIES) <= set(cost["strategy"]):
-        van = float(cost.loc[cost["strategy"] == "vanilla", "all epochs"].iloc[0])
-        ad_row = cost.loc[cost["strategy"] == "addrop"].iloc[0]
-        ad = ad_row.get("AD-DROP epochs")
-        ad = float(ad) if ad is not None and pd.notna(ad) else float(ad_row["all epochs"])
-        ratio = ad / van if van > 0 else None
-    return metrics, cost, ratio
-
-
-def kind_of(strategies: set) -> str | None:
-    """prior / compare from the strategies of a group's runs (None when it is neither)."""
-    if strategies and strategies <= set(PRIOR_STRATEGIES):
-        return PRIOR
-    if strategies and strategies <= set(COMPARE_STRATEGIES):
-        return COMPARE
-    return None
-
-
-def group_kind(root) -> str | None:
-    """prior / compare from a group folder's runs (None when it is neither)."""
-    return kind_of({r.strategy for r in list_runs(root)})
-
-
-def list_groups(runs_dir, kind: str | None = None) -> list[dict]:
-    """Group folders under runs_dir, newest first: name, path, kind, runs, statuses."""
-    out = []
-    root = Path(runs_dir)
-    if not root.is_dir():
-        return out
-    by_group: dict = {}
-    for r in list_runs(root):
-        if r.group:
-            by_group.setdefault(r.group.split("/")[0], []).append(r)
-    for name, recs in by_group.items():
-        k = kind_of({r.strategy for r in recs})
-        if kind is not None and k != kind:
-            continue
-        out.append({"name": name, "path": str(root / name), "kind": k, "runs": len(recs),
-                    "status": _group_status(recs), "started": min(r.start_ts() for r in recs)})
-    out.sort(key=lambda d: d["started"], reverse=True)
-    return out
-
-
-def _group_status(recs) -> str:
-    sts = [r.status for r in recs]
-    for s in ("running", "failed", "stopped", "incomplete", "corrupt"):
-        if s in sts:
-            return s
-    return "finished" if all(s == "finished" for s in sts) else sts[-1]

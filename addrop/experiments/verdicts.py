@@ -302,11 +302,15 @@ def compare_verdict(frame) -> dict:
         clear = (main["consistent"] and main["sd"] is not None and abs(main["mean"]) > main["sd"]
                  and abs(main["mean"]) >= TIE_TOL)
         good = main["better"] == main["seeds"]
+        why = [w for w, holds in (
+            ("its sign is not the same in every seed", not main["consistent"]),
+            (f"the mean difference ({main['mean']:+.4f}) is within its spread (sd {main['sd']:.4f})",
+             main["sd"] is not None and abs(main["mean"]) <= main["sd"]),
+            (f"the mean difference is under {TIE_TOL:g}", abs(main["mean"]) < TIE_TOL)) if holds]
         out.append(f"Verdict on {_label(main['column'])}: " + (
             (f"AD-DROP is {'better' if good else 'worse'} {'on both seeds' if n == 2 else f'on all {n} seeds'}, by "
              "more than the spread." if clear else
-             f"no clear difference: over {n} seeds the mean difference is within its spread, under {TIE_TOL:g}, "
-             "or its sign is not the same in every seed.")))
+             f"no clear difference over {n} seeds: " + " and ".join(why) + ".")))
     overfit, sentence = overfit_sentence(frame)
     if overfit is False:
         sentence = ("No run has started to overfit (every dev loss, vanilla's and AD-DROP's, still falls): AD-DROP "

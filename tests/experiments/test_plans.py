@@ -2,6 +2,8 @@
 the app's background job or the command line runs them."""
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pandas as pd
 import pytest
 
@@ -11,7 +13,7 @@ from addrop.engine.models import load_model
 from addrop.engine.runs import list_runs, load_run
 from addrop.engine.training import load_splits
 from addrop.errors import UserError
-from addrop.experiments import plans
+from addrop.experiments import groups, plans
 from addrop.studio.background import plan_job
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -56,7 +58,7 @@ def test_run_plan_prior_layout_and_progress(tmp_path):
     assert len(epochs) == 4 and {e["run"] for e in epochs} == {"none", "drop-random", "drop-low", "drop-high"}
     assert all("clean_train_loss" in e for e in epochs)
     assert job.progress["fraction"] == pytest.approx(1.0)
-    assert plans.list_groups(tmp_path, kind="prior")[0]["name"] == "prior-test"
+    assert groups.list_groups(tmp_path, kind="prior")[0]["name"] == "prior-test"
     with pytest.raises(UserError, match="already exists"):
         plans.check_plan(plans.prior_plan(base, 0.3, [0], str(tmp_path), group="prior-test"), 2)
 
@@ -90,11 +92,36 @@ def test_compare_summary_ratio():
             rows.append({"run": f"addrop-s{seed}", "strategy": "addrop", "seed": seed, "epoch": e,
                          "seconds": 2.0 if e == 1 else 5.0, "addrop_epoch": e == 2, "dev_loss": 0.4,
                          "dev_accuracy": 0.8})
-    metrics, cost, ratio = plans.compare_summary(pd.DataFrame(rows))
+    metrics, cost, ratio = groups.compare_summary(pd.DataFrame(rows))
     assert ratio == pytest.approx(2.5)  # AD-DROP epochs 5 s / vanilla 2 s
     van = metrics[metrics["strategy"] == "vanilla"].iloc[0]
     assert van["dev_accuracy"] == pytest.approx(0.75) and van["dev_accuracy (sd)"] > 0
     assert set(cost.columns) >= {"all epochs", "plain epochs", "AD-DROP epochs"}
+
+
+def test_only_seeds_whose_runs_all_finished_are_compared():
+    live = [{"run": "vanilla-s0", "strategy": "vanilla", "seed": 0, "status": "finished"},
+            {"run": "addrop-s0", "strategy": "addrop", "seed": 0, "status": "finished"},
+            {"run": "vanilla-s1", "strategy": "vanilla", "seed": 1, "status": "stopped"},
+            {"run": "addrop-s1", "strategy": "addrop", "seed": 1, "status": "waiting"},
+            {"run": "vanilla-s2", "strategy": "vanilla", "seed": 2, "status": "finished"}]
+    done, notes = groups.finished_seeds(live)
+    assert done == {0}
+    assert notes == ["seed 1: vanilla stopped, addrop waiting", "seed 2: vanilla finished"]
+
+
+def test_a_sweep_or_replication_group_is_not_a_comparison(tmp_path):
+    # a p x q sweep holds vanilla and addrop runs too, but its cells are not one comparison's seeds
+    from addrop.experiments.sweeps.spec import SWEEP_FILE
+    from addrop.engine.training import train
+
+    base = _tiny_base(cross_tuning=False)
+    for name in ("cmp", "sweep"):
+        for strategy in ("vanilla", "addrop"):
+            train(replace(base, strategy=strategy, name=f"{strategy}-s0"), runs_dir=str(tmp_path / name))
+    (tmp_path / "sweep" / SWEEP_FILE).write_text("{}")
+    assert [g["name"] for g in groups.list_groups(tmp_path, kind="compare")] == ["cmp"]
+    assert groups.group_kind(tmp_path / "sweep") is None and groups.group_kind(tmp_path / "cmp") == "compare"
 
 
 TINY_ARGS = ["--model", "tiny-bert", "--device", "cpu", "--task", "demo", "--train-size", "16", "--dev-size", "8",

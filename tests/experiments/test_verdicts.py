@@ -122,6 +122,12 @@ def test_verdict_with_spread_and_sign():
     assert "no difference in any seed" in same and "no clear difference" in same
     tiny = " ".join(verdicts.compare_verdict(_compare([1e-4, 1.1e-4, 1.2e-4]))["sentences"])
     assert "the same sign in every seed" in tiny and "no clear difference" in tiny  # consistent, but below 0.002
+    # the verdict names the reasons that hold, and only those
+    assert "no clear difference over 3 seeds: the mean difference is under 0.002." in tiny
+    assert "within its spread" not in tiny and "sign is not the same" not in tiny
+    spread = " ".join(verdicts.compare_verdict(_compare([-0.0, -0.0166]))["sentences"])
+    assert "no clear difference over 2 seeds: its sign is not the same in every seed and the mean difference " \
+        "(-0.0083) is within its spread (sd 0.0117)." in spread and "under 0.002" not in spread
     hurts = " ".join(verdicts.compare_verdict(_compare([-0.04, -0.05, -0.06]))["sentences"])
     assert "AD-DROP is worse on all 3 seeds" in hurts
     two = " ".join(verdicts.compare_verdict(_compare([-0.04, -0.05]))["sentences"])
