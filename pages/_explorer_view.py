@@ -126,12 +126,15 @@ def idle_note(view) -> None:
     """Said plainly, not only in a tooltip: the drops in rows that cannot act, and the share with them."""
     counts = view.counts
     if counts.idle:
+        why = ("A random region draws candidates in these rows as in any other (ties play no part in it), so their "
+               "drops have no effect." if view.mask.mode == "random" else
+               "The paper's tie rule makes such a row a candidate as a whole, so up to q of it is dropped, for no "
+               "effect. *Ties: strict* leaves these rows alone.")
         st.caption(
             f"**{counts.idle:,} more positions are dropped in rows that cannot act**: their attribution is the same "
-            "for every key (with GA or IGA, every top-layer row but [CLS], which never reaches the output). The "
-            "paper's tie rule makes such a row a candidate as a whole, so up to q of it is dropped, for no effect. "
-            f"Counted with them, {counts.share:.1%} of the masked positions are dropped, against "
-            f"{counts.acting_share:.1%} in the rows that act. *Ties: strict* leaves these rows alone. (Neither "
+            "for every key (with GA or IGA, every top-layer row but [CLS], which never reaches the output). "
+            f"{why} Counted with them, {counts.share:.1%} of the masked positions are dropped, against "
+            f"{counts.acting_share:.1%} in the rows that act. (Neither "
             f"share need be p × q = {view.mask.p * view.mask.q:.1%}: a row's candidate region is n − int(n(1 − p)) "
             "of its n keys, which on a short row is more than p of them, and its drops are coins.)")
 

@@ -149,7 +149,7 @@ def inputs():
     return source, text, pair or None, gold, method, backend if can_captum else "native", int(steps), target
 
 
-def mask_controls():
+def mask_controls(method: str = "ga"):
     """p, q, region, ties, seed and the masked layers (left column, under the inputs)."""
     st.markdown("##### Mask")
     k = [*st.columns(2), *st.columns([3, 2]), *st.columns([1, 1], vertical_alignment="bottom")]
@@ -161,23 +161,29 @@ def mask_controls():
     mode = k[2].selectbox("Region", list(MODE_LABELS), format_func=MODE_LABELS.get, key="ex_mode", persist_state=SS,
                           help="high (AD-DROP): the top p of each row by attribution. low: the bottom p. random: each "
                                "key with probability p. low and random are the prior experiment's contrasts.")
-    ties = k[3].selectbox("Ties", ["paper", "strict"], key="ex_ties", persist_state=SS,
+    random = mode == "random" or method == "rd"  # RD draws a random region (core.algorithm.region_mode)
+    ties = k[3].selectbox("Ties", ["paper", "strict"], key="ex_ties", persist_state=SS, disabled=random,
                           help="paper: Eq. 6 as written (scores ≥ the threshold are candidates), so a row whose "
                                "scores are all equal, e.g. all zero, is a candidate as a whole. With GA that happens "
                                "in the last layer, where only the [CLS] row reaches the output. strict: such rows "
-                               "are left alone.")
-    seed = k[4].number_input("Seed", 0, 1_000_000, step=1, key="ex_seed", persist_state=SS,
-                             help="Seeds the draw of the mask (and of RD scores); the same seed gives the same mask.")
+                               "are left alone." + (" A random region (RD, or Region random) reads no scores, so "
+                                                    "it has no ties: off." if random else ""))
+    nums = ui.Numbers()  # a typed seed out of range is said, not ignored while the field still shows it
+    seed = nums.field(k[4], "Seed", 0, 1_000_000, key="ex_seed", persist_state=SS,
+                      help="Seeds the draw of the mask (and of RD scores); the same seed gives the same mask.")
 
     def _resample():
-        st.session_state["ex_seed"] = int(st.session_state.get("ex_seed", 0)) + 1
+        now = st.session_state.get("ex_seed")
+        st.session_state["ex_seed"] = (int(now) + 1) % 1_000_001 if isinstance(now, (int, float)) and now >= 0 else 0
 
     k[5].button("Resample", on_click=_resample, icon=":material/casino:", key="ex_resample",
                 help="Draw a new mask: the seed goes up by one.")
     layers = k[6].multiselect("Layers masked", list(range(L)), key="ex_mask_layers", persist_state=SS,
                               format_func=lambda l: f"L{l}", placeholder="none",
                               help="AD-DROP masks every layer; choose fewer to see one layer's effect.")
-    return float(p), float(q), mode, ties, int(seed), layers
+    if not nums.report():
+        seed = None
+    return float(p), float(q), mode, ties, None if seed is None else int(seed), layers
 
 
 @st.fragment
@@ -193,9 +199,11 @@ def results():
         note = st.empty()  # conditional elements sit in placeholders: every later element keeps its place (below)
         if st.session_state.get("ex_note") and source == EXAMPLE_INPUTS[0] and text == st.session_state.get("ex_note_for"):
             note.info(st.session_state["ex_note"], icon=":material/auto_awesome:")
-        p, q, mode, ties, seed, mask_layers = mask_controls()
+        p, q, mode, ties, seed, mask_layers = mask_controls(method)
     if not mask_layers:
         right.error("Choose at least one layer to mask.")
+        return
+    if seed is None:  # out of range: said under the field
         return
     try:
         cfg = AttributionConfig(method=method, backend=backend, steps=int(steps),

@@ -25,16 +25,19 @@ if c.untrained:
                "a trained model in the sidebar (minilm-demo for the demo data).")
 ui.defaults(fa_n=64, fa_methods=["ga", "aa", "rd", "low"], fa_q=1.0, fa_layers="all", fa_seeds=3)
 c1, c2, c3, c4 = st.columns([1, 3, 1, 1])
-n = c1.number_input("Dev sentences (N)", 4, min(1000, len(dev)), key="fa_n")
+nums = ui.Numbers()  # ranges checked here and said (a browser-refused number would be ignored silently)
+n = nums.field(c1, "Dev sentences (N)", 4, min(1000, len(dev)), key="fa_n")
 methods = c2.multiselect("Methods", FAITH_METHODS, format_func=FAITH_LABELS.get, key="fa_methods",
                          help="IGA costs about 20 passes per sentence: minutes for 64 sentences on a CPU.")
-q = c3.number_input("q", 0.05, 1.0, step=0.05, key="fa_q", help="1: the whole region is dropped")
+q = nums.field(c3, "q", 0.05, 1.0, step=0.05, key="fa_q", help="1: the whole region is dropped")
 layers = c4.text_input("Layers", key="fa_layers", help="all, or indices such as 0,1")
 st.caption("p = 0, 0.1, 0.2, 0.3, 0.5, 0.7, 0.9; RD averaged over 3 seeds. With minilm, GA, AA, RD and low over "
            "64 sentences take under a minute of CPU time.")
 
 key = (c.model_key, str(c.data_args), n, tuple(methods), q, layers)
-if st.button("Draw the deletion curves", type="primary", icon=":material/play_arrow:", key="fa_go"):
+numbers_ok = nums.report()
+if st.button("Draw the deletion curves", type="primary", icon=":material/play_arrow:", key="fa_go",
+             disabled=not numbers_ok):
     try:
         settings = DeletionSettings(n=int(n), methods=tuple(methods), q=float(q), layers=layers)
         from addrop.experiments.faithfulness import deletion_curves

@@ -423,3 +423,15 @@ def test_explorer_names_the_prediction_with_the_data_s_own_classes(glue_dir):
     _ok(at)
     assert set(named(at).values()) <= {"not_equivalent", "equivalent"} and len(named(at)) == 2, named(at)
     assert any("with the second one empty the model reads the first alone" in c.value for c in at.caption)
+
+
+def test_numbers_out_of_range_are_said_not_ignored():
+    # a number field's own min/max would keep showing the typed value while the page used the previous one
+    at = _app("pages/explorer.py", ex_seed=-5)
+    _ok(at)
+    assert any("Seed: between 0 and 1,000,000, not -5." in e.value for e in at.error)
+    at = _app("pages/faithfulness.py", fa_n=0, fa_q=0.0)
+    _ok(at)
+    said = [e.value for e in at.error]
+    assert any(s.startswith("Dev sentences (N): between 4 and") and s.endswith("not 0.") for s in said), said
+    assert "q: between 0.05 and 1, not 0." in said and at.button(key="fa_go").disabled
