@@ -112,8 +112,9 @@ def model_controls(c, root, pinned: str | None) -> None:
         name = choice
         st.caption(model_caption(choice, found.get(choice)))
     if len(kept) > len(found):
-        st.caption(f"{len(kept) - len(found)} kept checkpoint(s) trained on other data are not listed; to use one "
-                   "anyway, pick other and type run:PATH.")
+        other = len(kept) - len(found)
+        st.caption(f"{other} kept checkpoint{'s' * (other != 1)} trained on other data "
+                   f"{'are' if other != 1 else 'is'} not listed; to use one anyway, pick other and type run:PATH.")
     c.model_name = (name or "").strip()
 
 

@@ -72,11 +72,14 @@ def run(a) -> int:
                 print(f"    to run: {', '.join(st.todo)}" + (" (names once p and q are chosen)" if st.waiting else ""))
         left = sum(s.seconds_left for s in states)
         total = sum(s.total for s in states)
-        print(f"{sum(s.finished for s in states)} of {total} runs finished; about {_hours(left)} left by the plan's "
-              f"estimate (every run at its epoch cap; early stopping shortens it)")
+        done = sum(s.finished for s in states)
+        print(f"{done} of {total} runs finished" + (f"; about {_hours(left)} left by the plan's estimate (every run "
+                                                    "at its epoch cap; early stopping shortens it)" if done < total
+                                                    else ""))
         waiting = [s for s in states if s.waiting]
         if waiting:
-            print(f"{len(waiting)} group(s) wait for their selection: they run once it has finished")
+            print(f"{len(waiting)} group{'s' * (len(waiting) != 1)} wait{'s' * (len(waiting) == 1)} for "
+                  f"{'its' if len(waiting) == 1 else 'their'} selection: they run once it has finished")
         return 0
 
     def on_unit(st):

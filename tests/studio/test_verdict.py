@@ -26,6 +26,7 @@ def test_sentences_say_which_mask_moved_more_and_by_how_much():
     assert "(-0.600 under AD-DROP, -0.001 under random, over 20 times as much)" in far
     same = effect_sentences(_effect((0.90, 0.899, 0.898), (0.105, 0.106, 0.107)))
     assert "both masks moved p(positive) about as much" in same
+    assert "both masks keep the prediction." in same and "the random one keeps" not in same
 
 
 def test_sentences_flip_and_loss_can_disagree():

@@ -60,7 +60,7 @@ def safe_run_id(name: str | None, prefix: str = "run") -> str:
     if "\x00" in name:
         raise UserError(f"run name {shown!r} contains a NUL character")
     if "/" in name or "\\" in name:
-        raise UserError(f"run name {shown!r} must be a plain name, not a path (no '/' or '\\')")
+        raise UserError(f"run name {shown!r} must be a plain name, not a path (no slash or backslash)")
     if ".." in name:
         raise UserError(f"run name {shown!r} must not contain '..'")
     if re.match(r"^[A-Za-z]:", name):

@@ -159,8 +159,9 @@ def answer(rep: dict, arm: str = "AD-DROP (GA)", which: str = "best") -> str | N
     if few:
         parts.append(f"too few seeds to tell in {', '.join(few)}")
     means = [d["mean"] for d in rows]
-    spread = (f"The mean difference is {means[0]:+.4f}" if len(rows) == 1 else
-              f"The mean differences run from {min(means):+.4f} to {max(means):+.4f} over {len(rows)} settings")
+    spread = (f"The mean difference is {_signed(means[0])}" if len(rows) == 1 else
+              f"The mean differences run from {_signed(min(means))} to {_signed(max(means))} over {len(rows)} "
+              "settings")
     return (f"{arm} against vanilla, paired by seed and scored at the {WHICH_LABELS[which]}: "
             + "; ".join(parts) + f". {spread} ({rep['model']}).")
 
@@ -177,6 +178,11 @@ def _table(head: list[str], rows: list[list]) -> str:
     return "\n".join(lines)
 
 
+def _signed(v: float) -> str:
+    """A difference to 4 decimals with its sign; one that rounds to zero is +0.0000, never -0.0000."""
+    return f"{0.0 if abs(v) < 5e-5 else v:+.4f}"
+
+
 def markdown(rep: dict) -> str:
     """The report's tables in Markdown (what DIR/report.md holds and the app's page shows)."""
     pct = int(round(rep["level"] * 100))
@@ -186,7 +192,8 @@ def markdown(rep: dict) -> str:
     done = sum(s["finished"] for s in rep["status"])
     total = sum(s["runs"] for s in rep["status"])
     left = sum(s["estimated_s_left"] for s in rep["status"])
-    out += [f"## Progress: {done} of {total} runs finished (about {left / 3600:.1f} h left by the plan's estimate)",
+    out += [f"## Progress: {done} of {total} runs finished" + (
+                f" (about {left / 3600:.1f} h left by the plan's estimate)" if done < total else ""),
             "", _table(["group", "finished", "runs", "note"],
                        [[s["group"], s["finished"], s["runs"], s["waiting"] or ""] for s in rep["status"]]), ""]
     if rep["chosen"]:
@@ -205,9 +212,10 @@ def markdown(rep: dict) -> str:
     if rep["paired"]:
         out += [f"## Paired difference to vanilla, per seed (mean and {pct}% t interval)", "",
                 _table(["setting", "arm", "scored at", "seeds", "mean", f"{pct}% interval", "per seed"],
-                       [[d["setting"], d["arm"], WHICH_LABELS[d["which"]], d["seeds"], f"{d['mean']:+.4f}"
-                         if d["seeds"] else "–", f"[{d['low']:+.4f}, {d['high']:+.4f}]" if d["low"] is not None
-                         else "–", ", ".join(f"s{s}: {v:+.4f}" for s, v in sorted(d["per_seed"].items()))]
+                       [[d["setting"], d["arm"], WHICH_LABELS[d["which"]], d["seeds"],
+                         _signed(d["mean"]) if d["seeds"] else "–",
+                         f"[{_signed(d['low'])}, {_signed(d['high'])}]" if d["low"] is not None else "–",
+                         ", ".join(f"s{s}: {_signed(v)}" for s, v in sorted(d["per_seed"].items()))]
                         for d in rep["paired"]]), ""]
     if rep["selection"]:
         out += ["## Selection grids (held-out training slice, never dev)", "",

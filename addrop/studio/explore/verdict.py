@@ -59,10 +59,12 @@ def effect_sentences(effect: Effect, method: str = "ga") -> str:
         c = effect.target_name or "c"
         dp_ad, dp_rd = _changes(effect, "p_c")
         dl_ad, dl_rd = _changes(effect, "loss")
+        f_ad, f_rd = _flip(effect, "AD-DROP mask"), _flip(effect, "random mask")
+        flips = (f"both masks {f_ad.replace('keeps', 'keep')}" if f_ad == f_rd == "keeps the prediction" else
+                 f"the AD-DROP mask {f_ad}, the random one {f_rd}")
         out = [f"The probability of **{c}** (the attributed class) is {b['p_c']:.3f} without a mask, "
                f"{ad['p_c']:.3f} under the AD-DROP mask and {rd['p_c']:.3f} under a random mask that drops as many "
-               f"positions in every row; the AD-DROP mask {_flip(effect, 'AD-DROP mask')}, the random one "
-               f"{_flip(effect, 'random mask')}.",
+               f"positions in every row; {flips}.",
                f"On this example and this draw, {_compare(dp_ad, dp_rd, f'p({c})')}.",
                f"On the loss against {effect.reference} ({b['loss']:.3f} without a mask), "
                f"{_compare(dl_ad, dl_rd, 'it')}."]

@@ -26,7 +26,7 @@ def deletion_figure(table, measure: str = "prob_change", title: str | None = Non
                                  line=dict(color=color, width=2.5),
                                  hovertemplate=f"{name}<br>p = %{{x}}<br>{AXIS[measure]}: %{{y:.3f}}<extra></extra>"))
     fig.add_hline(y=0, line=dict(color="#999999", width=1, dash="dot"))
-    fig.update_layout(title=title or f"Deletion curve: {AXIS[measure]} when each row's top-p keys are dropped",
+    fig.update_layout(title=title or f"Deletion curve: {AXIS[measure]} when p of each row's keys are dropped",
                       xaxis_title="p (share of each row's keys dropped)", yaxis_title=AXIS[measure],
                       font=dict(size=15, **FONT), height=460, margin=dict(l=70, r=20, t=60, b=60),
                       legend=dict(orientation="h", y=-0.2))
