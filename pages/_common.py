@@ -241,8 +241,8 @@ def sidebar() -> Ctx:
                        f"up to {m.max_length} tokens")
             if c.untrained:
                 st.warning("Untrained classification head: its predictions sit near chance and its attributions "
-                           "describe a random classifier. Choose a trained model, or train one on the "
-                           "Attribution explorer page.", icon=":material/warning:")
+                           "describe a random classifier. Choose a trained model, or train one with *Train a "
+                           "model for this data* on the Attribution explorer page.", icon=":material/warning:")
         else:
             st.error(c.model_error)
             st.caption(f"device: {c.device or '?'}")
@@ -251,28 +251,39 @@ def sidebar() -> Ctx:
 
 
 def _data_controls() -> dict | None:
-    src = st.selectbox("Source", list(SOURCE_LABELS), format_func=SOURCE_LABELS.get, key="data_source",
+    from addrop.engine.data import has_task, hf_available
+
+    no_hf = not hf_available()
+    src = st.selectbox("Source", list(SOURCE_LABELS), key="data_source",
+                       format_func=lambda s: SOURCE_LABELS[s] + (" (the datasets package is not installed)"
+                                                                 if s == "hf" and no_hf else ""),
                        help="Built-in demo: 400 + 140 short review sentences (positive/negative), offline. "
                             "GLUE folder: the tasks as written by GLUE's download script (TSV). Hugging Face: "
                             "nyu-mll/glue through the datasets package (needs the internet). CSV: your own file.")
     if src == "demo":
         return {"source": "demo", "task": "demo"}
     if src in ("glue", "hf"):
+        folder = None
+        if src == "glue":  # the folder first: the task list says which tasks it holds
+            if "data_dir" not in st.session_state:
+                st.session_state["data_dir"] = glue_dir_text()
+            folder = st.text_input("GLUE folder", key="data_dir",
+                                   help="A folder holding SST-2/, MRPC/, ... with train.tsv and dev.tsv "
+                                        "(default: $ADDROP_GLUE_DIR or ../shared/data/glue).").strip()
+        held = {t for t in GLUE_TASKS if folder and has_task(folder, t)}
         task = st.selectbox("Task", list(GLUE_TASKS), key="data_task",
+                            format_func=lambda t: t if src != "glue" or not folder or t in held
+                            else f"{t} (not in this folder)",
                             help="SST-2 sentiment, MRPC paraphrase, CoLA acceptability, STS-B similarity "
                                  "(regression), RTE/QNLI/MNLI inference, QQP duplicates.")
         if src == "hf":
-            st.caption("Needs the `datasets` package and a connection to the Hugging Face hub.")
+            st.caption("Needs the `datasets` package and a connection to the Hugging Face hub."
+                       + (" The package is not installed here: `pip install datasets`." if no_hf else ""))
             return {"source": "hf", "task": task}
-        if "data_dir" not in st.session_state:
-            st.session_state["data_dir"] = glue_dir_text()
-        folder = st.text_input("GLUE folder", key="data_dir",
-                               help="A folder holding SST-2/, MRPC/, ... with train.tsv and dev.tsv "
-                                    "(default: $ADDROP_GLUE_DIR or ../shared/data/glue).")
-        if not folder.strip():
+        if not folder:
             st.info("Type the GLUE folder's path.")
             return None
-        return {"source": "glue", "task": task, "data_dir": folder.strip()}
+        return {"source": "glue", "task": task, "data_dir": folder}
     up = st.file_uploader("CSV or TSV file", type=["csv", "tsv", "txt"], key="data_upload",
                           help="One example per row with a header; a text column, a label column and optionally a "
                                "second text column (pairs) and a split column (train/dev). Parsed, never run.")

@@ -156,7 +156,8 @@ def what_the_mask_does(view, regression: bool, method: str = "ga", untrained: bo
         with st.empty():  # the slot stays, so the elements after it keep their place (explorer.rest_of_results)
             if untrained:  # said where the numbers are, not only in the sidebar
                 st.warning("This model's classification head is untrained: its predictions sit near chance, so what "
-                           "the masks do to them says little. Pick minilm-demo or train a model for this data.")
+                           "the masks do to them says little. Pick a model trained on this data in the sidebar "
+                           "(minilm-demo for the demo data), or train one with *Train a model for this data*.")
         st.markdown(explore.effect_sentences(effect, method))
         st.page_link("pages/faithfulness.py", label="Deletion curves: the same question over the dev set",
                      icon=":material/trending_down:")

@@ -48,5 +48,5 @@ def check_schedule(configs: list[TrainConfig]) -> None:
         if c.uses_masks and not any(masks_in_epoch(c, e) for e in range(1, c.epochs + 1)):
             raise UserError(f"AD-DROP with cross-tuning masks epochs 2, 4, ... only, and {c.epochs} epoch"
                             f"{'s' * (c.epochs != 1)} would never reach one: the run would train exactly as vanilla. "
-                            "Train for 2 or more epochs, or turn cross-tuning off (--no-cross-tuning on the "
-                            "command line) to mask every epoch.")
+                            "Train for 2 or more epochs, or turn cross-tuning off (the Cross-tuning toggle in the "
+                            "app, --no-cross-tuning on the command line) to mask every epoch.")

@@ -325,3 +325,15 @@ def test_hold_out_is_seeded_disjoint_and_complete():
     assert D.hold_out(split, 5, seed=3)[1].texts == held.texts != D.hold_out(split, 5, seed=4)[1].texts
     with pytest.raises(UserError, match="hold out"):
         D.hold_out(split, 20)
+
+
+def test_has_task_says_which_tasks_a_glue_folder_holds(tmp_path):
+    from addrop.engine.data import has_task
+
+    (tmp_path / "MRPC").mkdir()
+    for name in ("train.tsv", "dev.tsv"):
+        (tmp_path / "MRPC" / name).write_text("Quality\t#1 ID\t#2 ID\t#1 String\t#2 String\n")
+    (tmp_path / "CoLA").mkdir()
+    (tmp_path / "CoLA" / "train.tsv").write_text("")  # no dev file: not loadable
+    assert has_task(tmp_path, "mrpc") and not has_task(tmp_path, "cola") and not has_task(tmp_path, "rte")
+    assert not has_task(tmp_path / "nowhere", "mrpc") and not has_task(tmp_path, "demo")

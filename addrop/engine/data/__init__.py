@@ -19,8 +19,8 @@ from ...errors import UserError
 from ..tasks import Split, TaskSpec, get_task, normalize_name
 from .demo import DEMO_DIR, load_demo
 from .describe import describe  # noqa: F401 (re-exported)
-from .glue import GLUE_ENV, default_glue_dir, glue_root, load_glue
-from .hf import load_hf
+from .glue import GLUE_ENV, default_glue_dir, glue_root, has_task, load_glue
+from .hf import hf_available, load_hf
 from .subsets import hold_out, k_shot, subset
 from .table import DEFAULT_MAX_BYTES, load_csv, sniff_separator
 
@@ -28,7 +28,7 @@ from .table import DEFAULT_MAX_BYTES, load_csv, sniff_separator
 SOURCE_LABELS = {"demo": "Built-in demo", "glue": "GLUE folder", "hf": "Hugging Face datasets", "csv": "Upload a CSV"}
 
 __all__ = ["SOURCE_LABELS", "load_data", "load_demo", "load_glue", "load_hf", "load_csv", "subset", "k_shot", "hold_out",
-           "describe", "glue_root", "default_glue_dir", "sniff_separator", "GLUE_ENV", "DEMO_DIR", "DEFAULT_MAX_BYTES", "DATA_SOURCES"]
+           "describe", "glue_root", "default_glue_dir", "has_task", "hf_available", "sniff_separator", "GLUE_ENV", "DEMO_DIR", "DEFAULT_MAX_BYTES", "DATA_SOURCES"]
 
 
 def load_data(task: str = "demo", source: str = "auto", data_dir: str | os.PathLike | None = None,

@@ -103,6 +103,15 @@ def _task_folder(root: Path, spec: TaskSpec) -> Path:
     return exact
 
 
+def has_task(root: str | os.PathLike, task: str) -> bool:
+    """Whether the GLUE folder `root` holds the task's train and dev files (where `load_glue` would look)."""
+    spec = get_task(task)
+    if spec.glue_dir is None:
+        return False
+    folder = _task_folder(Path(root).expanduser(), spec)
+    return (folder / "train.tsv").is_file() and (folder / spec.dev_file).is_file()
+
+
 def glue_root(data_dir: str | os.PathLike | None = None) -> Path | None:
     """The GLUE folder from the argument or the ADDROP_GLUE_DIR variable (None when neither is set)."""
     d = data_dir if data_dir not in (None, "") else os.environ.get(GLUE_ENV) or None
@@ -132,11 +141,12 @@ def load_glue(task: str, data_dir: str | os.PathLike | None = None) -> tuple[Tas
         raise UserError(f"task {spec.name} has no GLUE folder")
     root = glue_root(data_dir) or default_glue_dir()
     if root is None:
-        raise UserError(f"no GLUE folder given: pass --data-dir DIR or set {GLUE_ENV} to a folder holding "
-                        f"{spec.glue_dir}/train.tsv and {spec.glue_dir}/{spec.dev_file}")
+        raise UserError(f"no GLUE folder given: set it (the app's GLUE folder field, --data-dir DIR on the command "
+                        f"line, or {GLUE_ENV}) to a folder holding {spec.glue_dir}/train.tsv and "
+                        f"{spec.glue_dir}/{spec.dev_file}")
     if not root.is_dir():
-        raise UserError(f"GLUE folder {root} does not exist; point --data-dir or {GLUE_ENV} at the folder "
-                        f"that holds {spec.glue_dir}/")
+        raise UserError(f"GLUE folder {root} does not exist; set the GLUE folder (the app's field, --data-dir or "
+                        f"{GLUE_ENV}) to the folder that holds {spec.glue_dir}/")
     folder = _task_folder(root, spec)
     paths = (folder / "train.tsv", folder / spec.dev_file)
     for p in paths:

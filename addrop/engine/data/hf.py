@@ -6,6 +6,13 @@ from ..tasks import Split, TaskSpec, get_task
 from .glue import GLUE_ENV
 
 
+def hf_available() -> bool:
+    """Whether the optional `datasets` package is installed (the hub may still be out of reach)."""
+    import importlib.util
+
+    return importlib.util.find_spec("datasets") is not None
+
+
 def load_hf(task: str) -> tuple[TaskSpec, Split, Split]:
     """Load a GLUE task through the optional `datasets` package (`nyu-mll/glue`); needs the hub or its cache."""
     spec = get_task(task)
@@ -14,8 +21,9 @@ def load_hf(task: str) -> tuple[TaskSpec, Split, Split]:
     try:
         import datasets  # noqa: PLC0415 (optional dependency)
     except ImportError:
-        raise UserError("source 'hf' needs the datasets package: pip install datasets "
-                        f"(or use a GLUE folder with --data-dir / {GLUE_ENV})") from None
+        raise UserError("the Hugging Face datasets source needs the datasets package, which is not installed here "
+                        f"(pip install datasets); or use a GLUE folder (the app's GLUE folder field, --data-dir or "
+                        f"{GLUE_ENV})") from None
     try:
         ds = datasets.load_dataset("nyu-mll/glue", spec.hf_name)
     except Exception as e:  # noqa: BLE001 (network, cache, hub errors all end here)
