@@ -35,6 +35,9 @@ def test_every_cell_equal_to_the_baseline_names_no_best_cell(tmp_path):
     v = sweep_verdict(t)
     assert v["best"] is None and v["differs"] == 0  # ...but it is not a finding
     assert v["sentence"].startswith("No cell differs from the baseline beyond noise") and "one seed" in v["sentence"]
+    assert "within 0.10 points, the least difference counted" in v["sentence"]
+    assert "Every run, the baseline's included, has the same accuracy (0.5000): the models may have learned " \
+           "nothing yet" in v["sentence"]
     fig = sweep_heatmap(t)
     assert "best p=" not in fig.layout.title.text and "no cell differs" in fig.layout.title.text
     assert not fig.layout.shapes  # no cell boxed as the best
@@ -45,6 +48,7 @@ def test_differences_within_the_seeds_spread_are_noise(tmp_path):
     acc = lambda p, q, s: 0.6 + 0.1 * s + (0.02 if (p, q) == (0.5, 0.5) else 0.0)  # noqa: E731
     v = sweep_verdict(sweep_table(make_sweep(tmp_path, acc, seeds="0,1")))
     assert v["best"] is None and "the seeds' spread" in v["sentence"]
+    assert "learned nothing" not in v["sentence"]  # the runs differ: they learned something
 
 
 def test_a_real_difference_names_the_best_cell(tmp_path):

@@ -209,11 +209,17 @@ def sweep_verdict(table, tol: float = NOISE_TOL) -> dict:
     largest = float(cells["delta"].abs().max())
     seeds = int(cells["n"].max())
     tol_text = delta_text(tol, higher, sign=False)
-    how = (f"{tol_text} or the seeds' spread" if seeds > 1 else f"{tol_text} (one seed: no spread to judge by)")
+    how = (f"{tol_text} (the least difference counted) or the seeds' spread" if seeds > 1 else
+           f"{tol_text}, the least difference counted (one seed: no spread to judge by)")
     if not beyond:
+        scores = table.loc[table["n"].gt(0), "mean"]
+        same = len(scores) > 1 and float(scores.max() - scores.min()) < 1e-9
         return {"best": None, "differs": 0, "sentence": f"No cell differs from the baseline beyond noise: the "
                 f"largest |Δ {metric}| is {delta_text(largest, higher, sign=False)}, within {how}. There is no "
-                "best cell."}
+                "best cell." + (f" Every run, the baseline's included, has the same {metric} ({scores.iloc[0]:.4f}): "
+                                "the models may have learned nothing yet (a classifier that predicts one class for "
+                                "every example scores like this); train more epochs, on more examples or with a "
+                                "larger learning rate." if same else "")}
     if not better:
         return {"best": None, "differs": len(beyond), "sentence": f"No cell beats the baseline beyond noise; "
                 f"{len(beyond)} of {len(cells)} are worse by more than {how}."}
