@@ -69,6 +69,7 @@ class Job:
         self.submitted = time.time()
         self.started: float | None = None
         self.finished: float | None = None
+        self._first: tuple[float, float] | None = None  # (time, fraction) of the first progress above 0
         self._lock = threading.RLock()
         self._stop = threading.Event()
         self._done = threading.Event()
@@ -84,6 +85,8 @@ class Job:
         kw = {k: _copy(v) for k, v in kw.items()}  # the worker may keep mutating what it passed
         with self._lock:
             self.progress.update(kw)
+            if self._first is None and kw.get("fraction"):
+                self._first = (time.time(), kw["fraction"])
 
     def add_event(self, obj) -> None:
         with self._lock:
@@ -118,7 +121,7 @@ class Job:
 
     def snapshot(self) -> dict:
         """A deep copy of the job's state: id, name, owner, status, message, fraction, elapsed, eta (seconds,
-        when 0 < fraction), stop_requested, error, traceback, started, finished, progress, events."""
+        from the rate since the first progress above 0, once the fraction has moved on from it), stop_requested, error, traceback, started, finished, progress, events."""
         with self._lock:
             progress = _copy(self.progress)
             events = [_copy(e) for e in self.events]
@@ -128,8 +131,11 @@ class Job:
             if status == "finished":
                 frac = 1.0
             eta = None
-            if status == "running" and isinstance(frac, float) and frac > 0:
-                eta = elapsed * (1.0 - frac) / frac
+            if status == "running" and isinstance(frac, float) and self._first is not None and frac > self._first[1]:
+                # the rate since the first progress: loading the model and the data before it would inflate an
+                # estimate made from the whole elapsed time, most of all in the first steps
+                t1, f1 = self._first
+                eta = (time.time() - t1) * (1.0 - frac) / (frac - f1)
             elif status in DONE_STATUSES:
                 eta = 0.0
             return {

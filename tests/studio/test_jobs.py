@@ -104,11 +104,14 @@ def test_snapshot_is_a_copy():
 def test_eta_computed():
     job = Job("x")
     assert job.snapshot()["eta"] is None and job.snapshot()["status"] == "queued"
-    job._set(status="running", started=time.time() - 10.0)
-    job.update(fraction=0.25)
+    job._set(status="running", started=time.time() - 60.0)  # a minute of loading before the first step
+    job.update(fraction=0.1)
+    assert job.snapshot()["eta"] is None  # one point gives no rate
+    job._first = (time.time() - 10.0, 0.1)  # as if the first progress came 10 s ago
+    job.update(fraction=0.35)
     snap = job.snapshot()
-    assert snap["elapsed"] == pytest.approx(10.0, abs=1.0)
-    assert snap["eta"] == pytest.approx(30.0, abs=3.0)
+    assert snap["elapsed"] == pytest.approx(60.0, abs=1.0)
+    assert snap["eta"] == pytest.approx(26.0, abs=2.0)  # 0.25 in 10 s, 0.65 to go; not the minute of loading
     job.update(fraction=7)  # clamped
     assert job.snapshot()["fraction"] == 1.0 and job.snapshot()["eta"] == 0.0
     job.update(fraction=0.0)
