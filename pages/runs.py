@@ -24,6 +24,9 @@ ui.intro(f"Every run the app (or `python -m addrop train` / `prior` with `--out 
          "the training set (with the run's masks) and on the dev set (no masks):",
          r"\mathcal{L} = -\frac{1}{N}\sum_{i=1}^{N} \log P_F(y_i \mid x_i)")
 
+said = st.session_state.pop("rn_del_said", None)  # what the last Delete did, said once
+if said:
+    (st.success if said[0] == "success" else st.error)(said[1])
 records = list_runs(root)
 if not records:
     st.info("No runs yet. Start one on the Prior experiment, AD-DROP vs vanilla or Sweeps page, or train a model "
@@ -98,12 +101,16 @@ with st.expander("Delete", icon=":material/delete:"):
     target = rec.path if what == "this run" else root / group
     st.caption(f"`{target}`: {disk_size(target) / 1e6:,.1f} MB. Deleting cannot be undone.")
     sure = st.checkbox("Yes, delete it", key="rn_del_sure")
-    if st.button("Delete", key="rn_del", disabled=not sure, type="primary"):
+
+    def _delete(target=target, what=what):
+        # a callback: it runs before the page redraws, so the tick can be cleared and the result said once
         try:
             delete_run(root, target)
         except UserError as e:
-            st.error(str(e))
+            st.session_state["rn_del_said"] = ("error", str(e))
         else:
-            st.session_state.pop("rn_del_sure", None)
             ui.checkpoints.clear()
-            st.rerun()
+            st.session_state["rn_del_said"] = ("success", f"Deleted {what}: `{target}`.")
+        st.session_state["rn_del_sure"] = False
+
+    st.button("Delete", key="rn_del", disabled=not sure, type="primary", on_click=_delete)

@@ -100,6 +100,8 @@ def test_runs_page_shows_sizes_and_deletes(probe_run, env):
     at.button(key="rn_del").click().run()
     _ok(at)
     assert not (env / "probed").exists()
+    assert any(s.value.startswith("Deleted this run:") and "probed" in s.value for s in at.success)
+    assert at.session_state["rn_del_sure"] is False  # the tick does not carry over to the next run shown
 
 
 def test_the_train_panel_keeps_every_epoch_on_request(env):
