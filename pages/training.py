@@ -68,10 +68,10 @@ for col, (path, s) in zip(cols, series.items()):
         if len(s.epochs) > 1:
             k = max(e, 1) - 1
             st.plotly_chart(plots.head_heatmap(
-                across.drift(s)[k], f"GA drift, epoch {s.epochs[k]} → {s.epochs[k + 1]}: rank correlation of the "
-                                    "[CLS] row (1 = unchanged)", zmin=-1, zmax=1, colorscale="RdBu"),
+                across.drift(s)[k], f"GA drift, epoch {s.epochs[k]} → {s.epochs[k + 1]}:<br>rank correlation of "
+                                    "the [CLS] row (1 = unchanged)", zmin=-1, zmax=1, colorscale="RdBu"),
                 use_container_width=True, key=f"tr_drift_{path}")
             st.plotly_chart(plots.head_heatmap(
-                across.region_kept(s, p)[k], f"Share of the [CLS] row's top-{p:g} region kept, epoch "
+                across.region_kept(s, p)[k], f"Share of the [CLS] row's top-{p:g} region kept,<br>epoch "
                                              f"{s.epochs[k]} → {s.epochs[k + 1]}"),
                 use_container_width=True, key=f"tr_kept_{path}")

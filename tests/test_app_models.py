@@ -60,7 +60,7 @@ def test_checkpoints_trained_on_other_data_are_not_offered(env):
     options = at.sidebar.selectbox(key="model_choice").options
     labels = " ".join(options)
     assert "mine" in labels and "elsewhere" not in labels
-    assert any("1 kept checkpoint(s) trained on other data are not listed" in c.value for c in at.sidebar.caption)
+    assert any("1 kept checkpoint trained on other data is not listed" in c.value for c in at.sidebar.caption)
 
 
 @pytest.fixture

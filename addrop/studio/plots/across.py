@@ -12,9 +12,9 @@ def probe_predictions(frame, title: str | None = None) -> go.Figure:
     """`frame`: across.predictions(...): the gold class's probability per probe over epochs."""
     fig = px.line(frame, x="epoch", y="value", color="probe", markers=True,
                   hover_data=[c for c in ("gold", "predicted") if c in frame])
-    fig.update_layout(title=title or "Each probe's probability of its gold class, epoch 0 = before training",
+    fig.update_layout(title=title or "Each probe's probability of its gold class<br>(epoch 0 = before training)",
                       yaxis_title="P(gold class)", font=dict(size=14, **FONT), height=360,
-                      legend=dict(orientation="h", y=-0.3), margin=dict(l=60, r=20, t=50, b=40))
+                      legend=dict(orientation="h", y=-0.3), margin=dict(l=60, r=20, t=70, b=40))
     fig.update_xaxes(dtick=1)
     return fig
 
@@ -27,7 +27,8 @@ def head_heatmap(values: np.ndarray, title: str, zmin: float = 0.0, zmax: float 
     fig = go.Figure(go.Heatmap(z=values, x=[f"h{h}" for h in range(H)], y=[f"layer {l}" for l in range(L)],
                                zmin=zmin, zmax=zmax, colorscale=colorscale, text=text, texttemplate="%{text}",
                                hovertemplate="%{y}, %{x}: %{z:.3f}<extra></extra>"))
-    fig.update_layout(title=title, font=dict(size=14, **FONT), height=120 + 34 * L,
-                      margin=dict(l=70, r=20, t=50, b=30))
+    lines = title.count("<br>") + 1  # titles broken into lines so that half a page's width holds them
+    fig.update_layout(title=title, font=dict(size=14, **FONT), height=100 + 20 * lines + 34 * L,
+                      margin=dict(l=70, r=20, t=30 + 20 * lines, b=30))
     fig.update_yaxes(autorange="reversed")
     return fig
