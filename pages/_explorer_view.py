@@ -13,7 +13,28 @@ from addrop.studio import explore, plots
 SS = "session"  # widget values survive page switches
 
 
-@st.cache_resource(show_spinner="Computing attention and attribution…", max_entries=12)
+def explain_with_progress(model_key: tuple, loaded, text: str, pair: str | None, cfg_items: tuple, gold,
+                          label_names: tuple):
+    """`cached_explain` under a spinner that shows the seconds so far and, for a long input, about how long it
+    will take, scaled from the last attribution this session made with the same method (cost grows about as
+    T^1.2 with the length T: docs/performance.md's length sweep)."""
+    cfg = dict(cfg_items)
+    how = (cfg["method"], cfg.get("backend"), cfg.get("steps"))
+    last = st.session_state.setdefault("ex_timings", {}).get(how)
+    hint = ""
+    if last is not None:
+        n = len(loaded.tokenizer(text, pair, truncation=True, max_length=loaded.max_length)["input_ids"])
+        guess = last[1] * (n / max(last[0], 1)) ** 1.2
+        if guess >= 3.0:
+            hint = (f" About {guess:.0f} s for {n} tokens, judging by the last {cfg['method'].upper()} attribution "
+                    f"here ({last[1]:.1f} s for {last[0]} tokens).")
+    with st.spinner("Computing attention and attribution…" + hint, show_time=True):
+        expl = cached_explain(model_key, loaded, text, pair, cfg_items, gold, label_names)
+    st.session_state["ex_timings"][how] = (len(expl.tokens), float(expl.attribution.seconds))
+    return expl
+
+
+@st.cache_resource(show_spinner=False, max_entries=12)
 def cached_explain(model_key: tuple, _loaded, text: str, pair: str | None, cfg_items: tuple, gold,
                    label_names: tuple):
     from addrop.config import AttributionConfig

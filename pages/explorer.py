@@ -215,7 +215,8 @@ def results():
         cfg_items = tuple(sorted((k, v) for k, v in cfg.to_dict().items() if k not in mask_only))
         # the label names too: the analysis names the prediction with them (another data set, same model and text)
         expl_key = (c.model_key, text, pair or None, cfg_items, gold, tuple(label_names))
-        expl = view_ui.cached_explain(expl_key[0], loaded, *expl_key[1:])  # the key is what it is computed from
+        with right:  # the spinner at the top of the results it will replace
+            expl = view_ui.explain_with_progress(expl_key[0], loaded, *expl_key[1:])  # the key: what it comes from
         mask_key = (p, q, mode, ties, seed, tuple(mask_layers))
         view = view_ui.cached_analyse(expl_key, mask_key, loaded, expl)
     except UserError as e:

@@ -435,3 +435,30 @@ def test_numbers_out_of_range_are_said_not_ignored():
     said = [e.value for e in at.error]
     assert any(s.startswith("Dev sentences (N): between 4 and") and s.endswith("not 0.") for s in said), said
     assert "q: between 0.05 and 1, not 0." in said and at.button(key="fa_go").disabled
+
+
+def test_a_long_attribution_says_about_how_long_it_will_take(monkeypatch):
+    # the estimate scales the last attribution of the same method in this session (pages/_explorer_view.py)
+    import streamlit as st
+
+    shown = []
+
+    class Spy:
+        def __init__(self, text, **kw):
+            shown.append((text, kw))
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+    monkeypatch.setattr(st, "spinner", Spy)
+    at = _app("pages/explorer.py")
+    _ok(at)
+    assert shown and shown[-1][1].get("show_time") is True and "About" not in shown[-1][0]
+    key = next(k for k in at.session_state["ex_timings"])
+    at.session_state["ex_timings"] = {key: (4, 1.0)}  # as if 4 tokens had taken a second
+    at.text_area(key="ex_text").set_value("a much longer sentence " * 4).run()
+    _ok(at)
+    assert "About" in shown[-1][0] and "judging by the last GA attribution here (1.0 s for 4 tokens)" in shown[-1][0]

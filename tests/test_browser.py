@@ -171,12 +171,17 @@ def _wait_live(page, timeout: float = 120) -> None:
                                      document.body.innerText.includes('Finished in')""", timeout=timeout * 1000)
 
 
+def _toggle_train_panel(page) -> None:
+    """Open or fold the explorer's Train panel by its own header (the sidebar's advice names the panel too)."""
+    page.locator('[data-testid="stExpander"] summary', has_text="Train a model for this data").first.click()
+
+
 def _projector(page) -> None:
     """The explorer's first screen at 1280 x 720 (a projector): the input, the prediction and both maps of one
     head begin above the fold; saved as explorer-1280x720.png (the viewport only: what a room sees)."""
     page.set_viewport_size({"width": 1280, "height": 720})
     if page.get_by_role("button", name="Train a model", exact=True).count():  # open for an untrained model
-        page.get_by_text("Train a model for this data", exact=True).first.click()
+        _toggle_train_panel(page)
     page.wait_for_timeout(1500)  # plotly re-lays out after the resize
     main = '[data-testid="stMain"]'
     page.evaluate(f"() => document.querySelector('{main}').scrollTo(0, 0)")
@@ -258,7 +263,7 @@ def test_every_page_in_chromium(chromium, server):
             # Train a model for the data from the explorer; the sidebar switches to it
             _open(page, server + "/explorer", "Attribution explorer")
             if page.get_by_role("button", name="Train a model", exact=True).count() == 0:
-                page.get_by_text("Train a model for this data", exact=True).first.click()
+                _toggle_train_panel(page)
             page.get_by_role("button", name="Train a model", exact=True).click()
             _wait_live(page)
             # the end of the job switches the sidebar to the new model and folds the panel (its "Finished in"
