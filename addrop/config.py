@@ -297,7 +297,8 @@ class TrainConfig:
     preset: str = setting("none", "paper: the reference's regime (batch 16, constant lr 1e-5, no warm-up, max "
                           "length 100, up to 50 epochs, early stopping on the dev metric with patience 5, best "
                           "epoch kept) for every one of those settings not given explicitly", choices=PRESETS)
-    save_weights: bool = setting(False, "also write model.safetensors")
+    save_weights: bool = setting(False, "also write model.safetensors (a run stopped during an epoch writes its "
+                                        "last finished epoch's)")
     name: str | None = setting(None, "run id (a safe file name; generated when left out)")
     save_every_epoch: bool = setting(False, "also keep every epoch's weights (open one as --model run:PATH@N)")
     probes: int = setting(0, "follow this many dev examples (at most 16) across training: attention and GA "
