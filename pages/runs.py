@@ -71,7 +71,8 @@ else:
 rec = next(r for r in in_group if r.id == run_id)
 st.subheader(f"Run: {rec.id}")
 st.markdown(f"Status **{rec.status}**" + (f": {rec.reason}" if rec.reason else "") +
-            f" · {rec.epochs_done} epoch{'s' * (rec.epochs_done != 1)} · started {rec.started or '?'} · `{rec.path}`")
+            f" · {rec.epochs_done} epoch{'s' * (rec.epochs_done != 1)} · started {rec.started or '?'}"
+            f" · `{rec.path}`")
 c1, c2 = st.columns([3, 2], gap="large")
 with c1:
     one = metrics_frame([rec])

@@ -23,7 +23,8 @@ def runs_with_probes(root: str) -> dict:
     for rec in reversed(list_runs(root)):
         if (rec.path / PROBE_DIR / "meta.json").is_file():
             name = rec.id if rec.group is None else f"{rec.group}/{rec.id}"
-            out[str(rec.path)] = f"{name} ({rec.strategy or '?'}, {rec.epochs_done} epoch{'s' * (rec.epochs_done != 1)}, {rec.status})"
+            epochs = f"{rec.epochs_done} epoch{'s' * (rec.epochs_done != 1)}"
+            out[str(rec.path)] = f"{name} ({rec.strategy or '?'}, {epochs}, {rec.status})"
     return out
 
 

@@ -44,7 +44,8 @@ def run(a) -> int:
             print(f"{r['run']}: {r['status']}" + (f" ({r['reason']})" if r.get("reason") else ""))
             status = 1
     recs = list_runs(plan.root)
-    every, (frame, pending) = metrics_frame(recs), comparable(metrics_frame(recs), recs)
+    every = metrics_frame(recs)
+    frame, pending = comparable(every, recs)
     if pending:
         print("\nleft out of the tables and the verdict below (a seed counts once both its runs finished): "
               + "; ".join(pending))

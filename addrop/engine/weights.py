@@ -76,9 +76,9 @@ def run_checkpoint(ref: str) -> tuple[str, int | None, Path, dict]:
     file = folder / (WEIGHTS_FILE if epoch is None else epoch_weights_file(epoch))
     if not file.is_file():
         kept = sorted(p.name for p in folder.glob("model*.safetensors"))
-        why = (f" (it has {', '.join(kept)})" if kept else
-               " (it stopped before its first epoch ended)" if rec.status == "stopped" and rec.config.get("save_weights")
-               else " (it was trained without saving weights)")
+        stopped_early = rec.status == "stopped" and rec.config.get("save_weights")
+        why = (f" (it has {', '.join(kept)})" if kept else " (it stopped before its first epoch ended)"
+               if stopped_early else " (it was trained without saving weights)")
         raise UserError(f"{ref!r}: no weights {file.name} in the run folder" + why)
     labels = rec.config.get("num_labels")
     return base.strip(), labels if isinstance(labels, int) and not isinstance(labels, bool) else None, file, rec.config

@@ -121,7 +121,8 @@ class Job:
 
     def snapshot(self) -> dict:
         """A deep copy of the job's state: id, name, owner, status, message, fraction, elapsed, eta (seconds,
-        from the rate since the first progress above 0, once the fraction has moved on from it), stop_requested, error, traceback, started, finished, progress, events."""
+        from the rate since the first progress above 0, once the fraction has moved on from it), stop_requested,
+        error, traceback, started, finished, progress, events."""
         with self._lock:
             progress = _copy(self.progress)
             events = [_copy(e) for e in self.events]

@@ -28,7 +28,8 @@ from .table import DEFAULT_MAX_BYTES, load_csv, sniff_separator
 SOURCE_LABELS = {"demo": "Built-in demo", "glue": "GLUE folder", "hf": "Hugging Face datasets", "csv": "Upload a CSV"}
 
 __all__ = ["SOURCE_LABELS", "load_data", "load_demo", "load_glue", "load_hf", "load_csv", "subset", "k_shot", "hold_out",
-           "describe", "glue_root", "default_glue_dir", "has_task", "hf_available", "sniff_separator", "GLUE_ENV", "DEMO_DIR", "DEFAULT_MAX_BYTES", "DATA_SOURCES"]
+           "describe", "glue_root", "default_glue_dir", "has_task", "hf_available", "sniff_separator", "GLUE_ENV",
+           "DEMO_DIR", "DEFAULT_MAX_BYTES", "DATA_SOURCES"]
 
 
 def load_data(task: str = "demo", source: str = "auto", data_dir: str | os.PathLike | None = None,
