@@ -124,7 +124,8 @@ def live_job(job, draw, key: str, every: float = 2.0, bar: bool = True) -> None:
         elif status == "finished":
             st.success(f"Finished in {format_duration(snap['elapsed'])}.")
         elif status == "stopped":
-            st.warning(f"Stopped after {format_duration(snap['elapsed'])}; what ran is kept (marked stopped).")
+            st.warning(f"Stopped after {format_duration(snap['elapsed'])}; the records of the runs that started are "
+                       "kept, marked stopped.")
         else:
             st.error(snap["error"] or "the job failed")
         draw(snap)

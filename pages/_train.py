@@ -2,6 +2,8 @@
 the sidebar to it when it is done. Shown on the explorer page."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import streamlit as st
 
 from pages import _common as ui
@@ -19,8 +21,6 @@ def panel_open(c: ui.Ctx) -> bool:
 def kept_weights(result: dict) -> bool:
     """Whether the run wrote weights the sidebar can switch to (a run stopped before its first epoch ended has
     none)."""
-    from pathlib import Path
-
     from addrop.engine.runs.names import WEIGHTS_FILE
 
     return bool(result.get("path")) and (Path(result["path"]) / WEIGHTS_FILE).is_file()
@@ -35,7 +35,8 @@ def stop_note(result: dict, model: str) -> str | None:
         which = f"epoch {epochs[-1]}, its last finished epoch" if epochs else "its last finished epoch"
         return (f"Stopped during training. The weights of {which}, are kept in the runs folder, and the sidebar "
                 "switched to them.")
-    return (f"Stopped before the first epoch ended, so no weights were kept: the sidebar stays on **{model}**. "
+    shown = Path(model[len("run:"):]).name if model.startswith("run:") else model  # a run's name, not its path
+    return (f"Stopped before the first epoch ended, so no weights were kept: the sidebar stays on **{shown}**. "
             "Train again and let at least one epoch finish.")
 
 
@@ -50,6 +51,10 @@ def train_model_panel(c: ui.Ctx) -> None:
             st.rerun()
     if c.spec is None or c.loaded is None:
         return
+    done = job.result if job is not None and job.done and job.result else None
+    note = stop_note(done, c.model_name) if done and (not kept_weights(done) or c.model_name == done["ref"]) else None
+    if note:  # above the panel (folded after a switch), while the sidebar holds what the stop left
+        st.info(note, icon=":material/info:")
     with st.expander("Train a model for this data", expanded=panel_open(c), icon=":material/model_training:"):
         from addrop.studio.background import QUICK_DEV, QUICK_TRAIN
 
@@ -98,6 +103,3 @@ def train_model_panel(c: ui.Ctx) -> None:
                                + (f", {metric[4:]} {last[metric]:.3f}" if metric else ""))
 
             _jobs.live_job(job, draw, key="train_model")
-            note = stop_note(job.result, c.model_name) if job.done and job.result else None
-            if note:
-                st.info(note)

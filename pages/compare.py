@@ -140,7 +140,8 @@ def show(frame: pd.DataFrame, key: str, runs: list) -> None:
                 f" (mean over {n} seeds, band: min to max)" if n > 1 else " (one seed)"))
     st.plotly_chart(plots.seed_curves(every, label="strategy", panels=panels, title=title), key=f"cm_fig_{key}")
     if pending:
-        st.caption(("Left out of the verdict and the tables below until both its runs finish: " if not frame.empty
+        st.caption(("Left out of the verdict and the tables below (a seed counts once both its runs have "
+                    "finished): " if not frame.empty
                     else "The verdict and the tables at the last epoch appear when both runs of a seed have "
                          "finished: ") + "; ".join(pending) + ".")
     if not frame.empty:

@@ -243,7 +243,9 @@ def rest_of_results(text, pair, gold, expl, view, cfg, expl_key, mask_key, mask_
     instead of updated."""
     with st.empty():
         view_ui.idle_note(view)
-    st.caption(f"Attributed in {expl.attribution.seconds * 1000:.0f} ms (warm) on the **{expl.attribution.path}** "
+    took = expl.attribution.seconds
+    st.caption(f"Attributed in {f'{took:.1f} s' if took >= 1 else f'{took * 1000:.0f} ms'} (warm) on the "
+               f"**{expl.attribution.path}** "
                f"path ({expl.attribution.backend} backend); later changes of p, q, the seed or the head reuse it. "
                "The path is how a batch is run (padded, packed, by length, per example); every path gives the same "
                "numbers up to rounding.")

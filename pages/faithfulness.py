@@ -28,7 +28,7 @@ c1, c2, c3, c4 = st.columns([1, 3, 1, 1])
 nums = ui.Numbers()  # ranges checked here and said (a browser-refused number would be ignored silently)
 n = nums.field(c1, "Dev sentences (N)", 4, min(1000, len(dev)), key="fa_n")
 methods = c2.pills("Methods", FAITH_METHODS, selection_mode="multi", format_func=FAITH_LABELS.get, key="fa_methods",
-                   help="IGA costs about 20 passes per sentence: minutes for 64 sentences on a CPU.")
+                   wrap=True, help="IGA costs about 20 passes per sentence: minutes for 64 sentences on a CPU.")
 q = nums.field(c3, "q", 0.05, 1.0, step=0.05, key="fa_q", help="1: the whole region is dropped")
 layers = c4.text_input("Layers", key="fa_layers", help="all, or indices such as 0,1")
 st.caption("p = 0, 0.1, 0.2, 0.3, 0.5, 0.7, 0.9; RD averaged over 3 seeds. With minilm, GA, AA, RD and low over "

@@ -334,7 +334,8 @@ def test_a_reopened_comparison_counts_only_seeds_whose_runs_finished(env):
     at = _app("pages/compare.py")
     _ok(at)
     said = " ".join(c.value for c in at.caption)
-    assert "Left out of the verdict and the tables below until both its runs finish: seed 1: vanilla stopped" in said
+    assert "Left out of the verdict and the tables below (a seed counts once both its runs have finished): seed 1: " \
+           "vanilla stopped" in said
     table = next(d.value for d in at.dataframe if "seeds" in d.value.columns)
     assert list(table["seeds"]) == [1, 1] and list(table["epochs"]) == [2, 2]
 

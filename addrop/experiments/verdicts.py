@@ -256,6 +256,18 @@ def _spread(diffs: list[float]) -> tuple[float, float | None]:
     return m, sd
 
 
+def _why_unclear(row: dict) -> str:
+    """The reasons that hold, and only those, why a paired difference is no clear one."""
+    if row["better"] == row["worse"] == 0:
+        return "both runs of every seed have the same value"
+    mean = [w for w, holds in ((f"within its spread (sd {row['sd']:.4f})", abs(row["mean"]) <= row["sd"]),
+                               (f"under {TIE_TOL:g}", abs(row["mean"]) < TIE_TOL)) if holds]
+    why = ["its sign is not the same in every seed"] if not row["consistent"] else []
+    if mean:
+        why.append(f"the mean difference ({row['mean']:+.4f}) is " + " and ".join(mean))
+    return " and ".join(why)
+
+
 def compare_verdict(frame) -> dict:
     """The comparison's verdict: per dev loss and primary metric, the paired AD-DROP minus vanilla difference at
     the last epoch (mean, sd over seeds, how many seeds favour AD-DROP), and sentences. Returns {"rows":
@@ -302,15 +314,9 @@ def compare_verdict(frame) -> dict:
         clear = (main["consistent"] and main["sd"] is not None and abs(main["mean"]) > main["sd"]
                  and abs(main["mean"]) >= TIE_TOL)
         good = main["better"] == main["seeds"]
-        why = [w for w, holds in (
-            ("its sign is not the same in every seed", not main["consistent"]),
-            (f"the mean difference ({main['mean']:+.4f}) is within its spread (sd {main['sd']:.4f})",
-             main["sd"] is not None and abs(main["mean"]) <= main["sd"]),
-            (f"the mean difference is under {TIE_TOL:g}", abs(main["mean"]) < TIE_TOL)) if holds]
         out.append(f"Verdict on {_label(main['column'])}: " + (
             (f"AD-DROP is {'better' if good else 'worse'} {'on both seeds' if n == 2 else f'on all {n} seeds'}, by "
-             "more than the spread." if clear else
-             f"no clear difference over {n} seeds: " + " and ".join(why) + ".")))
+             "more than the spread." if clear else f"no clear difference over {n} seeds: {_why_unclear(main)}.")))
     overfit, sentence = overfit_sentence(frame)
     if overfit is False:
         sentence = ("No run has started to overfit (every dev loss, vanilla's and AD-DROP's, still falls): AD-DROP "

@@ -35,7 +35,7 @@ def test_every_cell_equal_to_the_baseline_names_no_best_cell(tmp_path):
     v = sweep_verdict(t)
     assert v["best"] is None and v["differs"] == 0  # ...but it is not a finding
     assert v["sentence"].startswith("No cell differs from the baseline beyond noise") and "one seed" in v["sentence"]
-    assert "within 0.10 points, the least difference counted" in v["sentence"]
+    assert "within 0.10 points (the least difference counted; one seed gives no spread" in v["sentence"]
     assert "Every run, the baseline's included, has the same accuracy (0.5000): the models may have learned " \
            "nothing yet" in v["sentence"]
     fig = sweep_heatmap(t)

@@ -120,10 +120,11 @@ def test_verdict_with_spread_and_sign():
     assert "not the same in every seed: 0 of 3 favour AD-DROP, 1 vanilla, 2 ties" in tied
     same = " ".join(verdicts.compare_verdict(_compare([0.0, 0.0]))["sentences"])
     assert "no difference in any seed" in same and "no clear difference" in same
+    assert "no clear difference over 2 seeds: both runs of every seed have the same value." in same
     tiny = " ".join(verdicts.compare_verdict(_compare([1e-4, 1.1e-4, 1.2e-4]))["sentences"])
     assert "the same sign in every seed" in tiny and "no clear difference" in tiny  # consistent, but below 0.002
     # the verdict names the reasons that hold, and only those
-    assert "no clear difference over 3 seeds: the mean difference is under 0.002." in tiny
+    assert "no clear difference over 3 seeds: the mean difference (+0.0001) is under 0.002." in tiny
     assert "within its spread" not in tiny and "sign is not the same" not in tiny
     spread = " ".join(verdicts.compare_verdict(_compare([-0.0, -0.0166]))["sentences"])
     assert "no clear difference over 2 seeds: its sign is not the same in every seed and the mean difference " \

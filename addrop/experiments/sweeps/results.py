@@ -210,7 +210,7 @@ def sweep_verdict(table, tol: float = NOISE_TOL) -> dict:
     seeds = int(cells["n"].max())
     tol_text = delta_text(tol, higher, sign=False)
     how = (f"{tol_text} (the least difference counted) or the seeds' spread" if seeds > 1 else
-           f"{tol_text}, the least difference counted (one seed: no spread to judge by)")
+           f"{tol_text} (the least difference counted; one seed gives no spread to judge by)")
     if not beyond:
         scores = table.loc[table["n"].gt(0), "mean"]
         same = len(scores) > 1 and float(scores.max() - scores.min()) < 1e-9
