@@ -167,7 +167,7 @@ def verdict_and_metrics(frame: pd.DataFrame) -> None:
         st.caption("The AD-DROP run's training loss is measured with its masks in the AD-DROP epochs; with "
                    "cross-tuning those alternate with plain epochs, so its training curve can zig-zag. The dev "
                    "loss and metrics are always measured without masks.")
-    metrics = groups.compare_summary(frame)[0]
+    metrics = groups.last_epoch_metrics(frame)
     st.markdown("**Dev metrics at the last epoch** (mean over seeds; sd when several)")
     st.dataframe(metrics, hide_index=True, height="content", column_config={
         col: st.column_config.NumberColumn(format="%.4f") for col in metrics.columns
@@ -176,7 +176,7 @@ def verdict_and_metrics(frame: pd.DataFrame) -> None:
 
 def cost_table(every: pd.DataFrame) -> None:
     """Seconds per epoch of every epoch so far, and AD-DROP's epoch against vanilla's."""
-    _, cost, ratio = groups.compare_summary(every)
+    cost, ratio = groups.epoch_cost(every)
     st.markdown("**Cost**: seconds per epoch")
     left, right = st.columns([3, 2], gap="large")
     with left:

@@ -20,7 +20,7 @@ def add_parser(sub) -> None:
 def run(a) -> int:
     from ..engine.runs import list_runs, metrics_frame
     from ..experiments.best import best_vs_last
-    from ..experiments.groups import comparable, compare_summary
+    from ..experiments.groups import comparable, epoch_cost, last_epoch_metrics
     from ..experiments.plans import check_group_free, compare_plan
     from .options import attribution_from, train_config_from
     from .printing import ConsoleProgress
@@ -49,8 +49,8 @@ def run(a) -> int:
     if pending:
         print("\nleft out of the tables and the verdict below (a seed counts once both its runs finished): "
               + "; ".join(pending))
-    metrics = compare_summary(frame)[0]
-    _, cost, ratio = compare_summary(every)  # seconds per epoch: every epoch counts
+    metrics = last_epoch_metrics(frame)
+    cost, ratio = epoch_cost(every)  # seconds per epoch: every epoch counts
     if not metrics.empty:
         print("\ndev metrics at the last epoch (mean over seeds; sd when several):")
         print(metrics.to_string(index=False, float_format=lambda v: f"{v:.4f}"))

@@ -47,16 +47,14 @@ def comparable(frame, runs):
     return frame[frame["seed"].isin(done)], notes
 
 
-def compare_summary(frame):
-    """Per strategy: the last epoch's dev metrics (mean and spread over seeds) and the cost per epoch.
-
-    Returns (metrics table, cost table, ratio). The cost table gives mean seconds per epoch over all epochs, the
-    plain ones and the AD-DROP ones (cross-tuning alternates them); ratio = seconds per AD-DROP epoch of the
-    addrop runs / seconds per epoch of the vanilla runs (None when one of them is missing)."""
+def last_epoch_metrics(frame):
+    """Per strategy: the dev metrics at each run's last epoch, mean and sd over seeds (an empty table for none).
+    A comparison with seeds still under way reads them over its finished seeds (`comparable`), and `epoch_cost`
+    over every epoch."""
     import pandas as pd
 
     if frame is None or frame.empty:
-        return pd.DataFrame(), pd.DataFrame(), None
+        return pd.DataFrame()
     last = frame.sort_values("epoch").groupby("run").tail(1)
     mcols = [c for c in frame.columns if c.startswith("dev_")]
     rows = []
@@ -71,7 +69,17 @@ def compare_summary(frame):
             if len(vals) > 1:
                 row[c + " (sd)"] = float(vals.std())
         rows.append(row)
-    metrics = pd.DataFrame(rows)
+    return pd.DataFrame(rows)
+
+
+def epoch_cost(frame):
+    """(cost table, ratio): mean seconds per epoch over all epochs, the plain ones and the AD-DROP ones
+    (cross-tuning alternates them), per strategy; ratio = seconds per AD-DROP epoch of the addrop runs / seconds
+    per epoch of the vanilla runs (None when one of them is missing)."""
+    import pandas as pd
+
+    if frame is None or frame.empty:
+        return pd.DataFrame(), None
     cost_rows = []
     for strategy, g in frame.groupby("strategy", sort=False):
         r = {"strategy": strategy, "all epochs": float(g["seconds"].mean())}
@@ -89,7 +97,7 @@ def compare_summary(frame):
         ad = ad_row.get("AD-DROP epochs")
         ad = float(ad) if ad is not None and pd.notna(ad) else float(ad_row["all epochs"])
         ratio = ad / van if van > 0 else None
-    return metrics, cost, ratio
+    return cost, ratio
 
 
 def kind_of(strategies: set) -> str | None:

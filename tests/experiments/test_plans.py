@@ -92,7 +92,8 @@ def test_compare_summary_ratio():
             rows.append({"run": f"addrop-s{seed}", "strategy": "addrop", "seed": seed, "epoch": e,
                          "seconds": 2.0 if e == 1 else 5.0, "addrop_epoch": e == 2, "dev_loss": 0.4,
                          "dev_accuracy": 0.8})
-    metrics, cost, ratio = groups.compare_summary(pd.DataFrame(rows))
+    frame = pd.DataFrame(rows)
+    metrics, (cost, ratio) = groups.last_epoch_metrics(frame), groups.epoch_cost(frame)
     assert ratio == pytest.approx(2.5)  # AD-DROP epochs 5 s / vanilla 2 s
     van = metrics[metrics["strategy"] == "vanilla"].iloc[0]
     assert van["dev_accuracy"] == pytest.approx(0.75) and van["dev_accuracy (sd)"] > 0
