@@ -35,7 +35,12 @@ def stop_note(result: dict, model: str) -> str | None:
         which = f"epoch {epochs[-1]}, its last finished epoch" if epochs else "its last finished epoch"
         return (f"Stopped during training. The weights of {which}, are kept in the runs folder, and the sidebar "
                 "switched to them.")
-    shown = Path(model[len("run:"):]).name if model.startswith("run:") else model  # a run's name, not its path
+    from addrop.engine.weights import RUN_PREFIX, parse_run_ref
+
+    shown = model
+    if model.startswith(RUN_PREFIX):  # a run's name (and epoch), not its path
+        folder, epoch = parse_run_ref(model)
+        shown = folder.name + ("" if epoch is None else f"@{epoch}")
     return (f"Stopped before the first epoch ended, so no weights were kept: the sidebar stays on **{shown}**. "
             "Train again and let at least one epoch finish.")
 

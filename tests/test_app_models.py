@@ -131,3 +131,5 @@ def test_a_stopped_model_run_switches_only_where_it_kept_weights(env):
         assert res.status == "stopped" and kept_weights(result) == kept
         note = stop_note(result, "tiny-bert")
         assert ("epoch 1, its last finished epoch" in note) if kept else ("sidebar stays on **tiny-bert**" in note)
+        if not kept:  # a run in the sidebar is named, not given as its path
+            assert "stays on **model-demo-1@2**" in stop_note(result, "run:/somewhere/runs/model-demo-1@2")
