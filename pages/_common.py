@@ -36,6 +36,7 @@ from pages._models import (OTHER_MODEL, UNTRAINED, checkpoints, default_model_fo
 
 ROOT = Path(__file__).resolve().parent.parent
 NONE = "(none)"
+MISSING = "–"  # what a table shows for a value a run does not have (a vanilla run's p), not Streamlit's "None"
 
 
 def runs_dir() -> Path:

@@ -151,7 +151,7 @@ def show(frame: pd.DataFrame, key: str, runs: list) -> None:
     if not best.empty:
         st.markdown("**The epoch of the best dev metric beside the last** (mean over seeds; the paper reports the "
                     "best)")
-        st.dataframe(best, hide_index=True)
+        st.dataframe(best, hide_index=True, placeholder=ui.MISSING)
 
 
 def verdict_and_metrics(frame: pd.DataFrame) -> None:
@@ -169,7 +169,7 @@ def verdict_and_metrics(frame: pd.DataFrame) -> None:
                    "loss and metrics are always measured without masks.")
     metrics = groups.last_epoch_metrics(frame)
     st.markdown("**Dev metrics at the last epoch** (mean over seeds; sd when several)")
-    st.dataframe(metrics, hide_index=True, height="content", column_config={
+    st.dataframe(metrics, hide_index=True, placeholder=ui.MISSING, height="content", column_config={
         col: st.column_config.NumberColumn(format="%.4f") for col in metrics.columns
         if col.startswith("dev_")})  # the whole width: half of it cut off the columns
 
@@ -184,7 +184,7 @@ def cost_table(every: pd.DataFrame) -> None:
         for col in shown.columns:
             if col != "strategy":
                 shown[col] = [f"{v:.2f} s" if v is not None and v == v else "–" for v in cost[col]]
-        st.dataframe(shown, hide_index=True)
+        st.dataframe(shown, hide_index=True, placeholder=ui.MISSING)
     with right:
         if ratio is not None:
             st.metric("AD-DROP epoch / vanilla epoch", f"{ratio:.2f}×",

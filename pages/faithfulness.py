@@ -64,7 +64,8 @@ if got is not None:
     st.plotly_chart(plots.deletion_figure(res.table, measure), use_container_width=True, key="fa_chart")
     cols = ["method", "p", "prob_change", "prob_change_lo", "prob_change_hi", "logit_change", "flip_rate",
             "dropped_share"]
-    st.dataframe(res.table[cols].round(4), hide_index=True, use_container_width=True, height="content")
+    st.dataframe(res.table[cols].round(4), hide_index=True, placeholder=ui.MISSING, use_container_width=True,
+                 height="content")
     st.caption("dropped_share is the share of real positions dropped, and it differs by method at the same p: GA, "
                "IGA and low leave alone the rows whose scores are all equal (with GA, every top-layer row but "
                "[CLS]: those rows never reach the output), while AA and RD drop in them too, with no effect on "

@@ -38,7 +38,8 @@ table["size (MB)"] = [disk_size(r.path) / 1e6 for r in records]
 table["weights"] = [r.has_weights for r in records]
 st.caption(f"{len(records)} runs, {table['size (MB)'].sum():,.1f} MB on disk (a minilm checkpoint is about 90 MB; "
            "delete runs below).")
-st.dataframe(table, hide_index=True, column_config={"size (MB)": st.column_config.NumberColumn(format="%.1f")} | {
+st.dataframe(table, hide_index=True, placeholder=ui.MISSING,
+             column_config={"size (MB)": st.column_config.NumberColumn(format="%.1f")} | {
     c: st.column_config.NumberColumn(format="%.4f") for c in table.columns
     if c.endswith("loss") or c.startswith("dev_")})
 
@@ -79,7 +80,8 @@ with c1:
     if one.empty:
         st.caption("No epoch records.")
     else:
-        st.dataframe(one.drop(columns=[c for c in ("run", "group") if c in one]), hide_index=True)
+        st.dataframe(one.drop(columns=[c for c in ("run", "group") if c in one]), hide_index=True,
+                     placeholder=ui.MISSING)
 with c2:
     with st.expander("Settings (config.json)"):
         st.json(rec.config, expanded=1)

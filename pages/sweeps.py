@@ -158,9 +158,9 @@ def _show_sweep(folder: Path, live: bool):
         dev_cols = [c for c in frame.columns if c.startswith("dev_") and c != "dev_loss"]
         st.dataframe(frame[["run", "epoch", "addrop_epoch", "train_loss", "dev_loss", *dev_cols,
                             "dropped_share"]].round(4) if "addrop_epoch" in frame else frame,
-                     hide_index=True, width="stretch")
+                     hide_index=True, placeholder=ui.MISSING, width="stretch")
     with st.expander("table (table.csv)"):
-        st.dataframe(table.round(4), hide_index=True, width="stretch")
+        st.dataframe(table.round(4), hide_index=True, placeholder=ui.MISSING, width="stretch")
         st.caption(f"{folder / sr.TABLE_FILE}  ·  {folder / sr.HEATMAP_FILE}")
 
 

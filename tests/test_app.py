@@ -315,6 +315,8 @@ def test_prior_experiment_runs_and_shows_curves(env):
     runs_page = _app("pages/runs.py")
     _ok(runs_page)
     assert _charts(runs_page) >= 1 and runs_page.dataframe
+    # a vanilla run has no p or q: its cells read as the app's mark for a missing value, not Streamlit's "None"
+    assert all(d.proto.placeholder == "\u2013" for d in runs_page.dataframe)
 
 
 def test_a_reopened_comparison_counts_only_seeds_whose_runs_finished(env):
