@@ -122,7 +122,8 @@ def live_job(job, draw, key: str, every: float = 2.0, bar: bool = True) -> None:
             if snap["owner"] and snap["owner"] != owner():
                 st.caption(f"Started by {snap['owner']}.")
         elif status == "finished":
-            st.success(f"Finished in {format_duration(snap['elapsed'])}.")
+            late = " The stop came after the last step: nothing was cut short." if snap["stop_requested"] else ""
+            st.success(f"Finished in {format_duration(snap['elapsed'])}.{late}")
         elif status == "stopped":
             st.warning(f"Stopped after {format_duration(snap['elapsed'])}; the records of the runs that started are "
                        "kept, marked stopped.")

@@ -20,7 +20,8 @@ def plan_job(job, plan: Plan, loaded=None, splits=None, workers: int = 1) -> dic
     result = run_plan(job, plan, loaded, splits, workers=workers)
     curves = write_curves(plan)
     job.update(curves=str(curves) if curves else None)
-    return dict(result, curves=str(curves) if curves else None)
+    stopped = any(r["status"] != "finished" for r in result["runs"])  # False: a stop came after the last step
+    return dict(result, curves=str(curves) if curves else None, stopped=stopped)
 
 
 def sweep_job(job, spec: SweepSpec, runs_dir: str) -> dict:
@@ -76,4 +77,5 @@ def train_job(job, cfg: TrainConfig, runs_dir: str, loaded=None, splits=None) ->
                 callbacks=Callbacks(on_step=on_step, on_epoch=job.add_event, should_stop=job.should_stop))
     ref = run_ref(res.path)
     job.update(ref=ref, status_text=res.status)
-    return {"ref": ref, "status": res.status, "reason": res.reason, "path": res.path, "metrics": res.metrics}
+    return {"ref": ref, "status": res.status, "reason": res.reason, "path": res.path, "metrics": res.metrics,
+            "stopped": res.status != "finished"}

@@ -52,6 +52,12 @@ def _copy(value):
         return copy.copy(value) if isinstance(value, (list, dict)) else value
 
 
+def _ended_anyway(result) -> bool:
+    """Whether a job asked to stop had done all its work all the same (the stop came after its last step): its
+    result says so with `"stopped": False`."""
+    return isinstance(result, dict) and result.get("stopped") is False
+
+
 class Job:
     """A unit of background work. Thread-safe: the worker writes with update/add_event, readers snapshot."""
 
@@ -97,7 +103,8 @@ class Job:
 
     # reader side -------------------------------------------------------------------------------------------
     def stop(self) -> None:
-        """Ask the worker to stop at its next check; the status becomes 'stopped' when it returns."""
+        """Ask the worker to stop at its next check; the status becomes 'stopped' when it returns, unless its result
+        says the stop cut nothing (`"stopped": False`: it came after the last step)."""
         self._stop.set()
 
     @property
@@ -211,7 +218,7 @@ class JobRunner:
         status, result, error, trace = "finished", None, None, None
         try:
             result = fn(job, *args, **kwargs)
-            if job.should_stop():
+            if job.should_stop() and not _ended_anyway(result):
                 status = "stopped"
         except UserError as e:
             status, error = "failed", one_line(e)

@@ -134,6 +134,7 @@ def test_a_kept_checkpoint_has_one_reference_whichever_way_it_is_found(tmp_path,
     res = train_job(_FakeJob(), cfg, "runs")
     refs = [c["ref"] for c in list_checkpoints("runs")]
     assert res["ref"] in refs and run_ref(tmp_path / "runs" / "kept", 1) in refs
+    assert res["stopped"] is False
     assert load_model(res["ref"], "cpu").num_layers == load_model("tiny-bert", "cpu").num_layers
 
 

@@ -52,6 +52,7 @@ def test_run_plan_prior_layout_and_progress(tmp_path):
     job = _FakeJob()
     out = plan_job(job, plan, load_model("tiny-bert", "cpu", 2), load_splits(base))  # what the app submits
     assert [r["status"] for r in out["runs"]] == ["finished"] * 4
+    assert out["stopped"] is False  # a stop pressed now (while the curves are written) cut nothing (studio/jobs.py)
     assert (tmp_path / "prior-test" / "curves.html").is_file() and out["curves"] == job.progress["curves"]
     assert {r.id for r in list_runs(tmp_path / "prior-test")} == {"none", "drop-random", "drop-low", "drop-high"}
     epochs = job.progress["epochs"]
@@ -66,8 +67,9 @@ def test_run_plan_prior_layout_and_progress(tmp_path):
 def test_run_plan_stop_marks_the_run_stopped(tmp_path):
     base = _tiny_base(epochs=3)
     plan = plans.prior_plan(base, 0.3, [0], str(tmp_path), group="stopped")
-    out = plans.run_plan(_FakeJob(stop_after=1), plan, load_model("tiny-bert", "cpu", 2), load_splits(base))
+    out = plan_job(_FakeJob(stop_after=1), plan, load_model("tiny-bert", "cpu", 2), load_splits(base))
     assert [r["status"] for r in out["runs"]] == ["stopped", "waiting", "waiting", "waiting"]
+    assert out["stopped"] is True
     recs = list_runs(tmp_path / "stopped")
     assert [(r.id, r.status, r.epochs_done) for r in recs] == [("none", "stopped", 1)]
 

@@ -143,3 +143,17 @@ def test_format_duration():
     assert format_duration(45) == "45s"
     assert format_duration(192) == "3m 12s"
     assert format_duration(3725) == "1h 02m"
+
+
+@pytest.mark.parametrize("said, status", [({"stopped": False}, "finished"), ({"stopped": True}, "stopped"),
+                                          ({}, "stopped"), (None, "stopped")])
+def test_a_stop_after_the_last_step_leaves_the_job_finished(said, status):
+    # Stop pressed while the work was closing (writing its figures): the result says whether anything was cut
+    def work(job):
+        job.stop()
+        return said
+
+    runner = JobRunner()
+    job = runner.submit("closing", work)
+    assert runner.wait(job, T)
+    assert job.status == status and job.snapshot()["stop_requested"]
