@@ -1,4 +1,4 @@
-"""The one error type a person is meant to read.
+"""The one error type a person is meant to read, and a count a person reads (`counted`).
 
 `UserError` carries a message a user can act on. The CLI prints it on one line and exits 2; the app shows
 it with `st.error`. Any other exception is a bug in addrop-studio and may show a traceback. `ArgumentParser`
@@ -21,6 +21,11 @@ def one_line(exc: BaseException) -> str:
     if not isinstance(exc, UserError):
         msg = f"{type(exc).__name__}: {msg}" if msg else type(exc).__name__
     return (msg or type(exc).__name__)[:1000]
+
+
+def counted(n: int, noun: str, plural: str | None = None) -> str:
+    """`n` with its noun in the number it takes: counted(1, "epoch") -> "1 epoch", counted(3, "epoch") -> "3 epochs"."""
+    return f"{n} {noun if n == 1 else plural or noun + 's'}"
 
 
 class ArgumentParser(argparse.ArgumentParser):

@@ -7,6 +7,7 @@ import streamlit as st
 
 from addrop.engine.models import BUILTIN, MODEL_LABELS, TINY, TRAINED_MODELS, model_choice_label
 from addrop.engine.weights import RUN_PREFIX
+from addrop.errors import counted
 
 OTHER_MODEL = "other (Hugging Face id or folder)"
 UNTRAINED = BUILTIN  # heads (and for the tiny models, everything) untrained: engine.models' built-in models
@@ -113,7 +114,7 @@ def model_controls(c, root, pinned: str | None) -> None:
         st.caption(model_caption(choice, found.get(choice)))
     if len(kept) > len(found):
         other = len(kept) - len(found)
-        st.caption(f"{other} kept checkpoint{'s' * (other != 1)} trained on other data "
+        st.caption(f"{counted(other, 'kept checkpoint')} trained on other data "
                    f"{'are' if other != 1 else 'is'} not listed; to use one anyway, pick other and type run:PATH.")
     c.model_name = (name or "").strip()
 

@@ -9,7 +9,7 @@ from addrop.studio import plots
 from addrop.config import (METHOD_LABELS, PAPER_PRESET, AttributionConfig, TrainConfig, paper_layers,
                            resolve_layers, with_preset)
 from addrop.experiments.best import best_vs_last
-from addrop.errors import UserError
+from addrop.errors import UserError, counted
 from addrop.engine.runs import metrics_frame
 from pages import _common as ui
 from pages import _jobs as jobs
@@ -98,7 +98,7 @@ with st.container(border=True):  # not a form: the caption's time estimate follo
         est_attr = AttributionConfig(method=method, p=float(p), q=float(q), steps=int(steps))
         est = plans.time_estimate(plans.compare_plan(est_base, est_attr, bool(cross), list(range(int(n_seeds))),
                                                      "").configs, model_name)
-        st.caption(f"{2 * int(n_seeds)} runs × {n_epochs} epoch{'s' * (n_epochs != 1)} on {int(n_train)} + "
+        st.caption(f"{2 * int(n_seeds)} runs × {counted(n_epochs, 'epoch')} on {int(n_train)} + "
                    f"{int(n_dev)} examples ({est}{', at most: early stopping may end them sooner' if paper else ''})."
                    + (" **One seed tells nothing**: the verdict needs the spread over three or more seeds."
                       if int(n_seeds) == 1 else "") + f" {keep_note} {tune_note}")

@@ -7,7 +7,7 @@ import streamlit as st
 from addrop.experiments import plans, verdicts
 from addrop.studio import plots
 from addrop.config import COUNTS, PRECISIONS, TrainConfig
-from addrop.errors import UserError
+from addrop.errors import UserError, counted
 from addrop.engine.precision import ran_in, resolve_precision
 from addrop.engine.runs import list_runs, metrics_frame
 from pages import _common as ui
@@ -128,7 +128,7 @@ with st.container(border=True):  # not a form: the caption's time estimate follo
                                dev_size=int(n_dev))
         est = plans.time_estimate(plans.prior_plan(base_cfg, float(rate), [0], "", count=count).configs,
                                   model_name)
-        st.caption(f"4 runs × {int(epochs)} epoch{'s' * (int(epochs) != 1)} on {int(n_train)} + {int(n_dev)} "
+        st.caption(f"4 runs × {counted(int(epochs), 'epoch')} on {int(n_train)} + {int(n_dev)} "
                    f"examples ({est}). Keys dropped per row: {COUNT_LABELS[count]}. Precision: "
                    f"{PRECISION_LABELS[precision]}. {keep_note} {tune_note}")
     start = st.button("Start the prior experiment", key="pr_start", type="primary", icon=":material/play_arrow:",

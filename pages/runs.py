@@ -9,7 +9,7 @@ from addrop.experiments import groups, plans
 from addrop.studio import plots
 from addrop.engine.runs import (delete_run, disk_size, is_plain_file, list_runs, metrics_frame, read_regular,
                                runs_table)
-from addrop.errors import UserError
+from addrop.errors import UserError, counted
 from pages import _common as ui
 
 SS = "session"
@@ -72,7 +72,7 @@ else:
 rec = next(r for r in in_group if r.id == run_id)
 st.subheader(f"Run: {rec.id}")
 st.markdown(f"Status **{rec.status}**" + (f": {rec.reason}" if rec.reason else "") +
-            f" · {rec.epochs_done} epoch{'s' * (rec.epochs_done != 1)} · started {rec.started or '?'}"
+            f" · {counted(rec.epochs_done, 'epoch')} · started {rec.started or '?'}"
             f" · `{rec.path}`")
 c1, c2 = st.columns([3, 2], gap="large")
 with c1:

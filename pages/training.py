@@ -5,6 +5,7 @@ import streamlit as st
 
 from addrop.engine.probes import PROBE_DIR, read_probes
 from addrop.engine.runs import list_runs
+from addrop.errors import counted
 from addrop.studio import plots
 from addrop.studio.explore import across
 from pages import _common as ui
@@ -23,7 +24,7 @@ def runs_with_probes(root: str) -> dict:
     for rec in reversed(list_runs(root)):
         if (rec.path / PROBE_DIR / "meta.json").is_file():
             name = rec.id if rec.group is None else f"{rec.group}/{rec.id}"
-            epochs = f"{rec.epochs_done} epoch{'s' * (rec.epochs_done != 1)}"
+            epochs = counted(rec.epochs_done, 'epoch')
             out[str(rec.path)] = f"{name} ({rec.strategy or '?'}, {epochs}, {rec.status})"
     return out
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 
+from ..errors import counted
 from .options import group_name_help
 from .train import add_training_options, add_workers_option
 
@@ -50,7 +51,7 @@ def run(a) -> int:
     base = train_config_from(a, attribution_from(a), name=None, **sizes)
     plan = prior_plan(base, a.rate, base.attribution.layers, a.out, group=a.name)
     print(f"prior experiment ({a.setting} setting): {base.model} on {base.task}, {base.train_size} training and "
-          f"{base.dev_size} dev examples (at most), {base.epochs} epoch{'s' * (base.epochs != 1)}, lr {base.lr:g}, "
+          f"{base.dev_size} dev examples (at most), {counted(base.epochs, 'epoch')}, lr {base.lr:g}, "
           f"batch {base.batch_size}, rate {a.rate:g} in layers {plan.meta['layers']}, seed {base.seed}", flush=True)
     from ..engine.preflight import check_runs
     from ..experiments.plans import check_group_free

@@ -5,6 +5,7 @@ import os
 import sys
 
 from ..engine.runs.names import default_runs_dir
+from ..errors import counted
 
 
 def add_parser(sub) -> None:
@@ -78,7 +79,7 @@ def run(a) -> int:
                                                     else ""))
         waiting = [s for s in states if s.waiting]
         if waiting:
-            print(f"{len(waiting)} group{'s' * (len(waiting) != 1)} wait{'s' * (len(waiting) == 1)} for "
+            print(f"{counted(len(waiting), 'group')} wait{'s' * (len(waiting) == 1)} for "
                   f"{'its' if len(waiting) == 1 else 'their'} selection: they run once it has finished")
         return 0
 

@@ -8,7 +8,7 @@ import os
 from collections import Counter
 
 from ..config import TrainConfig, is_csv_task, resolve_layers
-from ..errors import UserError
+from ..errors import UserError, counted
 from .runs import check_folder
 from .tasks import get_task
 
@@ -46,7 +46,7 @@ def check_schedule(configs: list[TrainConfig]) -> None:
 
     for c in configs:
         if c.uses_masks and not any(masks_in_epoch(c, e) for e in range(1, c.epochs + 1)):
-            raise UserError(f"AD-DROP with cross-tuning masks epochs 2, 4, ... only, and {c.epochs} epoch"
-                            f"{'s' * (c.epochs != 1)} would never reach one: the run would train exactly as vanilla. "
+            raise UserError(f"AD-DROP with cross-tuning masks epochs 2, 4, ... only, and {counted(c.epochs, 'epoch')}"
+                            " would never reach one: the run would train exactly as vanilla. "
                             "Train for 2 or more epochs, or turn cross-tuning off (the Cross-tuning toggle in the "
                             "app, --no-cross-tuning on the command line) to mask every epoch.")

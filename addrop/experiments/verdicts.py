@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import math
 
+from ..errors import counted
+
 PAPER_PRIOR_FINDING = (
     "In the paper (RoBERTa-base on MRPC, Figure 2 of Section 2.2), dropping the low-attribution positions fits "
     "the training data fastest but generalises worst, and dropping the high-attribution positions slows fitting "
@@ -75,12 +77,8 @@ def overfit_sentence(frame, tol: float = OVERFIT_TOL) -> tuple[bool | None, str]
         parts.append(("barely, by less than " if clear else "Only barely started to overfit (dev loss up by less "
                       "than ") + f"{CLEAR_RISE:g}{'' if clear else ' after its minimum)'}: {', '.join(slight)}")
     rest = len(known) - len(rising)
-    return True, "; ".join(parts) + (f"; the other {_runs(rest)} still {'improves' if rest == 1 else 'improve'}."
+    return True, "; ".join(parts) + (f"; the other {counted(rest, 'run')} still {'improves' if rest == 1 else 'improve'}."
                                      if rest else ".")
-
-
-def _runs(n: int) -> str:
-    return f"{n} run" + ("s" * (n != 1))
 
 
 def _last_common(frame):
@@ -303,7 +301,7 @@ def compare_verdict(frame) -> dict:
             else:
                 tied = r["seeds"] - r["better"] - r["worse"]
                 sign = (f"not the same in every seed: {r['better']} of {r['seeds']} favour AD-DROP, {r['worse']} "
-                        "vanilla" + (f", {tied} tie{'s' * (tied > 1)}" if tied else ""))
+                        "vanilla" + (f", {counted(tied, 'tie')}" if tied else ""))
             out.append(what + f" ± {r['sd']:.4f} (mean ± sd over {r['seeds']} seeds; {sign}).")
     if n == 1:
         out.append("One seed tells nothing: a single pair of runs has no spread to measure the difference against "

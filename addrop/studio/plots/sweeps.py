@@ -5,7 +5,7 @@ import math
 
 import plotly.graph_objects as go
 
-from ...errors import UserError
+from ...errors import UserError, counted
 from ...experiments.sweeps.results import sweep_verdict
 
 
@@ -53,7 +53,7 @@ def sweep_heatmap(table, title: str | None = None, scale: str | None = None):
             n = int(r.n) if r is not None else 0
             mean = r.mean if r is not None else math.nan
             std = r.std if r is not None else math.nan
-            hr.append(f"p={p:g} q={q:g}<br>{metric}: {mean:.4f} ± {std:.4f} ({n} seed{'s' if n != 1 else ''})"
+            hr.append(f"p={p:g} q={q:g}<br>{metric}: {mean:.4f} ± {std:.4f} ({counted(n, 'seed')})"
                       + (f"<br>vs baseline {base:.4f}: {v:+.4f}" if has_base and ok else ""))
         z.append(zr)
         text.append(tr)
