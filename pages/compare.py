@@ -213,6 +213,6 @@ if picked:
     cfg = masked[0] if masked else (recs[0].config if recs else {})
     att = cfg.get("attribution") or {}
     st.caption(f"{cfg.get('model')} on {cfg.get('task')} · {cfg.get('num_train')} train / {cfg.get('num_dev')} "
-               f"dev · {cfg.get('epochs')} epochs · {att.get('method')} p={att.get('p')} q={att.get('q')} "
+               f"dev · {counted(cfg.get('epochs'), 'epoch')} · {att.get('method')} p={att.get('p')} q={att.get('q')} "
                f"layers {att.get('layers')} · cross-tuning {cfg.get('cross_tuning')} · "
                + ", ".join(f"{r.id}: {r.status}" for r in recs))

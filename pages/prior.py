@@ -214,7 +214,7 @@ if picked:
         cfg = recs[0].config
         att = next((r.config.get("attribution") for r in recs if r.config.get("attribution")), None) or {}
         st.caption(f"{pick}: {cfg.get('model')} on {cfg.get('task')} · {cfg.get('num_train')} train / "
-                   f"{cfg.get('num_dev')} dev · {cfg.get('epochs')} epochs · lr {cfg.get('lr')} · layers "
+                   f"{cfg.get('num_dev')} dev · {counted(cfg.get('epochs'), 'epoch')} · lr {cfg.get('lr')} · layers "
                    f"{att.get('layers')} · rate {att.get('p')} · seed {cfg.get('seed')} · "
                    + ", ".join(f"{r.id}: {r.status}" for r in recs))
         results(frame, show_clean, "old", recs)
