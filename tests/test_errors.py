@@ -4,7 +4,8 @@ from addrop.errors import UserError, counted, one_line
 
 def test_counted_agrees_with_its_number():
     assert [counted(n, "epoch") for n in (0, 1, 2)] == ["0 epochs", "1 epoch", "2 epochs"]
-    assert counted(1, "kept checkpoint") == "1 kept checkpoint" and counted(3, "kept checkpoint") == "3 kept checkpoints"
+    assert counted(1, "kept checkpoint") == "1 kept checkpoint"
+    assert counted(3, "kept checkpoint") == "3 kept checkpoints"
     assert counted(2, "child", "children") == "2 children" and counted(1, "child", "children") == "1 child"
 
 

@@ -77,8 +77,8 @@ def overfit_sentence(frame, tol: float = OVERFIT_TOL) -> tuple[bool | None, str]
         parts.append(("barely, by less than " if clear else "Only barely started to overfit (dev loss up by less "
                       "than ") + f"{CLEAR_RISE:g}{'' if clear else ' after its minimum)'}: {', '.join(slight)}")
     rest = len(known) - len(rising)
-    return True, "; ".join(parts) + (f"; the other {counted(rest, 'run')} still {'improves' if rest == 1 else 'improve'}."
-                                     if rest else ".")
+    still = f"; the other {counted(rest, 'run')} still {'improves' if rest == 1 else 'improve'}."
+    return True, "; ".join(parts) + (still if rest else ".")
 
 
 def _last_common(frame):
