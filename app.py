@@ -40,5 +40,6 @@ else:  # each run of a session (Streamlit runs the script as __main__)
               st.Page("pages/runs.py", title="Runs", icon=":material/folder_open:")]
 
     page = st.navigation(PAGES)
-    ui.sidebar()
+    # the pages that fine-tune a new head themselves: the sidebar model's own head does not matter there
+    ui.sidebar(fine_tunes=page.title in ("Prior experiment", "AD-DROP vs vanilla", "Sweeps"))
     page.run()

@@ -31,6 +31,7 @@ from addrop.engine.data.table import UPLOADS_DIR, check_separator, display_name 
 from addrop.engine.tasks import GLUE_TASKS  # noqa: E402
 from addrop.errors import UserError  # noqa: E402
 from pages import _compat  # noqa: E402
+from pages._fields import Numbers, clamp_sizes, defaults  # noqa: E402,F401
 from pages._models import (OTHER_MODEL, UNTRAINED, checkpoints, default_model_for,  # noqa: E402,F401
                            model_caption, model_controls, model_label, use_model)
 
@@ -148,40 +149,52 @@ class Ctx:
             return ("class 0", "class 1")
         return tuple(self.spec.label_names) or ()
 
-    def need_model(self):
-        """The loaded model, or an error message and the end of this page's run."""
+    def need_model(self, otherwise=None):
+        """The loaded model, or an error message and the end of this page's run (`otherwise`: drawn first, e.g.
+        a running job's progress and Stop, which must not hide behind a sidebar setting)."""
         if self.loaded is None:
             st.error(self.model_error or "no model is loaded: choose one in the sidebar")
-            st.stop()
+            _stop(otherwise)
         return self.loaded
 
-    def fine_tune(self) -> tuple[str, object, str]:
+    def fine_tune(self, otherwise=None) -> tuple[str, object, str]:
         """What an experiment page fine-tunes: (model name, its loaded pristine copy, a sentence that says so). A
         model already fine-tuned (minilm-demo, a run's checkpoint) is not trained again: its pre-trained base is,
         with a new classification head, as the paper's experiments start (engine.weights.fine_tune_start); the
-        fine-tuned model itself need not load for this data then."""
+        fine-tuned model itself need not load for this data then. `otherwise`: as need_model's."""
         from addrop.engine.weights import fine_tune_start
 
         start = fine_tune_start(self.model_name)
         if start == self.model_name:
-            return self.model_name, self.need_model(), f"Fine-tunes **{self.model_name}**, the sidebar's model."
+            return (self.model_name, self.need_model(otherwise),
+                    f"Fine-tunes **{self.model_name}**, the sidebar's model.")
         if self.device is None:
-            self.need_model()  # the device could not be resolved: its error
+            self.need_model(otherwise)  # the device could not be resolved: its error
         try:
             loaded = cached_model(start, self.device, self.num_labels)
         except UserError as e:
             st.error(f"{self.model_name} was fine-tuned from {start}, which these experiments start from; it "
                      f"cannot be loaded: {e}")
-            st.stop()
+            _stop(otherwise)
         return start, loaded, (f"Fine-tunes **{start}** with a new classification head. The sidebar's "
                                f"**{self.model_name}** was already fine-tuned from it, so it is not trained again "
                                "here: its loss would start at a model that has already fitted the data.")
 
-    def need_data(self):
+    def need_data(self, otherwise=None):
+        """(spec, train, dev) of the sidebar's data, or an error message and the end of this page's run
+        (`otherwise`: as need_model's)."""
         if self.spec is None:
-            st.error(self.data_error or "no data is loaded: choose a data source in the sidebar")
-            st.stop()
+            st.error(self.data_error or "no data is loaded: the sidebar's Data section says what it needs (a GLUE "
+                     "folder to type, a file to upload, or another source)")
+            _stop(otherwise)
         return self.spec, self.train, self.dev
+
+
+def _stop(otherwise=None):
+    """End this run of the page, after drawing `otherwise` (what must show whatever the sidebar holds)."""
+    if otherwise is not None:
+        otherwise()
+    st.stop()
 
 
 def ctx() -> Ctx:
@@ -190,8 +203,9 @@ def ctx() -> Ctx:
     return c if isinstance(c, Ctx) else Ctx(model_error="the sidebar has not run yet")
 
 
-def sidebar() -> Ctx:
-    """Model, device and data choices in the sidebar; loads both (cached) and reports problems there."""
+def sidebar(fine_tunes: bool = False) -> Ctx:
+    """Model, device and data choices in the sidebar; loads both (cached) and reports problems there.
+    `fine_tunes`: the page fine-tunes with a new head, so an untrained head is no problem there."""
     from addrop.engine.models import available_devices, resolve_device  # noqa: PLC0415 (torch: imported late)
 
     c = Ctx()
@@ -240,7 +254,10 @@ def sidebar() -> Ctx:
             m = c.loaded
             st.caption(f"**{c.model_name}** on **{c.device}** · {m.num_layers} layers × {m.num_heads} heads · "
                        f"up to {m.max_length} tokens")
-            if c.untrained:
+            if c.untrained and fine_tunes:
+                st.caption("Its classification head is untrained, which does not matter here: this page "
+                           "fine-tunes with a new head.")
+            elif c.untrained:
                 st.warning("Untrained classification head: its predictions sit near chance and its attributions "
                            "describe a random classifier. Choose a trained model, or train one with *Train a "
                            "model for this data* on the Attribution explorer page.", icon=":material/warning:")
@@ -328,62 +345,11 @@ def show_error(e: BaseException) -> None:
         st.error(f"unexpected error ({type(e).__name__}): {e}")
 
 
-class Numbers:
-    """Number fields whose range is checked here instead of by the browser. A number_input's own min/max refuse a
-    typed value outside them with nothing but a red mark, and a form holding one submits nothing, so pressing Start
-    did nothing and said nothing. Here every typed number is taken, and one out of range is reported (`problems`:
-    show them and keep Start disabled)."""
-
-    def __init__(self):
-        self.problems: list[str] = []
-
-    def field(self, where, label: str, lo, hi, key: str, **kw):
-        if isinstance(lo, int) and isinstance(hi, int):
-            kw.setdefault("step", 1)  # an int field (without bounds or a step, Streamlit makes it a float one)
-        value = where.number_input(label, key=key, **kw)
-        if value is None or not lo <= value <= hi:
-            show = lambda v: "empty" if v is None else f"{int(v):,}" if float(v).is_integer() else f"{v:g}"
-            self.problems.append(f"{label}: between {show(lo)} and {show(hi)}, not {show(value)}.")
-        return value
-
-    def run_size(self, prefix: str, n_train: int, n_dev: int, epochs_help: str, batch_help: str) -> tuple:
-        """The four fields a training page's settings start with, in a row: training and dev examples (seeded
-        subsets of `n_train` and `n_dev`), epochs, batch size; keys `<prefix>_train`, ... Their values."""
-        a, b, d, e = st.columns(4)
-        return (self.field(a, "Training examples", 1, n_train, step=8, key=f"{prefix}_train", persist_state="session",
-                           help=f"A seeded random subset of the {n_train:,} training examples."),
-                self.field(b, "Dev examples", 1, n_dev, step=10, key=f"{prefix}_dev", persist_state="session",
-                           help=f"A seeded random subset of the {n_dev:,} dev examples."),
-                self.field(d, "Epochs", 1, 50, key=f"{prefix}_epochs", persist_state="session", help=epochs_help),
-                self.field(e, "Batch size", 1, 256, key=f"{prefix}_batch", persist_state="session", help=batch_help))
-
-    def report(self) -> bool:
-        """Each problem as st.error; True when there is none."""
-        for msg in self.problems:
-            st.error(msg, icon=":material/error:")
-        return not self.problems
-
-
 def intro(text: str, *latex: str) -> None:
     """The few plain sentences and the paper's equations that open a page."""
     st.markdown(text)
     for eq in latex:
         st.latex(eq)
-
-
-def clamp_sizes(prefix: str, n_train: int, n_dev: int) -> None:
-    """Keep the page's training and dev example counts (`{prefix}_train`, `{prefix}_dev`) within the data loaded
-    now: another dataset in the sidebar may hold fewer examples than the fields kept from the last one."""
-    for k, n in ((f"{prefix}_train", n_train), (f"{prefix}_dev", n_dev)):
-        st.session_state[k] = max(1, min(int(st.session_state[k]), n))
-
-
-def defaults(**values) -> None:
-    """Initial values of keyed widgets (set once; widgets then read them from st.session_state, so they are not
-    also given a value= argument, which Streamlit would warn about)."""
-    for k, v in values.items():
-        if k not in st.session_state:
-            st.session_state[k] = v
 
 
 # ------------------------------------------------------------------------------------ the start-here example

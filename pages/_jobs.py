@@ -68,16 +68,17 @@ def note_other_job(kind: str, running: bool) -> None:
 
 def job_for(kind: str):
     """This session's latest job of `kind`, else a running job of that kind started elsewhere (so a reload or
-    another tab still sees and can stop it)."""
+    another tab still sees and can stop it). A job seen running here stays this session's latest once it ends,
+    so a stop pressed in this tab is confirmed here and its results stay in view."""
     from addrop.studio.jobs import default_runner
 
     runner = default_runner()
     jid = st.session_state.get(f"job:{kind}")
     job = runner.get(jid) if jid else None
-    if job is None:
-        cur = runner.current()
-        if cur is not None and cur.kind == kind:
-            job = cur
+    cur = runner.current()
+    if cur is not None and cur.kind == kind and (job is None or job.done):
+        job = cur
+        st.session_state[f"job:{kind}"] = cur.id
     return job
 
 
@@ -120,7 +121,7 @@ def live_job(job, draw, key: str, every: float = 2.0, bar: bool = True) -> None:
                     job.stop()
                     st.rerun(scope="fragment")
             if snap["owner"] and snap["owner"] != owner():
-                st.caption(f"Started by {snap['owner']}.")
+                st.caption(f"Started from another browser tab or before a reload ({snap['owner']}).")
         elif status == "finished":
             late = " The stop came after the last step: nothing was cut short." if snap["stop_requested"] else ""
             st.success(f"Finished in {format_duration(snap['elapsed'])}.{late}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+from addrop.config import PRIOR_STRATEGIES
 from addrop.engine.models import BUILTIN, MODEL_LABELS, TINY, TRAINED_MODELS, model_choice_label
 from addrop.engine.weights import RUN_PREFIX
 from addrop.errors import counted
@@ -41,13 +42,13 @@ def fits(checkpoint: dict, spec) -> bool:
 
 def default_model_for(spec, found: dict) -> str:
     """A trained model for the chosen data when there is one: the shipped one for the demo task, else the newest
-    checkpoint trained on the same task with as many labels, but none of the prior experiment's drop-* runs (trained
-    with the masks of a contrast, they are the experiment's, not models to explain); else minilm with its untrained
-    head."""
+    checkpoint trained on the same task with as many labels, but none of a prior experiment's runs (its drop-* runs
+    trained with the masks of a contrast, and all four are sized for the contrast, often a few dozen examples: the
+    experiment's, not models to explain; they stay in the list); else minilm with its untrained head."""
     if spec is not None and spec.name == "demo":
         return TRAINED_MODELS[0]
     for ref, c in found.items():
-        if spec is not None and fits(c, spec) and not str(c.get("strategy") or "").startswith("drop-"):
+        if spec is not None and fits(c, spec) and c.get("strategy") not in PRIOR_STRATEGIES:
             return ref
     return "minilm"
 

@@ -32,98 +32,6 @@ ui.intro(
     r"B_h=\frac{\partial F_{\tilde c}(A)}{\partial A_h}\ \rightarrow\ M_h\ (p, q)\ \rightarrow\ "
     r"\mathcal{L}\big(F(x; M), y\big)",
 )
-model_name, loaded, tune_note = c.fine_tune()  # never the fine-tuned model again
-spec, train, dev = c.need_data()
-L = loaded.num_layers
-
-PAPER_LAYERS = resolve_layers(paper_layers(spec.name), L)  # the task's layers in the paper (Section 3.2)
-ui.defaults(cm_train=min(200, len(train)), cm_dev=min(100, len(dev)), cm_epochs=4, cm_batch=16, cm_lr=5e-5,
-            cm_method="ga", cm_p=0.3, cm_q=0.3, cm_layers=PAPER_LAYERS, cm_cross=True, cm_seeds=SEEDS,
-            cm_seed0=0, cm_target="pseudo", cm_steps=20, cm_maxlen=128, cm_paper=False, cm_layers_task=spec.name)
-if st.session_state.get("cm_layers_task") != spec.name or not all(
-        isinstance(l, int) and 0 <= l < L for l in st.session_state.get("cm_layers") or []):
-    st.session_state["cm_layers"], st.session_state["cm_layers_task"] = PAPER_LAYERS, spec.name
-ui.clamp_sizes("cm", len(train), len(dev))
-
-job = jobs.job_for(KIND)
-running = job is not None and not job.done
-nums = ui.Numbers()  # ranges checked here, reported above Start (a browser-refused number would stop it silently)
-with st.container(border=True):  # not a form: the caption's time estimate follows every field as it changes
-    st.markdown("##### AD-DROP")
-    a, b, d, e = st.columns(4)
-    method = a.selectbox("Attribution", list(METHOD_LABELS), format_func=METHOD_LABELS.get, key="cm_method",
-                         persist_state=SS, help="GA is the paper's default; IGA costs m extra passes; AA and RD are its ablations.")
-    p = b.slider("p: candidate region", 0.05, 0.95, step=0.05, key="cm_p", persist_state=SS,
-                 help="Share of each attention row that may be dropped (Eq. 6).")
-    q = d.slider("q: drop rate", 0.05, 0.95, step=0.05, key="cm_q", persist_state=SS,
-                 help="Probability of dropping each candidate (Eq. 7).")
-    # pills, not a multiselect: a narrow column cut the chips of six layers off
-    layers = e.pills("Layers", list(range(L)), selection_mode="multi", key="cm_layers", persist_state=SS, wrap=True,
-                     format_func=lambda l: f"L{l}", help="Layers whose attention AD-DROP masks "
-                           "(default: the paper's for this task, the first for SST-2, MNLI, QNLI, QQP, STS-B and "
-                           "all for CoLA, MRPC, RTE).")
-    a, b, d, e = st.columns(4)
-    cross = a.toggle("Cross-tuning", key="cm_cross", persist_state=SS,
-                     help="On: plain epochs 1, 3, 5, … and AD-DROP epochs 2, 4, … (Algorithm 1). Off: AD-DROP "
-                          "in every epoch.")
-    target = b.selectbox("Label attributed", ["pseudo", "gold"], key="cm_target", persist_state=SS,
-                         format_func=lambda t: {"pseudo": "predicted (pseudo label)", "gold": "gold label"}[t],
-                         help="AD-DROP uses the predicted label (Section 2.3); the gold label is its ablation.")
-    n_seeds = nums.field(d, "Seeds", 1, 10, key="cm_seeds", persist_state=SS,
-                         help="How many seed pairs to run (seeds first, first+1, …).")
-    seed0 = nums.field(e, "First seed", 0, 1_000_000, key="cm_seed0", persist_state=SS,
-                       help="Seeds the subset, the data order, the masks, dropout and the new head.")
-    st.markdown("##### Training")
-    n_train, n_dev, epochs, batch = nums.run_size(
-        "cm", len(train), len(dev), "With cross-tuning, use an even number so that half are AD-DROP epochs.",
-        "Examples per step.")
-    with st.expander("More"):
-        a, b, d = st.columns(3)
-        lr = a.select_slider("Learning rate", LRS, key="cm_lr", persist_state=SS, format_func=lambda v: f"{v:.0e}",
-                             help="Peak learning rate of AdamW.")
-        steps = nums.field(b, "IGA steps m", 2, 50, key="cm_steps", persist_state=SS,
-                           help="Only used with IGA (the paper: 20).")
-        maxlen = nums.field(d, "Max tokens per example", 8, 512, key="cm_maxlen", persist_state=SS,
-                            help="Longer examples are cut.")
-        keep, keep_note = jobs.keep_weights_toggle(st, "cm_keep", loaded, 2 * int(n_seeds or 1))
-    paper = st.toggle("Paper preset", key="cm_paper", persist_state=SS,
-                      help="The reference's regime, in place of epochs, batch size, learning rate and max tokens: "
-                           "batch 16, constant lr 1e-5, max length 100, up to 50 epochs, early stopping on the dev "
-                           "metric (patience 5), best epoch kept.")
-    settings_ok = nums.report()
-    if settings_ok:
-        n_epochs = 50 if paper else int(epochs)
-        est_base = TrainConfig(model=model_name, epochs=n_epochs,
-                               train_size=int(n_train), dev_size=int(n_dev))
-        est_attr = AttributionConfig(method=method, p=float(p), q=float(q), steps=int(steps))
-        est = plans.time_estimate(plans.compare_plan(est_base, est_attr, bool(cross), list(range(int(n_seeds))),
-                                                     "").configs, model_name)
-        st.caption(f"{2 * int(n_seeds)} runs × {counted(n_epochs, 'epoch')} on {int(n_train)} + "
-                   f"{int(n_dev)} examples ({est}{', at most: early stopping may end them sooner' if paper else ''})."
-                   + (" **One seed tells nothing**: the verdict needs the spread over three or more seeds."
-                      if int(n_seeds) == 1 else "") + f" {keep_note} {tune_note}")
-    start = st.button("Start the comparison", key="cm_start", type="primary", icon=":material/play_arrow:",
-                      disabled=running or not settings_ok, help="Train the runs one after the other in the "
-                      "background (one job per server); you can leave the page meanwhile.")
-
-def _plan():
-    if not layers:
-        raise UserError("choose at least one layer for AD-DROP")
-    attr = AttributionConfig(method=method, target=target, layers=list(layers), p=float(p), q=float(q),
-                             steps=int(steps))
-    settings = dict(model=model_name, device=c.device, **c.data_args, epochs=int(epochs),
-                    train_size=int(n_train), dev_size=int(n_dev), batch_size=int(batch), lr=float(lr),
-                    max_length=int(maxlen))
-    if paper:  # the preset replaces the training fields it names
-        settings = with_preset({k: v for k, v in settings.items() if k not in PAPER_PRESET}, "paper")
-    base = TrainConfig(**settings)
-    seeds = list(range(int(seed0), int(seed0) + int(n_seeds)))
-    return plans.compare_plan(base, attr, bool(cross), seeds, str(ui.runs_dir()))
-
-
-if start:
-    jobs.start_plan(KIND, _plan, loaded, (spec, train, dev), L, keep_weights=keep)
-jobs.note_other_job(KIND, running)
 
 
 def show(frame: pd.DataFrame, key: str, runs: list) -> None:
@@ -200,19 +108,122 @@ def draw(snap: dict) -> None:
         st.caption(f"Run records: `{prog['path']}`")
 
 
-if job is not None:
-    st.subheader("This comparison" if running else "Latest comparison")
-    jobs.live_job(job, draw, key=KIND)
+def so_far() -> None:
+    """The running or latest comparison and the earlier ones: shown whatever the sidebar holds (a running job's Stop
+    must not hide behind a data setting being typed)."""
+    job = jobs.job_for(KIND)
+    if job is not None:
+        st.subheader("This comparison" if not job.done else "Latest comparison")
+        jobs.live_job(job, draw, key=KIND)
 
-picked = jobs.reopen(KIND, job, "Reopen a comparison", "comparison", "cm_reopen")
-if picked:
-    recs = picked[1]
-    frame = metrics_frame(recs)
-    show(frame, "old", recs)
-    masked = [r.config for r in recs if isinstance(r.config, dict) and r.config.get("attribution")]
-    cfg = masked[0] if masked else (recs[0].config if recs else {})
-    att = cfg.get("attribution") or {}
-    st.caption(f"{cfg.get('model')} on {cfg.get('task')} · {cfg.get('num_train')} train / {cfg.get('num_dev')} "
-               f"dev · {counted(cfg.get('epochs'), 'epoch')} · {att.get('method')} p={att.get('p')} q={att.get('q')} "
-               f"layers {att.get('layers')} · cross-tuning {cfg.get('cross_tuning')} · "
-               + ", ".join(f"{r.id}: {r.status}" for r in recs))
+    picked = jobs.reopen(KIND, job, "Reopen a comparison", "comparison", "cm_reopen")
+    if picked:
+        recs = picked[1]
+        frame = metrics_frame(recs)
+        show(frame, "old", recs)
+        masked = [r.config for r in recs if isinstance(r.config, dict) and r.config.get("attribution")]
+        cfg = masked[0] if masked else (recs[0].config if recs else {})
+        att = cfg.get("attribution") or {}
+        st.caption(f"{cfg.get('model')} on {cfg.get('task')} · {cfg.get('num_train')} train / {cfg.get('num_dev')} "
+                   f"dev · {counted(cfg.get('epochs'), 'epoch')} · {att.get('method')} p={att.get('p')} "
+                   f"q={att.get('q')} layers {att.get('layers')} · cross-tuning {cfg.get('cross_tuning')} · "
+                   + ", ".join(f"{r.id}: {r.status}" for r in recs))
+
+
+model_name, loaded, tune_note = c.fine_tune(otherwise=so_far)  # never the fine-tuned model again
+spec, train, dev = c.need_data(otherwise=so_far)
+L = loaded.num_layers
+
+PAPER_LAYERS = resolve_layers(paper_layers(spec.name), L)  # the task's layers in the paper (Section 3.2)
+ui.defaults(cm_train=min(200, len(train)), cm_dev=min(100, len(dev)), cm_epochs=4, cm_batch=16, cm_lr=5e-5,
+            cm_method="ga", cm_p=0.3, cm_q=0.3, cm_layers=PAPER_LAYERS, cm_cross=True, cm_seeds=SEEDS,
+            cm_seed0=0, cm_target="pseudo", cm_steps=20, cm_maxlen=128, cm_paper=False, cm_layers_task=spec.name)
+if st.session_state.get("cm_layers_task") != spec.name or not all(
+        isinstance(l, int) and 0 <= l < L for l in st.session_state.get("cm_layers") or []):
+    st.session_state["cm_layers"], st.session_state["cm_layers_task"] = PAPER_LAYERS, spec.name
+ui.clamp_sizes("cm", len(train), len(dev))
+
+job = jobs.job_for(KIND)
+running = job is not None and not job.done
+nums = ui.Numbers()  # ranges checked here, reported above Start (a browser-refused number would stop it silently)
+with st.container(border=True):  # not a form: the caption's time estimate follows every field as it changes
+    st.markdown("##### AD-DROP")
+    a, b, d, e = st.columns(4)
+    method = a.selectbox("Attribution", list(METHOD_LABELS), format_func=METHOD_LABELS.get, key="cm_method",
+                         persist_state=SS,
+                         help="GA is the paper's default; IGA costs m extra passes; AA and RD are its ablations.")
+    p = b.slider("p: candidate region", 0.05, 0.95, step=0.05, key="cm_p", persist_state=SS,
+                 help="Share of each attention row that may be dropped (Eq. 6).")
+    q = d.slider("q: drop rate", 0.05, 0.95, step=0.05, key="cm_q", persist_state=SS,
+                 help="Probability of dropping each candidate (Eq. 7).")
+    # pills, not a multiselect: a narrow column cut the chips of six layers off
+    layers = e.pills("Layers", list(range(L)), selection_mode="multi", key="cm_layers", persist_state=SS, wrap=True,
+                     format_func=lambda l: f"L{l}", help="Layers whose attention AD-DROP masks "
+                           "(default: the paper's for this task, the first for SST-2, MNLI, QNLI, QQP, STS-B and "
+                           "all for CoLA, MRPC, RTE).")
+    if not layers:
+        nums.problems.append("Layers: choose at least one layer for AD-DROP.")
+    a, b, d, e = st.columns(4)
+    cross = a.toggle("Cross-tuning", key="cm_cross", persist_state=SS,
+                     help="On: plain epochs 1, 3, 5, … and AD-DROP epochs 2, 4, … (Algorithm 1). Off: AD-DROP "
+                          "in every epoch.")
+    target = b.selectbox("Label attributed", ["pseudo", "gold"], key="cm_target", persist_state=SS,
+                         format_func=lambda t: {"pseudo": "predicted (pseudo label)", "gold": "gold label"}[t],
+                         help="AD-DROP uses the predicted label (Section 2.3); the gold label is its ablation.")
+    n_seeds = nums.field(d, "Seeds", 1, 10, key="cm_seeds", persist_state=SS,
+                         help="How many seed pairs to run (seeds first, first+1, …).")
+    seed0 = nums.field(e, "First seed", 0, 1_000_000, key="cm_seed0", persist_state=SS,
+                       help="Seeds the subset, the data order, the masks, dropout and the new head.")
+    st.markdown("##### Training")
+    n_train, n_dev, epochs, batch = nums.run_size(
+        "cm", len(train), len(dev), "With cross-tuning, use an even number so that half are AD-DROP epochs.",
+        "Examples per step.")
+    with st.expander("More"):
+        a, b, d = st.columns(3)
+        lr = a.select_slider("Learning rate", LRS, key="cm_lr", persist_state=SS, format_func=lambda v: f"{v:.0e}",
+                             help="Peak learning rate of AdamW.")
+        steps = nums.field(b, "IGA steps m", 2, 50, key="cm_steps", persist_state=SS,
+                           help="Only used with IGA (the paper: 20).")
+        maxlen = nums.field(d, "Max tokens per example", 8, 512, key="cm_maxlen", persist_state=SS,
+                            help="Longer examples are cut.")
+        keep, keep_note = jobs.keep_weights_toggle(st, "cm_keep", loaded, 2 * int(n_seeds or 1))
+    paper = st.toggle("Paper preset", key="cm_paper", persist_state=SS,
+                      help="The reference's regime, in place of epochs, batch size, learning rate and max tokens: "
+                           "batch 16, constant lr 1e-5, max length 100, up to 50 epochs, early stopping on the dev "
+                           "metric (patience 5), best epoch kept.")
+    settings_ok = nums.report()
+    if settings_ok:
+        n_epochs = 50 if paper else int(epochs)
+        est_base = TrainConfig(model=model_name, epochs=n_epochs,
+                               train_size=int(n_train), dev_size=int(n_dev))
+        est_attr = AttributionConfig(method=method, p=float(p), q=float(q), steps=int(steps))
+        est = plans.time_estimate(plans.compare_plan(est_base, est_attr, bool(cross), list(range(int(n_seeds))),
+                                                     "").configs, model_name)
+        st.caption(f"{2 * int(n_seeds)} runs × {counted(n_epochs, 'epoch')} on {int(n_train)} + "
+                   f"{int(n_dev)} examples ({est}{', at most: early stopping may end them sooner' if paper else ''})."
+                   + (" **One seed tells nothing**: the verdict needs the spread over three or more seeds."
+                      if int(n_seeds) == 1 else "") + f" {keep_note} {tune_note}")
+    start = st.button("Start the comparison", key="cm_start", type="primary", icon=":material/play_arrow:",
+                      disabled=running or not settings_ok, help="Train the runs one after the other in the "
+                      "background (one job per server); you can leave the page meanwhile.")
+
+def _plan():
+    if not layers:
+        raise UserError("choose at least one layer for AD-DROP")
+    attr = AttributionConfig(method=method, target=target, layers=list(layers), p=float(p), q=float(q),
+                             steps=int(steps))
+    settings = dict(model=model_name, device=c.device, **c.data_args, epochs=int(epochs),
+                    train_size=int(n_train), dev_size=int(n_dev), batch_size=int(batch), lr=float(lr),
+                    max_length=int(maxlen))
+    if paper:  # the preset replaces the training fields it names
+        settings = with_preset({k: v for k, v in settings.items() if k not in PAPER_PRESET}, "paper")
+    base = TrainConfig(**settings)
+    seeds = list(range(int(seed0), int(seed0) + int(n_seeds)))
+    return plans.compare_plan(base, attr, bool(cross), seeds, str(ui.runs_dir()))
+
+
+if start:
+    jobs.start_plan(KIND, _plan, loaded, (spec, train, dev), L, keep_weights=keep)
+jobs.note_other_job(KIND, running)
+
+so_far()

@@ -6,7 +6,7 @@ import streamlit as st
 
 from addrop.experiments import plans, verdicts
 from addrop.studio import plots
-from addrop.config import COUNTS, PRECISIONS, TrainConfig
+from addrop.config import COUNTS, PRECISIONS, PRIOR_STRATEGIES, TrainConfig
 from addrop.errors import UserError, counted
 from addrop.engine.precision import ran_in, resolve_precision
 from addrop.engine.runs import list_runs, metrics_frame
@@ -25,6 +25,9 @@ SETTINGS_NOTE = (
     "used to choose it, the runs agreed with all three of the paper's observations on every seed, and drop-low's "
     "dev loss rose by 0.02 or more after its lowest on 3 of them. On other data it is only a longer run.")
 CHART_TITLE = "Training loss (solid: with the masks; dotted: clean) and dev loss per epoch, by strategy"
+# the two settings' run sizes (plans.PRIOR_SETTINGS) and the fields they fill
+SIZE_KEYS = {"train_size": "pr_train", "dev_size": "pr_dev", "epochs": "pr_epochs", "lr": "pr_lr"}
+SETTING_LABELS = {"quick": "Quick look", "overfit": "Overfitting in view"}
 
 c = ui.ctx()
 st.title("Prior experiment")
@@ -40,8 +43,97 @@ ui.intro(
     r"M_h[i,j] = -\infty \ \text{for the } k = n - \mathrm{int}(n(1-r)) \text{ highest / lowest / random } "
     r"b_{i,j} \text{ of row } i",
 )
-model_name, loaded, tune_note = c.fine_tune()  # never the fine-tuned model again
-spec, train, dev = c.need_data()
+
+
+def draw(snap: dict) -> None:
+    prog = snap.get("progress") or {}
+    frame = pd.DataFrame(prog.get("epochs") or [])
+    show_clean = st.toggle("Show the clean training loss (dotted)", value=True, key="pr_clean",
+                           help="The training loss of the same model without masks, measured after each epoch.")
+    if frame.empty:
+        st.caption("The curves appear when the first epoch ends.")
+        return
+    live = snap.get("status") in ("running", "queued")  # the summary then says it covers the runs so far
+    recs = list_runs(prog["path"]) if prog.get("path") else []
+    if recs:
+        st.caption(describe(prog.get("group") or snap.get("name"), recs))
+    results(frame, show_clean, "live", recs, total_runs=len(prog.get("runs") or []) if live else None,
+            runs=None if live else {r["strategy"]: r["status"] for r in prog.get("runs") or []})
+    if prog.get("path"):
+        st.caption(f"Run records: `{prog['path']}`")
+
+
+def describe(name: str, recs) -> str:
+    """One line on what an experiment trains: model, data, sizes, layers, rate, seed and each run's status."""
+    cfg = recs[0].config
+    att = next((r.config.get("attribution") for r in recs if r.config.get("attribution")), None) or {}
+    return (f"{name}: {cfg.get('model')} on {cfg.get('task')} · {cfg.get('num_train')} train / "
+            f"{cfg.get('num_dev')} dev · {counted(cfg.get('epochs'), 'epoch')} · lr {cfg.get('lr')} · layers "
+            f"{att.get('layers')} · rate {att.get('p')} · seed {cfg.get('seed')} · "
+            + ", ".join(f"{r.id}: {r.status}" for r in recs))
+
+
+def results(frame: pd.DataFrame, show_clean: bool, key: str, recs, total_runs: int | None = None,
+            runs: dict | None = None) -> None:
+    """Curves, the summary computed from them, the paper's finding, the clean-loss note and the table
+    (`total_runs`: a running experiment's, whose summary covers the runs so far; `runs`: an ended one's status of
+    every run, so that the summary names those that did not finish)."""
+    st.plotly_chart(plots.loss_curves(frame, label="strategy", clean=show_clean, title=CHART_TITLE),
+                    key=f"pr_fig_{key}")
+    summary = verdicts.prior_summary(frame, total_runs, runs)
+    st.markdown("**What this run shows**\n\n" + "\n".join(f"- {s}" for s in summary))
+    if total_runs is None and verdicts.overfit_sentence(frame)[0] is False and plans.overfit_setting_helps(
+            recs[0].config if recs else None):
+        st.caption(f"The **{SETTING_LABELS['overfit']}** setting (under Settings above) trains long enough for "
+                   "drop-low's dev loss to turn upwards on the demo data.")
+    st.markdown(f"**The paper's finding.** {verdicts.PAPER_PRIOR_FINDING}")
+    counts = {(r.config.get("attribution") or {}).get("count") for r in recs
+              if isinstance(r.config, dict) and str(r.config.get("strategy", "")).startswith("drop-")}
+    counts.discard(None)
+    precisions = ran_in(recs)
+    notes = [f"Keys dropped per row: {'; '.join(COUNT_LABELS.get(k, str(k)) for k in sorted(counts))} (the "
+             "dropped_share column shows the share actually dropped)."] if counts else []
+    notes += [f"Precision of the runs: {', '.join(precisions)}."] if precisions else []
+    if notes:
+        st.caption(" ".join(notes))
+    if show_clean:
+        st.markdown(verdicts.clean_note(frame))
+    _table(frame)
+
+
+def _table(frame: pd.DataFrame) -> None:
+    cols = [c for c in ("strategy", "epoch", "train_loss", "clean_train_loss", "dev_loss") if c in frame]
+    cols += [c for c in frame.columns if c.startswith("dev_") and c != "dev_loss"]
+    cols += [c for c in ("dropped_share", "seconds") if c in frame]
+    st.dataframe(frame[cols], hide_index=True, placeholder=ui.MISSING, height="content", column_config={
+        c: st.column_config.NumberColumn(format="%.4f") for c in cols if c not in ("strategy", "epoch")})
+
+
+def so_far() -> None:
+    """The running or latest experiment and the earlier ones: shown whatever the sidebar holds (a running job's Stop
+    must not hide behind a data setting being typed)."""
+    job = jobs.job_for(KIND)
+    if job is not None:
+        st.subheader("This experiment" if not job.done else "Latest experiment")
+        jobs.live_job(job, draw, key=KIND)
+
+    picked = jobs.reopen(KIND, job, "Reopen an experiment", "prior experiment", "pr_reopen")
+    if picked:
+        pick, recs = picked
+        frame = metrics_frame(recs)
+        if frame.empty:
+            st.caption("No finished epochs in this experiment.")
+        else:
+            show_clean = st.toggle("Show the clean training loss (dotted)", value=True, key="pr_clean_old",
+                                   help="The training loss of the same model without masks, after each epoch.")
+            st.caption(describe(pick, recs))
+            # a run that never started has no folder: the experiment planned all four
+            results(frame, show_clean, "old", recs,
+                    runs=dict.fromkeys(PRIOR_STRATEGIES, "waiting") | {r.strategy: r.status for r in recs})
+
+
+model_name, loaded, tune_note = c.fine_tune(otherwise=so_far)  # never the fine-tuned model again
+spec, train, dev = c.need_data(otherwise=so_far)
 L = loaded.num_layers
 HERE = resolve_precision("auto", loaded.device)
 PRECISION_LABELS = {"fp32": "fp32", "bf16": "bf16", "auto": f"auto (here: {HERE})"}
@@ -50,10 +142,6 @@ PRECISION_HELP = ("The arithmetic of the training, attribution and evaluation pa
                   "natively (this page's default run: about 15% faster on a CPU with AVX512-BF16 or AMX); the "
                   "losses agree with fp32 to about 1e-3, and this experiment compares the strategies with each "
                   f"other. auto (default): bf16 where the device computes it natively, else fp32; here: {HERE}.")
-
-# the two settings' run sizes (plans.PRIOR_SETTINGS) and the fields they fill
-SIZE_KEYS = {"train_size": "pr_train", "dev_size": "pr_dev", "epochs": "pr_epochs", "lr": "pr_lr"}
-SETTING_LABELS = {"quick": "Quick look", "overfit": "Overfitting in view"}
 
 
 def setting_sizes(name: str) -> dict:
@@ -106,6 +194,8 @@ with st.container(border=True):  # not a form: the caption's time estimate follo
     layers = b.multiselect("Layers masked", list(range(L)), key="pr_layers", persist_state=SS,
                            format_func=lambda l: f"layer {l}",
                            help="The paper masks the first layer; its Appendix B tries others.")
+    if not layers:
+        nums.problems.append("Layers masked: choose at least one layer.")
     rate = d.slider("Drop rate r", 0.05, 0.9, step=0.05, key="pr_rate", persist_state=SS,
                     help="Share of each attention row dropped (the paper uses 0.3).")
     seed = nums.field(e, "Seed", 0, 1_000_000, key="pr_seed", persist_state=SS,
@@ -148,73 +238,4 @@ if start:
     jobs.start_plan(KIND, _plan, loaded, (spec, train, dev), L, keep_weights=keep)
 jobs.note_other_job(KIND, running)
 
-
-def draw(snap: dict) -> None:
-    prog = snap.get("progress") or {}
-    frame = pd.DataFrame(prog.get("epochs") or [])
-    show_clean = st.toggle("Show the clean training loss (dotted)", value=True, key="pr_clean",
-                           help="The training loss of the same model without masks, measured after each epoch.")
-    if frame.empty:
-        st.caption("The curves appear when the first epoch ends.")
-        return
-    live = snap.get("status") in ("running", "queued")  # the summary then says it covers the runs so far
-    results(frame, show_clean, "live", list_runs(prog["path"]) if prog.get("path") else [],
-            total_runs=len(prog.get("runs") or []) if live else None)
-    if prog.get("path"):
-        st.caption(f"Run records: `{prog['path']}`")
-
-
-def results(frame: pd.DataFrame, show_clean: bool, key: str, recs, total_runs: int | None = None) -> None:
-    """Curves, the summary computed from them, the paper's finding, the clean-loss note and the table
-    (`total_runs`: a running experiment's, whose summary covers the runs so far)."""
-    st.plotly_chart(plots.loss_curves(frame, label="strategy", clean=show_clean, title=CHART_TITLE),
-                    key=f"pr_fig_{key}")
-    summary = verdicts.prior_summary(frame, total_runs)
-    st.markdown("**What this run shows**\n\n" + "\n".join(f"- {s}" for s in summary))
-    if total_runs is None and verdicts.overfit_sentence(frame)[0] is False and plans.overfit_setting_helps(
-            recs[0].config if recs else None):
-        st.caption(f"The **{SETTING_LABELS['overfit']}** setting (under Settings above) trains long enough for "
-                   "drop-low's dev loss to turn upwards on the demo data.")
-    st.markdown(f"**The paper's finding.** {verdicts.PAPER_PRIOR_FINDING}")
-    counts = {(r.config.get("attribution") or {}).get("count") for r in recs
-              if isinstance(r.config, dict) and str(r.config.get("strategy", "")).startswith("drop-")}
-    counts.discard(None)
-    precisions = ran_in(recs)
-    notes = [f"Keys dropped per row: {'; '.join(COUNT_LABELS.get(k, str(k)) for k in sorted(counts))} (the "
-             "dropped_share column shows the share actually dropped)."] if counts else []
-    notes += [f"Precision of the runs: {', '.join(precisions)}."] if precisions else []
-    if notes:
-        st.caption(" ".join(notes))
-    if show_clean:
-        st.markdown(verdicts.clean_note(frame))
-    _table(frame)
-
-
-def _table(frame: pd.DataFrame) -> None:
-    cols = [c for c in ("strategy", "epoch", "train_loss", "clean_train_loss", "dev_loss") if c in frame]
-    cols += [c for c in frame.columns if c.startswith("dev_") and c != "dev_loss"]
-    cols += [c for c in ("dropped_share", "seconds") if c in frame]
-    st.dataframe(frame[cols], hide_index=True, placeholder=ui.MISSING, height="content", column_config={
-        c: st.column_config.NumberColumn(format="%.4f") for c in cols if c not in ("strategy", "epoch")})
-
-
-if job is not None:
-    st.subheader("This experiment" if running else "Latest experiment")
-    jobs.live_job(job, draw, key=KIND)
-
-picked = jobs.reopen(KIND, job, "Reopen an experiment", "prior experiment", "pr_reopen")
-if picked:
-    pick, recs = picked
-    frame = metrics_frame(recs)
-    if frame.empty:
-        st.caption("No finished epochs in this experiment.")
-    else:
-        show_clean = st.toggle("Show the clean training loss (dotted)", value=True, key="pr_clean_old",
-                               help="The training loss of the same model without masks, after each epoch.")
-        cfg = recs[0].config
-        att = next((r.config.get("attribution") for r in recs if r.config.get("attribution")), None) or {}
-        st.caption(f"{pick}: {cfg.get('model')} on {cfg.get('task')} · {cfg.get('num_train')} train / "
-                   f"{cfg.get('num_dev')} dev · {counted(cfg.get('epochs'), 'epoch')} · lr {cfg.get('lr')} · layers "
-                   f"{att.get('layers')} · rate {att.get('p')} · seed {cfg.get('seed')} · "
-                   + ", ".join(f"{r.id}: {r.status}" for r in recs))
-        results(frame, show_clean, "old", recs)
+so_far()

@@ -383,9 +383,23 @@ def test_busy_server_says_so_and_stop_is_recorded(env):
     end = time.time() + 60  # stop once the first run is training (a stop while loading leaves no run to record)
     while not job.snapshot()["progress"].get("fraction") and not job.done and time.time() < end:
         time.sleep(0.05)
-    job.stop()
+    # another tab, whose sidebar has no data (its GLUE folder field emptied): the job, its Stop and the earlier
+    # experiments still show, below the data error
+    other = _app("pages/prior.py", data_source="glue", data_dir="")
+    _ok(other)
+    assert any("no data is loaded" in e for e in _errors(other)), _errors(other)
+    assert any(s.value == "This experiment" for s in other.subheader)
+    assert any(s.value == "Reopen an experiment" for s in other.subheader)
+    other.button(key="stop:prior").click()  # the stop, pressed there
+    other.run()
     _wait_job(at)
     assert any("Stopped" in w.value for w in at.warning)
+    assert job.done
+    other.run()  # the tab that stopped it sees it stopped, not nothing
+    assert any(s.value == "Latest experiment" for s in other.subheader)
+    assert any("Stopped after" in w.value for w in other.warning)
+    said = " ".join(m.value for m in other.markdown)
+    assert "This experiment did not run to its end (" in said and "drop-high did not start" in said
     from addrop.engine.runs import list_runs
 
     statuses = {r.id: r.status for r in list_runs(env)}
@@ -465,3 +479,15 @@ def test_a_long_attribution_says_about_how_long_it_will_take(monkeypatch):
     at.text_area(key="ex_text").set_value("a much longer sentence " * 4).run()
     _ok(at)
     assert "About" in shown[-1][0] and "judging by the last GA attribution here (1.0 s for 4 tokens)" in shown[-1][0]
+
+
+@pytest.mark.parametrize("page, prefix", [("pages/prior.py", "pr"), ("pages/compare.py", "cm")])
+def test_a_run_size_typed_out_of_range_is_reported_not_changed(page, prefix):
+    at = _app(page)
+    _ok(at)
+    for typed, said in ((999_999, "between 1 and 400, not 999,999"), (0, "between 1 and 400, not 0")):
+        at.number_input(key=f"{prefix}_train").set_value(typed)
+        at.run()
+        assert at.number_input(key=f"{prefix}_train").value == typed  # kept as typed, not silently cut
+        assert any(f"Training examples: {said}." in e.value for e in at.error), _errors(at)
+        assert at.button(key=f"{prefix}_start").disabled

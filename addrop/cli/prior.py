@@ -71,7 +71,7 @@ def run(a) -> int:
         print(f"{r['run']}: {r['status']} ({r.get('reason')})")
     recs = list_runs(plan.root)
     frame = metrics_frame(recs)
-    for sentence in prior_summary(frame):
+    for sentence in prior_summary(frame, runs={r["strategy"]: r["status"] for r in result["runs"]}):
         print(f"- {sentence}")
     if overfit_sentence(frame)[0] is False and overfit_setting_helps(base.record()):
         print("  (--setting overfit trains long enough for drop-low's dev loss to turn upwards on the demo data)")

@@ -17,8 +17,10 @@ PAPER_PRIOR_FINDING = (
     "the most: the observation AD-DROP is built on.")
 OVERFIT_TOL = 1e-4  # a dev loss counts as rising when it ends this much above its minimum
 CLEAR_RISE = 0.02  # ... and as clearly rising from this much (the bar of docs/prior-preset.md)
-# a drop-* run relies on its masks when its clean training loss exceeds its masked one by this much beyond none's gap
+# a drop-* run relies on its masks when its clean training loss exceeds its masked one by this much beyond none's
+# gap, and by RELIANCE_SHARE of the masked loss (a regression's loss of 10 moves by 0.1 without meaning anything)
 RELIANCE = 0.1
+RELIANCE_SHARE = 0.5
 TIE_TOL = 2e-3  # strategies whose losses (or metrics) all lie within this of each other are not ranked
 NAMES = {"none": "none", "drop-random": "drop-random", "drop-low": "drop-low", "drop-high": "drop-high",
          "vanilla": "vanilla", "addrop": "AD-DROP"}
@@ -100,25 +102,60 @@ def _lowest(series) -> list:
 
 
 def _spread_words(lo: float, hi: float) -> str:
-    """'0.6931' when the values print the same, else 'within 0.0012 of each other (0.6925 to 0.6937)'."""
+    """'0.6931' when the values print the same, else 'within 0.0012 of each other (0.6925 to 0.6937)' (the width
+    rounded up: 0.69314 and 0.69315 print apart and are within 0.0001, never 'within 0.0000')."""
     if f"{lo:.4f}" == f"{hi:.4f}":
         return f"{lo:.4f}"
-    return f"within {hi - lo:.4f} of each other ({lo:.4f} to {hi:.4f})"
+    return f"within {math.ceil(round((hi - lo) * 1e4, 6)) / 1e4:.4f} of each other ({lo:.4f} to {hi:.4f})"
 
 
-def prior_summary(frame, total_runs: int | None = None) -> list[str]:
+def _ends(series, top: bool) -> list:
+    """The entries within TIE_TOL of the series' maximum (top) or minimum, the extreme one first."""
+    end = series.max() if top else series.min()
+    near = [k for k, v in series.items() if abs(v - end) < TIE_TOL]
+    return sorted(near, key=lambda k: -series[k] if top else series[k])
+
+
+def _values(series, names: list) -> str:
+    """'0.5000', or for entries within TIE_TOL of each other '0.5000 to 0.5010, within 0.002'."""
+    lo, hi = min(series[n] for n in names), max(series[n] for n in names)
+    return f"{lo:.4f}" if len(names) == 1 else f"{lo:.4f} to {hi:.4f}, within {TIE_TOL:g}"
+
+
+def _not_finished(frame, runs: dict) -> str | None:
+    """The sentence on an ended experiment some of whose runs did not finish (runs: strategy -> status)."""
+    left = {s: st for s, st in runs.items() if st != "finished"}
+    if not left:
+        return None
+    last = frame.groupby("strategy")["epoch"].max() if frame is not None and not frame.empty else {}
+    what = []
+    for s, st in left.items():
+        if st == "stopped":
+            e = int(last[s]) if s in last else 0
+            what.append(f"{_name(s)} stopped " + (f"after epoch {e}" if e else "before its first epoch ended"))
+        elif st == "failed":
+            what.append(f"{_name(s)} failed")
+        else:
+            what.append(f"{_name(s)} did not start")
+    return (f"This experiment did not run to its end ({'; '.join(what)}): what follows compares only the runs with "
+            "epoch records, at the last epoch they all reached.")
+
+
+def prior_summary(frame, total_runs: int | None = None, runs: dict | None = None) -> list[str]:
     """Sentences on a prior experiment, from its numbers: which strategy fitted fastest (lowest training loss),
     which generalised worst (highest dev loss, lowest dev metric), whether any run has begun to overfit, and
     which parts of the paper's finding (PAPER_PRIOR_FINDING, quoted separately) the order agrees with.
     `total_runs` (a live experiment): the runs it will have; while fewer have epoch records, the sentences say
-    they compare only those so far."""
+    they compare only those so far. `runs` (an experiment that has ended): strategy -> status of every run it
+    planned; those that did not finish (stopped, failed, never started) are named first."""
     if frame is None or frame.empty or "train_loss" not in frame:
-        return []
+        return [s for s in [_not_finished(frame, runs or {})] if s]
     at, epoch = _last_common(frame)
+    common = " (the last epoch every run reached)" if int(frame["epoch"].max()) > epoch else ""
     by = at.groupby("strategy", sort=False)
     train = by["train_loss"].mean().dropna()
     dev = by["dev_loss"].mean().dropna()
-    out = []
+    out = [s for s in [_not_finished(frame, runs or {})] if s]
     seen = frame["run"].nunique()
     if total_runs and seen < total_runs:
         out.append(f"So far {seen} of the {total_runs} runs {'has' if seen == 1 else 'have'} epoch records "
@@ -126,16 +163,20 @@ def prior_summary(frame, total_runs: int | None = None) -> list[str]:
                    "compares only those, and changes as the others train.")
     if len(train) < 2:
         return out + [f"Only {_name(train.index[0]) if len(train) else 'no run'} has reached epoch {epoch} so far."]
-    fast, slow = train.idxmin(), train.idxmax()
-    if train[slow] - train[fast] < TIE_TOL:
-        out.append(f"At epoch {epoch} the training losses are all {_spread_words(train.min(), train.max())}: no "
-                   "strategy has fitted faster than another.")
+    fast, slow = _ends(train, top=False), _ends(train, top=True)
+    relies = []
+    if train.max() - train.min() < TIE_TOL:
+        out.append(f"At epoch {epoch}{common} the training losses are all {_spread_words(train.min(), train.max())}: "
+                   "no strategy has fitted faster than another.")
         fast = slow = None
     else:
-        masks = ", measured with its masks" if str(fast).startswith("drop-") else ""
-        out.append(f"At epoch {epoch}, {_name(fast)} has fitted the training data fastest (lowest training loss, "
-                   f"{train[fast]:.4f}{masks}) and {_name(slow)} slowest ({train[slow]:.4f}).")
-        out += _reliance(frame, at, dev)
+        masks = (", measured with the masks" if len(fast) > 1 else ", measured with its masks") \
+            if any(str(f).startswith("drop-") for f in fast) else ""
+        out.append(f"At epoch {epoch}{common}, {_all(fast)} {'have' if len(fast) > 1 else 'has'} fitted the training "
+                   f"data fastest (lowest training loss, {_values(train, fast)}{masks}) and {_all(slow)} slowest "
+                   f"({_values(train, slow)}).")
+        relies = _reliance(frame, at, dev)
+        out += [sentence for _, _, sentence in relies]
     metric = _metric(at)
     m = by[metric].mean().dropna() if metric else dev.iloc[:0]
     worst = dev.idxmax() if len(dev) else None
@@ -163,9 +204,12 @@ def prior_summary(frame, total_runs: int | None = None) -> list[str]:
         if fast is None or worst is None:
             out.append("The runs are too close to each other to compare with the paper's finding.")
         else:
-            parts = [("drop-low fits fastest", fast == "drop-low", f"{_name(fast)} does"),
-                     ("drop-high fits slowest", slow == "drop-high", f"{_name(slow)} does"),
-                     ("drop-low generalises worst by dev loss", worst == "drop-low", f"{_name(worst)} does")]
+            def who(names):
+                return f"{_all(names)} {'do' if len(names) > 1 else 'does'}"
+
+            parts = [("drop-low fits fastest", fast == ["drop-low"], who(fast)),
+                     ("drop-high fits slowest", slow == ["drop-high"], who(slow)),
+                     ("drop-low generalises worst by dev loss", worst == "drop-low", who([worst]))]
             yes = [p for p, ok, _ in parts if ok]
             no = [f"{p} ({other})" for p, ok, other in parts if not ok]
             if not no:
@@ -175,14 +219,19 @@ def prior_summary(frame, total_runs: int | None = None) -> list[str]:
                 out.append(f"This run agrees with {len(yes)} of the paper's 3 observations"
                            + (f" ({'; '.join(yes)})" if yes else "") + f"; not with: {'; '.join(no)}. With so few "
                            "examples, epochs or one seed, the order can differ.")
+            if worst == "drop-low" and ("drop-low", "masks") in [(r, k) for r, k, _ in relies]:
+                out[-1] += (" drop-low's high dev loss here is mostly its reliance on the masks (above), not "
+                            "memorised training examples.")
     return out
 
 
-def _reliance(frame, at, dev) -> list[str]:
-    """Sentences on the drop-* runs whose clean training loss (no masks) is far above their training loss with
-    masks, beyond none's gap (clean_gaps, as the clean-loss note counts it): they fit their own training examples
-    only with the masks on, and their dev loss (measured without masks) shows that as well as any overfitting.
-    `at`: the rows of the last common epoch, `dev`: their dev loss by strategy."""
+def _reliance(frame, at, dev) -> list[tuple[str, str, str]]:
+    """(strategy, "masks" | "both" | "", sentence) for the drop-* runs that fit their own training examples only
+    with the masks on: their clean training loss (no masks) is above the masked one by RELIANCE or more beyond
+    none's gap (clean_gaps, as the clean-loss note counts it), and by RELIANCE_SHARE of the masked loss or more.
+    Their dev loss (measured without masks) shows that as well as any overfitting: "masks" when the clean training
+    loss is about the dev loss, "both" when the dev loss is well above it. `at`: the rows of the last common
+    epoch, `dev`: their dev loss by strategy."""
     gaps = clean_gaps(frame)  # masked minus clean
     ref = gaps.get("none") or 0.0
     rows = at.groupby("strategy")[["train_loss", "clean_train_loss"]].mean() if gaps else None
@@ -192,19 +241,24 @@ def _reliance(frame, at, dev) -> list[str]:
         if not str(s).startswith("drop-") or g is None or ref - g < RELIANCE:
             continue
         masked, clean = float(rows.loc[s, "train_loss"]), float(rows.loc[s, "clean_train_loss"])
+        if clean - masked < max(RELIANCE, RELIANCE_SHARE * masked):
+            continue
         ours = (f"Without its masks, {_name(s)} fits its own training examples much worse: clean training loss "
                 f"{clean:.4f} against {masked:.4f} with them"
                 + (f" (none, which drops nothing: clean {float(base['clean_train_loss']):.4f}, in training "
                    f"{float(base['train_loss']):.4f})"
                    if base is not None else "") + ". ")
         d = float(dev.get(s, float("nan")))
-        if d == d and clean >= 0.8 * d:
+        kind = ""
+        if d == d and 0.8 * d <= clean <= 1.25 * d:
+            kind = "masks"
             ours += (f"That is about its dev loss ({d:.4f}): the model has learned to rely on its masks, and its high "
                      "dev loss is mostly their absence at evaluation, not memorised training examples.")
-        elif d == d:
+        elif d == d and clean < 0.8 * d:
+            kind = "both"
             ours += (f"Its dev loss ({d:.4f}) is well above that: part of it is reliance on the masks, part "
                      "overfitting in the usual sense.")
-        out.append(ours.strip())
+        out.append((s, kind, ours.strip()))
     return out
 
 

@@ -73,6 +73,7 @@ def test_cli_workers_option(tmp_path, capsys):
     assert main([*args, "--workers", "2", "--name", "p2"]) == 0
     out = capsys.readouterr().out
     assert len([line for line in out.splitlines() if " epoch 1" in line and "train_loss=" in line]) == 4
+    assert "- At epoch 1" in out and "did not run to its end" not in out  # the summary, of four finished runs
     assert {r.id for r in list_runs(tmp_path / "p2")} == {"none", "drop-random", "drop-low", "drop-high"}
     assert (tmp_path / "p2" / "curves.html").is_file()
 

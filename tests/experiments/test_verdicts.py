@@ -71,7 +71,7 @@ def test_runs_that_learn_nothing_are_not_ranked():
 def test_live_runs_are_compared_at_the_epoch_all_have_reached():
     f = _prior(TRAIN, DEV_FALLING)
     f = f[~((f["strategy"] == "drop-high") & (f["epoch"] == 2))]  # drop-high has not finished epoch 2
-    assert verdicts.prior_summary(f)[0].startswith("At epoch 1,")
+    assert verdicts.prior_summary(f)[0].startswith("At epoch 1 (the last epoch every run reached),")
 
 
 def test_clean_note_uses_the_none_run_as_the_reference():
@@ -229,3 +229,57 @@ def test_a_live_summary_speaks_of_one_epoch_throughout():
     assert "No run has started to overfit" in text and "0.9000" not in text
     assert verdicts.prior_summary(f[f["strategy"] == "none"], total_runs=4)[0].startswith(
         "So far 1 of the 4 runs has epoch records")
+
+
+def test_reliance_is_named_only_when_the_clean_loss_is_far_above_the_masked_one():
+    """A regression's loss of about 11 (STS-B, one epoch): clean 10.76 against 10.90 masked is no reliance on the
+    masks, whatever none's gap; neither is clean 11.0 against 10.8, a sliver of a loss that size."""
+    train = {"none": [11.5], "drop-random": [11.2], "drop-low": [10.90], "drop-high": [11.3]}
+    dev = {"none": [3.1], "drop-random": [3.0], "drop-low": [3.0665], "drop-high": [3.2]}
+    clean = {"none": [11.2], "drop-random": [11.0], "drop-low": [10.7576], "drop-high": [11.1]}
+    for low in (10.7576, 11.0):
+        clean["drop-low"] = [low]
+        assert "Without its masks" not in " ".join(verdicts.prior_summary(_prior(train, dev, clean=clean)))
+    clean["drop-low"] = [18.0]  # far above: named, but 18 is no "about its dev loss" of 3.07
+    text = " ".join(verdicts.prior_summary(_prior(train, dev, clean=clean)))
+    assert "Without its masks, drop-low fits its own training examples much worse: clean training loss 18.0000" in text
+    assert "That is about its dev loss" not in text and "well above that" not in text
+
+
+def test_the_paper_comparison_says_when_drop_lows_dev_loss_is_reliance_on_its_masks():
+    train = {"none": [0.6, 0.034], "drop-random": [0.6, 0.04], "drop-low": [0.6, 0.02], "drop-high": [0.6, 0.3]}
+    dev = {"none": [0.6, 0.20], "drop-random": [0.6, 0.21], "drop-low": [0.6, 1.38], "drop-high": [0.6, 0.32]}
+    clean = {"none": [0.6, 0.027], "drop-random": [0.6, 0.03], "drop-low": [0.6, 1.40], "drop-high": [0.6, 0.19]}
+    text = verdicts.prior_summary(_prior(train, dev, clean=clean))
+    assert text[-1].startswith("This run agrees with the paper's finding") and text[-1].endswith(
+        "drop-low's high dev loss here is mostly its reliance on the masks (above), not memorised training examples.")
+    clean["drop-low"] = [0.6, 0.03]  # fits without its masks too: nothing to add
+    assert "reliance" not in verdicts.prior_summary(_prior(train, dev, clean=clean))[-1]
+
+
+def test_an_experiment_that_did_not_run_to_its_end_says_which_runs_are_missing():
+    f = _prior({"none": [0.69, 0.6, 0.5], "drop-random": [0.6846]}, {"none": [0.7, 0.6, 0.5], "drop-random": [0.7]})
+    runs = {"none": "finished", "drop-random": "stopped", "drop-low": "waiting", "drop-high": "waiting"}
+    text = verdicts.prior_summary(f, runs=runs)
+    assert text[0] == ("This experiment did not run to its end (drop-random stopped after epoch 1; drop-low did not "
+                       "start; drop-high did not start): what follows compares only the runs with epoch records, at "
+                       "the last epoch they all reached.")
+    assert text[1].startswith("At epoch 1 (the last epoch every run reached), ")
+    assert verdicts.prior_summary(f, runs=dict.fromkeys(runs, "finished"))[0].startswith("At epoch 1 (the last")
+    assert verdicts.prior_summary(f.iloc[:0], runs={"none": "stopped"}) == [
+        "This experiment did not run to its end (none stopped before its first epoch ended): what follows compares "
+        "only the runs with epoch records, at the last epoch they all reached."]
+
+
+def test_strategies_within_the_tie_tolerance_of_the_fastest_or_slowest_are_named_together():
+    train = {"none": [0.6845], "drop-random": [0.6846], "drop-low": [0.60], "drop-high": [0.65]}
+    dev = {"none": [0.7], "drop-random": [0.7], "drop-low": [0.8], "drop-high": [0.7]}
+    text = verdicts.prior_summary(_prior(train, dev))
+    assert ("drop-low has fitted the training data fastest (lowest training loss, 0.6000, measured with its masks) "
+            "and drop-random and none slowest (0.6845 to 0.6846, within 0.002).") in text[0]
+    assert "drop-high fits slowest (drop-random and none do)" in text[-1]
+
+
+def test_a_spread_that_prints_as_two_values_is_never_within_zero():
+    f = _prior({s: [0.69314 + 0.00001 * i] for i, s in enumerate(TRAIN)}, {s: [0.7] for s in TRAIN})
+    assert "within 0.0001 of each other (0.6931 to 0.6932)" in " ".join(verdicts.prior_summary(f))
