@@ -81,6 +81,20 @@ def cached_data(source: str, task: str, data_dir: str | None, csv: str | None, t
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
+def _data_tokens(model: str, data: tuple, max_length: int, _tokenizer, _train, _dev) -> tuple:
+    from addrop.experiments.plans import mean_tokens
+
+    return mean_tokens(_tokenizer, _train, max_length), mean_tokens(_tokenizer, _dev, max_length)
+
+
+def data_tokens(c: "Ctx", loaded, train, dev, max_length=None) -> tuple:
+    """Mean tokens per training and per dev example of the sidebar's data (plans.mean_tokens, cached per model,
+    data and max length): what the time estimates scale with."""
+    cut = int(max_length) if isinstance(max_length, (int, float)) and max_length >= 8 else 128
+    return _data_tokens(loaded.name, tuple(sorted((c.data_args or {}).items())), cut, loaded.tokenizer, train, dev)
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
 def csv_columns(path: str) -> list[str]:
     import pandas as pd
 

@@ -198,7 +198,8 @@ with st.container(border=True):  # not a form: the caption's time estimate follo
                                train_size=int(n_train), dev_size=int(n_dev))
         est_attr = AttributionConfig(method=method, p=float(p), q=float(q), steps=int(steps))
         est = plans.time_estimate(plans.compare_plan(est_base, est_attr, bool(cross), list(range(int(n_seeds))),
-                                                     "").configs, model_name)
+                                                     "").configs, model_name,
+                                  ui.data_tokens(c, loaded, train, dev, maxlen))
         st.caption(f"{2 * int(n_seeds)} runs × {counted(n_epochs, 'epoch')} on {int(n_train)} + "
                    f"{int(n_dev)} examples ({est}{', at most: early stopping may end them sooner' if paper else ''})."
                    + (" **One seed tells nothing**: the verdict needs the spread over three or more seeds."

@@ -176,7 +176,8 @@ with st.container(border=True):  # not a form: the caption's time estimate follo
     a, b, d = st.columns([1, 1, 2], vertical_alignment="center")
     for col, name in ((a, "quick"), (b, "overfit")):
         est = plans.time_estimate(plans.prior_plan(TrainConfig(model=model_name, **setting_sizes(name)),
-                                                   plans.PRIOR_DEFAULTS["rate"], [0], "").configs, model_name)
+                                                   plans.PRIOR_DEFAULTS["rate"], [0], "").configs, model_name,
+                                  ui.data_tokens(c, loaded, train, dev, st.session_state.get("pr_maxlen")))
         col.button(SETTING_LABELS[name], key=f"pr_use_{name}", on_click=use_setting, args=(name,),
                    width="stretch", help=f"Fill in this setting's training and dev examples, epochs and learning "
                                          f"rate ({est}); the other settings stay.")
@@ -217,7 +218,7 @@ with st.container(border=True):  # not a form: the caption's time estimate follo
         base_cfg = TrainConfig(model=model_name, epochs=int(epochs), train_size=int(n_train),
                                dev_size=int(n_dev))
         est = plans.time_estimate(plans.prior_plan(base_cfg, float(rate), [0], "", count=count).configs,
-                                  model_name)
+                                  model_name, ui.data_tokens(c, loaded, train, dev, maxlen))
         st.caption(f"4 runs × {counted(int(epochs), 'epoch')} on {int(n_train)} + {int(n_dev)} "
                    f"examples ({est}). Keys dropped per row: {COUNT_LABELS[count]}. Precision: "
                    f"{PRECISION_LABELS[precision]}. {keep_note} {tune_note}")

@@ -119,36 +119,65 @@ def compare_plan(base: TrainConfig, attribution: AttributionConfig, cross_tuning
 MINILM_SECONDS_PER_PASS = (0.005, 0.013)
 
 
-def example_passes(configs) -> int:
-    """A plan's work before it starts, in example passes: per epoch one per training example, one more per
-    training example in a masked epoch (the attribution pass; IGA: m), one per training example for the clean
-    training loss, one per dev example."""
+# Mean tokens per example of the data those rates were measured on (the demo set, minilm's tokenizer: 15.9 train,
+# 15.2 dev): an example pass costs about in proportion to its tokens (docs/performance.md's length sweep: exponent
+# 1.04 for a training step), so longer inputs (MRPC's pairs: about 53) take longer.
+DEMO_TOKENS = 15.6
+
+
+def _passes(configs) -> tuple[int, int]:
+    """(passes over training examples, passes over dev examples) of a plan, as example_passes counts them."""
     from ..core.algorithm import masks_in_epoch
 
-    total = 0
+    train = dev = 0
     for c in configs:
         n, d = c.train_size or 0, c.dev_size or 0
         m = c.masking()
         extra = 0 if m is None or m.mode == "random" or m.method == "rd" else (m.steps if m.method == "iga" else 1)
         for e in range(1, c.epochs + 1):
-            total += n + d + (n if c.wants_clean_loss else 0) + (extra * n if masks_in_epoch(c, e) else 0)
-    return total
+            train += n + (n if c.wants_clean_loss else 0) + (extra * n if masks_in_epoch(c, e) else 0)
+            dev += d
+    return train, dev
 
 
-def time_estimate(configs, model: str) -> str:
+def example_passes(configs) -> int:
+    """A plan's work before it starts, in example passes: per epoch one per training example, one more per
+    training example in a masked epoch (the attribution pass; IGA: m), one per training example for the clean
+    training loss, one per dev example."""
+    return sum(_passes(configs))
+
+
+def mean_tokens(tokenizer, split, max_length: int, sample: int = 256) -> float | None:
+    """Mean tokens per example (special tokens included, cut at max_length) over the first `sample` examples of a
+    split (engine.tasks.Split); None for an empty split."""
+    n = min(sample, len(split.texts))
+    if not n:
+        return None
+    enc = tokenizer(split.texts[:n], split.pairs[:n] if split.pairs is not None else None, truncation=True,
+                    max_length=max_length, verbose=False)
+    return sum(len(ids) for ids in enc["input_ids"]) / n
+
+
+def time_estimate(configs, model: str, tokens: tuple[float | None, float | None] | None = None) -> str:
     """'about N example passes' and, for the built-in models, a rough time on an idle 2-core CPU: the range from the
-    fastest to the slowest machine measured."""
+    fastest to the slowest machine measured. `tokens`: the data's mean tokens per training and per dev example
+    (mean_tokens); inputs longer than the demo data's (DEMO_TOKENS) scale the time up in proportion."""
     from ..engine.weights import TRAINED  # a shipped fine-tuned model costs what its base model costs
 
-    passes = example_passes(configs)
-    text = f"about {passes:,} example passes"
+    train, dev = _passes(configs)
+    text = f"about {train + dev:,} example passes"
     if TRAINED.get(model, (model,))[0] == "minilm":
-        lo, hi = (passes * s for s in MINILM_SECONDS_PER_PASS)
+        t_train, t_dev = tokens or (None, None)
+        scale = [max(1.0, (t or DEMO_TOKENS) / DEMO_TOKENS) for t in (t_train, t_dev)]
+        work = train * scale[0] + dev * scale[1]
+        lo, hi = (work * s for s in MINILM_SECONDS_PER_PASS)
         if hi >= 180:
             text += f", roughly {_span(round(lo / 60), round(hi / 60))} minutes with minilm on an idle 2-core CPU"
         else:
             text += (f", about {_span(max(10, round(lo, -1)), max(10, round(hi, -1)))} s with minilm on an idle "
                      "2-core CPU")
+        if work > 1.2 * (train + dev):
+            text += f" for inputs of about {t_train or t_dev:.0f} tokens (the demo data's: {DEMO_TOKENS:.0f})"
     elif model.startswith("tiny-"):
         text += ", seconds with a tiny model"
     return text

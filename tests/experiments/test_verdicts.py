@@ -160,6 +160,25 @@ def test_time_estimate_counts_the_work_of_a_plan(tmp_path):
     cmp = plans.compare_plan(base, AttributionConfig(), True, [0, 1, 2], str(tmp_path))
     assert plans.example_passes(cmp.configs) == 3 * (3 * 300 + 3 * 300 + 200)  # one AD-DROP epoch of three
     assert "seconds with a tiny model" in plans.time_estimate(cmp.configs, "tiny-bert")
+    # inputs of the demo's length or shorter: the same estimate; MRPC's pairs of about 53 tokens: in proportion
+    assert plans.time_estimate(prior.configs, "minilm", (plans.DEMO_TOKENS, 9.0)) == \
+        plans.time_estimate(prior.configs, "minilm")
+    long = plans.time_estimate(prior.configs, "minilm", (53.0, 53.0))
+    scaled = 7200 * 53.0 / plans.DEMO_TOKENS
+    lo, hi = (scaled * s / 60 for s in plans.MINILM_SECONDS_PER_PASS)
+    assert f"roughly {lo:.0f}-{hi:.0f} minutes with minilm" in long
+    assert long.endswith("for inputs of about 53 tokens (the demo data's: 16)")
+
+
+def test_the_demo_tokens_the_estimate_scales_from_are_the_demo_data_s():
+    from addrop.engine.data import load_demo
+    from addrop.engine.models import load_model
+
+    tok = load_model("minilm", "cpu").tokenizer  # the embedded model's own tokenizer: no download
+    _, train, dev = load_demo()
+    got = (plans.mean_tokens(tok, train, 128) + plans.mean_tokens(tok, dev, 128)) / 2
+    assert got == pytest.approx(plans.DEMO_TOKENS, abs=0.1)
+    assert plans.mean_tokens(tok, train.__class__(texts=[], labels=[]), 128) is None
 
 
 def test_tied_lowest_metrics_are_all_named():
