@@ -45,18 +45,21 @@ def start_plan(kind: str, build, loaded, data, num_layers: int, keep_weights: bo
         st.rerun()
 
 
-def keep_weights_toggle(where, key: str, loaded, runs: int) -> tuple[bool, str]:
+def keep_weights_toggle(where, key: str, loaded, runs: int, default: bool = True) -> tuple[bool, str]:
     """The toggle of a page that trains several runs: keep each run's final weights (what they cost on disk).
-    Returns its value and, when on, a sentence for the page's caption saying what it will write."""
+    Returns its value and a sentence for the page's caption saying what it will write (when off: what keeping them
+    would allow)."""
     mb = sum(p.numel() * p.element_size() for p in loaded.model.parameters()) / 2 ** 20
     total = f"{runs * mb:,.0f}" if runs * mb >= 10 else f"{runs * mb:.1f}"  # tiny models: not "0 MB"
     if key not in st.session_state:
-        st.session_state[key] = True
+        st.session_state[key] = default
     keep = where.toggle("Keep each run's weights", key=key, persist_state="session",
                         help=f"About {mb:,.0f} MB a run with {loaded.name}, {total} MB for these {runs} "
                              "runs, in the runs folder. Kept weights let the explorer open a run (the sidebar's "
                              "model list, or run:PATH); the records and curves are kept either way.")
-    return keep, (f"Each run's weights are kept: about {total} MB in all (More)." if keep else "")
+    return keep, (f"Each run's weights are kept: about {total} MB in all (More)." if keep else
+                  f"The runs' weights are not kept (about {total} MB; to open the runs in the explorer, turn on "
+                  "*Keep each run's weights* under More).")
 
 
 def note_other_job(kind: str, running: bool) -> None:

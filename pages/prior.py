@@ -38,7 +38,7 @@ ui.intro(
     "**lowest**, **random** ones, or **none**. Same data, seed and model for all four. By default the three "
     "drop-* strategies drop the same number of keys from every row, so they differ only in *which* keys. What "
     "your run shows is summarised below its curves, computed from its numbers; the paper's finding is quoted "
-    "beside it.",
+    "below it.",
     r"B_h = \frac{\partial F_{y}(A)}{\partial A_h}\ \text{(gold label } y\text{)}",  # two lines: one overflows
     r"M_h[i,j] = -\infty \ \text{for the } k = n - \mathrm{int}(n(1-r)) \text{ highest / lowest / random } "
     r"b_{i,j} \text{ of row } i",
@@ -106,7 +106,8 @@ def _table(frame: pd.DataFrame) -> None:
     cols += [c for c in frame.columns if c.startswith("dev_") and c != "dev_loss"]
     cols += [c for c in ("dropped_share", "seconds") if c in frame]
     st.dataframe(frame[cols], hide_index=True, placeholder=ui.MISSING, height="content", column_config={
-        c: st.column_config.NumberColumn(format="%.4f") for c in cols if c not in ("strategy", "epoch")})
+        c: st.column_config.NumberColumn(format="%.1f" if c == "seconds" else "%.4f")
+        for c in cols if c not in ("strategy", "epoch")})
 
 
 def so_far() -> None:
@@ -166,6 +167,8 @@ ui.defaults(**setting_values("quick"), pr_batch=_TC.batch_size,
             pr_precision=plans.PRIOR_DEFAULTS["precision"])
 if not all(isinstance(l, int) and 0 <= l < L for l in st.session_state.get("pr_layers") or []):
     st.session_state["pr_layers"] = list(plans.PRIOR_DEFAULTS["layers"])
+    st.session_state["pr_layers_said"] = (f"Layers masked were set back to layer 0: {model_name} has "
+                                          f"{counted(L, 'layer')} (0 to {L - 1}).")
 ui.clamp_sizes("pr", len(train), len(dev))
 
 job = jobs.job_for(KIND)
@@ -197,6 +200,8 @@ with st.container(border=True):  # not a form: the caption's time estimate follo
                            help="The paper masks the first layer; its Appendix B tries others.")
     if not layers:
         nums.problems.append("Layers masked: choose at least one layer.")
+    if st.session_state.get("pr_layers_said"):
+        b.caption(st.session_state.pop("pr_layers_said"))
     rate = d.slider("Drop rate r", 0.05, 0.9, step=0.05, key="pr_rate", persist_state=SS,
                     help="Share of each attention row dropped (the paper uses 0.3).")
     seed = nums.field(e, "Seed", 0, 1_000_000, key="pr_seed", persist_state=SS,
@@ -212,7 +217,7 @@ with st.container(border=True):  # not a form: the caption's time estimate follo
                                  "drops 4 keys for high and 3 for low, so the comparison is confounded.")
         precision = d.selectbox("Precision", list(PRECISIONS), key="pr_precision", persist_state=SS,
                                 format_func=PRECISION_LABELS.get, help=PRECISION_HELP)
-        keep, keep_note = jobs.keep_weights_toggle(st, "pr_keep", loaded, 4)
+        keep, keep_note = jobs.keep_weights_toggle(st, "pr_keep", loaded, 4, default=False)  # a contrast's runs
     settings_ok = nums.report()
     if settings_ok:
         base_cfg = TrainConfig(model=model_name, epochs=int(epochs), train_size=int(n_train),

@@ -290,7 +290,9 @@ def test_run_sizes_kept_from_a_larger_dataset_are_cut_to_this_one(page, prefix):
 def test_prior_experiment_runs_and_shows_curves(env):
     at = _app("pages/prior.py", pr_train=32, pr_dev=16, pr_epochs=1, pr_layers=[7])  # layer 7: out of range
     _ok(at)
-    assert at.session_state["pr_layers"] == [0]  # reset to a layer this model has
+    assert at.session_state["pr_layers"] == [0]  # reset to a layer this model has, and said so
+    assert any(c.value.startswith("Layers masked were set back to layer 0: tiny-bert has 2 layers (0 to 1).")
+               for c in at.caption), [c.value for c in at.caption]
     at.button(key="pr_start").click()
     at.run()
     _ok(at)

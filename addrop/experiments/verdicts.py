@@ -79,7 +79,7 @@ def overfit_sentence(frame, tol: float = OVERFIT_TOL) -> tuple[bool | None, str]
         parts.append(("barely, by less than " if clear else "Only barely started to overfit (dev loss up by less "
                       "than ") + f"{CLEAR_RISE:g}{'' if clear else ' after its minimum)'}: {', '.join(slight)}")
     rest = len(known) - len(rising)
-    still = f"; the other {counted(rest, 'run')} still {'improves' if rest == 1 else 'improve'}."
+    still = "; the other run still improves." if rest == 1 else f"; the other {rest} runs still improve."
     return True, "; ".join(parts) + (still if rest else ".")
 
 

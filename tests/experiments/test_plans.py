@@ -194,6 +194,7 @@ def test_the_overfit_setting_is_suggested_only_where_it_helps():
     assert not plans.overfit_setting_helps(TrainConfig(task="demo", epochs=over["epochs"], lr=over["lr"]).record())
     assert not plans.overfit_setting_helps(TrainConfig(task="mrpc", epochs=3).record())
     assert not plans.overfit_setting_helps(None)
+    assert not plans.overfit_setting_helps(TrainConfig(model="tiny-bert", task="demo", epochs=3).record())
 
 
 def test_cli_compare_runs_the_app_s_plan_and_prints_the_summary(tmp_path, capsys):

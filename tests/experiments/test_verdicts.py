@@ -302,3 +302,9 @@ def test_strategies_within_the_tie_tolerance_of_the_fastest_or_slowest_are_named
 def test_a_spread_that_prints_as_two_values_is_never_within_zero():
     f = _prior({s: [0.69314 + 0.00001 * i] for i, s in enumerate(TRAIN)}, {s: [0.7] for s in TRAIN})
     assert "within 0.0001 of each other (0.6931 to 0.6932)" in " ".join(verdicts.prior_summary(f))
+
+
+def test_one_run_left_reads_as_the_other_run():
+    dev = {"none": [0.6, 0.5, 0.9], "drop-low": [0.6, 0.5, 0.4]}
+    text = verdicts.overfit_sentence(_prior({s: [0.6, 0.5, 0.4] for s in dev}, dev))[1]
+    assert text.endswith("; the other run still improves.")

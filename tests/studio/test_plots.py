@@ -30,6 +30,11 @@ def test_loss_curves():
     names = [t.name for t in fig.data]
     assert "none" in names and "drop-high (clean)" in names
     assert len(fig.data) == 2 * 3  # train, clean, dev per strategy
+    # two strategies' curves on top of each other both show: their own markers, the one drawn first wider
+    train = {t.name: t for t in fig.data if t.xaxis == "x" and not t.name.endswith("(clean)")}
+    assert len({t.marker.symbol for t in train.values()}) == len(train) == 2
+    first, second = list(train.values())
+    assert first.line.width > second.line.width and first.marker.size > second.marker.size
     assert len(plots.loss_curves(_frame(), clean=False).data) == 4
     assert len(plots.loss_curves(pd.DataFrame()).data) == 0
 

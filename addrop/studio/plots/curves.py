@@ -5,7 +5,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from .style import FONT, STRATEGY_COLORS, STRATEGY_NAMES, alpha
+from .style import FONT, STRATEGY_COLORS, STRATEGY_NAMES, STRATEGY_SYMBOLS, alpha
 
 
 def loss_curves(frame: pd.DataFrame, label: str = "strategy", clean: bool = True, title: str | None = None) -> go.Figure:
@@ -14,17 +14,23 @@ def loss_curves(frame: pd.DataFrame, label: str = "strategy", clean: bool = True
     fig = make_subplots(rows=1, cols=2, subplot_titles=("training loss", "dev loss"), shared_xaxes=True)
     if frame is None or frame.empty:
         return fig.update_layout(title=title)
-    for i, (name, g) in enumerate(frame.sort_values("epoch").groupby(label, sort=False)):
+    lines = list(frame.sort_values("epoch").groupby(label, sort=False))
+    for i, (name, g) in enumerate(lines):
         color = STRATEGY_COLORS.get(str(name))
+        # the first lines drawn widest and their markers largest: a later line on top of one leaves it in view
+        width, size, symbol = 2 + (len(lines) - 1 - i), 7 + 2 * (len(lines) - 1 - i), STRATEGY_SYMBOLS.get(str(name))
+        marker = dict(symbol=symbol, size=size, color=color)
         fig.add_trace(go.Scatter(x=g["epoch"], y=g["train_loss"], name=f"{name}", legendgroup=str(name),
-                                 mode="lines+markers", line=dict(color=color)), row=1, col=1)
+                                 mode="lines+markers", line=dict(color=color, width=width), marker=marker),
+                      row=1, col=1)
         if clean and "clean_train_loss" in g and g["clean_train_loss"].notna().any():
             fig.add_trace(go.Scatter(x=g["epoch"], y=g["clean_train_loss"], name=f"{name} (clean)",
                                      legendgroup=str(name), mode="lines+markers", line=dict(color=color, dash="dot"),
-                                     marker=dict(symbol="circle-open", color=color)),
+                                     marker=dict(marker, symbol=f"{symbol or 'circle'}-open")),
                           row=1, col=1)
         fig.add_trace(go.Scatter(x=g["epoch"], y=g["dev_loss"], name=f"{name}", legendgroup=str(name),
-                                 showlegend=False, mode="lines+markers", line=dict(color=color)), row=1, col=2)
+                                 showlegend=False, mode="lines+markers", line=dict(color=color, width=width),
+                                 marker=marker), row=1, col=2)
     fig.update_xaxes(title_text="epoch", dtick=1)
     fig.update_yaxes(title_text="loss")
     return fig.update_layout(title=title, hovermode="x unified", height=380, margin=dict(t=60, b=40))

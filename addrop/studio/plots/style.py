@@ -3,6 +3,9 @@ from __future__ import annotations
 
 STRATEGY_COLORS = {"none": "#636363", "drop-random": "#1f77b4", "drop-low": "#d62728", "drop-high": "#2ca02c",
                    "vanilla": "#636363", "addrop": "#9467bd"}
+# each strategy its own marker, so that two curves on top of each other both show
+STRATEGY_SYMBOLS = {"none": "circle", "drop-random": "square", "drop-low": "triangle-down", "drop-high": "triangle-up",
+                    "vanilla": "circle", "addrop": "diamond"}
 STRATEGY_NAMES = {"none": "none (no drop)", "drop-random": "random", "drop-low": "low attribution",
                   "drop-high": "high attribution", "vanilla": "vanilla", "addrop": "AD-DROP"}
 REGION_COLOR = "#111111"
