@@ -143,6 +143,20 @@ def live_job(job, draw, key: str, every: float = 2.0, bar: bool = True) -> None:
 # ------------------------------------------------------------------------------------------ widget state
 
 
+def so_far(kind: str, draw, live_noun: str, title: str, noun: str, key: str, show_old) -> None:
+    """What a page that runs plans shows whatever its sidebar holds (its pages call this also when the sidebar's
+    data or model is missing, so that a running job's Stop cannot hide behind a setting being typed): the running
+    or latest job of `kind` ("This / Latest <live_noun>", `draw(snapshot)`), then the "Reopen ..." section, whose
+    pick goes to `show_old(name, run records)`."""
+    job = job_for(kind)
+    if job is not None:
+        st.subheader(f"This {live_noun}" if not job.done else f"Latest {live_noun}")
+        live_job(job, draw, key=kind)
+    picked = reopen(kind, job, title, noun, key)
+    if picked:
+        show_old(*picked)
+
+
 def reopen(kind: str, job, title: str, noun: str, key: str) -> tuple[str, list] | None:
     """The "Reopen ..." section of a page that runs plans (prior, compare): a picker over the earlier groups of
     `kind` under the runs folder, newest first, the live job's own left out. (name, run records) of the picked

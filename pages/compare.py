@@ -108,26 +108,19 @@ def draw(snap: dict) -> None:
         st.caption(f"Run records: `{prog['path']}`")
 
 
-def so_far() -> None:
-    """The running or latest comparison and the earlier ones: shown whatever the sidebar holds (a running job's Stop
-    must not hide behind a data setting being typed)."""
-    job = jobs.job_for(KIND)
-    if job is not None:
-        st.subheader("This comparison" if not job.done else "Latest comparison")
-        jobs.live_job(job, draw, key=KIND)
+def reopened(pick: str, recs) -> None:
+    show(metrics_frame(recs), "old", recs)
+    masked = [r.config for r in recs if isinstance(r.config, dict) and r.config.get("attribution")]
+    cfg = masked[0] if masked else (recs[0].config if recs else {})
+    att = cfg.get("attribution") or {}
+    st.caption(f"{cfg.get('model')} on {cfg.get('task')} · {cfg.get('num_train')} train / {cfg.get('num_dev')} "
+               f"dev · {counted(cfg.get('epochs'), 'epoch')} · {att.get('method')} p={att.get('p')} "
+               f"q={att.get('q')} layers {att.get('layers')} · cross-tuning {cfg.get('cross_tuning')} · "
+               + ", ".join(f"{r.id}: {r.status}" for r in recs))
 
-    picked = jobs.reopen(KIND, job, "Reopen a comparison", "comparison", "cm_reopen")
-    if picked:
-        recs = picked[1]
-        frame = metrics_frame(recs)
-        show(frame, "old", recs)
-        masked = [r.config for r in recs if isinstance(r.config, dict) and r.config.get("attribution")]
-        cfg = masked[0] if masked else (recs[0].config if recs else {})
-        att = cfg.get("attribution") or {}
-        st.caption(f"{cfg.get('model')} on {cfg.get('task')} · {cfg.get('num_train')} train / {cfg.get('num_dev')} "
-                   f"dev · {counted(cfg.get('epochs'), 'epoch')} · {att.get('method')} p={att.get('p')} "
-                   f"q={att.get('q')} layers {att.get('layers')} · cross-tuning {cfg.get('cross_tuning')} · "
-                   + ", ".join(f"{r.id}: {r.status}" for r in recs))
+
+def so_far() -> None:
+    jobs.so_far(KIND, draw, "comparison", "Reopen a comparison", "comparison", "cm_reopen", reopened)
 
 
 model_name, loaded, tune_note = c.fine_tune(otherwise=so_far)  # never the fine-tuned model again

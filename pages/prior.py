@@ -110,27 +110,21 @@ def _table(frame: pd.DataFrame) -> None:
         for c in cols if c not in ("strategy", "epoch")})
 
 
-def so_far() -> None:
-    """The running or latest experiment and the earlier ones: shown whatever the sidebar holds (a running job's Stop
-    must not hide behind a data setting being typed)."""
-    job = jobs.job_for(KIND)
-    if job is not None:
-        st.subheader("This experiment" if not job.done else "Latest experiment")
-        jobs.live_job(job, draw, key=KIND)
+def reopened(pick: str, recs) -> None:
+    frame = metrics_frame(recs)
+    if frame.empty:
+        st.caption("No finished epochs in this experiment.")
+        return
+    show_clean = st.toggle("Show the clean training loss (dotted)", value=True, key="pr_clean_old",
+                           help="The training loss of the same model without masks, after each epoch.")
+    st.caption(describe(pick, recs))
+    # a run that never started has no folder: the experiment planned all four
+    results(frame, show_clean, "old", recs,
+            runs=dict.fromkeys(PRIOR_STRATEGIES, "waiting") | {r.strategy: r.status for r in recs})
 
-    picked = jobs.reopen(KIND, job, "Reopen an experiment", "prior experiment", "pr_reopen")
-    if picked:
-        pick, recs = picked
-        frame = metrics_frame(recs)
-        if frame.empty:
-            st.caption("No finished epochs in this experiment.")
-        else:
-            show_clean = st.toggle("Show the clean training loss (dotted)", value=True, key="pr_clean_old",
-                                   help="The training loss of the same model without masks, after each epoch.")
-            st.caption(describe(pick, recs))
-            # a run that never started has no folder: the experiment planned all four
-            results(frame, show_clean, "old", recs,
-                    runs=dict.fromkeys(PRIOR_STRATEGIES, "waiting") | {r.strategy: r.status for r in recs})
+
+def so_far() -> None:
+    jobs.so_far(KIND, draw, "experiment", "Reopen an experiment", "prior experiment", "pr_reopen", reopened)
 
 
 model_name, loaded, tune_note = c.fine_tune(otherwise=so_far)  # never the fine-tuned model again
