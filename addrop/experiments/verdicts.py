@@ -103,10 +103,10 @@ def _lowest(series) -> list:
 
 def _spread_words(lo: float, hi: float) -> str:
     """'0.6931' when the values print the same, else 'within 0.0012 of each other (0.6925 to 0.6937)' (the width
-    rounded up: 0.69314 and 0.69315 print apart and are within 0.0001, never 'within 0.0000')."""
+    at least 0.0001: 0.69314 and 0.69315 print apart, so they are not 'within 0.0000')."""
     if f"{lo:.4f}" == f"{hi:.4f}":
         return f"{lo:.4f}"
-    return f"within {math.ceil(round((hi - lo) * 1e4, 6)) / 1e4:.4f} of each other ({lo:.4f} to {hi:.4f})"
+    return f"within {max(hi - lo, 1e-4):.4f} of each other ({lo:.4f} to {hi:.4f})"
 
 
 def _ends(series, top: bool) -> list:
