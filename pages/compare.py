@@ -103,7 +103,10 @@ def cost_table(every: pd.DataFrame) -> None:
 def draw(snap: dict) -> None:
     prog = snap.get("progress") or {}
     frame = pd.DataFrame(prog.get("epochs") or [])
-    show(frame, "live", prog.get("runs") or [])
+    if frame.empty and snap.get("status") not in ("running", "queued"):
+        st.caption("No epoch of this comparison ended, so there are no curves.")
+    else:
+        show(frame, "live", prog.get("runs") or [])
     if prog.get("path"):
         st.caption(f"Run records: `{prog['path']}`")
 

@@ -50,13 +50,14 @@ def draw(snap: dict) -> None:
     frame = pd.DataFrame(prog.get("epochs") or [])
     show_clean = st.toggle("Show the clean training loss (dotted)", value=True, key="pr_clean",
                            help="The training loss of the same model without masks, measured after each epoch.")
-    if frame.empty:
-        st.caption("The curves appear when the first epoch ends.")
-        return
     live = snap.get("status") in ("running", "queued")  # the summary then says it covers the runs so far
     recs = list_runs(prog["path"]) if prog.get("path") else []
     if recs:
         st.caption(describe(prog.get("group") or snap.get("name"), recs))
+    if frame.empty:
+        ended = verdicts.prior_summary(frame, runs={r["strategy"]: r["status"] for r in prog.get("runs") or []})
+        st.caption("The curves appear when the first epoch ends." if live or not ended else ended[0])
+        return
     results(frame, show_clean, "live", recs, total_runs=len(prog.get("runs") or []) if live else None,
             runs=None if live else {r["strategy"]: r["status"] for r in prog.get("runs") or []})
     if prog.get("path"):
@@ -66,11 +67,11 @@ def draw(snap: dict) -> None:
 def describe(name: str, recs) -> str:
     """One line on what an experiment trains: model, data, sizes, layers, rate, seed and each run's status."""
     cfg = recs[0].config
-    att = next((r.config.get("attribution") for r in recs if r.config.get("attribution")), None) or {}
+    att = next((r.config.get("attribution") for r in recs if r.config.get("attribution")), None)
+    masks = f"layers {att.get('layers')} · rate {att.get('p')} · " if att else ""  # none's run alone has none
     return (f"{name}: {cfg.get('model')} on {cfg.get('task')} · {cfg.get('num_train')} train / "
-            f"{cfg.get('num_dev')} dev · {counted(cfg.get('epochs'), 'epoch')} · lr {cfg.get('lr')} · layers "
-            f"{att.get('layers')} · rate {att.get('p')} · seed {cfg.get('seed')} · "
-            + ", ".join(f"{r.id}: {r.status}" for r in recs))
+            f"{cfg.get('num_dev')} dev · {counted(cfg.get('epochs'), 'epoch')} · lr {cfg.get('lr')} · {masks}"
+            f"seed {cfg.get('seed')} · " + ", ".join(f"{r.id}: {r.status}" for r in recs))
 
 
 def results(frame: pd.DataFrame, show_clean: bool, key: str, recs, total_runs: int | None = None,

@@ -74,17 +74,19 @@ st.subheader(f"Run: {rec.id}")
 st.markdown(f"Status **{rec.status}**" + (f": {rec.reason}" if rec.reason else "") +
             f" · {counted(rec.epochs_done, 'epoch')} · started {rec.started or '?'}"
             f" · `{rec.path}`")
-c1, c2 = st.columns([3, 2], gap="large")
-with c1:
-    one = metrics_frame([rec])
-    if one.empty:
-        st.caption("No epoch records.")
-    else:
-        st.dataframe(one.drop(columns=[c for c in ("run", "group") if c in one]), hide_index=True,
-                     placeholder=ui.MISSING)
-with c2:
-    with st.expander("Settings (config.json)"):
-        st.json(rec.config, expanded=1)
+one = metrics_frame([rec])
+if one.empty:
+    st.caption("No epoch records.")
+else:  # the whole width: beside the settings it cut its last columns off
+    shown = one.drop(columns=[c for c in ("run", "group") if c in one])
+    st.dataframe(shown, hide_index=True, placeholder=ui.MISSING, column_config={
+        c: st.column_config.NumberColumn(format="%.1f" if c == "seconds" else "%.4f") for c in shown.columns
+        if c.endswith("loss") or c.startswith("dev_") or c in ("seconds", "dropped_share")} | (
+        {"addrop_epoch": st.column_config.CheckboxColumn("AD-DROP epoch", help="An epoch trained with the masks "
+                                                         "(with cross-tuning: 2, 4, ...).")}
+        if "addrop_epoch" in shown else {}))
+with st.expander("Settings (config.json)"):
+    st.json(rec.config, expanded=1)
 d1, d2, d3 = st.columns(3)
 d1.download_button("Metrics (CSV)", data=lambda: metrics_frame([rec]).to_csv(index=False),
                    file_name=f"{rec.id}-metrics.csv", mime="text/csv", icon=":material/download:", key="rn_dl_csv",

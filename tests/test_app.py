@@ -382,8 +382,8 @@ def test_busy_server_says_so_and_stop_is_recorded(env):
     _ok(at)
     job = default_runner().current()
     assert job is not None
-    end = time.time() + 60  # stop once the first run is training (a stop while loading leaves no run to record)
-    while not job.snapshot()["progress"].get("fraction") and not job.done and time.time() < end:
+    end = time.time() + 60  # stop once the first run has finished an epoch (then there is a summary to read)
+    while not job.snapshot()["progress"].get("epochs") and not job.done and time.time() < end:
         time.sleep(0.05)
     # another tab, whose sidebar has no data (its GLUE folder field emptied): the job, its Stop and the earlier
     # experiments still show, below the data error
@@ -402,6 +402,8 @@ def test_busy_server_says_so_and_stop_is_recorded(env):
     assert any("Stopped after" in w.value for w in other.warning)
     said = " ".join(m.value for m in other.markdown)
     assert "This experiment did not run to its end (" in said and "drop-high did not start" in said
+    about = next(c.value for c in other.caption if c.value.startswith("prior-"))  # what it trained, in one line
+    assert " on demo · 64 train / 16 dev · 20 epochs · " in about and "None" not in about, about
     from addrop.engine.runs import list_runs
 
     statuses = {r.id: r.status for r in list_runs(env)}
@@ -493,3 +495,20 @@ def test_a_run_size_typed_out_of_range_is_reported_not_changed(page, prefix):
         assert at.number_input(key=f"{prefix}_train").value == typed  # kept as typed, not silently cut
         assert any(f"Training examples: {said}." in e.value for e in at.error), _errors(at)
         assert at.button(key=f"{prefix}_start").disabled
+
+
+def test_an_experiment_stopped_before_its_first_epoch_says_so_instead_of_waiting_for_curves(env):
+    from addrop.studio.jobs import default_runner
+
+    for page, prefix, said in (("pages/prior.py", "pr", "This experiment did not run to its end ("),
+                               ("pages/compare.py", "cm", "No epoch of this comparison ended")):
+        at = _app(page, **{f"{prefix}_train": 64, f"{prefix}_dev": 16, f"{prefix}_epochs": 20})
+        at.button(key=f"{prefix}_start").click()
+        at.run()
+        _ok(at)
+        job = default_runner().current()
+        job.stop()  # at once: no epoch can end
+        _wait_job(at)
+        captions = [c.value for c in at.caption]
+        assert any(c.startswith(said) for c in captions), captions
+        assert not any("The curves appear" in c for c in captions)

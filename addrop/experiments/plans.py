@@ -179,7 +179,7 @@ def time_estimate(configs, model: str, tokens: tuple[float | None, float | None]
             text += (f", about {_span(max(10, round(lo, -1)), max(10, round(hi, -1)))} s with minilm on an idle "
                      "2-core CPU")
         if work > 1.2 * (train + dev):
-            text += f" for inputs of about {t_train or t_dev:.0f} tokens (the demo data's: {DEMO_TOKENS:.0f})"
+            text += f" for inputs of about {t_train or t_dev:.0f} tokens, against the demo data's {DEMO_TOKENS:.0f}"
     elif model.startswith("tiny-"):
         text += ", seconds with a tiny model"
     return text

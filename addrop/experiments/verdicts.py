@@ -220,8 +220,9 @@ def prior_summary(frame, total_runs: int | None = None, runs: dict | None = None
                            + (f" ({'; '.join(yes)})" if yes else "") + f"; not with: {'; '.join(no)}. With so few "
                            "examples, epochs or one seed, the order can differ.")
             if worst == "drop-low" and ("drop-low", "masks") in [(r, k) for r, k, _ in relies]:
-                out[-1] += (" drop-low's high dev loss here is mostly its reliance on the masks (above), not "
-                            "memorised training examples.")
+                out[-1] += (" Its dev loss, though, is mostly drop-low's reliance on its masks (above), not "
+                            "memorised training examples: it generalises worst here for that reason, not by "
+                            "overfitting in the usual sense.")
     return out
 
 
