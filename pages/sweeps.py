@@ -9,7 +9,7 @@ import streamlit as st
 
 from addrop.engine.models import TINY, model_choice_label
 from addrop.engine.preflight import check_runs
-from addrop.errors import UserError
+from addrop.errors import UserError, counted
 from addrop.experiments.sweeps import local as sweep_local
 from addrop.experiments.sweeps import results as sr
 from addrop.experiments.sweeps.spec import SweepSpec, default_name
@@ -20,7 +20,8 @@ from pages import _jobs as jobs
 
 
 def _start_form(runs_dir: Path):
-    from addrop.config import METHOD_LABELS, METHODS, AttributionConfig, TrainConfig
+    from addrop.config import METHOD_LABELS, METHODS, AttributionConfig, TrainConfig, is_csv_task
+    from addrop.engine.tasks import get_task
 
     from addrop.engine.weights import fine_tune_start
 
@@ -28,50 +29,60 @@ def _start_form(runs_dir: Path):
     data = dict(c.data_args or {})
     # a model already fine-tuned (minilm-demo, a run's checkpoint) is not trained again: its pre-trained base is
     start = fine_tune_start(c.model_name) if c.model_name else ui.default_model()
-    nums = ui.Numbers()  # ranges checked here: a number the browser refused would make Start do nothing, silently
-    with st.form("start-sweep", enter_to_submit=False):  # Enter in a field must not start a sweep
-        st.caption("A small grid runs in the background on this machine, one run after another; the heatmap above "
-                   "fills in as runs finish. Starting it again with the same name resumes it. Device and data "
-                   "default to the sidebar's, and so does the model, except that one already fine-tuned (such as "
-                   "minilm-demo) is replaced by the pre-trained model it grew from, with a new head.")
-        c1, c2, c3 = st.columns(3)
-        model = c1.text_input("Model", value=start,
-                              help="minilm, a Hugging Face id or a folder. The tiny-* models are untrained (random "
-                                   "weights): they learn next to nothing, so every cell will equal the baseline.")
-        task = c2.text_input("Task", value=str(data.get("task") or "demo"))
-        data_dir = c3.text_input("GLUE folder", value=str(data.get("data_dir") or ui.glue_dir_text()))
-        c1, c2, c3 = st.columns(3)
-        ps = c1.text_input("p values", value="0.1,0.3,0.5", help="start:stop:step (0.1:0.9:0.1) or a list")
-        qs = c2.text_input("q values", value="0.1,0.3,0.5")
-        seeds = c3.text_input("Seeds", value="0")
-        c1, c2, c3, c4 = st.columns(4)
-        epochs = nums.field(c1, "Epochs", 2, 20, key="sw_epochs", value=2,
-                            help="At least 2: with cross-tuning (always on here) epoch 1 is plain and AD-DROP masks "
-                                 "epochs 2, 4, ...")
-        train_size = nums.field(c2, "Training examples (0 = all)", 0, 1_000_000, key="sw_train", value=128, step=32)
-        dev_size = nums.field(c3, "Dev examples (0 = all)", 0, 1_000_000, key="sw_dev", value=0, step=32)
-        batch = nums.field(c4, "Batch size", 1, 256, key="sw_batch", value=16)
-        c1, c2, c3 = st.columns(3)
-        lr = nums.field(c1, "Learning rate", 1e-7, 1.0, key="sw_lr", value=1e-4, format="%.0e")
-        method = c2.selectbox("Attribution", list(METHODS), format_func=METHOD_LABELS.get)
-        baseline = c3.checkbox("Vanilla baseline", value=True)
-        name = st.text_input("Sweep name (empty: sweep-<task>-<model>)", value="")
-        submitted = st.form_submit_button("Start sweep", key="sw_start", type="primary")
-    if not submitted or not nums.report():
+    nums = ui.Numbers()  # ranges checked here, reported above Start (a browser-refused number would stop it silently)
+    # not a form: the number of runs and the time estimate follow every field as it changes
+    st.caption("A small grid runs in the background on this machine, one run after another; the heatmap above "
+               "fills in as runs finish. Starting it again with the same name resumes it. Device and data "
+               "default to the sidebar's, and so does the model, except that one already fine-tuned (such as "
+               "minilm-demo) is replaced by the pre-trained model it grew from, with a new head.")
+    c1, c2, c3 = st.columns(3)
+    model = c1.text_input("Model", value=start,
+                          help="minilm, a Hugging Face id or a folder. The tiny-* models are untrained (random "
+                               "weights): they learn next to nothing, so every cell will equal the baseline.")
+    task = c2.text_input("Task", value=str(data.get("task") or "demo"))
+    data_dir = c3.text_input("GLUE folder", value=str(data.get("data_dir") or ui.glue_dir_text()))
+    c1, c2, c3 = st.columns(3)
+    ps = c1.text_input("p values", value="0.1,0.3,0.5", help="start:stop:step (0.1:0.9:0.1) or a list")
+    qs = c2.text_input("q values", value="0.1,0.3,0.5")
+    seeds = c3.text_input("Seeds", value="0")
+    c1, c2, c3, c4 = st.columns(4)
+    epochs = nums.field(c1, "Epochs", 2, 20, key="sw_epochs", value=2,
+                        help="At least 2: with cross-tuning (always on here) epoch 1 is plain and AD-DROP masks "
+                             "epochs 2, 4, ...")
+    train_size = nums.field(c2, "Training examples (0 = all)", 0, 1_000_000, key="sw_train", value=128, step=32)
+    dev_size = nums.field(c3, "Dev examples (0 = all)", 0, 1_000_000, key="sw_dev", value=0, step=32)
+    batch = nums.field(c4, "Batch size", 1, 256, key="sw_batch", value=16)
+    c1, c2, c3 = st.columns(3)
+    lr = nums.field(c1, "Learning rate", 1e-7, 1.0, key="sw_lr", value=1e-4, format="%.0e")
+    method = c2.selectbox("Attribution", list(METHODS), format_func=METHOD_LABELS.get)
+    baseline = c3.checkbox("Vanilla baseline", value=True)
+    name = st.text_input("Sweep name (empty: sweep-<task>-<model>)", value="")
+    spec = None
+    if nums.report():
+        task = task.strip()
+        same_task = task == str(data.get("task") or "")
+        try:
+            base = TrainConfig(model=model.strip(), task=task, data_dir=data_dir.strip() or None,
+                               source=str(data.get("source") or "auto") if same_task else "auto",
+                               csv=data.get("csv") if same_task else None,
+                               text_col=str(data.get("text_col") or "text"), pair_col=data.get("pair_col"),
+                               label_col=str(data.get("label_col") or "label"),
+                               strategy="addrop", attribution=AttributionConfig(method=method), epochs=int(epochs),
+                               train_size=int(train_size) or None, dev_size=int(dev_size) or None,
+                               batch_size=int(batch), lr=float(lr), device=c.device_choice or "auto")
+            spec = SweepSpec(name=name.strip() or default_name(base), base=base, ps=ps, qs=qs, seeds=seeds,
+                             baseline=baseline)
+            if not is_csv_task(task):
+                get_task(task)  # a misspelt task, said as it is typed (the model is checked at Start: no download)
+        except UserError as e:
+            spec = None
+            st.error(str(e))
+        else:
+            st.caption(_estimate(spec, c, same_task))
+    if not st.button("Start sweep", key="sw_start", type="primary", icon=":material/play_arrow:",
+                     disabled=spec is None) or spec is None:
         return
-    task = task.strip()
-    same_task = task == str(data.get("task") or "")
     try:
-        base = TrainConfig(model=model.strip(), task=task, data_dir=data_dir.strip() or None,
-                           source=str(data.get("source") or "auto") if same_task else "auto",
-                           csv=data.get("csv") if same_task else None,
-                           text_col=str(data.get("text_col") or "text"), pair_col=data.get("pair_col"),
-                           label_col=str(data.get("label_col") or "label"),
-                           strategy="addrop", attribution=AttributionConfig(method=method), epochs=int(epochs),
-                           train_size=int(train_size) or None, dev_size=int(dev_size) or None,
-                           batch_size=int(batch), lr=float(lr), device=c.device_choice or "auto")
-        spec = SweepSpec(name=name.strip() or default_name(base), base=base, ps=ps, qs=qs, seeds=seeds,
-                            baseline=baseline)
         check_runs(list(spec.cells()), runs_dir)  # a misspelt task, layers, names: refused before the job starts
         sweep_local.prepare(spec, runs_dir)  # and clashing settings
     except UserError as e:
@@ -81,6 +92,28 @@ def _start_form(runs_dir: Path):
     if job is not None:
         st.session_state["sweep_selected"] = spec.name
         st.rerun()
+
+
+def _estimate(spec: SweepSpec, c, same_task: bool) -> str:
+    """'N runs (p x q x seeds + baseline) of E epochs on n + d examples (time estimate)'. The sizes "all" are the
+    sidebar's data's sizes when the sweep trains on it, else unknown (no estimate of the time then)."""
+    from dataclasses import replace
+
+    from addrop.experiments import plans
+
+    cells = list(spec.cells())
+    base = spec.base
+    n_train, n_dev = base.train_size, base.dev_size
+    if same_task and c.spec is not None:
+        n_train, n_dev = n_train or len(c.train), n_dev or len(c.dev)
+    grid = (f"({len(spec.ps)} p × {len(spec.qs)} q{' + a vanilla baseline' if spec.baseline else ''}) × "
+            f"{counted(len(spec.seeds), 'seed')}")
+    what = f"{counted(len(cells), 'run')}, {grid}, of {counted(base.epochs, 'epoch')}"
+    if not (n_train and n_dev):
+        return f"{what}, on all the examples of {base.task}."
+    sized = [replace(cfg, train_size=n_train, dev_size=n_dev) for cfg in cells]
+    tokens = ui.data_tokens(c, c.loaded, c.train, c.dev) if same_task and c.loaded is not None else None
+    return f"{what} on {n_train:,} + {n_dev:,} examples ({plans.time_estimate(sized, base.model, tokens)})."
 
 
 def _cell_label(row) -> str:

@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parents[1]
 APP = str(ROOT / "app.py")
 
 
-from tests.test_app import env  # noqa: E402,F401 (autouse: the app's environment, a temporary runs folder)
+from tests.test_app import _errors, env  # noqa: E402,F401 (env, autouse: the app's environment, a temporary runs dir)
 
 
 def _page(page: str, **state) -> AppTest:
@@ -219,3 +219,28 @@ def test_prior_page_settings_fill_the_run_sizes_and_say_which_is_in_use(env):
     at.button(key="pr_use_quick").click()
     at.run()
     assert sizes() == plans.PRIOR_SETTINGS["quick"] and not at.exception
+
+
+def test_the_sweep_form_counts_its_runs_as_it_changes_and_starts_them(env):
+    from addrop.studio.jobs import default_runner
+
+    at = _page("pages/sweeps.py", sw_train=16, sw_dev=8)
+    said = next(c.value for c in at.caption if "p ×" in c.value)
+    assert said.startswith("10 runs, (3 p × 3 q + a vanilla baseline) × 1 seed, of 2 epochs on 16 + 8 examples (")
+    assert "seconds with a tiny model" in said
+    next(t for t in at.text_input if t.label == "p values").set_value("0.3")
+    next(t for t in at.text_input if t.label == "q values").set_value("0.5")
+    at.run()
+    assert any(c.value.startswith("2 runs, (1 p × 1 q + a vanilla baseline) × 1 seed") for c in at.caption)
+    for label, bad, good in (("p values", "0.3,x", "0.3"), ("Task", "sst2typo", "demo")):
+        next(t for t in at.text_input if t.label == label).set_value(bad)
+        at.run()
+        assert _errors(at) and at.button(key="sw_start").disabled  # said before Start, and nothing to start
+        next(t for t in at.text_input if t.label == label).set_value(good)
+        at.run()
+    at.button(key="sw_start").click()
+    at.run()
+    assert not _errors(at), _errors(at)
+    job = default_runner().current() or default_runner().recent(1)[0]
+    assert job.wait(120) and job.status == "finished", job.error
+    assert (env / "sweep-demo-tiny-bert" / "table.csv").is_file()
