@@ -19,7 +19,9 @@ from pages import _common as ui
 from pages import _jobs as jobs
 
 
-def _start_form(runs_dir: Path):
+def _start_settings(runs_dir: Path):
+    """A new sweep's settings, its run count and time estimate (following every field as it changes; not a form),
+    the problems with them said before Start, and Start."""
     from addrop.config import METHOD_LABELS, METHODS, AttributionConfig, TrainConfig, is_csv_task
     from addrop.engine.tasks import get_task
 
@@ -225,7 +227,7 @@ def main():
             live = False
         st.fragment(run_every=2 if live else None)(_show_sweep)(folder, live)
     with st.expander("Start a sweep", expanded=not folders):
-        _start_form(runs_dir)
+        _start_settings(runs_dir)
 
 
 main()
