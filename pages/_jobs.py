@@ -124,7 +124,8 @@ def live_job(job, draw, key: str, every: float = 2.0, bar: bool = True) -> None:
                     job.stop()
                     st.rerun(scope="fragment")
             if snap["owner"] and snap["owner"] != owner():
-                st.caption(f"Started from another browser tab or before a reload ({snap['owner']}).")
+                st.caption(f"Started in another session ({snap['owner']}): another tab, this tab before a reload, "
+                           "or another person on this server.")
         elif status == "finished":
             late = " The stop came after the last step: nothing was cut short." if snap["stop_requested"] else ""
             st.success(f"Finished in {format_duration(snap['elapsed'])}.{late}")

@@ -391,6 +391,7 @@ def test_busy_server_says_so_and_stop_is_recorded(env):
     _ok(other)
     assert any("no data is loaded" in e for e in _errors(other)), _errors(other)
     assert any(s.value == "This experiment" for s in other.subheader)
+    assert any(c.value.startswith("Started in another session (session ") for c in other.caption)
     assert any(s.value == "Reopen an experiment" for s in other.subheader)
     other.button(key="stop:prior").click()  # the stop, pressed there
     other.run()
