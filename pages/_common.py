@@ -351,6 +351,13 @@ def _data_controls() -> dict | None:
 
 # ------------------------------------------------------------------------------------------------- errors
 
+def epoch_formats(columns) -> dict:
+    """Number formats of a table of epoch records (the prior page's, a run's on the Runs page): losses, dev metrics
+    and the dropped share to 4 decimals, seconds to 1."""
+    return {c: st.column_config.NumberColumn(format="%.1f" if c == "seconds" else "%.4f") for c in columns
+            if c.endswith("loss") or c.startswith("dev_") or c in ("seconds", "dropped_share")}
+
+
 def show_error(e: BaseException) -> None:
     """A UserError as st.error; anything else is a bug and is shown as such (still without a crash)."""
     if isinstance(e, UserError):

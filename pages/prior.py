@@ -106,9 +106,8 @@ def _table(frame: pd.DataFrame) -> None:
     cols = [c for c in ("strategy", "epoch", "train_loss", "clean_train_loss", "dev_loss") if c in frame]
     cols += [c for c in frame.columns if c.startswith("dev_") and c != "dev_loss"]
     cols += [c for c in ("dropped_share", "seconds") if c in frame]
-    st.dataframe(frame[cols], hide_index=True, placeholder=ui.MISSING, height="content", column_config={
-        c: st.column_config.NumberColumn(format="%.1f" if c == "seconds" else "%.4f")
-        for c in cols if c not in ("strategy", "epoch")})
+    st.dataframe(frame[cols], hide_index=True, placeholder=ui.MISSING, height="content",
+                 column_config=ui.epoch_formats(cols))
 
 
 def reopened(pick: str, recs) -> None:

@@ -79,9 +79,7 @@ if one.empty:
     st.caption("No epoch records.")
 else:  # the whole width: beside the settings it cut its last columns off
     shown = one.drop(columns=[c for c in ("run", "group") if c in one])
-    st.dataframe(shown, hide_index=True, placeholder=ui.MISSING, column_config={
-        c: st.column_config.NumberColumn(format="%.1f" if c == "seconds" else "%.4f") for c in shown.columns
-        if c.endswith("loss") or c.startswith("dev_") or c in ("seconds", "dropped_share")} | (
+    st.dataframe(shown, hide_index=True, placeholder=ui.MISSING, column_config=ui.epoch_formats(shown.columns) | (
         {"addrop_epoch": st.column_config.CheckboxColumn("AD-DROP epoch", help="An epoch trained with the masks "
                                                          "(with cross-tuning: 2, 4, ...).")}
         if "addrop_epoch" in shown else {}))
