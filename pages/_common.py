@@ -6,8 +6,8 @@
   changes them (attribution runs in eval mode without parameter gradients, training copies the model).
 - The lists the sidebar offers (models, data sources, tasks) come from the library.
 
-Background jobs are in pages/_jobs.py, the start-here example in pages/_start.py, and the one Streamlit
-workaround in pages/_compat.py.
+Background jobs are in pages/_jobs.py, the start-here example in pages/_start.py, the sidebar's choices in the
+page's address in pages/_url.py, and the one Streamlit workaround in pages/_compat.py.
 """
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ from addrop.engine.data import SOURCE_LABELS, default_glue_dir, sniff_separator 
 from addrop.engine.data.table import UPLOADS_DIR, check_separator, display_name  # noqa: E402
 from addrop.engine.tasks import GLUE_TASKS  # noqa: E402
 from addrop.errors import UserError  # noqa: E402
-from pages import _compat  # noqa: E402
+from pages import _compat, _url  # noqa: E402
 from pages._fields import Numbers, clamp_sizes, defaults  # noqa: E402,F401
 from pages._models import (OTHER_MODEL, UNTRAINED, checkpoints, default_model_for,  # noqa: E402,F401
                            model_caption, model_controls, model_label, use_model)
@@ -223,7 +223,10 @@ def sidebar(fine_tunes: bool = False) -> Ctx:
     from addrop.engine.models import available_devices, resolve_device  # noqa: PLC0415 (torch: imported late)
 
     c = Ctx()
+    devices = available_devices()
     with st.sidebar:
+        for said in _url.restore(devices):  # a reload or a link: the address's choices (pages/_url.py)
+            st.warning(said, icon=":material/link_off:")
         st.markdown("#### Data")
         c.data_args = _data_controls()
         if c.data_args:
@@ -244,7 +247,6 @@ def sidebar(fine_tunes: bool = False) -> Ctx:
         st.markdown("#### Model")
         model_controls(c, runs_dir(), pinned_model())
 
-        devices = available_devices()
         if st.session_state.get("device") not in devices:
             st.session_state["device"] = "auto"
         c.device_choice = st.selectbox("Device", devices, key="device",
@@ -278,6 +280,8 @@ def sidebar(fine_tunes: bool = False) -> Ctx:
         else:
             st.error(c.model_error)
             st.caption(f"device: {c.device or '?'}")
+    chosen = None if st.session_state.get("model_auto", True) else c.model_name
+    _url.keep(_url.wanted(chosen, glue_dir_text()))
     st.session_state["ctx"] = c
     return c
 
