@@ -43,8 +43,12 @@ def env(tmp_path, monkeypatch):
         job.wait(60)
 
 
-def _app(page: str | None = None, **state) -> AppTest:
+def _app(page: str | None = None, params: dict | None = None, **state) -> AppTest:
+    """A new session: `params` in its address (as a reload or a link starts one), `state` set before its first run,
+    then `page` opened."""
     at = AppTest.from_file(APP, default_timeout=180)
+    for k, v in (params or {}).items():
+        at.query_params[k] = v
     for k, v in state.items():
         at.session_state[k] = v
     at.run()

@@ -5,19 +5,12 @@ from __future__ import annotations
 from streamlit.testing.v1 import AppTest
 
 from pages._models import OTHER_MODEL
-from tests.test_app import APP, _errors, _ok, env  # noqa: F401 (env: the autouse fixture)
+from tests.test_app import _app, _errors, _ok, env  # noqa: F401 (env: the autouse fixture)
 
 
 def _open(page: str | None = None, **params) -> AppTest:
     """A new session whose address carries `params`, as a reload or a link starts one."""
-    at = AppTest.from_file(APP, default_timeout=180)
-    for k, v in params.items():
-        at.query_params[k] = v
-    at.run()
-    if page:
-        at.switch_page(page)
-        at.run()
-    return at
+    return _app(page, params)
 
 
 def _said(at: AppTest) -> list[str]:
