@@ -1,7 +1,8 @@
 """The app in a real browser: `streamlit run app.py` in a subprocess, driven by Debian's Chromium through
 Playwright. Opens every page, runs an attribution, a one-epoch prior experiment and a short comparison on a
 tiny model with the demo data, trains a model from the explorer (the sidebar switches to it), moves the Across
-training page's epoch slider and draws deletion curves, checks that plotly charts are drawn and that no exception box appears, and saves
+training page's epoch slider, draws deletion curves and opens a link with a model in its address (kept through a
+page switch and a reload), checks that plotly charts are drawn and that no exception box appears, and saves
 screenshots at 1400 x 1000 (the explorer also at 1280 x 720) into test-artifacts/ (and into $ADDROP_SCREENSHOTS, e.g.
 docs/screenshots, when set).
 
@@ -296,6 +297,21 @@ def test_every_page_in_chromium(chromium, server):
             page.wait_for_function("document.querySelectorAll('.js-plotly-plot').length >= 1", timeout=60_000)
             _no_exception(page, "deletion curves")
             _shoot(page, "faithfulness")
+
+            # the sidebar's choices live in the address: a link opens them, a page switch and a reload keep them
+            in_use = """(m) => { const s = document.querySelector('[data-testid="stSidebar"]');
+                                 return s && s.innerText.includes(m + ' on '); }"""
+            _open(page, server + "/faithfulness?model=tiny-roberta", "Deletion curves")
+            page.wait_for_function(in_use, arg="tiny-roberta", timeout=120_000)
+            page.locator('[data-testid="stSidebarNav"]').get_by_text("Runs", exact=True).click()
+            page.get_by_role("heading", name="Runs", exact=True).first.wait_for(timeout=120_000)
+            _idle(page)
+            assert "/runs?model=tiny-roberta" in page.url, page.url
+            page.reload(wait_until="domcontentloaded")
+            page.get_by_role("heading", name="Runs", exact=True).first.wait_for(timeout=180_000)
+            _idle(page)
+            page.wait_for_function(in_use, arg="tiny-roberta", timeout=120_000)
+            _no_exception(page, "runs, reloaded")
 
             if (ROOT / "pages" / "sweeps.py").is_file():
                 page.goto(server + "/sweeps", wait_until="domcontentloaded")
