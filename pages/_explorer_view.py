@@ -71,7 +71,7 @@ def head_figure(expl_key: tuple, mask_key: tuple, layer: int, head: int, title: 
     fig = plots.attention_attribution(
         _expl.tokens, _expl.attention[li, head], _expl.scores[li, head], _mask.region[li, head],
         _mask.dropped[li, head], key_mask=_expl.key_mask[0], title=title, method=_expl.cfg.method,
-        steps=_expl.cfg.steps, height=int(min(620, max(400, 230 + 11 * len(_expl.tokens)))))
+        steps=_expl.cfg.steps, mode=_mask.mode, height=int(min(620, max(400, 230 + 11 * len(_expl.tokens)))))
     return _revision(fig, (expl_key, mask_key, layer, head, title))
 
 
@@ -114,25 +114,26 @@ def prediction(expl, view, regression: bool) -> None:
     st.html("<style>[data-testid='stMetricValue'] { font-size: 1.6rem; }</style>")
     before, after_ad, after_rd = (effect.row(k) for k in explore.CONDITIONS)
     n_real = int(expl.key_mask.sum())
+    name = explore.mask_name(expl.cfg.method, view.mask.mode)  # "AD-DROP" only for AD-DROP's own region
     r1, r2 = st.columns(3), st.columns(3)
     m = [r1[0], r1[1], r2[0], r2[1], r1[2], r2[2]]  # row 1: prediction, c, tokens; row 2: AD-DROP, random, drops
     if regression:
         m[0].metric("Predicted score", f"{before['score']:.3f}", help="The regression output without any mask.")
         m[1].metric("Attributed", "the score itself" if expl.gold is None else "− squared error",
                     help="For regression, F is the negative squared error against the gold score, or the output.")
-        for col, row, name in ((m[2], after_ad, "AD-DROP"), (m[3], after_rd, "random")):
+        for col, row, which in ((m[2], after_ad, name), (m[3], after_rd, "random")):
             d = row["score"] - before["score"]
-            col.metric(f"Score, {name} mask", f"{row['score']:.3f}", delta=_change(d), delta_color="off",
+            col.metric(f"Score, {which} mask", f"{row['score']:.3f}", delta=_change(d), delta_color="off",
                        delta_arrow=_arrow(d), help="The change is against no mask.")
     else:
         c = effect.target_name
         m[0].metric("Prediction", before["prediction"], help="The class the model predicts without any mask.")
         m[1].metric("Attributed class c", expl.class_name(int(expl.target)),
                     help=f"The class whose logit F_c is differentiated; p({c}) = {before['p_c']:.4f} without a mask.")
-        for col, row, name in ((m[2], after_ad, "AD-DROP"), (m[3], after_rd, "random")):
+        for col, row, which in ((m[2], after_ad, name), (m[3], after_rd, "random")):
             d = row["p_c"] - before["p_c"]
-            col.metric(f"p(c), {name} mask", f"{row['p_c']:.4f}", delta=_change(d), delta_color="off",
-                       delta_arrow=_arrow(d), help=f"p({c}) under the {name} mask; the change is against no mask "
+            col.metric(f"p(c), {which} mask", f"{row['p_c']:.4f}", delta=_change(d), delta_color="off",
+                       delta_arrow=_arrow(d), help=f"p({c}) under the {which} mask; the change is against no mask "
                                                f"({before['p_c']:.4f}).")
     m[4].metric("Tokens", n_real, help="Real tokens (with [CLS] and [SEP]); the maps are n × n.")
     m[5].metric("Positions dropped", f"{counts.acting:,}",
@@ -162,9 +163,11 @@ def idle_note(view) -> None:
 
 def what_the_mask_does(view, regression: bool, method: str = "ga", untrained: bool = False) -> None:
     effect = view.effect
+    name = explore.mask_name(method, view.mask.mode)
     e1, e2 = st.columns([3, 2], gap="large")
     with e1:
         frame = effect.frame()
+        frame["condition"] = frame["condition"].replace("AD-DROP mask", f"{name} mask")
         show = ["condition", "drops", "prediction"] + ([] if regression else ["p_c", "attributed_logit"]) + ["loss"]
         # a static table (three rows): the canvas-drawn st.dataframe was the last thing each redraw waited for
         names = {"condition": "condition", "drops": "positions dropped (all rows)", "prediction": "prediction",
@@ -179,7 +182,7 @@ def what_the_mask_does(view, regression: bool, method: str = "ga", untrained: bo
                 st.warning("This model's classification head is untrained: its predictions sit near chance, so what "
                            "the masks do to them says little. Pick a model trained on this data in the sidebar "
                            "(minilm-demo for the demo data), or train one with *Train a model for this data*.")
-        st.markdown(explore.effect_sentences(effect, method))
+        st.markdown(explore.effect_sentences(effect, method, view.mask.mode))
         st.page_link("pages/faithfulness.py", label="Deletion curves: the same question over the dev set",
                      icon=":material/trending_down:")
     with e2:

@@ -32,7 +32,7 @@ if c.data_error:  # said here too: the page still explains the text below, witho
 # side by side while both are closed; the training panel open (untrained head, a job running) is tall, so then the
 # two go one above the other at full width instead of leaving a blank column beside it
 e1, e2 = (st.container(), st.container()) if _train.panel_open(c) else st.columns(2)
-with e1.expander("What this page shows, and the equations (GA, IGA)"):
+with e1.expander("What this page shows, and the methods (GA, IGA, AA, RD)"):
     st.markdown(
         "For every layer and head, the **attention map** A (how much each query token reads each key token) beside the "
         "**attribution map** B (how much the logit of the attributed class c would change with each attention weight). "
@@ -41,6 +41,12 @@ with e1.expander("What this page shows, and the equations (GA, IGA)"):
     st.latex(r"B_h = \frac{\partial F_c(A)}{\partial A_h}\quad\text{(GA, Eq. 5)}\qquad "
              r"B_h = \frac{A_h}{m} \odot \sum_{k=1}^{m} \frac{\partial F_c(\tfrac{k}{m}A)}{\partial A_h}"
              r"\quad\text{(IGA, Eq. 3)}")
+    st.markdown(
+        "**AA** takes the attention weights themselves as B (B_h = A_h): no gradient, so it is the cheapest, and it "
+        "ignores which class is attributed. **RD** draws B at random: its candidate region is a coin per key with "
+        "probability p, as in the reference code, so the scores play no part in it (a control: what any mask of that "
+        "size does). The *Region* setting picks the highest share p of each row (AD-DROP), the lowest (the prior "
+        "experiment's drop-low) or a random one.")
 with e2:
     _train.train_model_panel(c)
 loaded = c.need_model()

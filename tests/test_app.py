@@ -133,6 +133,14 @@ def test_explorer_draws_every_chart():
     assert float(next(m.value for m in at.metric if m.label == "Largest relative difference")) < 1e-4
     assert len(at.get("download_button")) == 4
     assert at.table and at.table[0].value.shape[0] == 3, "the mask-effect table (no mask, AD-DROP, random)"
+    # a mask from the lowest attributions is not AD-DROP's: the metrics, the table and the sentences say which it is
+    at.selectbox(key="ex_mode").set_value("low").run()
+    _ok(at)
+    assert "p(c), low-region mask" in [m.label for m in at.metric]
+    assert "low-region mask" in list(at.table[0].value.index)
+    text = " ".join(m.value for m in at.markdown)
+    assert "this is not AD-DROP's mask" in text and "under the AD-DROP mask" not in text
+    at.selectbox(key="ex_mode").set_value("high").run()
     # another head, IGA through Captum, a resample: still fine
     at.selectbox(key="ex_head").set_value(1)
     at.selectbox(key="ex_method").set_value("iga")

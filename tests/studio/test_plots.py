@@ -140,6 +140,11 @@ def test_attribution_subtitle_says_what_each_method_is():
     assert "integrated gradients" in subtitles["iga"] and "m = 7" in subtitles["iga"]
     assert "attention weights" in subtitles["aa"] and "random" in subtitles["rd"]
     assert len(set(subtitles.values())) == 4
+    # where the outlined region does not come from B, the subtitle says so (nobody looks for the darkest cells)
+    assert "not drawn from B" in subtitles["rd"] and "not drawn from B" not in subtitles["ga"]
+    for mode, said in (("random", "not drawn from B"), ("low", "the lowest B of each row")):
+        fig = plots.attention_attribution(["a", "b", "c"], a, a, method="ga", mode=mode)
+        assert said in fig.layout.annotations[1].text
 
 
 @pytest.mark.parametrize("signed", [True, False])

@@ -15,15 +15,18 @@ def _effect(p, loss, pred=("positive",) * 3):
 
 def test_sentences_say_which_mask_moved_more_and_by_how_much():
     s = effect_sentences(_effect((0.90, 0.60, 0.85), (0.105, 0.511, 0.163)))
-    assert "the AD-DROP mask moved p(positive) more than the random mask (-0.300 under AD-DROP, -0.050 under " \
-           "random, 6.0 times as much)" in s
+    assert "both masks lowered p(positive), the AD-DROP mask more than the random mask (-0.300 under AD-DROP, " \
+           "-0.050 under random, 6.0 times as much)" in s
     assert "0.900 without a mask, 0.600 under the AD-DROP mask and 0.850" in s
     assert "Deletion curves" in s and "regularizer" not in s
     r = effect_sentences(_effect((0.90, 0.88, 0.70), (0.105, 0.128, 0.357)))
-    assert "the random mask moved p(positive) more than the AD-DROP mask (-0.020 under AD-DROP, -0.200" in r
-    assert "the random mask moved it more" in r  # the loss too
+    assert "both masks lowered p(positive), the random mask more than the AD-DROP mask (-0.020 under AD-DROP, " \
+           "-0.200 under random, 10 times as much)" in r
+    assert "both masks raised it, the random mask more" in r  # the loss too
     far = effect_sentences(_effect((0.90, 0.30, 0.899), (0.105, 1.2, 0.106)))
-    assert "(-0.600 under AD-DROP, -0.001 under random, over 20 times as much)" in far
+    # the random mask barely moved it: no ratio (600 times as much would mean nothing)
+    assert "the AD-DROP mask lowered p(positive) and the random mask barely moved it (-0.600 under AD-DROP, -0.001 " \
+           "under random)" in far and "times" not in far
     same = effect_sentences(_effect((0.90, 0.899, 0.898), (0.105, 0.106, 0.107)))
     assert "both masks moved p(positive) about as much" in same
     assert "both masks keep the prediction." in same and "the random one keeps" not in same
@@ -43,8 +46,28 @@ def test_a_flip_by_a_hair_is_said_so_and_rd_masks_are_both_random():
     assert "the AD-DROP mask tips the prediction to **negative** by a hair (p(c) moved 0.004" in s
     assert "flips" not in s
     rd = effect_sentences(_effect((0.90, 0.60, 0.85), (0.105, 0.511, 0.163)), method="rd")
-    assert rd.startswith("With RD the AD-DROP mask comes from random scores too")
+    assert rd.startswith("With RD the attribution-driven mask comes from random scores too")
+    assert "under the RD mask" in rd and "AD-DROP mask" not in rd
     assert "random scores" not in effect_sentences(_effect((0.90, 0.60, 0.85), (0.105, 0.511, 0.163)), method="ga")
+
+
+def test_a_mask_that_is_not_adrop_s_is_not_called_so_and_its_direction_is_said():
+    """A low region raised the confidence and lowered the loss: said as such, under its own name (a teacher read
+    "the AD-DROP mask moved p(negative) more" for a drop-low mask that raised it)."""
+    eff = _effect((0.8704, 0.9056, 0.8684), (0.1388, 0.0991, 0.1411), pred=("negative",) * 3)
+    low = effect_sentences(eff, method="ga", mode="low")
+    assert low.startswith("With the low region this is not AD-DROP's mask")
+    assert "AD-DROP mask" not in low and "under the low-region mask" in low
+    assert "the low-region mask raised p(positive) and the random mask barely moved it (+0.035 under low-region, " \
+           "-0.002 under random)" in low
+    assert "the low-region mask lowered it and the random mask barely moved it" in low
+    assert "both masks keep the prediction" in low
+    rand = effect_sentences(eff, method="ga", mode="random")
+    assert rand.startswith("With a random region the attribution plays no part") and "AD-DROP mask" not in rand
+    assert explore.mask_name("ga", "high") == "AD-DROP" and explore.mask_name("iga", "low") == "low-region"
+    assert explore.mask_name("rd", "high") == explore.mask_name("rd", "low") == "RD"
+    both = effect_sentences(_effect((0.8, 0.3, 0.2), (0.2, 1.2, 1.6), pred=("positive", "negative", "negative")))
+    assert "both masks flip the prediction to **negative**" in both and "the random one flips" not in both
 
 
 def test_sentences_for_regression():

@@ -22,10 +22,10 @@ from .explain import RD_SCORE_OFFSET, Explanation, Mask, draw_mask, explain
 from .exports import settings_json, to_csv_text, to_npz_bytes
 from .overlap import PassOverlap, jaccard, pass_overlap
 from .start import FlipCase, find_flip
-from .verdict import effect_sentences
+from .verdict import effect_sentences, mask_name
 
 __all__ = ["BackendComparison", "compare_backends", "CONDITIONS", "RANDOM_SEED_OFFSET", "SPEARMAN_SAMPLE", "Analysis",
            "DropCounts", "drop_counts", "idle_rows", "Effect", "analyse", "head_summary", "mask_effect",
            "plain_logits", "random_like", "random_mask_generator", "RD_SCORE_OFFSET", "Explanation", "Mask",
            "draw_mask", "explain", "settings_json", "to_csv_text", "to_npz_bytes", "FlipCase", "find_flip",
-           "effect_sentences", "PassOverlap", "jaccard", "pass_overlap"]
+           "effect_sentences", "mask_name", "PassOverlap", "jaccard", "pass_overlap"]

@@ -55,12 +55,16 @@ def _pool(M: np.ndarray, k: int, signed: bool) -> np.ndarray:
     return np.nanmax(P, -1)
 
 
-def score_title(method: str = "ga", steps: int = 20) -> str:
-    """The attribution map's subtitle: what B is for each method."""
-    return {"ga": "B = ∂F_c/∂A (GA, Eq. 5)",
-            "iga": f"B: integrated gradients (IGA, Eq. 3, m = {steps})",
-            "aa": "B = the attention weights themselves (AA)",
-            "rd": "B = random scores (RD)"}.get(method, f"attribution B ({method})")
+def score_title(method: str = "ga", steps: int = 20, mode: str = "high") -> str:
+    """The attribution map's subtitle: what B is for each method, and where the outlined region does not come from
+    B (RD, or a random region: a coin per key, probability p), so that nobody looks for the darkest cells in it."""
+    title = {"ga": "B = ∂F_c/∂A (GA, Eq. 5)",
+             "iga": f"B: integrated gradients (IGA, Eq. 3, m = {steps})",
+             "aa": "B = the attention weights themselves (AA)",
+             "rd": "B = random scores (RD)"}.get(method, f"attribution B ({method})")
+    if method == "rd" or mode == "random":
+        return title + "<br>outlined: a random region, not drawn from B"
+    return title + ("<br>outlined: the lowest B of each row" if mode == "low" else "")
 
 
 UNSIGNED_METHODS = ("aa", "rd")  # scores never negative: attention weights, uniform random scores
@@ -88,13 +92,14 @@ def _key_font(n: int) -> int:
 
 
 def attention_attribution(tokens, attention, scores, region=None, dropped=None, title: str | None = None,
-                          key_mask=None, height: int | None = None, method: str = "ga", steps: int = 20) -> go.Figure:
+                          key_mask=None, height: int | None = None, method: str = "ga", steps: int = 20,
+                          mode: str = "high") -> go.Figure:
     """One head: attention (left) and attribution (right) as heatmaps with tokens on both axes (rows = query,
     columns = key). Both maps carry the same hover text (tokens, attention, attribution, region, dropped). On
     the attribution map the candidate discard region is outlined and the dropped positions are marked with x.
 
-    attention, scores, region, dropped: [T, T]; key_mask: [T] (pads are shown blank). method, steps: what the
-    scores are (the right map's subtitle, `score_title`).
+    attention, scores, region, dropped: [T, T]; key_mask: [T] (pads are shown blank). method, steps, mode: what the
+    scores are and how the region was drawn (the right map's subtitle, `score_title`).
     """
     A, B = _np(attention).astype(np.float32), _np(scores).astype(np.float32)
     T = A.shape[-1]
@@ -106,7 +111,7 @@ def attention_attribution(tokens, attention, scores, region=None, dropped=None, 
     reg = np.zeros((T, T), bool) if region is None else _np(region).astype(bool) & real
     drp = np.zeros((T, T), bool) if dropped is None else _np(dropped).astype(bool) & real
     fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.15,  # room for A's colour bar and its tick labels
-                        subplot_titles=("attention A (Eq. 1)", score_title(method, steps)))
+                        subplot_titles=("attention A (Eq. 1)", score_title(method, steps, mode)))
     fig.update_annotations(font=dict(size=12))  # the two subtitles
     if T <= DETAIL_TOKENS:  # one hover text, shared by both maps
         esc = [html.escape(t) for t in toks]
