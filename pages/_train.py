@@ -45,11 +45,19 @@ def stop_note(result: dict, model: str) -> str | None:
             "Train again and let at least one epoch finish.")
 
 
+def _data_key(c: ui.Ctx) -> str:
+    """The data a model is trained for, as the sidebar chose it (source, task, folder or file, columns)."""
+    return repr(sorted((c.data_args or {}).items()))
+
+
 def train_model_panel(c: ui.Ctx) -> None:
     """Offered while the model's head is untrained (expanded) and in an expander otherwise."""
     job = _jobs.job_for(KIND)
     running = job is not None and not job.done
-    if job is not None and job.done and job.result and st.session_state.get("model_switched") != job.id:
+    trained_for = st.session_state.setdefault("train_model_data", {})  # job id -> _data_key of its data
+    other_data = job is not None and job.done and trained_for.get(job.id, _data_key(c)) != _data_key(c)
+    if job is not None and job.done and job.result and st.session_state.get("model_switched") != job.id \
+            and not other_data:  # trained for data no longer chosen: its head would not fit this data
         st.session_state["model_switched"] = job.id
         if job.result.get("status") in ("finished", "stopped") and kept_weights(job.result):
             ui.use_model(job.result["ref"])
@@ -71,7 +79,8 @@ def train_model_panel(c: ui.Ctx) -> None:
                     f"batch 16, learning rate 5e-5), scored on {n_dv:,} dev examples. Its weights are kept in the "
                     "runs folder and the sidebar switches to it when it is done (it stays in the sidebar's model "
                     "list after a restart). It also follows a few dev examples across training for the *Across "
-                    "training* page. With minilm on a 2-core CPU this takes a few minutes; the tiny models seconds.")
+                    "training* page. With minilm on a 2-core CPU this took about 30 s on the demo data and about a "
+                    "minute on 1,000 SST-2 sentences (longer inputs take longer); the tiny models take seconds.")
         picks = st.multiselect("Dev examples to follow (probes)", range(n_dv), key="train_probes",
                                format_func=lambda i: f"#{i} {c.dev.texts[i][:60]}",
                                help="Leave empty for 4 examples spread over the dev subset. At most 16.",
@@ -95,9 +104,14 @@ def train_model_panel(c: ui.Ctx) -> None:
                 return
             loaded = c.loaded if base == c.model_name else None
             splits = (c.spec, c.train, c.dev)
-            if _jobs.submit_job(KIND, cfg.name, train_job, cfg, str(ui.runs_dir()), loaded, splits) is not None:
+            started = _jobs.submit_job(KIND, cfg.name, train_job, cfg, str(ui.runs_dir()), loaded, splits)
+            if started is not None:
+                trained_for[started.id] = _data_key(c)
                 st.rerun()
-        if job is not None:
+        if other_data:  # its numbers are another data set's: not shown as if they were this one's
+            st.caption(f"The last model trained here, *{job.name}*, was for other data: the sidebar lists it when "
+                       "that data is chosen, and the Runs page shows its numbers.")
+        elif job is not None:
             def draw(snap):
                 ev = snap.get("events") or []
                 if ev:

@@ -31,6 +31,25 @@ def test_a_model_trained_in_the_explorer_is_switched_to_and_listed(env):
     assert any(c.value.startswith(label[len("run: "):] + ": the weights a run kept") for c in at.sidebar.caption)
 
 
+def test_the_train_panel_does_not_show_another_data_set_s_model_as_this_one_s(env, glue_dir):
+    at = _app("pages/explorer.py")
+    at.button(key="train_model").click().run()
+    _wait_job(at, timeout=300)
+    at.run()
+    _ok(at)
+    done = [c.value for c in at.main.caption if c.value.startswith("epoch 3: train loss")]
+    assert done  # the finished job's last epoch, under the panel
+    at.sidebar.selectbox(key="data_source").set_value("glue").run()
+    at.sidebar.text_input(key="data_dir").input(str(glue_dir)).run()
+    at.sidebar.selectbox(key="data_task").set_value("sst-2").run()
+    _ok(at)
+    captions = [c.value for c in at.main.caption]
+    assert not [c for c in captions if c.startswith("epoch 3: train loss")]
+    assert any("was for other data" in c for c in captions), captions
+    at.sidebar.selectbox(key="data_source").set_value("demo").run()
+    assert [c.value for c in at.main.caption if c.value.startswith("epoch 3: train loss")] == done
+
+
 def test_the_default_model_follows_the_data(monkeypatch):
     monkeypatch.delenv("ADDROP_DEFAULT_MODEL")
     from pages._common import default_model_for
