@@ -98,6 +98,8 @@ def test_across_training_draws_and_moves_with_the_slider(probe_run):
     at = _app("pages/training.py")
     _ok(at)
     assert _charts(at) == 4 and not _errors(at)
+    said = " ".join(m.value for m in at.markdown)  # the drift in words, against what unrelated rankings give
+    assert "mean rank correlation" in said and "for a random region of the same size" in said
     at.slider(key="tr_epoch").set_value(0).run()
     _ok(at)
     assert _charts(at) == 4

@@ -60,3 +60,27 @@ def test_cls_region_matches_the_full_region_rule(run):
 
     layer = s.meta["full_layer"]
     assert torch.equal(torch.from_numpy(cls_regions(s, 0.3)[1, layer]), full)
+
+
+def test_the_chance_level_of_the_kept_share_is_what_random_regions_keep(run):
+    """region_kept_chance against a simulation: the later region's positions shuffled among each row's real keys."""
+    from addrop.studio.explore.across import cls_regions, drift_sentence, region_kept_chance
+
+    _, s = run
+    chance = region_kept_chance(s, 0.3)
+    r = cls_regions(s, 0.3)  # [E, L, P, H, T]
+    km = s["key_mask"][0].astype(bool)
+    rng = np.random.default_rng(0)
+    E, L, P, H, _ = r.shape
+    sim = np.zeros((E - 1, L, P, H))
+    for _ in range(300):
+        for p in range(P):
+            real = np.flatnonzero(km[p])
+            shuffled = r[1:, :, p][..., real][..., rng.permutation(len(real))]  # [E-1, L, H, n]
+            before = r[:-1, :, p][..., real]
+            sim[:, :, p] += (before & shuffled).sum(-1) / np.maximum(before.sum(-1), 1) / 300
+    np.testing.assert_allclose(chance, sim.mean(2), atol=0.05)
+    text = drift_sentence(s, 0, 0.3)
+    rho = float(np.nanmean(drift(s)[0]))
+    assert f"mean rank correlation {rho:.2f}" in text and f"against {float(np.nanmean(chance[0])):.0%}" in text
+    assert "3 probe sentences" in text

@@ -7,7 +7,8 @@ prediction over epochs, and per head how much GA moved between consecutive epoch
 - `drift(series)`: [E-1, L, H] Spearman rank correlation of the [CLS] row's GA between consecutive snapshots,
   averaged over probes (1: the ranking did not move).
 - `region_kept(series, p)`: [E-1, L, H] share of the [CLS] row's candidate region (top-p by GA) at snapshot e-1
-  that is still in it at snapshot e, averaged over probes.
+  that is still in it at snapshot e, averaged over probes; `region_kept_chance` what a random region would keep.
+- `drift_sentence(series, k, p)`: the two in words, against their chance levels.
 """
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ import torch
 
 from ...core.masking import candidate_region
 from ...engine.probes import ProbeSeries
+from ...errors import counted
 from .ranks import spearman_rows
 
 
@@ -84,3 +86,34 @@ def region_kept(series: ProbeSeries, p: float) -> np.ndarray:
     size = before.sum(-1)  # [E-1, L, P, H]
     kept = np.where(size > 0, (before & after).sum(-1) / np.maximum(size, 1), np.nan)
     return np.nanmean(kept, axis=2)
+
+
+def region_kept_chance(series: ProbeSeries, p: float) -> np.ndarray:
+    """[E-1, L, H] what `region_kept` would be by chance: the share of a row's real keys in the later region (a
+    random region of that size keeps that share of the earlier one), averaged over probes."""
+    r = cls_regions(series, p)
+    n = np.maximum(series["key_mask"][0].astype(bool).sum(-1), 1)  # [P] real keys
+    share = r[1:].sum(-1) / n[None, None, :, None]  # [E-1, L, P, H]
+    return share.mean(axis=2)
+
+
+def drift_sentence(series: ProbeSeries, k: int, p: float) -> str:
+    """What the two drift charts show between snapshots k and k+1, against what unrelated rankings give: the mean
+    rank correlation over heads (0 by chance) and the mean share of the region kept against its chance level."""
+    rho = float(np.nanmean(drift(series)[k]))
+    kept = float(np.nanmean(region_kept(series, p)[k]))
+    chance = float(np.nanmean(region_kept_chance(series, p)[k]))
+    a, b = series.epochs[k], series.epochs[k + 1]
+    if not np.isfinite(rho) or not np.isfinite(kept):
+        return f"Epoch {a} → {b}: no [CLS] row with two or more real keys to compare."
+    if rho < 0.3 and kept - chance < 0.1:
+        verdict = ("GA's ranking of the keys changed almost completely: little more than chance survives from one "
+                   "epoch to the next")
+    elif rho >= 0.7:
+        verdict = "GA's ranking of the keys mostly stayed"
+    else:
+        verdict = "GA's ranking of the keys partly stayed"
+    return (f"Epoch {a} → {b}, over every layer and head: mean rank correlation {rho:.2f} (1: the same ranking; "
+            f"0: what two unrelated rankings give), and the top-{p:g} region kept {kept:.0%} of its positions, "
+            f"against {chance:.0%} for a random region of the same size. {verdict}. These are averages over "
+            f"{counted(series['probs'].shape[1], 'probe sentence')}.")
