@@ -32,7 +32,7 @@ from addrop.engine.tasks import GLUE_TASKS  # noqa: E402
 from addrop.errors import UserError  # noqa: E402
 from pages import _compat, _url  # noqa: E402
 from pages._fields import Numbers, clamp_sizes, defaults  # noqa: E402,F401
-from pages._models import (OTHER_MODEL, UNTRAINED, checkpoints, default_model_for,  # noqa: E402,F401
+from pages._models import (OTHER_MODEL, UNTRAINED, checkpoints, default_model_for, deleted_run,  # noqa: E402,F401
                            model_caption, model_controls, model_label, use_model)
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -270,6 +270,9 @@ def sidebar(fine_tunes: bool = False) -> Ctx:
             m = c.loaded
             st.caption(f"**{c.model_name}** on **{c.device}** · {m.num_layers} layers × {m.num_heads} heads · "
                        f"up to {m.max_length} tokens")
+            if gone := deleted_run(c.model_name):  # deleted on the Runs page, maybe in another tab, since it loaded
+                st.warning(f"The run behind this model was deleted (`{gone}`): its weights stay in use here until "
+                           "another model is chosen, but they cannot be loaded again.", icon=":material/delete:")
             if c.untrained and fine_tunes:
                 st.caption("Its classification head is untrained, which does not matter here: this page "
                            "fine-tunes with a new head.")
@@ -357,9 +360,12 @@ def _data_controls() -> dict | None:
 
 def epoch_formats(columns) -> dict:
     """Number formats of a table of epoch records (the prior page's, a run's on the Runs page): losses, dev metrics
-    and the dropped share to 4 decimals, seconds to 1."""
-    return {c: st.column_config.NumberColumn(format="%.1f" if c == "seconds" else "%.4f") for c in columns
-            if c.endswith("loss") or c.startswith("dev_") or c in ("seconds", "dropped_share")}
+    and the dropped share to 4 decimals, seconds to 1; the two dev halves' metrics with what they are."""
+    half = ("The dev metric on one fixed half of the dev examples (a: even positions, b: odd ones): choosing the "
+            "epoch on one half and scoring it on the other is a less optimistic figure than the best epoch's.")
+    return {c: st.column_config.NumberColumn(format="%.1f" if c == "seconds" else "%.4f",
+                                             help=half if c.startswith("half_") else None) for c in columns
+            if c.endswith("loss") or c.startswith(("dev_", "half_")) or c in ("seconds", "dropped_share")}
 
 
 def show_error(e: BaseException) -> None:

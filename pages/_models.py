@@ -120,3 +120,18 @@ def model_controls(c, root, pinned: str | None) -> None:
     c.model_name = (name or "").strip()
 
 
+def deleted_run(name: str) -> str | None:
+    """The folder of a run:PATH model that no longer exists, else None (not a run, or a reference that does not
+    parse: loading it says why)."""
+    from addrop.engine.weights import parse_run_ref
+    from addrop.errors import UserError
+
+    if not name.startswith(RUN_PREFIX):
+        return None
+    try:
+        folder, _ = parse_run_ref(name)
+    except UserError:
+        return None
+    return None if folder.expanduser().exists() else str(folder)
+
+

@@ -36,7 +36,7 @@ if not records:
 table = runs_table(records)
 table["size (MB)"] = [disk_size(r.path) / 1e6 for r in records]
 table["weights"] = [r.has_weights for r in records]
-st.caption(f"{len(records)} runs, {table['size (MB)'].sum():,.1f} MB on disk (a minilm checkpoint is about 90 MB; "
+st.caption(f"{counted(len(records), 'run')}, {table['size (MB)'].sum():,.1f} MB on disk (a minilm checkpoint is about 90 MB; "
            "delete runs below).")
 st.dataframe(table, hide_index=True, placeholder=ui.MISSING,
              column_config={"size (MB)": st.column_config.NumberColumn(format="%.1f")} | {
@@ -66,6 +66,10 @@ if not frame.empty:
     else:
         fig = plots.loss_curves(frame, label="run" if kind is None else "strategy", title=group)
     st.plotly_chart(fig, key="rn_fig")
+    tasks = sorted({str(r.config.get("task") or "?") for r in in_group})
+    if len(tasks) > 1:  # the runs outside a group: whatever was trained, on whatever data
+        st.caption(f"These runs were trained on different data ({', '.join(tasks)}): a loss on one data set says "
+                   "nothing against a loss on another. Compare runs of one task.")
 else:
     st.caption("No epoch has finished in this group.")
 

@@ -119,15 +119,21 @@ def test_deletion_curves_draw(env):
 
 
 def test_runs_page_shows_sizes_and_deletes(probe_run, env):
+    user = _app("pages/explorer.py", model_choice=f"run:{probe_run.path}")  # another tab, using the run
+    _ok(user)
+    assert not any(w.icon == ":material/delete:" for w in user.sidebar.warning)
     at = _app("pages/runs.py")
     _ok(at)
-    assert any("MB on disk" in c.value for c in at.caption)
+    assert any(c.value.startswith("1 run, ") and "MB on disk" in c.value for c in at.caption)
     at.checkbox(key="rn_del_sure").check().run()
     at.button(key="rn_del").click().run()
     _ok(at)
     assert not (env / "probed").exists()
     assert any(s.value.startswith("Deleted this run:") and "probed" in s.value for s in at.success)
     assert at.session_state["rn_del_sure"] is False  # the tick does not carry over to the next run shown
+    user.run()  # the other tab: the loaded weights still work, and it is said that their run is gone
+    _ok(user)
+    assert any(w.icon == ":material/delete:" and "was deleted" in w.value for w in user.sidebar.warning)
 
 
 def test_the_train_panel_keeps_every_epoch_on_request(env):
