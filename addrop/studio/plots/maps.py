@@ -110,8 +110,10 @@ def attention_attribution(tokens, attention, scores, region=None, dropped=None, 
     B = np.where(real, B, np.nan).astype(np.float32)
     reg = np.zeros((T, T), bool) if region is None else _np(region).astype(bool) & real
     drp = np.zeros((T, T), bool) if dropped is None else _np(dropped).astype(bool) & real
+    subtitle = score_title(method, steps, mode)
+    above = 1.09 + (0.06 if "<br>" in subtitle else 0.0)  # the legend, above a subtitle of one or two lines
     fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.15,  # room for A's colour bar and its tick labels
-                        subplot_titles=("attention A (Eq. 1)", score_title(method, steps, mode)))
+                        subplot_titles=("attention A (Eq. 1)", subtitle))
     fig.update_annotations(font=dict(size=12))  # the two subtitles
     if T <= DETAIL_TOKENS:  # one hover text, shared by both maps
         esc = [html.escape(t) for t in toks]
@@ -147,7 +149,7 @@ def attention_attribution(tokens, attention, scores, region=None, dropped=None, 
                           row=1, col=2)
     elif reg.any():
         fig.add_annotation(text=f"{T} tokens: the region outline and drop marks are left out (see the mask tiles)",
-                           xref="paper", yref="paper", x=1.0, y=1.09, showarrow=False, xanchor="right",
+                           xref="paper", yref="paper", x=1.0, y=above, showarrow=False, xanchor="right",
                            font=dict(size=11, color="#666"))
     step = max(1, int(np.ceil(T / 80)))  # at most ~80 token labels per axis
     tick = dict(tickmode="array", tickvals=list(range(0, T, step)), ticktext=toks[::step],
@@ -161,8 +163,8 @@ def attention_attribution(tokens, attention, scores, region=None, dropped=None, 
     fig.update_xaxes(title_text="key", row=1, col=2)
     fig.update_yaxes(title_text="query", row=1, col=1)
     fig.update_layout(title=title, height=height or int(min(780, max(440, 280 + 15 * T))),
-                      margin=dict(t=80 if title else 60, b=10, l=10, r=50), font=FONT,
-                      legend=dict(orientation="h", yanchor="bottom", y=1.09, xanchor="right", x=1.0,
+                      margin=dict(t=(80 if title else 60) + (20 if above > 1.09 else 0), b=10, l=10, r=50),
+                      font=FONT, legend=dict(orientation="h", yanchor="bottom", y=above, xanchor="right", x=1.0,
                                   font=dict(size=11)), title_font=dict(size=13), plot_bgcolor="white")
     return fig
 
