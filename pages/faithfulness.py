@@ -30,7 +30,8 @@ n = nums.field(c1, "Dev sentences (N)", 4, min(1000, len(dev)), key="fa_n")
 methods = c2.pills("Methods", FAITH_METHODS, selection_mode="multi", format_func=FAITH_LABELS.get, key="fa_methods",
                    wrap=True, help="IGA costs about 20 passes per sentence: minutes for 64 sentences on a CPU.")
 q = nums.field(c3, "q", 0.05, 1.0, step=0.05, key="fa_q", help="1: the whole region is dropped")
-layers = c4.text_input("Layers", key="fa_layers", help="all, or indices such as 0,1")
+layers = c4.text_input("Layers", key="fa_layers",
+                       help="all, or indices such as 0,1; negative ones count from the top (-1: the last layer)")
 st.caption("p = 0, 0.1, 0.2, 0.3, 0.5, 0.7, 0.9; RD averaged over 3 seeds. With minilm, GA, AA, RD and low over "
            "64 sentences take under a minute of CPU time.")
 
@@ -38,18 +39,22 @@ key = (c.model_key, str(c.data_args), n, tuple(methods), q, layers)
 numbers_ok = nums.report()
 if st.button("Draw the deletion curves", type="primary", icon=":material/play_arrow:", key="fa_go",
              disabled=not numbers_ok):
+    bar = None
     try:
         settings = DeletionSettings(n=int(n), methods=tuple(methods), q=float(q), layers=layers)
-        from addrop.experiments.faithfulness import deletion_curves
+        from addrop.experiments.faithfulness import deletion_curves, layers_used
 
+        layers_used(layers, loaded.num_layers)  # a layer out of range is said before any progress shows
         bar = st.progress(0.0, text="starting")
         t0 = time.perf_counter()
         res = deletion_curves(loaded, spec, dev, settings,
                               progress=lambda f, msg: bar.progress(f, text=f"{msg} · {time.perf_counter() - t0:.0f} s"))
-        bar.empty()  # done: the bar would go on saying "batch k/k"
         st.session_state["fa_result"] = (key, res)
     except UserError as e:
         st.error(str(e))
+    finally:
+        if bar is not None:
+            bar.empty()  # done or failed: the bar would go on saying "batch k/k" (or "starting")
 got = st.session_state.get("fa_result")
 if got is not None:
     got_key, res = got
@@ -57,14 +62,17 @@ if got is not None:
         st.caption("These curves are for earlier settings; press the button to redraw them for the current ones.")
     from addrop.experiments.faithfulness import deletion_summary
 
-    st.markdown(f"**{res.n} dev sentences, {res.seconds:.0f} s.** What the table shows:")
-    for line in deletion_summary(res.table):
+    where = res.settings.get("layers_used") or f"layers {', '.join(map(str, res.settings['layers']))}"
+    measure = st.radio("Measure", list(MEASURES), format_func=MEASURES.get, horizontal=True, key="fa_measure",
+                       help="what the chart and the sentences below it are about")
+    st.markdown(f"**{res.n} dev sentences, {where}, {res.seconds:.0f} s.** What the table shows for the "
+                f"{MEASURES[measure]}:")
+    for line in deletion_summary(res.table, measure):
         st.markdown(f"- {line}")
-    measure = st.radio("Measure", list(MEASURES), format_func=MEASURES.get, horizontal=True, key="fa_measure")
-    st.plotly_chart(plots.deletion_figure(res.table, measure), use_container_width=True, key="fa_chart")
-    cols = ["method", "p", "prob_change", "prob_change_lo", "prob_change_hi", "logit_change", "flip_rate",
-            "dropped_share"]
-    st.dataframe(res.table[cols].round(4), hide_index=True, placeholder=ui.MISSING, use_container_width=True,
+    st.plotly_chart(plots.deletion_figure(res.table, measure), key="fa_chart")
+    cols = ["method", "p", *(c for m in MEASURES for c in ((m, f"{m}_lo", f"{m}_hi") if m == measure else (m,))),
+            "dropped_share"]  # the interval of the measure the sentences and the chart are about
+    st.dataframe(res.table[cols].round(4), hide_index=True, placeholder=ui.MISSING, width="stretch",
                  height="content")
     st.caption("dropped_share is the share of real positions dropped, and it differs by method at the same p: GA, "
                "IGA and low leave alone the rows whose scores are all equal (with GA, every top-layer row but "

@@ -116,6 +116,45 @@ def test_deletion_curves_draw(env):
     assert _charts(at) == 1 and not _errors(at)
     assert any("p = 0.1" in m.value for m in at.markdown)
     assert not at.get("progress")  # the finished work's bar is gone, not left at "batch k/k"
+    top = at.session_state["fa_result"][1].settings["layers"][-1]
+    assert any(m.value.startswith(f"**8 dev sentences, layers 0-{top} (all), ") for m in at.markdown)
+
+
+def test_deletion_curves_say_where_ga_and_low_stand_in_the_measure_chosen(env):
+    at = _app("pages/faithfulness.py", model_choice="minilm-demo", fa_n=8)  # a trained head: the curves move
+    at.button(key="fa_go").click().run()
+    _ok(at)
+    said = [m.value for m in at.markdown]
+    assert "What the table shows for the change of the predicted class's probability:" in " ".join(said)
+    bullets = [m for m in said if m.startswith("- p = ")]
+    assert len(bullets) == 6 and all("GA (what AD-DROP uses)" in b and "low (dropping GA's lowest positions)" in b
+                                     for b in bullets), bullets  # GA placed and low summarised at every p > 0
+    at.radio(key="fa_measure").set_value("flip_rate").run()  # the sentences follow the measure chosen
+    _ok(at)
+    said = [m.value for m in at.markdown]
+    assert "What the table shows for the share of predictions that flip:" in " ".join(said)
+    flips = [m for m in said if m.startswith("- p = ")]
+    assert len(flips) == 6 and not any("probability" in b for b in flips), flips
+    assert all("GA (what AD-DROP uses)" in b and "flip" in b for b in flips), flips
+    assert "flip_rate_hi" in at.dataframe[0].value.columns  # the interval the sentences cite is in the table
+
+
+def test_deletion_curves_check_the_layers_before_any_progress(env):
+    at = _app("pages/faithfulness.py", fa_n=4, fa_methods=["ga"])
+    at.text_input(key="fa_layers").input("abc").run()
+    at.button(key="fa_go").click().run()
+    _ok(at)
+    assert _errors(at) == ["layers must be 'all' or comma-separated integers such as 0,3; got 'abc'"]
+    assert not at.get("progress") and _charts(at) == 0  # no "starting" bar left above the error
+    at.text_input(key="fa_layers").input("99").run()  # out of range: found with the model, still before the bar
+    at.button(key="fa_go").click().run()
+    assert [e for e in _errors(at) if "layer 99 is out of range" in e] and not at.get("progress")
+    at.text_input(key="fa_layers").input("-1").run()  # negative: from the top, and said so in the result
+    at.button(key="fa_go").click().run()
+    _ok(at)
+    top = at.session_state["fa_result"][1].settings["layers"]
+    assert len(top) == 1 and not _errors(at)
+    assert any(m.value.startswith(f"**4 dev sentences, layer {top[0]} (-1: the last), ") for m in at.markdown)
 
 
 def test_runs_page_shows_sizes_and_deletes(probe_run, env):

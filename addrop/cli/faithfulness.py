@@ -25,7 +25,8 @@ def add_parser(sub) -> None:
                    help="shares of each row dropped (default 0,0.1,0.2,0.3,0.5,0.7,0.9)")
     p.add_argument("--q", type=float, default=1.0, help="drop each candidate with probability q (default 1: the "
                                                         "whole region)")
-    p.add_argument("--layers", default="all", help="layers whose attention is masked (default all)")
+    p.add_argument("--layers", default="all", help="layers whose attention is masked (default all; negative "
+                                                    "indices count from the top: -1 is the last)")
     p.add_argument("--rd-seeds", type=int, default=3, help="RD is averaged over this many seeds (default 3)")
     p.add_argument("--out", required=True, help="folder to write into (made if missing)")
     p.set_defaults(func=run)
@@ -64,7 +65,7 @@ def run(a) -> int:
     paths = write_deletion(a.out, res)
     for line in deletion_summary(res.table):
         print(line)
-    print(f"{res.n} examples, {res.seconds:.1f} s -> {', '.join(str(p) for p in paths)}")
+    print(f"{res.n} examples, {res.settings['layers_used']}, {res.seconds:.1f} s -> {', '.join(str(p) for p in paths)}")
     note = head_note(cfg.model, spec.name)
     if note:
         print(f"note: {note}", file=sys.stderr)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from ..config import parse_layers
 from ..errors import UserError
 
 FAITH_METHODS = ("ga", "iga", "aa", "rd", "low")
@@ -42,6 +43,7 @@ class DeletionSettings:
         self.ps = tuple(sorted({float(p) for p in self.ps}))
         if not self.ps or any(not (0 <= p < 1) or math.isnan(p) for p in self.ps):
             raise UserError(f"every p must be in [0, 1), got {self.ps}")
+        parse_layers(self.layers)  # 'all', 'paper' or integers (negative from the top); the range needs the model
         if not 0 < self.q <= 1:
             raise UserError(f"q must be in (0, 1], got {self.q}")
         for name, lo, hi in (("n", 1, 5000), ("rd_seeds", 1, 50), ("batch_size", 1, 512), ("bootstrap", 0, 100_000)):

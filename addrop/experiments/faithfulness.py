@@ -25,10 +25,12 @@ from ..engine.data import subset
 from ..errors import UserError
 from .deletion_settings import DEFAULT_METHODS, DEFAULT_PS, FAITH_LABELS, FAITH_METHODS, DeletionSettings
 
-__all__ = ["DEFAULT_METHODS", "DEFAULT_PS", "FAITH_LABELS", "FAITH_METHODS", "MEASURES", "NOISE", "DeletionSettings",
-           "DeletionResult", "bootstrap_ci", "deletion_curves", "deletion_summary"]
+__all__ = ["DEFAULT_METHODS", "DEFAULT_PS", "FAITH_LABELS", "FAITH_METHODS", "LOGIT_NOISE", "MEASURES", "NOISE",
+           "DeletionSettings", "DeletionResult", "bootstrap_ci", "deletion_curves", "deletion_summary",
+           "layers_used", "method_name"]
 
 NOISE = 0.005  # changes of the probability below this are reported as no change
+LOGIT_NOISE = 4 * NOISE  # of the logit: the probability moves by at most a quarter of it (the other logits fixed)
 MEASURES = {"prob_change": "change of the predicted class's probability", "logit_change":
             "change of the predicted class's logit", "flip_rate": "share of predictions that flip"}
 
@@ -166,28 +168,129 @@ def deletion_curves(loaded, spec, dev, settings: DeletionSettings | None = None,
     table = pd.DataFrame(rows).sort_values(["method", "p"], key=lambda col: col.map(
         {m: i for i, m in enumerate(FAITH_METHODS)}) if col.name == "method" else col).reset_index(drop=True)
     out = asdict(s)
-    out["layers"] = layers
+    out.update(layers=layers, layers_used=layers_used(s.layers, loaded.num_layers))  # in words, for headers
     return DeletionResult(table, arrays, out, time.perf_counter() - t0, len(sub))
 
 
-def deletion_summary(table) -> list[str]:
-    """Plain sentences read off the table: per p, which method lowered the predicted probability most, and
-    whether its interval clears AA's and RD's (where they were run). No general claim beyond what the rows show."""
+def layers_used(asked, num_layers: int) -> str:
+    """The layers a Layers value stands for, in words: 'layers 0-5 (all)', 'layer 5 (-1: the last)', 'layers 0, 3
+    (-3: 2 below the last)'. Negative indices count from the top (config.parse_layers); out of range: UserError."""
+    used = resolve_layers(parse_layers(asked), num_layers)
+    if len(used) == num_layers:
+        return "layer 0 (all)" if num_layers == 1 else f"layers 0-{num_layers - 1} (all)"
+    notes = ["-1: the last" if l == -1 else "-2: the last but one" if l == -2 else f"{l}: {-l - 1} below the last"
+             for l in parse_layers(asked) if l < 0]
+    text = f"layer{'s' if len(used) > 1 else ''} {', '.join(map(str, used))}"
+    return text + (f" ({'; '.join(dict.fromkeys(notes))})" if notes else "")
+
+
+# per measure: the size below which a change is no change, the sign of a stronger effect, and the words
+WORDS = {
+    "prob_change": dict(noise=NOISE, sign=-1, fmt="+.3f", what="the predicted class's probability",
+                        most="lowers the predicted class's probability most", verb="lowers it", more="more than",
+                        less="less than", none=f"no method moves the predicted class's probability by {NOISE} or more"),
+    "logit_change": dict(noise=LOGIT_NOISE, sign=-1, fmt="+.3f", what="the predicted class's logit",
+                         most="lowers the predicted class's logit most", verb="lowers it", more="more than",
+                         less="less than",
+                         none=f"no method moves the predicted class's logit by {LOGIT_NOISE} or more"),
+    "flip_rate": dict(noise=0.0, sign=1, fmt=".3f", what="the share of predictions that flip",
+                      most="flips the largest share of predictions", verb="flips", more="more predictions than",
+                      less="fewer predictions than", none="no method flips any prediction"),
+}
+
+
+def method_name(m: str) -> str:
+    """'GA', 'IGA', 'AA', 'RD', and 'low' as the page writes it."""
+    return m if m == "low" else m.upper()
+
+
+def _moves(value: float, measure: str) -> bool:
+    """Whether a mean change is a change: at least the measure's noise (for flip_rate: any flip)."""
+    noise = WORDS[measure]["noise"]
+    return abs(value) >= noise if noise else abs(value) > 0
+
+
+def _compare(a, b, measure: str) -> str:
+    """'more' or 'less' (a's effect against b's, where their 95% intervals are apart), 'overlap', or 'untested' (no
+    intervals: bootstrap 0 or one example)."""
+    lo, hi = f"{measure}_lo", f"{measure}_hi"
+    if any(np.isnan(float(r[k])) for r in (a, b) for k in (lo, hi)):
+        return "untested"
+    stronger = WORDS[measure]["sign"] < 0
+    if a[hi] < b[lo]:
+        return "more" if stronger else "less"
+    if a[lo] > b[hi]:
+        return "less" if stronger else "more"
+    return "overlap"
+
+
+def _against(subject: str, a, others: list, measure: str, names: dict) -> str:
+    """'GA lowers it less than IGA but more than AA (the intervals are apart); its interval overlaps that of RD, so
+    no difference is shown.' `names`: how to call a method (default: method_name)."""
+    w, by = WORDS[measure], {}
+    for o in others:
+        by.setdefault(_compare(a, o, measure), []).append(names.get(o.method, method_name(o.method)))
+    many = {k for k, v in by.items() if len(v) > 1}
+    by = {k: v[0] if len(v) == 1 else f"{', '.join(v[:-1])} and {v[-1]}" for k, v in by.items()}
+    raises = w["sign"] < 0 and a[f"{measure}_lo"] > 0  # nan > 0 is False
+    if raises:  # "lowers it less than" would read as if it lowered it: say where the value ends instead
+        said = f"{subject} raises it (its whole interval is above 0)"
+        said += "".join(f"{' and' if i == 0 else ' but'} leaves it {'higher' if k == 'less' else 'lower'} than {by[k]}"
+                        for i, k in enumerate(k for k in ("less", "more") if k in by))
+    else:
+        said = " but ".join(f"{w[k]} {by[k]}" for k in ("less", "more") if k in by)
+        said = f"{subject} {w['verb']} {said}" if said else subject
+    if "less" in by or "more" in by:
+        said += " (the intervals are apart)"
+    rest = []
+    if "overlap" in by:
+        rest.append(f"its interval overlaps {'those' if 'overlap' in many else 'that'} of {by['overlap']}, so no "
+                    "difference is shown")
+    if "untested" in by:
+        rest.append(f"it is not compared with {by['untested']} (no intervals)")
+    if rest:
+        said += ("; " if said != subject else ": ") + "; ".join(rest)
+    return said + "."
+
+
+def deletion_summary(table, measure: str = "prob_change") -> list[str]:
+    """Plain sentences about one measure (a key of MEASURES) read off the table, per p: which method has the
+    largest mean effect, where GA stands against the others (the paper's claim is about GA's top positions) and,
+    when run, where low (GA's lowest positions) stands against RD and GA. "More" or "less" is said only where the
+    95% intervals are apart. No general claim beyond what the rows show."""
+    w = WORDS[measure]
+    lo, hi = f"{measure}_lo", f"{measure}_hi"
+
+    def num(r, lead: str = "95% interval ") -> str:
+        if np.isnan(float(r[lo])) or np.isnan(float(r[hi])):
+            return f"{r[measure]:{w['fmt']}} (no interval)"
+        return f"{r[measure]:{w['fmt']}} ({lead}{r[lo]:{w['fmt']}} to {r[hi]:{w['fmt']}})"
+
     out = []
     for p, rows in table[table.p > 0].groupby("p"):
-        best = rows.loc[rows.prob_change.idxmin()]
-        if abs(best.prob_change) < NOISE:
-            out.append(f"p = {p:g}: no method moves the predicted class's probability by {NOISE} or more.")
+        order = {m: i for i, m in enumerate(FAITH_METHODS)}
+        rows = sorted((r for _, r in rows.iterrows()), key=lambda r: order.get(r.method, len(order)))
+        has = {r.method: r for r in rows}
+        if not any(_moves(r[measure], measure) for r in rows):
+            out.append(f"p = {p:g}: {w['none']}" + (" (GA included)." if "ga" in has else "."))
             continue
-        line = (f"p = {p:g}: {best.method.upper()} lowers the predicted class's probability most "
-                f"({best.prob_change:+.3f}, 95% interval {best.prob_change_lo:+.3f} to {best.prob_change_hi:+.3f})")
-        for other in ("aa", "rd"):  # the baselines of the paper's claim: attention weights, random positions
-            them = rows[rows.method == other]
-            if len(them) and best.method != other:
-                r = them.iloc[0]
-                apart = best.prob_change_hi < r.prob_change_lo
-                line += (f"; {other.upper()}: {r.prob_change:+.3f} ({r.prob_change_lo:+.3f} to "
-                         f"{r.prob_change_hi:+.3f}), " + ("the intervals do not overlap" if apart else
-                                                          "the intervals overlap"))
-        out.append(line + ".")
+        best = max(rows, key=lambda r: r[measure] * w["sign"])
+        if _moves(best[measure], measure) and best[measure] * w["sign"] > 0:
+            line = f"p = {p:g}: {method_name(best.method)} {w['most']}: {num(best)}"
+            rest = [r for r in rows if r.method != best.method]
+        else:
+            line, rest = f"p = {p:g}: no method lowers {w['what']} by {w['noise']:g} or more", rows
+        if rest:
+            line += "; " + "; ".join(f"{method_name(r.method)}: {num(r, '')}" for r in rest)
+        line += "."
+        others = [r for r in rows if r.method not in ("ga", "low")]
+        if "ga" in has and others:
+            line += " " + _against("GA (what AD-DROP uses)", has["ga"], others, measure, {})
+        others = [has[m] for m in ("rd", "ga") if m in has]
+        if "low" in has and others:
+            names = {"ga": "GA's top positions"}
+            line += " " + _against("low (dropping GA's lowest positions)", has["low"], others, measure, names)
+        out.append(line)
+    if out and "ga" not in set(table.method):
+        out.append("GA is not among the methods: add it to see where GA's top positions stand (the paper's claim).")
     return out
