@@ -7,6 +7,7 @@ from pathlib import Path
 import streamlit as st
 
 from addrop.errors import UserError
+from addrop.experiments.replication.notes import cross_tuning_notes
 from addrop.experiments.replication.report import answer, markdown, study_report
 from addrop.experiments.replication.runner import study_exists
 from addrop.studio.plots import report_figures
@@ -49,4 +50,7 @@ if said:
     st.info(f"**{'The answer' if complete else 'The answer so far'}.** {said}", icon=":material/fact_check:")
 for name, fig in report_figures(rep):
     st.plotly_chart(fig, key=f"rp_fig_{name}")
+    if name == "cross-tuning":  # what the grid shows, and what one seed per cell cannot
+        for note in cross_tuning_notes(rep):
+            st.caption(note)
 st.markdown(markdown(rep).split("\n", 1)[1])  # the report's tables, without its title

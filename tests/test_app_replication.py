@@ -7,6 +7,7 @@ from pathlib import Path
 
 from streamlit.testing.v1 import AppTest
 
+from addrop.experiments.replication.notes import SHORT_LABELS, cross_tuning_notes, intervals_note
 from addrop.experiments.replication.plan import ReplicationPlan
 from addrop.experiments.replication.report import markdown, study_report
 from addrop.experiments.replication.runner import run_study
@@ -33,6 +34,13 @@ def test_replication_page_shows_the_report_of_the_records(env):
     assert any("This project's study" in c.value for c in at.caption)
     said = [i.value for i in at.info if i.value.startswith("**The answer.**")]  # the study is complete
     assert len(said) == 1 and "no clear difference in any setting (cola, mrpc, sts-b, sst-2-16, sst-2-64)" in said[0]
+    shipped = study_report(at.text_input(key="rp_folder").value)
+    assert intervals_note(shipped) in said[0]  # every interval that excludes 0 (an ablation's too), out of how many
+    for d in shipped["paired"]:
+        named = f"{d['arm']} on {d['setting']} at {SHORT_LABELS[d['which']]}, "
+        assert (named in said[0]) == (d["low"] is not None and (d["low"] > 0 or d["high"] < 0))
+    notes = cross_tuning_notes(shipped)
+    assert notes and all(n in [c.value for c in at.caption] for n in notes)  # under the Figure 4 scatter
     at.text_input(key="rp_folder").set_value(str(runs / "nothing-here")).run()
     assert any("No replication study" in i.value for i in at.info)
     study = runs / "replication"
@@ -46,3 +54,5 @@ def test_replication_page_shows_the_report_of_the_records(env):
     assert markdown(rep).split("\n", 1)[1].strip() in shown  # the same tables as report.md
     charts = at.get("plotly_chart")
     assert len(charts) == 4  # main bars, paired differences, ablation bars, the cross-tuning scatter
+    notes = cross_tuning_notes(rep)
+    assert len(notes) == 1 and notes[0] in [c.value for c in at.caption]

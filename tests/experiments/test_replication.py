@@ -18,7 +18,8 @@ from addrop.cli import main
 from addrop.engine.runs import list_runs
 from addrop.errors import UserError
 from addrop.experiments.replication.plan import ReplicationPlan, Unit
-from addrop.experiments.replication.report import REPORT_FILE, run_scores, study_report, t_interval
+from addrop.experiments.replication.notes import SHORT_LABELS, cross_tuning_notes, intervals_note
+from addrop.experiments.replication.report import REPORT_FILE, answer, markdown, run_scores, study_report, t_interval
 from addrop.experiments.replication.runner import chosen, run_study, survey
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -224,16 +225,208 @@ def test_the_plan_s_data_on_glue(glue_dir):
 
 
 def test_the_answer_sorts_settings_by_where_their_interval_lies():
-    from addrop.experiments.replication.report import answer
-
     def row(setting, mean, low, high, arm="AD-DROP (GA)", which="best"):
         return {"setting": setting, "arm": arm, "which": which, "seeds": 5, "mean": mean, "low": low, "high": high}
 
     rep = {"level": 0.95, "model": "minilm", "paired": [
         row("a", 0.02, 0.01, 0.03), row("b", -0.02, -0.03, -0.01), row("c", 0.0, -0.01, 0.01),
         row("d", 0.01, None, None), row("a", 0.5, 0.4, 0.6, which="last"), row("a", 0.5, 0.4, 0.6, arm="ablation: rd")]}
-    assert answer(rep) == ("AD-DROP (GA) against vanilla, paired by seed and scored at the best epoch: better than "
-                           "vanilla in a; worse in b; no clear difference in c: the 95% interval of the paired "
-                           "difference includes 0; too few seeds to tell in d. The mean differences run from "
-                           "-0.0200 to +0.0200 over 4 settings (minilm).")
+    first, note = answer(rep).split("\n\n")
+    assert first == ("AD-DROP (GA) against vanilla, paired by seed and scored at the best epoch: better than "
+                     "vanilla in a; worse in b; no clear difference in c: the 95% interval of the paired "
+                     "difference includes 0; too few seeds to tell in d. The mean differences run from "
+                     "-0.0200 to +0.0200 over 4 settings (minilm).")
+    assert note == intervals_note(rep)  # then every interval of the report that excludes 0, ablations and all
     assert answer({"level": 0.95, "model": "m", "paired": []}) is None
+
+
+def test_the_intervals_note_names_each_interval_that_excludes_0_and_the_chance_rate():
+    def row(setting, arm, which, low, high, seeds=5):
+        return {"setting": setting, "arm": arm, "which": which, "seeds": seeds, "mean": (low + high) / 2 if
+                low is not None else 0.01, "low": low, "high": high}
+
+    paired = [row("a", "AD-DROP (GA)", w, -0.01, 0.02) for w in ("best", "last", "half")]
+    paired += [row("a", "ablation: rd", "best", -0.03, -0.01), row("a", "ablation: rd", "last", 0.01, 0.05),
+               row("a", "ablation: rd", "half", -0.01, 0.01), row("b", "AD-DROP (GA)", "best", None, None, 1)]
+    for level in (0.95, 0.9):
+        rep = {"level": level, "model": "m", "paired": paired}
+        note = intervals_note(rep)
+        computed = [d for d in paired if d["low"] is not None]
+        excl = [d for d in computed if d["low"] > 0 or d["high"] < 0]
+        assert note.startswith(f"Of the {len(computed)} paired intervals in this report") and len(excl) == 2
+        assert f", {len(excl)} exclude 0: " in note
+        for d in computed:
+            said = f"{d['arm']} on {d['setting']} at {SHORT_LABELS[d['which']]}, "
+            if d in excl:
+                way = "higher" if d["low"] > 0 else "lower"
+                assert f"{said}{way} than vanilla ({d['mean']:+.4f}, {round(level * 100)}% interval " in note
+            else:
+                assert said not in note
+        assert f"about 1 interval in {round(1 / (1 - level))} excludes 0 by chance alone" in note
+        assert f"({len(computed) * (1 - level):.1f} of {len(computed)} expected" in note
+        assert "no correction for multiple comparisons" in note
+    quiet = [d for d in paired if d["arm"] != "ablation: rd"]
+    none = intervals_note({"level": 0.95, "model": "m", "paired": quiet})
+    assert none.startswith(f"None of the {len(quiet) - 1} paired intervals") and "than vanilla" not in none
+    assert intervals_note({"level": 0.95, "model": "m", "paired": quiet[-1:]}) is None  # no interval computed
+
+
+# ------------------------------------------------------------------ the report's sentences, on synthetic records
+# A tiny study with an ablation without cross-tuning, run once; each test copies it and gives its runs dev curves
+# of its own, so that each sentence's condition holds in one copy and not in another.
+NOTES_PLAN = {**TINY, "ablation": {"task": "demo", "seeds": [0, 1],
+                                   "arms": {"rd": {"method": "rd"}, "no-ct": {"cross_tuning": False}}}}
+
+
+@pytest.fixture(scope="module")
+def tiny_study(tmp_path_factory):
+    out = tmp_path_factory.mktemp("notes") / "study"
+    run_study(ReplicationPlan(json.loads(json.dumps(NOTES_PLAN)), device="cpu"), out)
+    return out
+
+
+@pytest.fixture
+def study(tiny_study, tmp_path):
+    import shutil
+
+    return Path(shutil.copytree(tiny_study, tmp_path / "study"))
+
+
+def cell_of(r) -> tuple:
+    """What a run of the study is: ('vanilla' | 'AD-DROP (GA)' | an ablation arm, seed) for main and ablation runs,
+    ('vanilla',) or (cross-tuning, p, q) for selection runs."""
+    stage, name = r.group.split("/")
+    if stage == "selection":
+        if r.config["strategy"] == "vanilla":
+            return ("vanilla",)
+        return (not name.endswith("-no-ct"), r.config["attribution"]["p"], r.config["attribution"]["q"])
+    if stage == "main":
+        return ("vanilla" if r.config["strategy"] == "vanilla" else "AD-DROP (GA)", r.config["seed"])
+    return (name.removeprefix("demo-"), r.config["seed"])
+
+
+def give_scores(out, score) -> None:
+    """Every run gets a dev curve over the epochs score(cell_of(run)) lists (accuracy; its best is its last epoch
+    only where the list ends on its highest value); both dev halves follow it."""
+    for r in list_runs(out):
+        curve = score(cell_of(r))
+        lines = [{"epoch": e, "train_loss": 0.5, "dev_loss": 0.5, "dev_accuracy": v, "half_a_accuracy": v,
+                  "half_b_accuracy": v} for e, v in enumerate(curve, 1)]
+        (r.path / "metrics.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
+
+
+def arms_score(shift: dict, held_out: dict | None = None):
+    """Main and ablation runs: vanilla 0.6 + 0.01 x seed at its best epoch, an arm that plus shift[arm][seed];
+    selection runs: held_out[cell] (0.5 where not given)."""
+    def score(cell):
+        if len(cell) == 2 and isinstance(cell[1], int):
+            arm, seed = cell
+            v = 0.6 + 0.01 * seed + (shift.get(arm, {}).get(seed, 0.0) if arm != "vanilla" else 0.0)
+            return [v - 0.05, v]
+        v = (held_out or {}).get(cell, 0.5)
+        return [v - 0.05, v]
+    return score
+
+
+NOISE = {0: 0.05, 1: -0.04}  # paired differences of both signs: the interval includes 0
+
+
+def test_the_report_names_every_interval_that_excludes_0(study):
+    for rd, way in (({0: 0.10, 1: 0.11}, "higher"), ({0: -0.10, 1: -0.105}, "lower"), (NOISE, None)):
+        give_scores(study, arms_score({"AD-DROP (GA)": NOISE, "rd": rd, "no-ct": NOISE}))
+        rep = study_report(study)
+        computed = [d for d in rep["paired"] if d["low"] is not None]
+        excluded = [d for d in computed if d["low"] > 0 or d["high"] < 0]
+        text, said = markdown(rep), answer(rep)
+        n = len(computed)
+        assert n == 9 and f"{n * 0.05:.1f} of {n} expected" in text and "1 interval in 20" in said
+        if way is None:
+            assert not excluded and f"None of the {n} paired intervals in this report" in said
+            assert "than vanilla (" not in text + said
+            continue
+        assert {d["arm"] for d in excluded} == {"ablation: rd"} and len(excluded) == 3  # best, last, half-dev
+        assert f"Of the {n} paired intervals in this report" in text and f"{len(excluded)} exclude 0" in said
+        for d in excluded:
+            line = f"ablation: rd on demo at {SHORT_LABELS[d['which']]}, {way} than vanilla ({d['mean']:+.4f}"
+            assert line in text and line in said
+        assert "AD-DROP (GA) on demo at" not in said
+
+
+def test_the_p_q_table_says_where_vanilla_beat_every_grid_cell(study):
+    cells = {(True, 0.3, 0.3): 0.6, (True, 0.3, 0.5): 0.7, (False, 0.3, 0.3): 0.95}  # no-ct cells do not count
+    for vanilla, says in ((0.9, "above every cell"), (0.7, "level with the best"), (0.65, None)):
+        give_scores(study, arms_score({}, {**cells, ("vanilla",): vanilla}))
+        rep = study_report(study)
+        sel = [r for r in rep["selection"] if r["cross_tuning"]]
+        van = next(r["held_out_best"] for r in sel if r["strategy"] == "vanilla")
+        best = max(r["held_out_best"] for r in sel if r["strategy"] == "addrop")
+        assert van == pytest.approx(vanilla) and best == pytest.approx(0.7)
+        text = markdown(rep)
+        row = next(line for line in text.splitlines() if line.startswith("| demo | 0.3 |"))
+        if says is None:
+            assert van < best and "vanilla" not in row and "On the held-out slice (" not in text
+        elif says == "above every cell":
+            assert row.endswith(f"| vanilla {van:.4f} above every cell |")
+            assert (f"vanilla scored above every AD-DROP grid cell in demo ({van:.4f} against at most {best:.4f})"
+                    in text)
+            assert f"On the held-out slice ({rep['holdout']} training examples held out, seed 100, one run" in text
+        else:
+            assert van == best and row.endswith(f"| vanilla {van:.4f} level with the best |")
+            assert f"vanilla was level with the best cell in demo ({van:.4f})" in text
+
+
+def test_the_cross_tuning_grid_is_said_in_words(study):
+    on = {(True, 0.3, 0.3): 0.6, (True, 0.3, 0.5): 0.7}
+    for off, leader in (({(False, 0.3, 0.3): 0.8, (False, 0.3, 0.5): 0.7}, "without"),
+                        ({(False, 0.3, 0.3): 0.55, (False, 0.3, 0.5): 0.65}, "with"),
+                        ({(False, 0.3, 0.3): 0.7, (False, 0.3, 0.5): 0.6}, None)):
+        give_scores(study, arms_score({"AD-DROP (GA)": NOISE, "rd": NOISE, "no-ct": NOISE}, {**on, **off}))
+        rep = study_report(study)
+        grid = {(r["cross_tuning"], r["p"], r["q"]): r["held_out_best"] for r in rep["scatter"]}
+        assert grid == pytest.approx({**on, **off})
+        notes = cross_tuning_notes(rep)
+        assert len(notes) == 1 and notes[0] in markdown(rep)
+        note = notes[0]
+        assert note.startswith(f"demo, held-out slice ({rep['holdout']} training examples held out, seed 100, one "
+                               "run per cell; accuracy at the best epoch): ")
+        best_on, best_off = max(on.values()), max(off.values())
+        if leader is None:
+            assert f"the best cells with and without cross-tuning are level ({best_on:.4f})" in note
+            assert "Figure 4" not in note
+        else:
+            gap = abs(best_off - best_on)
+            assert f"the best cell {leader} cross-tuning, {max(best_on, best_off):.4f} " in note
+            assert f"is {gap:.4f} ({round(gap * rep['holdout'])} of {rep['holdout']} examples) above" in note
+            assert ("the opposite of" if leader == "without" else "the direction of") in note
+        up = sum(off[(False, p, q)] > v for (_, p, q), v in on.items())
+        down = sum(off[(False, p, q)] < v for (_, p, q), v in on.items())
+        assert (f"without cross-tuning is higher in {up}, level in {len(on) - up - down} and lower in {down} of "
+                f"{len(on)}") in note
+        assert "One run per cell and no interval: this is a description of the grid, not a test" in note
+        noct = next(d for d in rep["paired"] if d["arm"] == "ablation: no-ct" and d["which"] == "best")
+        assert f"AD-DROP without cross-tuning (ablation: no-ct) is {noct['mean']:+.4f} against vanilla" in note
+    for key in ("scatter", "selection"):  # no grid without cross-tuning: no sentence
+        rep[key] = [r for r in rep[key] if r["cross_tuning"]]
+    assert cross_tuning_notes(rep) == [] and "Cell by cell" not in markdown(rep)
+
+
+def test_the_mean_best_epoch_says_out_of_how_many_epochs(study):
+    # one run stopped after its first epoch, one has its best epoch first; the others' best is their last (2)
+    short = {("vanilla", 0): [0.6], ("AD-DROP (GA)", 0): [0.7, 0.65]}
+    give_scores(study, lambda cell: short.get(cell) or arms_score({"AD-DROP (GA)": NOISE})(cell))
+    rep = study_report(study)
+    recs = list_runs(study / "main" / "demo", recursive=False)
+    cap, patience = recs[0].config["epochs"], recs[0].config["early_stopping"]
+    text = markdown(rep)
+    assert "| mean best epoch | epochs run (of cap) |" in text
+    for arm, strategy in (("vanilla", "vanilla"), ("AD-DROP (GA)", "addrop")):
+        runs = [r for r in recs if r.config["strategy"] == strategy]
+        ran = sum(len(r.metrics) for r in runs) / len(runs)
+        best = sum(max(m, key=lambda x: x["dev_accuracy"])["epoch"] for m in (r.metrics for r in runs)) / len(runs)
+        row = next(line for line in text.splitlines() if line.startswith(f"| demo | {arm} |"))
+        assert row.endswith(f"| {best:.1f} | {ran:.1f} of {cap} |")
+        assert best < cap and (ran < cap or strategy == "addrop")  # three different numbers in the row
+    assert (f"Each run trains at most its setting's epoch cap (demo {cap}); early stopping ends it sooner, once "
+            f"{patience} epochs pass without a better dev metric") in text
+    rep["arms"] = []  # no main or ablation run: nothing to count epochs of
+    assert "Mean best epoch:" not in markdown(rep)

@@ -1,7 +1,8 @@
 """What a replication study shows, computed only from its run records: per setting and arm the dev metric at the
 best and at the last epoch (mean ± sd over seeds), the half-dev figure (the epoch chosen on one half of dev,
 scored on the other, both ways, averaged), paired differences per seed with a t interval, the selection grids,
-the ablations and the Figure 4 points. `markdown(report)` renders the tables (DIR/report.md).
+the ablations and the Figure 4 points. `markdown(report)` renders the tables (DIR/report.md), each with the
+sentences of notes.py a skeptical reader needs beside it; `answer(report)` is the study's answer in words.
 """
 from __future__ import annotations
 
@@ -10,12 +11,13 @@ from pathlib import Path
 
 from ...engine.runs import list_runs
 from ...engine.selection import best_epoch
+from .notes import (WHICH_LABELS, cross_tuning_notes, epochs_cell, epochs_note, intervals_note, signed,
+                    vanilla_cell, vanilla_notes)
 from .plan import NO_CT, ReplicationPlan, Unit, plan_for_study, sweep_root
 from .runner import chosen, survey
 
 REPORT_FILE = "report.md"
 WHICH = ("best", "last", "half")  # best epoch, last epoch, epoch chosen on one half of dev and scored on the other
-WHICH_LABELS = {"best": "best epoch", "last": "last epoch", "half": "half-dev (epoch chosen on the other half)"}
 
 
 def _num(v) -> float | None:
@@ -60,7 +62,9 @@ def _finished(folder: Path) -> list:
 
 
 def _by_seed(records, metric: str, strategy: str) -> dict[int, dict]:
-    return {int(r.config["seed"]): run_scores(r.metrics, metric) for r in records
+    """Per seed, a run's scores with its epoch cap and early-stopping patience (from its config)."""
+    return {int(r.config["seed"]): dict(run_scores(r.metrics, metric), cap=r.config.get("epochs"),
+                                        patience=r.config.get("early_stopping")) for r in records
             if r.config.get("strategy") == strategy and isinstance(r.config.get("seed"), int)}
 
 
@@ -78,6 +82,10 @@ def _arm_row(setting, arm, metric, scores: dict, level) -> dict:
         row[f"{w}_mean"], row[f"{w}_sd"] = m, sd
     eps = [s["best_epoch"] for s in scores.values() if isinstance(s["best_epoch"], int)]
     row["best_epoch"] = sum(eps) / len(eps) if eps else math.nan
+    ran = [s["epochs"] for s in scores.values() if s["epochs"]]
+    row["epochs_run"] = sum(ran) / len(ran) if ran else math.nan
+    row["caps"] = sorted({s["cap"] for s in scores.values() if isinstance(s.get("cap"), int)})
+    row["patience"] = sorted({s["patience"] for s in scores.values() if isinstance(s.get("patience"), int)})
     return row
 
 
@@ -97,7 +105,8 @@ def study_report(out) -> dict:
     plan = plan_for_study(out)
     level = plan.interval
     rep = {"name": plan.name, "model": plan.model, "level": level, "status": [], "selection": [], "arms": [],
-           "paired": [], "scatter": [], "chosen": {}}
+           "paired": [], "scatter": [], "chosen": {}, "holdout": plan.holdout,
+           "no_ct_arms": [f"ablation: {a}" for a, c in plan.arms.items() if c.get("cross_tuning") is False]}
     for st in survey(plan, out):
         rep["status"].append({"group": st.unit.label, "runs": st.total, "finished": st.finished,
                               "estimated_s_left": st.seconds_left, "waiting": st.waiting})
@@ -139,7 +148,9 @@ def study_report(out) -> dict:
 
 def answer(rep: dict, arm: str = "AD-DROP (GA)", which: str = "best") -> str | None:
     """The study's answer in one sentence, read off its paired differences (`arm` against vanilla, scored at
-    `which`): per setting, whether the t interval lies above 0, below 0, or includes it. None before any pair."""
+    `which`): per setting, whether the t interval lies above 0, below 0, or includes it; then, in a paragraph of
+    its own, every interval of the report that excludes 0, out of how many, and the chance rate
+    (notes.intervals_note). None before any pair."""
     rows = [d for d in rep["paired"] if d["arm"] == arm and d["which"] == which and d["seeds"]]
     if not rows:
         return None
@@ -159,11 +170,12 @@ def answer(rep: dict, arm: str = "AD-DROP (GA)", which: str = "best") -> str | N
     if few:
         parts.append(f"too few seeds to tell in {', '.join(few)}")
     means = [d["mean"] for d in rows]
-    spread = (f"The mean difference is {_signed(means[0])}" if len(rows) == 1 else
-              f"The mean differences run from {_signed(min(means))} to {_signed(max(means))} over {len(rows)} "
+    spread = (f"The mean difference is {signed(means[0])}" if len(rows) == 1 else
+              f"The mean differences run from {signed(min(means))} to {signed(max(means))} over {len(rows)} "
               "settings")
+    note = intervals_note(rep)
     return (f"{arm} against vanilla, paired by seed and scored at the {WHICH_LABELS[which]}: "
-            + "; ".join(parts) + f". {spread} ({rep['model']}).")
+            + "; ".join(parts) + f". {spread} ({rep['model']})." + (f"\n\n{note}" if note else ""))
 
 
 # ------------------------------------------------------------------------------------------------- Markdown
@@ -178,9 +190,8 @@ def _table(head: list[str], rows: list[list]) -> str:
     return "\n".join(lines)
 
 
-def _signed(v: float) -> str:
-    """A difference to 4 decimals with its sign; one that rounds to zero is +0.0000, never -0.0000."""
-    return f"{0.0 if abs(v) < 5e-5 else v:+.4f}"
+def _para(text: str | None) -> list[str]:
+    return [text, ""] if text else []
 
 
 def markdown(rep: dict) -> str:
@@ -201,22 +212,24 @@ def markdown(rep: dict) -> str:
                 _table(["setting", "p", "q", "held-out metric (best epoch)", "note"],
                        [[k, _f(v["p"], 1) if v["p"] is not None else "–",
                          _f(v["q"], 1) if v["q"] is not None else "–",
-                         _f(v["held_out"]), v["reason"] or ""] for k, v in rep["chosen"].items()]), ""]
+                         _f(v["held_out"]), v["reason"] or vanilla_cell(rep, k)] for k, v in rep["chosen"].items()]),
+                ""] + _para(vanilla_notes(rep))
     if rep["arms"]:
         out += ["## Dev metric per setting and arm (mean ± sd over seeds)", "",
-                _table(["setting", "arm", "metric", "seeds", "best epoch", "last epoch", "half-dev", "mean best epoch"],
+                _table(["setting", "arm", "metric", "seeds", "best epoch", "last epoch", "half-dev", "mean best epoch",
+                        "epochs run (of cap)"],
                        [[a["setting"], a["arm"], a["metric"], a["seeds"],
                          f"{_f(a['best_mean'])} ± {_f(a['best_sd'])}", f"{_f(a['last_mean'])} ± {_f(a['last_sd'])}",
-                         f"{_f(a['half_mean'])} ± {_f(a['half_sd'])}", _f(a["best_epoch"], 1)] for a in rep["arms"]]),
-                ""]
+                         f"{_f(a['half_mean'])} ± {_f(a['half_sd'])}", _f(a["best_epoch"], 1), epochs_cell(a)]
+                        for a in rep["arms"]]), ""] + _para(epochs_note(rep))
     if rep["paired"]:
         out += [f"## Paired difference to vanilla, per seed (mean and {pct}% t interval)", "",
                 _table(["setting", "arm", "scored at", "seeds", "mean", f"{pct}% interval", "per seed"],
                        [[d["setting"], d["arm"], WHICH_LABELS[d["which"]], d["seeds"],
-                         _signed(d["mean"]) if d["seeds"] else "–",
-                         f"[{_signed(d['low'])}, {_signed(d['high'])}]" if d["low"] is not None else "–",
-                         ", ".join(f"s{s}: {_signed(v)}" for s, v in sorted(d["per_seed"].items()))]
-                        for d in rep["paired"]]), ""]
+                         signed(d["mean"]) if d["seeds"] else "–",
+                         f"[{signed(d['low'])}, {signed(d['high'])}]" if d["low"] is not None else "–",
+                         ", ".join(f"s{s}: {signed(v)}" for s, v in sorted(d["per_seed"].items()))]
+                        for d in rep["paired"]]), ""] + _para(intervals_note(rep))
     if rep["selection"]:
         out += ["## Selection grids (held-out training slice, never dev)", "",
                 _table(["setting", "cross-tuning", "run", "p", "q", "seed", "best", "last", "best epoch"],
@@ -224,6 +237,8 @@ def markdown(rep: dict) -> str:
                          r["p"] if r["p"] is not None else "", r["q"] if r["q"] is not None else "", r["seed"],
                          _f(r["held_out_best"]), _f(r["held_out_last"]), r["best_epoch"]]
                         for r in rep["selection"]]), ""]
+        for note in cross_tuning_notes(rep):
+            out += _para(note)
     if not rep["arms"]:
         out += ["No main or ablation run has finished yet: there is no result.", ""]
     return "\n".join(out)
