@@ -1,4 +1,4 @@
-"""The sidebar's data, model and device in the page's address (`?source=glue&task=MRPC&model=minilm`), so that a
+"""The sidebar's data, model and device in the page's address (`?source=glue&task=mrpc&model=minilm`), so that a
 reload, a bookmark or a shared link opens the same choices.
 
 A reload starts a new Streamlit session, with every widget at its default, and Streamlit clears the address's query

@@ -36,8 +36,8 @@ if not records:
 table = runs_table(records)
 table["size (MB)"] = [disk_size(r.path) / 1e6 for r in records]
 table["weights"] = [r.has_weights for r in records]
-st.caption(f"{counted(len(records), 'run')}, {table['size (MB)'].sum():,.1f} MB on disk (a minilm checkpoint is about 90 MB; "
-           "delete runs below).")
+st.caption(f"{counted(len(records), 'run')}, {table['size (MB)'].sum():,.1f} MB on disk (a minilm checkpoint is "
+           "about 90 MB; delete runs below).")
 st.dataframe(table, hide_index=True, placeholder=ui.MISSING,
              column_config={"size (MB)": st.column_config.NumberColumn(format="%.1f")} | {
     c: st.column_config.NumberColumn(format="%.4f") for c in table.columns

@@ -1,6 +1,7 @@
 """Across training: a run's probe sentences epoch by epoch (engine/probes.py, studio/explore/across.py)."""
 from __future__ import annotations
 
+import numpy as np
 import streamlit as st
 
 from addrop.engine.probes import PROBE_DIR, read_probes
@@ -68,15 +69,16 @@ for col, (path, s) in zip(cols, series.items()):
         st.plotly_chart(plots.probe_predictions(across.predictions(s, ())),
                         key=f"tr_pred_{path}")
         st.caption(f"Each line: one probe sentence's probability of its gold class (its score, for regression) "
-                   f"after each epoch. {counted(P, 'sentence')} {'say' if P != 1 else 'says'} little about the dev set as a whole: the run's "
-                   "dev metric is on the Runs page.")
+                   f"after each epoch. {counted(P, 'sentence')} {'say' if P != 1 else 'says'} little about the dev "
+                   "set as a whole: the run's dev metric is on the Runs page.")
         if len(s.epochs) > 1:
             k = max(e, 1) - 1
             st.plotly_chart(plots.head_heatmap(
                 across.drift(s)[k], f"GA drift, epoch {s.epochs[k]} → {s.epochs[k + 1]}:<br>rank correlation of "
-                                    "the [CLS] row (1 = unchanged, 0 = unrelated)", zmin=-1, zmax=1, colorscale="RdBu"),
+                                    "the [CLS] row (1 = unchanged, 0 = unrelated)", zmin=-1, zmax=1,
+                colorscale="RdBu"),
                 key=f"tr_drift_{path}")
-            chance = float(across.region_kept_chance(s, p)[k].mean())
+            chance = float(np.nanmean(across.region_kept_chance(s, p)[k]))
             st.plotly_chart(plots.head_heatmap(
                 across.region_kept(s, p)[k], f"Share of the [CLS] row's top-{p:g} region kept,<br>epoch "
                                              f"{s.epochs[k]} → {s.epochs[k + 1]} (a random region: {chance:.0%})"),
