@@ -80,7 +80,8 @@ def test_the_size_cap_is_said_as_the_readme_says(tmp_path):
     p = tmp_path / "big.csv"
     p.write_bytes(b"text,label\n" + b"x,1\n" * (D.DEFAULT_MAX_BYTES // 4 + 10))
     msg = _error(lambda: D.load_csv(p), "larger than the 20 MB limit")
-    assert "21" not in msg
+    assert "21" not in msg.replace(str(p), "")  # the limit (20 MiB) said as the README says it, not as 21 MB; the
+    # file's own path may hold a 21 (pytest's numbered folders: pytest-210 made this fail once)
 
 
 def test_messages_name_the_uploaded_file_not_the_server_copy(tmp_path):
