@@ -28,6 +28,12 @@ def counted(n: int, noun: str, plural: str | None = None) -> str:
     return f"{n} {noun if n == 1 else plural or noun + 's'}"
 
 
+def listed(items) -> str:
+    """Items in a sentence: listed(["a"]) -> "a", listed(["a", "b", "c"]) -> "a, b and c" ("" for none)."""
+    items = [str(i) for i in items]
+    return ", ".join(items[:-1]) + " and " + items[-1] if len(items) > 1 else "".join(items)
+
+
 class ArgumentParser(argparse.ArgumentParser):
     """argparse's parser, except that a wrong or missing argument is reported in one line with a pointer to
     --help, like every other error of the commands, instead of after the whole usage block."""

@@ -22,7 +22,7 @@ from ..core.masking import dropped_share, make_drops, random_scores
 from ..core.passes import eval_mode, model_inputs
 from ..engine.batching import batches, encode
 from ..engine.data import subset
-from ..errors import UserError
+from ..errors import UserError, listed
 from .deletion_settings import DEFAULT_METHODS, DEFAULT_PS, FAITH_LABELS, FAITH_METHODS, DeletionSettings
 
 __all__ = ["DEFAULT_METHODS", "DEFAULT_PS", "FAITH_LABELS", "FAITH_METHODS", "LOGIT_NOISE", "MEASURES", "NOISE",
@@ -231,7 +231,7 @@ def _against(subject: str, a, others: list, measure: str, names: dict) -> str:
     for o in others:
         by.setdefault(_compare(a, o, measure), []).append(names.get(o.method, method_name(o.method)))
     many = {k for k, v in by.items() if len(v) > 1}
-    by = {k: v[0] if len(v) == 1 else f"{', '.join(v[:-1])} and {v[-1]}" for k, v in by.items()}
+    by = {k: listed(v) for k, v in by.items()}
     raises = w["sign"] < 0 and a[f"{measure}_lo"] > 0  # nan > 0 is False
     if raises:  # "lowers it less than" would read as if it lowered it: say where the value ends instead
         said = f"{subject} raises it (its whole interval is above 0)"

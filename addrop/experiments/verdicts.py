@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 
-from ..errors import counted
+from ..errors import counted, listed
 
 PAPER_PRIOR_FINDING = (
     "In the paper (RoBERTa-base on MRPC, Figure 2 of Section 2.2), dropping the low-attribution positions fits "
@@ -90,10 +90,7 @@ def _last_common(frame):
 
 
 def _all(names) -> str:
-    names = [_name(n) for n in names]
-    if len(names) < 2:
-        return names[0] if names else "no run"
-    return ", ".join(names[:-1]) + " and " + names[-1]
+    return listed(_name(n) for n in names) or "no run"
 
 
 def _lowest(series) -> list:

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import math
 
+from ...errors import listed
+
 WHICH_LABELS = {"best": "best epoch", "last": "last epoch", "half": "half-dev (epoch chosen on the other half)"}
 SHORT_LABELS = {"best": "the best epoch", "last": "the last epoch", "half": "half-dev"}
 
@@ -29,10 +31,6 @@ def _ok(v) -> bool:
 
 def _same(a: float, b: float) -> bool:
     return math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12)
-
-
-def _and(items: list[str]) -> str:
-    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
 
 
 def _pct(level: float) -> int:
@@ -59,15 +57,15 @@ def intervals_note(rep: dict) -> str | None:
     pairs = list(dict.fromkeys((d["setting"], d["arm"]) for d in rows))
     ways = list(dict.fromkeys(d["which"] for d in rows))
     how = (f"{len(pairs)} comparison{'s' if len(pairs) != 1 else ''} with vanilla, each scored at "
-           f"{_and([SHORT_LABELS[w] for w in ways])}" if len(pairs) * len(ways) == n else
+           f"{listed([SHORT_LABELS[w] for w in ways])}" if len(pairs) * len(ways) == n else
            f"{len(pairs)} comparisons with vanilla")
     out = [d for d in rows if direction(d)]
-    listed = "; ".join(f"{d['arm']} on {d['setting']} at {SHORT_LABELS[d['which']]}, {direction(d)} than vanilla "
-                       f"({signed(d['mean'])}, {pct}% interval {signed(d['low'])} to {signed(d['high'])})"
-                       for d in out)
+    excluding = "; ".join(f"{d['arm']} on {d['setting']} at {SHORT_LABELS[d['which']]}, {direction(d)} than vanilla "
+                          f"({signed(d['mean'])}, {pct}% interval {signed(d['low'])} to {signed(d['high'])})"
+                          for d in out)
     head = (f"None of the {n} paired intervals in this report ({how}) excludes 0" if not out else
             f"Of the {n} paired intervals in this report ({how}), {len(out)} exclude{'s' if len(out) == 1 else ''} "
-            f"0: {listed}")
+            f"0: {excluding}")
     scorings = f"the {len(ways)} scorings read the same runs, and " if len(ways) > 1 else ""
     chance = (f"At {pct}%, about 1 interval in {1 / (1 - level):.0f} excludes 0 by chance alone where there is no "
               f"difference ({n * (1 - level):.1f} of {n} expected; these {n} are not independent: {scorings}a "
@@ -97,9 +95,9 @@ def epochs_note(rep: dict) -> str | None:
     by_cap: dict[str, list[str]] = {}
     for s in dict.fromkeys(a["setting"] for a in arms):
         by_cap.setdefault(_caps([c for a in arms if a["setting"] == s for c in a["caps"]]), []).append(s)
-    caps = "; ".join(f"{_and(ss)} {c}" for c, ss in by_cap.items())
+    caps = "; ".join(f"{listed(ss)} {c}" for c, ss in by_cap.items())
     pats = sorted({int(p) for a in arms for p in a.get("patience") or [] if _ok(p) and p > 0})
-    stop = (f"; early stopping ends it sooner, once {_and([str(p) for p in pats])} epochs pass without a better "
+    stop = (f"; early stopping ends it sooner, once {listed([str(p) for p in pats])} epochs pass without a better "
             "dev metric" if pats else "")
     return (f"Mean best epoch: the epoch (counted from 1) with the best dev metric, averaged over seeds. Each run "
             f"trains at most its setting's epoch cap ({caps}){stop}. 'Epochs run' is the mean number of epochs the "
@@ -128,7 +126,7 @@ def _slice(rep: dict, settings: list[str]) -> str:
     size = f"{rep['holdout']} training examples held out" if rep.get("holdout") else "training examples held out"
     if len(seeds) == 1:
         return f"{size}, seed {seeds[0]}, one run per cell"
-    return f"{size}, seeds {_and([str(s) for s in seeds])}: the mean over seeds per cell"
+    return f"{size}, seeds {listed([str(s) for s in seeds])}: the mean over seeds per cell"
 
 
 def vanilla_beat(rep: dict, setting: str) -> tuple[str, float, float] | None:
@@ -157,8 +155,8 @@ def vanilla_notes(rep: dict) -> str | None:
     level = [f"{s} ({b[1]:.4f})" for s, b in beat.items() if b and b[0] == "level"]
     if not above and not level:
         return None
-    parts = ([f"scored above every AD-DROP grid cell in {_and(above)}"] if above else []) + \
-            ([f"{'was' if len(level) == 1 else 'were'} level with the best cell in {_and(level)}"] if level else [])
+    parts = ([f"scored above every AD-DROP grid cell in {listed(above)}"] if above else []) + \
+            ([f"{'was' if len(level) == 1 else 'were'} level with the best cell in {listed(level)}"] if level else [])
     return (f"On the held-out slice ({_slice(rep, list(beat))}), vanilla {' and '.join(parts)}. The selection "
             "chooses p and q for AD-DROP, not whether to use it, so the main comparison took the best cell there "
             "all the same, as preregistered.")
