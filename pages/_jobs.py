@@ -95,10 +95,12 @@ def other_job_running(kind: str):
     return None
 
 
-def live_job(job, draw, key: str, every: float = 2.0, bar: bool = True) -> None:
-    """Progress bar, elapsed / remaining time, a stop button and `draw(snapshot)`, redrawn every `every`
-    seconds while the job runs (an st.fragment); one full rerun when it ends. bar=False: no bar here (a page
-    that draws its own from the run records, so that two bars cannot disagree)."""
+def live_job(job, draw, key: str, every: float = 2.0, bar: bool = True, draw_every: float = 6.0) -> None:
+    """Progress bar, elapsed / remaining time and a stop button, redrawn every `every` seconds while the job runs;
+    below them `draw(snapshot)` (the page's curves, summary and table; None: nothing), redrawn every `draw_every`
+    seconds. Two st.fragments, so that the heavier part is sent to the browser a third as often: on a 2-core
+    machine each redraw takes CPU from the training (docs/performance.md). One full rerun when the job ends.
+    bar=False: no bar here (a page that draws its own from the run records, so that two bars cannot disagree)."""
     from addrop.studio.jobs import format_duration
 
     running_at_start = not job.done
@@ -134,11 +136,16 @@ def live_job(job, draw, key: str, every: float = 2.0, bar: bool = True) -> None:
                        "kept, marked stopped.")
         else:
             st.error(snap["error"] or "the job failed")
-        draw(snap)
         if running_at_start and status not in ("running", "queued"):
             st.rerun()
 
+    @st.fragment(run_every=draw_every if running_at_start else None)
+    def _drawn():
+        draw(job.snapshot())
+
     _live()
+    if draw is not None:
+        _drawn()
 
 
 # ------------------------------------------------------------------------------------------ widget state

@@ -121,4 +121,4 @@ def train_model_panel(c: ui.Ctx) -> None:
                                f"dev loss {last.get('dev_loss', float('nan')):.4f}"
                                + (f", {metric[4:]} {last[metric]:.3f}" if metric else ""))
 
-            _jobs.live_job(job, draw, key="train_model")
+            _jobs.live_job(job, draw, key="train_model", draw_every=2.0)  # one line: as often as the bar

@@ -207,7 +207,7 @@ def main():
     runs_dir = ui.runs_dir()
     job = jobs.job_for("sweep")
     if job is not None and (not job.done or job.snapshot()["status"] == "failed"):  # a failure says why, here
-        jobs.live_job(job, lambda snap: None, key="sweep", every=2.0, bar=False)  # the sweep's bar: below
+        jobs.live_job(job, None, key="sweep", bar=False)  # the sweep's bar: below
     folders = sr.list_sweeps(runs_dir)
     if not runs_dir.is_dir():
         st.info(f"No runs folder yet at {runs_dir.resolve()} (set ADDROP_RUNS_DIR): start a sweep below")

@@ -244,3 +244,36 @@ def test_the_sweep_form_counts_its_runs_as_it_changes_and_starts_them(env):
     job = default_runner().current() or default_runner().recent(1)[0]
     assert job.wait(120) and job.status == "finished", job.error
     assert (env / "sweep-demo-tiny-bert" / "table.csv").is_file()
+
+
+def _live_view():
+    import streamlit as st
+
+    from addrop.studio.jobs import Job
+    from pages import _jobs
+
+    job = Job("demo")  # queued: shown as running
+    job.update(fraction=0.25, message="run 1 of 4")
+    draw = (lambda snap: st.markdown(f"curves at {snap['fraction']:.0%}")) if st.session_state.get("draws") else None
+    _jobs.live_job(job, draw, key="demo")
+
+
+@pytest.mark.parametrize("draws", [True, False])
+def test_a_running_job_shows_its_progress_then_what_the_page_draws(env, draws):
+    # two fragments (the bar every 2 s, the page's drawing every 6 s): both are there on the first run
+    at = AppTest.from_function(_live_view, default_timeout=60)
+    at.session_state["draws"] = draws
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert "run 1 of 4 — 25%" in at.get("progress")[0].proto.text
+    assert [m.label for m in at.metric] == ["Elapsed", "Remaining (estimate)"]
+    assert [m.value for m in at.markdown if m.value.startswith("curves")] == (["curves at 25%"] if draws else [])
+
+
+def test_the_server_does_not_collect_garbage_after_every_rerun():
+    # Streamlit's default runs gc.collect() after every script run: 0.2-0.3 s holding the GIL with torch and a
+    # model loaded, every 2 s while a job's live view reruns (docs/performance.md)
+    import tomllib
+
+    config = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text())
+    assert config["runner"]["postScriptGC"] is False
