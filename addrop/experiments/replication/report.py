@@ -194,8 +194,9 @@ def _para(text: str | None) -> list[str]:
     return [text, ""] if text else []
 
 
-def markdown(rep: dict) -> str:
-    """The report's tables in Markdown (what DIR/report.md holds and the app's page shows)."""
+def markdown(rep: dict, grid_notes: bool = True) -> str:
+    """The report's tables in Markdown (what DIR/report.md holds and the app's page shows). grid_notes=False: without
+    the notes on the cross-tuning grids (`cross_tuning_notes`; the page shows them under its Figure 4 chart)."""
     pct = int(round(rep["level"] * 100))
     out = [f"# Replication study `{rep['name']}` ({rep['model']})", "",
            "Every number below is computed from the run records of this folder (`python -m addrop replicate "
@@ -237,7 +238,7 @@ def markdown(rep: dict) -> str:
                          r["p"] if r["p"] is not None else "", r["q"] if r["q"] is not None else "", r["seed"],
                          _f(r["held_out_best"]), _f(r["held_out_last"]), r["best_epoch"]]
                         for r in rep["selection"]]), ""]
-        for note in cross_tuning_notes(rep):
+        for note in cross_tuning_notes(rep) if grid_notes else []:
             out += _para(note)
     if not rep["arms"]:
         out += ["No main or ablation run has finished yet: there is no result.", ""]
