@@ -271,7 +271,7 @@ def test_a_running_job_shows_its_progress_then_what_the_page_draws(env, draws):
 
 
 def test_the_server_does_not_collect_garbage_after_every_rerun():
-    # Streamlit's default runs gc.collect() after every script run: 0.2-0.3 s holding the GIL with torch and a
+    # Streamlit's default runs gc.collect() after every script run: about 0.2 s holding the GIL with torch and a
     # model loaded, every 2 s while a job's live view reruns (docs/performance.md)
     import tomllib
 
