@@ -53,4 +53,4 @@ for name, fig in report_figures(rep):
     if name == "cross-tuning":  # what the grid shows, and what one seed per cell cannot
         for note in cross_tuning_notes(rep):
             st.caption(note)
-st.markdown(markdown(rep, grid_notes=False).split("\n", 1)[1])  # the tables, without the title and notes
+st.markdown(markdown(rep, page=True).split("\n", 1)[1])  # the tables, without the title and the notes above

@@ -36,6 +36,8 @@ def test_replication_page_shows_the_report_of_the_records(env):
     assert len(said) == 1 and "no clear difference in any setting (cola, mrpc, sts-b, sst-2-16, sst-2-64)" in said[0]
     shipped = study_report(at.text_input(key="rp_folder").value)
     assert intervals_note(shipped) in said[0]  # every interval that excludes 0 (an ablation's too), out of how many
+    on_page = [i.value for i in at.info] + [m.value for m in at.markdown] + [c.value for c in at.caption]
+    assert sum(t.count(intervals_note(shipped)) for t in on_page) == 1  # in the answer, not again under the table
     for d in shipped["paired"]:
         named = f"{d['arm']} on {d['setting']} at {SHORT_LABELS[d['which']]}, "
         assert (named in said[0]) == (d["low"] is not None and (d["low"] > 0 or d["high"] < 0))
@@ -51,7 +53,7 @@ def test_replication_page_shows_the_report_of_the_records(env):
     rep = study_report(study)
     d = next(x for x in rep["paired"] if x["arm"] == "AD-DROP (GA)" and x["which"] == "best")
     assert d["mean"] != 0 and f"{d['mean']:+.4f}" in shown
-    assert markdown(rep, grid_notes=False).split("\n", 1)[1].strip() in shown  # the same tables as report.md
+    assert markdown(rep, page=True).split("\n", 1)[1].strip() in shown  # the same tables as report.md
     charts = at.get("plotly_chart")
     assert len(charts) == 4  # main bars, paired differences, ablation bars, the cross-tuning scatter
     notes = cross_tuning_notes(rep)

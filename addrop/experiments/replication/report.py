@@ -194,9 +194,10 @@ def _para(text: str | None) -> list[str]:
     return [text, ""] if text else []
 
 
-def markdown(rep: dict, grid_notes: bool = True) -> str:
-    """The report's tables in Markdown (what DIR/report.md holds and the app's page shows). grid_notes=False: without
-    the notes on the cross-tuning grids (`cross_tuning_notes`; the page shows them under its Figure 4 chart)."""
+def markdown(rep: dict, page: bool = False) -> str:
+    """The report's tables in Markdown (what DIR/report.md holds and the app's page shows). page=True: without the
+    notes the page shows elsewhere, each once: the intervals note (in its answer box, `answer`) and the notes on the
+    cross-tuning grids (under its Figure 4 chart)."""
     pct = int(round(rep["level"] * 100))
     out = [f"# Replication study `{rep['name']}` ({rep['model']})", "",
            "Every number below is computed from the run records of this folder (`python -m addrop replicate "
@@ -230,7 +231,7 @@ def markdown(rep: dict, grid_notes: bool = True) -> str:
                          signed(d["mean"]) if d["seeds"] else "–",
                          f"[{signed(d['low'])}, {signed(d['high'])}]" if d["low"] is not None else "–",
                          ", ".join(f"s{s}: {signed(v)}" for s, v in sorted(d["per_seed"].items()))]
-                        for d in rep["paired"]]), ""] + _para(intervals_note(rep))
+                        for d in rep["paired"]]), ""] + _para(None if page else intervals_note(rep))
     if rep["selection"]:
         out += ["## Selection grids (held-out training slice, never dev)", "",
                 _table(["setting", "cross-tuning", "run", "p", "q", "seed", "best", "last", "best epoch"],
@@ -238,7 +239,7 @@ def markdown(rep: dict, grid_notes: bool = True) -> str:
                          r["p"] if r["p"] is not None else "", r["q"] if r["q"] is not None else "", r["seed"],
                          _f(r["held_out_best"]), _f(r["held_out_last"]), r["best_epoch"]]
                         for r in rep["selection"]]), ""]
-        for note in cross_tuning_notes(rep) if grid_notes else []:
+        for note in [] if page else cross_tuning_notes(rep):
             out += _para(note)
     if not rep["arms"]:
         out += ["No main or ablation run has finished yet: there is no result.", ""]
