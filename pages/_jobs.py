@@ -95,7 +95,11 @@ def other_job_running(kind: str):
     return None
 
 
-def live_job(job, draw, key: str, every: float = 2.0, bar: bool = True, draw_every: float = 6.0) -> None:
+BAR_EVERY = 2.0   # seconds between redraws of a running job's bar and times
+DRAW_EVERY = 6.0  # ... and of its curves, summary and tables: each redraw takes CPU from training on 2 cores
+
+
+def live_job(job, draw, key: str, every: float = BAR_EVERY, bar: bool = True, draw_every: float = DRAW_EVERY) -> None:
     """Progress bar, elapsed / remaining time and a stop button, redrawn every `every` seconds while the job runs;
     below them `draw(snapshot)` (the page's curves, summary and table; None: nothing), redrawn every `draw_every`
     seconds. Two st.fragments, so that the heavier part is sent to the browser a third as often: on a 2-core

@@ -124,19 +124,26 @@ def _cell_label(row) -> str:
     return f"p={row['p']:g} q={row['q']:g}"
 
 
-def _show_sweep(folder: Path, live: bool):
+def _sweep_bar(folder: Path):
+    """The one progress bar of a sweep (the job's own is hidden), counted from the run records."""
     try:
-        table = sr.sweep_table(folder, which=st.session_state.get("sweep_which", "best"))
         prog = sr.progress(folder)
     except UserError as e:
         st.error(str(e))
         return
-    # the one progress bar of a sweep (the job's own is hidden), counted from the run records
     done, finished, expected = prog["done"], prog["finished"], prog["expected"]
     frac = min(1.0, done / max(expected, 1))
     st.progress(frac, text=f"{finished}/{expected} runs finished" + (f", {done - finished} failed or stopped"
                                                                     if done > finished else "")
                 + f" — {frac:.0%}" + (f"; running: {', '.join(prog['running'])}" if prog["running"] else ""))
+
+
+def _show_sweep(folder: Path):
+    try:
+        table = sr.sweep_table(folder, which=st.session_state.get("sweep_which", "best"))
+    except UserError as e:
+        st.error(str(e))
+        return
     model = table.attrs.get("model")
     if model in TINY:
         st.caption(f"{model_choice_label(model)}: it learns next to nothing, so expect every cell to equal the "
@@ -225,7 +232,9 @@ def main():
             live = bool(sr.progress(folder)["running"]) or (job is not None and not job.done)
         except UserError:
             live = False
-        st.fragment(run_every=2 if live else None)(_show_sweep)(folder, live)
+        # two fragments, as jobs.live_job: the bar often, the heatmap, curves and tables a third as often
+        st.fragment(run_every=jobs.BAR_EVERY if live else None)(_sweep_bar)(folder)
+        st.fragment(run_every=jobs.DRAW_EVERY if live else None)(_show_sweep)(folder)
     with st.expander("Start a sweep", expanded=not folders):
         _start_settings(runs_dir)
 
