@@ -30,10 +30,11 @@ def submit_job(kind: str, name: str, fn, *args, **kwargs):
 
 def start_plan(kind: str, build, loaded, data, num_layers: int, keep_weights: bool = True) -> None:
     """Build a training plan (`build()` may raise UserError), check it against the model and start it as this
-    session's job (`keep_weights`: each run writes its final weights). Errors and Busy show on the page; the page
-    reruns once the job has started."""
+    session's job (`keep_weights`: each run writes its final weights), its runs side by side in worker processes
+    where that pays (studio.background.app_workers). Errors and Busy show on the page; the page reruns once the job
+    has started."""
     from addrop.experiments.plans import check_plan
-    from addrop.studio.background import app_defaults, plan_job
+    from addrop.studio.background import app_defaults, app_workers, plan_job
 
     try:
         plan = app_defaults(build(), keep_weights)
@@ -41,8 +42,26 @@ def start_plan(kind: str, build, loaded, data, num_layers: int, keep_weights: bo
     except UserError as err:
         st.error(str(err))
         return
-    if submit_job(kind, plan.group, plan_job, plan, loaded, data) is not None:
+    workers = app_workers(loaded, len(plan.configs))[0]  # side by side where it pays (warm_workers started them)
+    if submit_job(kind, plan.group, plan_job, plan, loaded, data, workers=workers) is not None:
         st.rerun()
+
+
+def side_by_side(loaded, model: str, device: str, num_labels: int, seed, n_runs: int, running: bool) -> int:
+    """How many of a plan's `n_runs` runs the app will train at once (studio.background.app_workers); where more
+    than one, their worker processes are started now unless a job runs (warm_workers: each loads the model with
+    `seed` ahead), so that Start does not wait for them."""
+    from addrop.studio.background import app_workers, warm_workers
+
+    w = app_workers(loaded, n_runs)[0]
+    if w > 1 and not running:
+        warm_workers(loaded, model, device, num_labels, int(seed) if isinstance(seed, (int, float)) else 0, n_runs)
+    return w
+
+
+def how(at_once: int) -> str:
+    """How side_by_side's count trains a plan's runs, in words."""
+    return "one after the other" if at_once < 2 else f"{at_once} at a time, side by side in worker processes"
 
 
 def keep_weights_toggle(where, key: str, loaded, runs: int, default: bool = True) -> tuple[bool, str]:

@@ -188,6 +188,8 @@ with st.container(border=True):  # not a form: the caption's time estimate follo
                            "batch 16, constant lr 1e-5, max length 100, up to 50 epochs, early stopping on the dev "
                            "metric (patience 5), best epoch kept.")
     settings_ok = nums.report()
+    at_once = jobs.side_by_side(loaded, model_name, c.device, spec.num_labels, seed0, 2 * int(n_seeds or 1),
+                                running)  # how many runs train at once; where two, their workers start now
     if settings_ok:
         n_epochs = 50 if paper else int(epochs)
         est_base = TrainConfig(model=model_name, epochs=n_epochs,
@@ -195,13 +197,13 @@ with st.container(border=True):  # not a form: the caption's time estimate follo
         est_attr = AttributionConfig(method=method, p=float(p), q=float(q), steps=int(steps))
         est = plans.time_estimate(plans.compare_plan(est_base, est_attr, bool(cross), list(range(int(n_seeds))),
                                                      "").configs, model_name,
-                                  ui.data_tokens(c, loaded, train, dev, maxlen))
+                                  ui.data_tokens(c, loaded, train, dev, maxlen), at_once)
         st.caption(f"{2 * int(n_seeds)} runs × {counted(n_epochs, 'epoch')} on {int(n_train)} + "
                    f"{int(n_dev)} examples ({est}{', at most: early stopping may end them sooner' if paper else ''})."
                    + (" **One seed tells nothing**: the verdict needs the spread over three or more seeds."
                       if int(n_seeds) == 1 else "") + f" {keep_note} {tune_note}")
     start = st.button("Start the comparison", key="cm_start", type="primary", icon=":material/play_arrow:",
-                      disabled=running or not settings_ok, help="Train the runs one after the other in the "
+                      disabled=running or not settings_ok, help=f"Train the runs {jobs.how(at_once)} in the "
                       "background (one job per server); you can leave the page meanwhile.")
 
 def _plan():

@@ -167,6 +167,8 @@ ui.clamp_sizes("pr", len(train), len(dev))
 
 job = jobs.job_for(KIND)
 running = job is not None and not job.done
+at_once = jobs.side_by_side(loaded, model_name, c.device, spec.num_labels, st.session_state.get("pr_seed"), 4,
+                            running)  # how many runs train at once; where two, their workers start now
 nums = ui.Numbers()  # ranges checked here, reported above Start (a browser-refused number would stop it silently)
 with st.container(border=True):  # not a form: the caption's time estimate follows every field as it changes
     st.markdown("##### Settings")
@@ -174,7 +176,8 @@ with st.container(border=True):  # not a form: the caption's time estimate follo
     for col, name in ((a, "quick"), (b, "overfit")):
         est = plans.time_estimate(plans.prior_plan(TrainConfig(model=model_name, **setting_sizes(name)),
                                                    plans.PRIOR_DEFAULTS["rate"], [0], "").configs, model_name,
-                                  ui.data_tokens(c, loaded, train, dev, st.session_state.get("pr_maxlen")))
+                                  ui.data_tokens(c, loaded, train, dev, st.session_state.get("pr_maxlen")),
+                                  at_once)
         col.button(SETTING_LABELS[name], key=f"pr_use_{name}", on_click=use_setting, args=(name,),
                    width="stretch", help=f"Fill in this setting's training and dev examples, epochs and learning "
                                          f"rate ({est}); the other settings stay.")
@@ -217,12 +220,12 @@ with st.container(border=True):  # not a form: the caption's time estimate follo
         base_cfg = TrainConfig(model=model_name, epochs=int(epochs), train_size=int(n_train),
                                dev_size=int(n_dev))
         est = plans.time_estimate(plans.prior_plan(base_cfg, float(rate), [0], "", count=count).configs,
-                                  model_name, ui.data_tokens(c, loaded, train, dev, maxlen))
+                                  model_name, ui.data_tokens(c, loaded, train, dev, maxlen), at_once)
         st.caption(f"4 runs × {counted(int(epochs), 'epoch')} on {int(n_train)} + {int(n_dev)} "
                    f"examples ({est}). Keys dropped per row: {COUNT_LABELS[count]}. Precision: "
                    f"{PRECISION_LABELS[precision]}. {keep_note} {tune_note}")
     start = st.button("Start the prior experiment", key="pr_start", type="primary", icon=":material/play_arrow:",
-                      disabled=running or not settings_ok, help="Train the four runs one after the other in the "
+                      disabled=running or not settings_ok, help=f"Train the four runs {jobs.how(at_once)} in the "
                       "background (one job per server); you can leave the page meanwhile.")
 
 def _plan():

@@ -133,6 +133,38 @@ def test_prior_page_runs_the_count_rule_it_names(env):
     assert shares["equal", "drop-high"] == pytest.approx(shares["equal", "drop-low"])
 
 
+def test_prior_page_runs_side_by_side_in_workers_started_as_it_is_drawn(env, monkeypatch):
+    """ADDROP_APP_WORKERS=2 (unset: where it pays, studio.background.app_workers): drawing the page starts the
+    worker processes, Start trains the four runs two at a time in them, and they stay for the next plan."""
+    import json
+    import os
+
+    from addrop.experiments import parallel
+    from addrop.studio.jobs import default_runner
+
+    monkeypatch.setenv("ADDROP_APP_WORKERS", "2")
+    try:
+        at = _page("pages/prior.py", pr_train=16, pr_dev=8, pr_epochs=1)
+        kept = parallel.kept_workers()
+        assert kept is not None and kept["shape"][0] == 2 and kept["preload"][0] == "tiny-bert"
+        assert "2 at a time, side by side" in at.button(key="pr_start").help
+        assert any("2 runs at a time" in c.value or "seconds with a tiny model" in c.value for c in at.caption)
+        at.button(key="pr_start").click()
+        at.run()
+        job = default_runner().current()
+        assert job is not None
+        job.wait(180)
+        snap = job.snapshot()
+        assert snap["status"] == "finished", snap["error"]
+        group = next(p for p in env.iterdir() if p.name.startswith("prior-"))
+        pids = {json.loads((group / r / "status.json").read_text())["pid"] for r in
+                ("none", "drop-random", "drop-low", "drop-high")}
+        assert len(pids) == 2 and os.getpid() not in pids
+        assert parallel.kept_workers() == dict(kept, busy=False)  # kept for the next plan
+    finally:
+        parallel.release_workers()
+
+
 def test_experiment_pages_fine_tune_the_pre_trained_base_of_a_fine_tuned_model(env):
     """A fine-tuned model in the sidebar (here a tiny-bert run's checkpoint; minilm-demo is the shipped one) is
     never trained again by the prior, compare or sweeps pages: they start from its base with a new head, and say

@@ -13,7 +13,8 @@ worker whose main process is gone (killed) ends itself.
 
 For a plan it is opt-in (`--workers N` of `prior` and `compare`, `run_plan(..., workers=N)`): each worker first
 spends about 6 s importing torch and transformers and loading the model, which on a 2-core machine eats what the
-prior experiment's defaults gain (docs/performance.md, "Runs side by side"); a longer plan amortises it.
+prior experiment's defaults gain (docs/performance.md, "Runs side by side"); a longer plan amortises it. The app
+keeps a pool started ahead (`keep_workers`, studio/background.py decides when), so its plans do not pay that start.
 """
 from __future__ import annotations
 
@@ -21,15 +22,14 @@ import multiprocessing as mp
 import os
 import pickle
 import queue as queue_mod
-import signal
 import tempfile
 import threading
 import time
+import concurrent.futures.process  # noqa: F401 - before _stop_at_exit is registered, so that its exit hook runs after
 from contextlib import contextmanager
 
-from ..config import TrainConfig
-from ..engine.allocator import tune_for_training
 from ..errors import UserError
+from . import workers as worker_side
 
 
 def plan_workers(configs, workers: int = 1) -> tuple[int, int]:
@@ -46,93 +46,17 @@ def plan_workers(configs, workers: int = 1) -> tuple[int, int]:
     return w, max(1, available_cpus() // w)
 
 
-# ---------------------------------------------------------------------------------------------- worker side
-_WORKER: dict = {}  # per worker process: its event queue, stop event, the splits, the last model and data it loaded
-
-
-def _init_worker(threads: int, events, stop) -> None:
-    """A worker's start: Ctrl-C left to the main process (it asks the runs to stop), the allocator as the command
-    line has it, an exit of its own once the main process is gone (killed), its share of the threads, and what
-    every run needs first (torch, transformers, the trainer) imported at once."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    tune_for_training()
-    parent = mp.parent_process()
-    if parent is not None:
-        threading.Thread(target=_exit_with, args=(parent.sentinel,), daemon=True).start()
-    import torch
-
-    from ..engine import training  # noqa: F401
-
-    torch.set_num_threads(max(1, int(threads)))
-    _WORKER.update(events=events, stop=stop, model=None, data=None, splits=None)
-
-
-def _exit_with(sentinel) -> None:
-    from multiprocessing.connection import wait
-
-    wait([sentinel])  # ready when the main process has ended
-    os._exit(1)
-
-
-def _started() -> bool:  # a task that makes the pool start a worker process
-    return True
-
-
-def _splits(path: str):
-    """The plan's (spec, train, dev), read once per worker from the file the main process wrote."""
-    if _WORKER.get("splits") is None or _WORKER["splits"][0] != path:
-        with open(path, "rb") as f:
-            _WORKER["splits"] = (path, pickle.load(f))
-    return _WORKER["splits"][1]
-
-
-def run_in_worker(i: int, cfg_dict: dict, root: str, splits_file: str) -> dict:
-    """Train run i of a plan in this worker process; its last report is ("end", i). A stop request that comes
-    before the run has started leaves it not started (status waiting, no record)."""
-    events = _WORKER["events"]
-    try:
-        return _run(i, TrainConfig.from_dict(cfg_dict), root, splits_file, events, _WORKER["stop"])
-    finally:
-        events.put(("end", i, None))
-
-
-def _run(i, cfg, root, splits_file, events, stop) -> dict:
-    from ..engine.models import load_model
-    from ..engine.training import Callbacks, data_key, prepare_data, train
-
-    waiting = {"status": "waiting", "reason": None, "path": None, "id": None}
-    if stop.is_set():
-        return waiting
-    splits = _splits(splits_file)
-    mkey = (cfg.model, cfg.device, splits[0].num_labels, cfg.seed)
-    if _WORKER.get("model") is None or _WORKER["model"][0] != mkey:  # one model a process: a new seed replaces it
-        events.put(("message", i, f"{cfg.name}: loading the model with seed {cfg.seed}"))
-        _WORKER["model"], _WORKER["data"] = None, None
-        _WORKER["model"] = (mkey, load_model(cfg.model, cfg.device, num_labels=mkey[2], seed=cfg.seed))
-    loaded = _WORKER["model"][1]
-    dkey = data_key(cfg)
-    if _WORKER.get("data") is None or _WORKER["data"][0] != dkey:
-        _WORKER["data"] = (dkey, prepare_data(cfg, loaded.tokenizer, splits))
-    if stop.is_set():
-        return waiting
-    cb = Callbacks(on_step=lambda info: events.put(("step", i, info)),
-                   on_epoch=lambda rec: events.put(("epoch", i, rec)),
-                   should_stop=stop.is_set)
-    res = train(cfg, runs_dir=root, loaded=loaded, data=_WORKER["data"][1], callbacks=cb)
-    return {"status": res.status, "reason": res.reason, "path": res.path, "id": res.id}
-
-
 # ------------------------------------------------------------------------------------------------ main side
 _STARTED: dict = {}  # a pool started ahead (start_workers), taken by the next run_side_by_side of that shape
 
 
-def _new_pool(workers: int, threads: int):
+def _new_pool(workers: int, threads: int, preload: tuple | None = None):
     from concurrent.futures import ProcessPoolExecutor
 
     ctx = mp.get_context("spawn")
     events, stop = ctx.Queue(), ctx.Event()
-    pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker,
-                               initargs=(threads, events, stop))
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=worker_side.init_worker,
+                               initargs=(threads, events, stop, preload))
     return pool, events, stop
 
 
@@ -160,7 +84,7 @@ def start_workers(configs, workers: int) -> None:
         return
     pool, events, stop = _new_pool(w, threads)
     for _ in range(w):
-        pool.submit(_started)
+        pool.submit(worker_side.started)
     _STARTED[(w, threads)] = (pool, events, stop)
 
 
@@ -178,7 +102,135 @@ def workers_ahead(configs, workers: int):
 
 
 def _pool(workers: int, threads: int):
-    return _STARTED.pop((workers, threads), None) or _new_pool(workers, threads)
+    """(pool, events, stop, kept): one started ahead, else the kept pool of that shape if no one uses it, else new."""
+    started = _STARTED.pop((workers, threads), None)
+    if started is not None:
+        return (*started, False)
+    kept = _take_kept(workers, threads)
+    return (*kept, True) if kept is not None else (*_new_pool(workers, threads), False)
+
+
+# -------------------------------------------------------------------- a pool kept between plans (the app's)
+KEEP_IDLE_S = 600.0  # a kept pool unused this long is shut down (its processes hold torch and a model each)
+_KEPT: dict = {}  # pool, events, stop, shape, preload, busy, timer
+_KEPT_LOCK = threading.Lock()
+
+
+def keep_workers(workers: int, threads: int, preload: tuple | None = None) -> bool:
+    """Start `workers` worker processes of `threads` torch threads that stay between plans and sweeps, each loading
+    the model `preload` = (model, device, num_labels, seed) ahead, so that the next plan of that shape (the app's
+    prior and compare pages) does not wait for workers to start (docs/performance.md). Called again alike: only the
+    idle clock restarts; so with only another seed (a run loads its seed's head itself, in about a second). Another
+    shape or model replaces an idle pool; one in use is left alone. Unused for KEEP_IDLE_S, it is shut down.
+    Returns whether a pool was started."""
+    if workers < 2:
+        return False
+    preload = tuple(preload) if preload is not None else None
+    with _KEPT_LOCK:
+        if _KEPT.get("busy"):
+            return False
+        if _KEPT.get("shape") == (workers, threads) and _same_model(_KEPT["preload"], preload) \
+                and not _a_worker_died(_KEPT["pool"]):
+            _idle_clock()
+            return False
+        old = _forget_kept()
+        _KEPT.update(zip(("pool", "events", "stop"), _new_pool(workers, threads, preload)),
+                     shape=(workers, threads), preload=preload, busy=False)
+        for _ in range(workers):
+            _KEPT["pool"].submit(worker_side.started)  # spawned now, not at the first run
+        _idle_clock()
+    if old is not None:
+        _close(old, wait=False)
+    return True
+
+
+def release_workers() -> None:
+    """Shut the kept pool down now, unless a plan uses it (what the idle clock calls)."""
+    with _KEPT_LOCK:
+        old = None if _KEPT.get("busy") else _forget_kept()
+    if old is not None:
+        _close(old, wait=False)
+
+
+def kept_workers() -> dict | None:
+    """The kept pool's shape, preload and whether a plan uses it; None without one."""
+    with _KEPT_LOCK:
+        return {k: _KEPT[k] for k in ("shape", "preload", "busy")} if _KEPT else None
+
+
+def _same_model(a: tuple | None, b: tuple | None) -> bool:  # preloads alike but for the seed
+    return (a is None) == (b is None) and (a is None or a[:3] == b[:3])
+
+
+def _forget_kept():  # with _KEPT_LOCK held: the kept pool (None: none), forgotten, its idle clock stopped
+    if _KEPT.get("timer") is not None:
+        _KEPT["timer"].cancel()
+    pool = _KEPT.get("pool")
+    _KEPT.clear()
+    return pool
+
+
+def _idle_clock() -> None:  # with _KEPT_LOCK held
+    if _KEPT.get("timer") is not None:
+        _KEPT["timer"].cancel()
+    _KEPT["timer"] = threading.Timer(KEEP_IDLE_S, release_workers)
+    _KEPT["timer"].daemon = True
+    try:
+        _KEPT["timer"].start()
+    except RuntimeError:  # the interpreter is exiting: no clock needed
+        pass
+
+
+def _take_kept(workers: int, threads: int):
+    """The kept pool for a plan of this shape, marked in use, its stop request cleared and the reports the last plan
+    left behind drained; None when there is none of that shape, it is in use or a worker of it died."""
+    dead = None
+    with _KEPT_LOCK:
+        if _KEPT.get("shape") != (workers, threads) or _KEPT["busy"]:
+            return None
+        if _a_worker_died(_KEPT["pool"]):
+            dead = _forget_kept()
+        else:
+            _KEPT["busy"] = True
+            _KEPT["timer"].cancel()
+            pool, events, stop = _KEPT["pool"], _KEPT["events"], _KEPT["stop"]
+    if dead is not None:
+        _close(dead, wait=False)
+        return None
+    stop.clear()
+    try:
+        while True:  # a run's last reports may come after its plan stopped waiting for them
+            events.get_nowait()
+    except queue_mod.Empty:
+        pass
+    return pool, events, stop
+
+
+def _give_back(pool, broken: bool) -> None:
+    """A plan's end on the kept pool: idle again, or (broken: a worker died) shut down and forgotten."""
+    with _KEPT_LOCK:
+        if _KEPT.get("pool") is pool and not broken:
+            _KEPT["busy"] = False
+            _idle_clock()
+            return
+        if _KEPT.get("pool") is pool:
+            _forget_kept()
+    _close(pool, wait=False)
+
+
+_RUNNING: set = set()  # the stop events of the pools that run a plan or sweep now
+
+
+def _stop_at_exit() -> None:
+    """At the interpreter's exit (the app's server stopped with Ctrl-C while a plan's runs train side by side), before
+    concurrent.futures waits for the work under way: ask those runs to stop at their next step. The exit then waits
+    a step instead of the runs' ends (measured: 23.5 s for the prior experiment's defaults); their records end
+    "stopped"."""
+    for stop in list(_RUNNING):
+        stop.set()
+
+
+threading._register_atexit(_stop_at_exit)  # after concurrent.futures.process's own hook (imported above): run first
 
 
 _LAST_REPORT_S = 10.0  # how long a run's last reports may lag behind its result
@@ -206,7 +258,8 @@ def run_side_by_side(configs, root, splits, workers: int, threads: int, on_event
     from concurrent.futures import FIRST_COMPLETED, wait
     from concurrent.futures.process import BrokenProcessPool
 
-    pool, events, stop = _pool(workers, threads)
+    pool, events, stop, kept = _pool(workers, threads)
+    _RUNNING.add(stop)
     pending = list(range(len(configs)))
     running: dict = {}  # future -> run index
     ended: dict = {}  # run index -> (its result, when its future was done), until its last report has come
@@ -247,7 +300,7 @@ def run_side_by_side(configs, root, splits, workers: int, threads: int, on_event
                     pending.clear()
                 while pending and len(running) + len(ended) < workers:
                     i = pending[0]
-                    running[pool.submit(run_in_worker, i, configs[i].to_dict(), root, splits_file.name)] = i
+                    running[pool.submit(worker_side.run_in_worker, i, configs[i].to_dict(), root, splits_file.name)] = i
                     pending.pop(0)
                     on_event("start", i, None)
                 drain(0.2)
@@ -284,7 +337,11 @@ def run_side_by_side(configs, root, splits, workers: int, threads: int, on_event
                 except BaseException:  # noqa: BLE001 - the first error is the one raised
                     pass
     finally:
-        _close(pool, wait=not broken)
+        _RUNNING.discard(stop)
+        if kept:
+            _give_back(pool, broken)
+        else:
+            _close(pool, wait=not broken)
         os.unlink(splits_file.name)
     if error is not None:
         raise error

@@ -126,6 +126,11 @@ MINILM_SECONDS_PER_PASS = (0.005, 0.013)
 # 1.04 for a training step), so longer inputs (MRPC's pairs: about 53) take longer.
 DEMO_TOKENS = 15.6
 
+# The time of a plan's runs two at a time, in two worker processes of one thread already started, against one after
+# the other on two threads: 0.79 for the prior experiment's defaults on the Intel Xeon (docs/performance.md), 0.85
+# for the runs alone on an AMD EPYC Zen 3.
+SIDE_BY_SIDE = 0.8
+
 
 def _passes(configs) -> tuple[int, int]:
     """(passes over training examples, passes over dev examples) of a plan, as example_passes counts them."""
@@ -160,10 +165,12 @@ def mean_tokens(tokenizer, split, max_length: int, sample: int = 256) -> float |
     return sum(len(ids) for ids in enc["input_ids"]) / n
 
 
-def time_estimate(configs, model: str, tokens: tuple[float | None, float | None] | None = None) -> str:
+def time_estimate(configs, model: str, tokens: tuple[float | None, float | None] | None = None,
+                  workers: int = 1) -> str:
     """'about N example passes' and, for the built-in models, a rough time on an idle 2-core CPU: the range from the
     fastest to the slowest machine measured. `tokens`: the data's mean tokens per training and per dev example
-    (mean_tokens); inputs longer than the demo data's (DEMO_TOKENS) scale the time up in proportion."""
+    (mean_tokens); inputs longer than the demo data's (DEMO_TOKENS) scale the time up in proportion. `workers` > 1:
+    the runs two at a time in worker processes already started (the app's), SIDE_BY_SIDE of the time."""
     from ..engine.weights import TRAINED  # a shipped fine-tuned model costs what its base model costs
 
     train, dev = _passes(configs)
@@ -172,12 +179,14 @@ def time_estimate(configs, model: str, tokens: tuple[float | None, float | None]
         t_train, t_dev = tokens or (None, None)
         scale = [max(1.0, (t or DEMO_TOKENS) / DEMO_TOKENS) for t in (t_train, t_dev)]
         work = train * scale[0] + dev * scale[1]
-        lo, hi = (work * s for s in MINILM_SECONDS_PER_PASS)
+        lo, hi = (work * s * (SIDE_BY_SIDE if workers > 1 else 1.0) for s in MINILM_SECONDS_PER_PASS)
         if hi >= 180:
             text += f", roughly {_span(round(lo / 60), round(hi / 60))} minutes with minilm on an idle 2-core CPU"
         else:
             text += (f", about {_span(max(10, round(lo, -1)), max(10, round(hi, -1)))} s with minilm on an idle "
                      "2-core CPU")
+        if workers > 1:
+            text += f", {workers} runs at a time"
         if work > 1.2 * (train + dev):
             text += f" for inputs of about {t_train or t_dev:.0f} tokens, against the demo data's {DEMO_TOKENS:.0f}"
     elif model.startswith("tiny-"):

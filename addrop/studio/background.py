@@ -2,12 +2,14 @@
 library call the command line makes too, plus the figure files it writes."""
 from __future__ import annotations
 
+import os
 from dataclasses import replace
 
 from ..config import TrainConfig
 from ..engine.probes import DEFAULT_PROBES
 from ..engine.runs import safe_run_id
 from ..engine.weights import run_ref
+from ..experiments.parallel import keep_workers
 from ..experiments.plans import Plan, run_plan
 from ..experiments.sweeps.local import run_sweep
 from ..experiments.sweeps.spec import SweepSpec
@@ -35,6 +37,50 @@ def sweep_job(job, spec: SweepSpec, runs_dir: str) -> dict:
     res = run_sweep(spec, runs_dir, backend="local", on_cell=on_cell, should_stop=job.should_stop,
                     refresh=write_sweep_outputs)
     return {"path": res.path, "ran": res.ran, "failed": res.failed, "stopped": res.stopped}
+
+
+WORKERS_ENV = "ADDROP_APP_WORKERS"  # N: the app's plans run N side by side (1: one after the other); unset: below
+SIDE_BY_SIDE_PARAMS = 5_000_000  # a smaller model trains a run in less time than a worker process takes to start
+
+
+def app_workers(loaded, n_runs: int) -> tuple[int, int]:
+    """(worker processes, torch threads each) for a plan of `n_runs` runs started from the app, (1, 0) meaning one
+    after the other in the server. Two side by side, on one thread each (docs/performance.md: the prior
+    experiment's defaults about a quarter faster), where that pays: a CPU of two cores or more, a model of at least
+    SIDE_BY_SIDE_PARAMS parameters, and memory for two more processes training it. ADDROP_APP_WORKERS=N sets N."""
+    from ..experiments.sweeps.cell import available_cpus
+
+    cpus = available_cpus()
+    try:
+        want = int(os.environ[WORKERS_ENV])
+    except (KeyError, ValueError):
+        params = sum(p.numel() for p in loaded.model.parameters())
+        free = _available_bytes()
+        # a worker: torch and transformers (about 1 GiB) and the model's weights, gradients and AdamW's two moments
+        fits = free is None or free > 2 * (2 ** 30 + 16 * params) + 2 ** 30
+        want = 2 if loaded.device.type == "cpu" and cpus >= 2 and params >= SIDE_BY_SIDE_PARAMS and fits else 1
+    w = max(1, min(want, n_runs))
+    return (w, max(1, cpus // w)) if w > 1 else (1, 0)
+
+
+def warm_workers(loaded, model: str, device: str, num_labels: int, seed: int, n_runs: int) -> bool:
+    """Where a plan of `n_runs` runs would run side by side (app_workers): start its worker processes now, each
+    loading `model` with `seed`, and keep them between plans (experiments.parallel.keep_workers), so that pressing
+    Start does not wait for them. A page that trains calls it as it is drawn. Returns whether it started them."""
+    w, threads = app_workers(loaded, n_runs)
+    return w > 1 and keep_workers(w, threads, (model, device, num_labels, seed))
+
+
+def _available_bytes() -> int | None:
+    """Memory available to new processes (Linux's MemAvailable), None where unknown."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
 
 
 def app_defaults(plan: Plan, keep_weights: bool = True) -> Plan:

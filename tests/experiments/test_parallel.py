@@ -3,6 +3,7 @@ progress as one after the other, and a stop request that reaches the workers."""
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
@@ -16,6 +17,7 @@ from addrop.experiments.sweeps.cell import available_cpus
 from tests.experiments.test_plans import _FakeJob as _Job  # what run_plan needs of a jobs.Job
 
 pytestmark = pytest.mark.usefixtures("one_thread")
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _base(**kw) -> TrainConfig:
@@ -223,3 +225,118 @@ def test_a_stop_request_after_every_cell_finished_is_not_a_stopped_sweep(tmp_pat
     res = run_sweep(_sweep("late", ps="0.3"), tmp_path, max_concurrent=2, on_cell=cells.append,
                     should_stop=lambda: len(cells) >= 2)  # true once both cells have ended
     assert sorted(res.ran) == ["p0.3-q0.5-s0", "vanilla-s0"] and not res.stopped
+
+
+# ------------------------------------------------------------------------- a pool kept between plans (the app's)
+
+def _pids(root) -> set:
+    import json
+
+    return {json.loads(f.read_text())["pid"] for f in root.glob("*/status.json")}
+
+
+def test_a_kept_pool_serves_plan_after_plan_a_stop_included(tmp_path):
+    from addrop.experiments import parallel
+
+    base = _base()
+    shape = plan_workers([base] * 4, 2)
+    preload = ("tiny-bert", "cpu", 2, 0)
+    try:
+        assert parallel.keep_workers(*shape, preload)  # started: its processes load the model now
+        assert not parallel.keep_workers(*shape, preload)  # kept already: nothing new
+        assert not parallel.keep_workers(*shape, preload[:3] + (7,))  # nor for another seed (a run loads its own)
+        assert parallel.kept_workers() == {"shape": shape, "preload": preload, "busy": False}
+        first = plans.run_plan(_Job(), plans.prior_plan(base, 0.3, [0], str(tmp_path), group="a"), workers=2)
+        stopped = plans.run_plan(_Job(stop_after=1), plans.prior_plan(_base(epochs=40), 0.3, [0], str(tmp_path),
+                                                                      group="stop"), workers=2)
+        again = plans.run_plan(_Job(), plans.prior_plan(base, 0.3, [0], str(tmp_path), group="b"), workers=2)
+        assert [r["status"] for r in first["runs"]] == [r["status"] for r in again["runs"]] == ["finished"] * 4
+        assert stopped["runs"][0]["status"] == "stopped"  # and the stop request did not outlive its plan
+        pids = _pids(tmp_path / "a")
+        assert len(pids) == 2 and pids == _pids(tmp_path / "b") and _pids(tmp_path / "stop") <= pids
+        assert parallel.kept_workers()["busy"] is False
+        # the same processes, the same numbers
+        a, b = (metrics_frame(list_runs(tmp_path / g)).sort_values(["run", "epoch"]).reset_index(drop=True)
+                for g in ("a", "b"))
+        for col in ("train_loss", "clean_train_loss", "dev_loss", "dropped_share"):
+            assert b[col].tolist() == a[col].tolist(), col
+        # another model replaces an idle pool; a plan of another shape gets a pool of its own
+        assert parallel.keep_workers(*shape, ("tiny-roberta", "cpu", 2, 0))
+        assert parallel.kept_workers()["preload"][0] == "tiny-roberta"
+    finally:
+        parallel.release_workers()
+    assert parallel.kept_workers() is None
+    plans.run_plan(_Job(), plans.prior_plan(base, 0.3, [0], str(tmp_path), group="c"), workers=2)
+    assert not _pids(tmp_path / "c") & _pids(tmp_path / "a")  # no pool kept: new processes, ended after the plan
+
+
+def test_a_kept_pool_idle_too_long_is_shut_down(monkeypatch):
+    from addrop.experiments import parallel
+
+    monkeypatch.setattr(parallel, "KEEP_IDLE_S", 0.5)
+    assert parallel.keep_workers(2, 1, None)
+    import time
+
+    deadline = time.monotonic() + 20
+    while parallel.kept_workers() is not None and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert parallel.kept_workers() is None
+    assert not parallel.keep_workers(1, 1, None)  # one worker: nothing to keep
+
+
+def test_the_app_runs_side_by_side_where_it_pays(monkeypatch):
+    from types import SimpleNamespace
+
+    import torch
+
+    from addrop.studio import background
+
+    def model(params: int, device: str = "cpu"):
+        return SimpleNamespace(model=torch.nn.Linear(params, 1, bias=False), device=torch.device(device))
+
+    monkeypatch.delenv(background.WORKERS_ENV, raising=False)
+    monkeypatch.setattr(background, "_available_bytes", lambda: 64 * 2 ** 30)
+    cpus = available_cpus()
+    big, tiny = model(background.SIDE_BY_SIDE_PARAMS), model(1000)
+    assert background.app_workers(big, 4) == ((2, max(1, cpus // 2)) if cpus >= 2 else (1, 0))
+    assert background.app_workers(big, 1) == (1, 0)  # one run: nothing to run beside it
+    assert background.app_workers(tiny, 4) == (1, 0)  # a tiny model trains faster than a worker starts
+    assert background.app_workers(model(background.SIDE_BY_SIDE_PARAMS, "cuda"), 4) == (1, 0)  # a GPU: in turn
+    monkeypatch.setattr(background, "_available_bytes", lambda: 2 * 2 ** 30)
+    assert background.app_workers(big, 4) == (1, 0)  # no room for two more processes
+    monkeypatch.setenv(background.WORKERS_ENV, "1")
+    monkeypatch.setattr(background, "_available_bytes", lambda: 64 * 2 ** 30)
+    assert background.app_workers(big, 4) == (1, 0)
+    monkeypatch.setenv(background.WORKERS_ENV, "3")
+    assert background.app_workers(tiny, 4)[0] == 3 and background.app_workers(tiny, 2)[0] == 2
+    assert not background.warm_workers(big, "minilm", "cpu", 2, 0, 1)  # nothing started for one run
+
+
+def test_the_exit_of_the_process_stops_the_runs_side_by_side(tmp_path):
+    """The app's server stopped (its main thread ends) while a plan's runs train in kept workers, from a daemon
+    thread as the app's jobs run: the exit asks them to stop instead of waiting for their ends."""
+    import json
+    import subprocess
+    import sys
+    import time
+
+    script = f"""
+import threading, time
+from addrop.config import TrainConfig
+from addrop.experiments import parallel, plans
+from tests.experiments.test_plans import _FakeJob
+if __name__ == "__main__":
+    base = TrainConfig(model="tiny-bert", device="cpu", task="demo", source="demo", epochs=5000, train_size=16,
+                       dev_size=8, batch_size=8, lr=1e-4)
+    parallel.keep_workers(2, 1, ("tiny-bert", "cpu", 2, 0))
+    plan = plans.prior_plan(base, 0.3, [0], {str(tmp_path)!r}, group="g")
+    threading.Thread(target=plans.run_plan, args=(_FakeJob(), plan), kwargs=dict(workers=2), daemon=True).start()
+    deadline = time.monotonic() + 120
+    while len(list(plan.root.glob("*/metrics.jsonl"))) < 2 and time.monotonic() < deadline:
+        time.sleep(0.2)  # both runs under way, an epoch each
+"""
+    t = time.monotonic()
+    subprocess.run([sys.executable, "-c", script], cwd=str(ROOT), timeout=240, check=True)
+    assert time.monotonic() - t < 200  # 5000 epochs each would take far longer
+    status = {f.parent.name: json.loads(f.read_text())["status"] for f in (tmp_path / "g").glob("*/status.json")}
+    assert status and set(status.values()) == {"stopped"}, status

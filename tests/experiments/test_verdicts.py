@@ -309,3 +309,13 @@ def test_one_run_left_reads_as_the_other_run():
     dev = {"none": [0.6, 0.5, 0.9], "drop-low": [0.6, 0.5, 0.4]}
     text = verdicts.overfit_sentence(_prior({s: [0.6, 0.5, 0.4] for s in dev}, dev))[1]
     assert text.endswith("; the other run still improves.")
+
+
+def test_time_estimate_of_runs_side_by_side():
+    from addrop.config import TrainConfig
+
+    prior = plans.prior_plan(TrainConfig(model="minilm", epochs=3, train_size=200, dev_size=100), 0.3, [0], "")
+    one, two = (plans.time_estimate(prior.configs, "minilm", workers=w) for w in (1, 2))
+    lo, hi = (plans.example_passes(prior.configs) * s for s in plans.MINILM_SECONDS_PER_PASS)
+    assert f"{round(lo * plans.SIDE_BY_SIDE, -1):.0f}-{round(hi * plans.SIDE_BY_SIDE, -1):.0f} s" in two
+    assert "2 runs at a time" in two and "at a time" not in one and one.split(",")[0] == two.split(",")[0]
