@@ -38,6 +38,19 @@ def mallopt(mmap_threshold: int, trim_threshold: int) -> bool:
         return False
 
 
+def give_back_freed() -> bool:
+    """Return the memory this process has freed to the OS (glibc's malloc_trim), which the thresholds above keep
+    otherwise: a worker process the app keeps between plans calls it after each run. False where there is no glibc."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        import ctypes
+
+        return bool(ctypes.CDLL("libc.so.6").malloc_trim(0))
+    except (OSError, AttributeError):
+        return False
+
+
 def tune_for_training() -> bool:
     """This process's allocator as the benchmark measures it, unless the MALLOC_* variables say otherwise."""
     return not env_set() and mallopt(_MMAP_THRESHOLD, _TRIM_THRESHOLD)

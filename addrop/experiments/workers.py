@@ -3,6 +3,7 @@ torch's threads, the imports every run needs, a model loaded ahead for a kept po
 cell of a sweep (`run_in_worker`), its progress sent back through a queue and a stop request read from an event."""
 from __future__ import annotations
 
+import gc
 import multiprocessing as mp
 import os
 import pickle
@@ -10,7 +11,7 @@ import signal
 import threading
 
 from ..config import TrainConfig
-from ..engine.allocator import tune_for_training
+from ..engine.allocator import give_back_freed, tune_for_training
 
 
 _WORKER: dict = {}  # per worker process: its event queue, stop event, the splits, the last model and data it loaded
@@ -70,6 +71,8 @@ def run_in_worker(i: int, cfg_dict: dict, root: str, splits_file: str) -> dict:
         return _run(i, TrainConfig.from_dict(cfg_dict), root, splits_file, events, _WORKER["stop"])
     finally:
         events.put(("end", i, None))
+        gc.collect()
+        give_back_freed()  # the run's model copy, gradients and optimizer: not kept while the process waits
 
 
 def _run(i, cfg, root, splits_file, events, stop) -> dict:

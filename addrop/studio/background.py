@@ -9,7 +9,7 @@ from ..config import TrainConfig
 from ..engine.probes import DEFAULT_PROBES
 from ..engine.runs import safe_run_id
 from ..engine.weights import run_ref
-from ..experiments.parallel import keep_workers
+from ..experiments.parallel import keep_workers, kept_workers
 from ..experiments.plans import Plan, run_plan
 from ..experiments.sweeps.local import run_sweep
 from ..experiments.sweeps.spec import SweepSpec
@@ -56,8 +56,9 @@ def app_workers(loaded, n_runs: int) -> tuple[int, int]:
     except (KeyError, ValueError):
         params = sum(p.numel() for p in loaded.model.parameters())
         free = _available_bytes()
-        # a worker: torch and transformers (about 1 GiB) and the model's weights, gradients and AdamW's two moments
-        fits = free is None or free > 2 * (2 ** 30 + 16 * params) + 2 ** 30
+        # a worker: torch and transformers (about 1 GiB) and the model's weights, gradients and AdamW's two moments;
+        # workers kept already hold theirs
+        fits = free is None or kept_workers() is not None or free > 2 * (2 ** 30 + 16 * params) + 2 ** 30
         want = 2 if loaded.device.type == "cpu" and cpus >= 2 and params >= SIDE_BY_SIDE_PARAMS and fits else 1
     w = max(1, min(want, n_runs))
     return (w, max(1, cpus // w)) if w > 1 else (1, 0)

@@ -2,6 +2,7 @@
 variables are, the same thresholds as the benchmark's."""
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -31,3 +32,20 @@ def test_the_command_line_sets_them_at_start():
     env = {k: v for k, v in __import__("os").environ.items() if k not in allocator.MALLOC_ENV}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120).stdout
     assert out.strip().splitlines()[-1] == str([(allocator._MMAP_THRESHOLD, allocator._TRIM_THRESHOLD)])
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc_trim")
+def test_freed_memory_goes_back_to_the_system_with_the_thresholds_set():
+    """A process with the training thresholds keeps what it frees until give_back_freed (a kept worker, between
+    plans): its resident size falls by the freed block's size."""
+    code = ("import addrop.engine.allocator as a, ctypes\n"
+            "def rss():\n    return int(open('/proc/self/statm').read().split()[1]) * 4096\n"
+            "a.tune_for_training()\n"
+            "libc = ctypes.CDLL('libc.so.6'); libc.malloc.restype = ctypes.c_void_p\n"
+            "p = libc.malloc(200 << 20); ctypes.memset(p, 1, 200 << 20); libc.free(ctypes.c_void_p(p))\n"
+            "kept = rss(); done = a.give_back_freed()\n"
+            "print(done, (kept - rss()) >> 20)")
+    done, mib = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                               env={k: v for k, v in os.environ.items()
+                                    if k not in allocator.MALLOC_ENV}).stdout.split()
+    assert done == "True" and int(mib) > 150
