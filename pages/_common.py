@@ -31,7 +31,7 @@ from addrop.engine.data.table import UPLOADS_DIR, check_separator, display_name 
 from addrop.engine.tasks import GLUE_TASKS  # noqa: E402
 from addrop.errors import UserError  # noqa: E402
 from pages import _compat, _url  # noqa: E402
-from pages._fields import Numbers, clamp_sizes, defaults  # noqa: E402,F401
+from pages._fields import KEPT, Numbers, clamp_sizes, defaults  # noqa: E402,F401
 from pages._models import (OTHER_MODEL, UNTRAINED, checkpoints, default_model_for, deleted_run,  # noqa: E402,F401
                            model_caption, model_controls, model_label, use_model)
 

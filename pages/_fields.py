@@ -5,6 +5,12 @@ from __future__ import annotations
 import streamlit as st
 
 
+# A setting's widget: its value kept for the session (across page switches) and in the page's address, so that a
+# reload, a bookmark or a shared link opens the same settings (the sidebar's choices: pages/_url.py). An address
+# value the widget cannot take is dropped by Streamlit; a number out of range is said by Numbers.
+KEPT = {"persist_state": "session", "bind": "query-params"}
+
+
 class Numbers:
     """Number fields whose range is checked here instead of by the browser. A number_input's own min/max refuse a
     typed value outside them with nothing but a red mark, and a form holding one submits nothing, so pressing Start
@@ -27,12 +33,12 @@ class Numbers:
         """The four fields a training page's settings start with, in a row: training and dev examples (seeded
         subsets of `n_train` and `n_dev`), epochs, batch size; keys `<prefix>_train`, ... Their values."""
         a, b, d, e = st.columns(4)
-        return (self.field(a, "Training examples", 1, n_train, step=8, key=f"{prefix}_train", persist_state="session",
+        return (self.field(a, "Training examples", 1, n_train, step=8, key=f"{prefix}_train", **KEPT,
                            help=f"A seeded random subset of the {n_train:,} training examples."),
-                self.field(b, "Dev examples", 1, n_dev, step=10, key=f"{prefix}_dev", persist_state="session",
+                self.field(b, "Dev examples", 1, n_dev, step=10, key=f"{prefix}_dev", **KEPT,
                            help=f"A seeded random subset of the {n_dev:,} dev examples."),
-                self.field(d, "Epochs", 1, 50, key=f"{prefix}_epochs", persist_state="session", help=epochs_help),
-                self.field(e, "Batch size", 1, 256, key=f"{prefix}_batch", persist_state="session", help=batch_help))
+                self.field(d, "Epochs", 1, 50, key=f"{prefix}_epochs", **KEPT, help=epochs_help),
+                self.field(e, "Batch size", 1, 256, key=f"{prefix}_batch", **KEPT, help=batch_help))
 
     def report(self) -> bool:
         """Each problem as st.error; True when there is none."""

@@ -5,7 +5,8 @@ A reload starts a new Streamlit session, with every widget at its default, and S
 parameters on every page switch. So the first run of a session copies the address into the sidebar's widget state
 (`restore`, before the widgets are drawn), and every run writes the sidebar's choices back (`keep`, after them),
 leaving out those at their defaults. A value the address gets wrong is left out and said (`restore` returns what
-to say); nothing else changes. A CSV file is not in the address: after a reload, it is uploaded again.
+to say); nothing else changes. A CSV file is not in the address: after a reload, it is uploaded again. The pages'
+own settings are bound to the address by Streamlit itself (`bind="query-params"`, pages/_fields.py KEPT).
 """
 from __future__ import annotations
 

@@ -15,7 +15,6 @@ from pages import _common as ui
 from pages import _jobs as jobs
 
 KIND = plans.COMPARE
-SS = "session"
 LRS = [1e-5, 2e-5, 3e-5, 5e-5, 1e-4, 2e-4]
 SEEDS = 3  # default seed pairs: one pair tells nothing, three fit the defaults' budget (see the time estimate)
 
@@ -146,29 +145,29 @@ with st.container(border=True):  # not a form: the caption's time estimate follo
     st.markdown("##### AD-DROP")
     a, b, d, e = st.columns(4)
     method = a.selectbox("Attribution", list(METHOD_LABELS), format_func=METHOD_LABELS.get, key="cm_method",
-                         persist_state=SS,
+                         **ui.KEPT,
                          help="GA is the paper's default; IGA costs m extra passes; AA and RD are its ablations.")
-    p = b.slider("p: candidate region", 0.05, 0.95, step=0.05, key="cm_p", persist_state=SS,
+    p = b.slider("p: candidate region", 0.05, 0.95, step=0.05, key="cm_p", **ui.KEPT,
                  help="Share of each attention row that may be dropped (Eq. 6).")
-    q = d.slider("q: drop rate", 0.05, 0.95, step=0.05, key="cm_q", persist_state=SS,
+    q = d.slider("q: drop rate", 0.05, 0.95, step=0.05, key="cm_q", **ui.KEPT,
                  help="Probability of dropping each candidate (Eq. 7).")
     # pills, not a multiselect: a narrow column cut the chips of six layers off
-    layers = e.pills("Layers", list(range(L)), selection_mode="multi", key="cm_layers", persist_state=SS, wrap=True,
+    layers = e.pills("Layers", list(range(L)), selection_mode="multi", key="cm_layers", **ui.KEPT, wrap=True,
                      format_func=lambda l: f"L{l}", help="Layers whose attention AD-DROP masks "
                            "(default: the paper's for this task, the first for SST-2, MNLI, QNLI, QQP, STS-B and "
                            "all for CoLA, MRPC, RTE).")
     if not layers:
         nums.problems.append("Layers: choose at least one layer for AD-DROP.")
     a, b, d, e = st.columns(4)
-    cross = a.toggle("Cross-tuning", key="cm_cross", persist_state=SS,
+    cross = a.toggle("Cross-tuning", key="cm_cross", **ui.KEPT,
                      help="On: plain epochs 1, 3, 5, … and AD-DROP epochs 2, 4, … (Algorithm 1). Off: AD-DROP "
                           "in every epoch.")
-    target = b.selectbox("Label attributed", ["pseudo", "gold"], key="cm_target", persist_state=SS,
+    target = b.selectbox("Label attributed", ["pseudo", "gold"], key="cm_target", **ui.KEPT,
                          format_func=lambda t: {"pseudo": "predicted (pseudo label)", "gold": "gold label"}[t],
                          help="AD-DROP uses the predicted label (Section 2.3); the gold label is its ablation.")
-    n_seeds = nums.field(d, "Seeds", 1, 10, key="cm_seeds", persist_state=SS,
+    n_seeds = nums.field(d, "Seeds", 1, 10, key="cm_seeds", **ui.KEPT,
                          help="How many seed pairs to run (seeds first, first+1, …).")
-    seed0 = nums.field(e, "First seed", 0, 1_000_000, key="cm_seed0", persist_state=SS,
+    seed0 = nums.field(e, "First seed", 0, 1_000_000, key="cm_seed0", **ui.KEPT,
                        help="Seeds the subset, the data order, the masks, dropout and the new head.")
     st.markdown("##### Training")
     n_train, n_dev, epochs, batch = nums.run_size(
@@ -176,14 +175,14 @@ with st.container(border=True):  # not a form: the caption's time estimate follo
         "Examples per step.")
     with st.expander("More"):
         a, b, d = st.columns(3)
-        lr = a.select_slider("Learning rate", LRS, key="cm_lr", persist_state=SS, format_func=lambda v: f"{v:.0e}",
+        lr = a.select_slider("Learning rate", LRS, key="cm_lr", **ui.KEPT, format_func=lambda v: f"{v:.0e}",
                              help="Peak learning rate of AdamW.")
-        steps = nums.field(b, "IGA steps m", 2, 50, key="cm_steps", persist_state=SS,
+        steps = nums.field(b, "IGA steps m", 2, 50, key="cm_steps", **ui.KEPT,
                            help="Only used with IGA (the paper: 20).")
-        maxlen = nums.field(d, "Max tokens per example", 8, 512, key="cm_maxlen", persist_state=SS,
+        maxlen = nums.field(d, "Max tokens per example", 8, 512, key="cm_maxlen", **ui.KEPT,
                             help="Longer examples are cut.")
         keep, keep_note = jobs.keep_weights_toggle(st, "cm_keep", loaded, 2 * int(n_seeds or 1))
-    paper = st.toggle("Paper preset", key="cm_paper", persist_state=SS,
+    paper = st.toggle("Paper preset", key="cm_paper", **ui.KEPT,
                       help="The reference's regime, in place of epochs, batch size, learning rate and max tokens: "
                            "batch 16, constant lr 1e-5, max length 100, up to 50 epochs, early stopping on the dev "
                            "metric (patience 5), best epoch kept.")

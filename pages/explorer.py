@@ -116,20 +116,20 @@ def inputs():
     with st.container():
         st.markdown("##### Attribution")
         method = st.selectbox("Method", list(METHOD_LABELS), format_func=METHOD_LABELS.get, key="ex_method",
-                              persist_state=SS, help="GA: the gradient of the logit with respect to the attention (AD-DROP's "
+                              **ui.KEPT, help="GA: the gradient of the logit with respect to the attention (AD-DROP's "
                                    "default). IGA: integrated gradients over m scaled copies of the attention (more "
                                    "costly). AA: the attention weights themselves. RD: random scores, the random "
                                    "baseline of the paper's ablation.")
         can_captum = method in CAPTUM_METHODS
         if not can_captum:
             st.session_state["ex_backend"] = "native"
-        backend = st.radio("Backend", ["native", "captum"], key="ex_backend", horizontal=True, persist_state=SS,
+        backend = st.radio("Backend", ["native", "captum"], key="ex_backend", horizontal=True, **ui.KEPT,
                            disabled=not can_captum,
                            help="native: addrop's own implementation. captum: the same quantity through Captum "
                                 "(GA and IGA only). Both should agree; see the cross-check below.")
         steps = 20
         if method == "iga":
-            steps = st.slider("IGA steps m", 2, 50, key="ex_steps", persist_state=SS,
+            steps = st.slider("IGA steps m", 2, 50, key="ex_steps", **ui.KEPT,
                               help="Riemann steps of the integral in Eq. 3 (the paper uses 20).")
         targets = ["predicted"] + (["gold"] if gold is not None and not regression else [])
         targets += [f"class:{k}" for k in range(len(label_names))] if not regression else []
@@ -160,22 +160,22 @@ def mask_controls(method: str = "ga"):
     st.markdown("##### Mask")
     k = [*st.columns(2), *st.columns([3, 2]), *st.columns([1, 1], vertical_alignment="bottom")]
     k.append(st.container())
-    p = k[0].slider("p: candidate region", 0.05, 0.95, step=0.05, key="ex_p", persist_state=SS,
+    p = k[0].slider("p: candidate region", 0.05, 0.95, step=0.05, key="ex_p", **ui.KEPT,
                     help="Share of each row (of the real tokens) that forms the candidate discard region (Eq. 6).")
-    q = k[1].slider("q: drop rate", 0.05, 0.95, step=0.05, key="ex_q", persist_state=SS,
+    q = k[1].slider("q: drop rate", 0.05, 0.95, step=0.05, key="ex_q", **ui.KEPT,
                     help="Each candidate is dropped with probability q (Eq. 7).")
-    mode = k[2].selectbox("Region", list(MODE_LABELS), format_func=MODE_LABELS.get, key="ex_mode", persist_state=SS,
+    mode = k[2].selectbox("Region", list(MODE_LABELS), format_func=MODE_LABELS.get, key="ex_mode", **ui.KEPT,
                           help="high (AD-DROP): the top p of each row by attribution. low: the bottom p. random: each "
                                "key with probability p. low and random are the prior experiment's contrasts.")
     random = mode == "random" or method == "rd"  # RD draws a random region (core.algorithm.region_mode)
-    ties = k[3].selectbox("Ties", ["paper", "strict"], key="ex_ties", persist_state=SS, disabled=random,
+    ties = k[3].selectbox("Ties", ["paper", "strict"], key="ex_ties", **ui.KEPT, disabled=random,
                           help="paper: Eq. 6 as written (scores ≥ the threshold are candidates), so a row whose "
                                "scores are all equal, e.g. all zero, is a candidate as a whole. With GA that happens "
                                "in the last layer, where only the [CLS] row reaches the output. strict: such rows "
                                "are left alone." + (" A random region (RD, or Region random) reads no scores, so "
                                                     "it has no ties: off." if random else ""))
     nums = ui.Numbers()  # a typed seed out of range is said, not ignored while the field still shows it
-    seed = nums.field(k[4], "Seed", 0, 1_000_000, key="ex_seed", persist_state=SS,
+    seed = nums.field(k[4], "Seed", 0, 1_000_000, key="ex_seed", **ui.KEPT,
                       help="Seeds the draw of the mask (and of RD scores); the same seed gives the same mask.")
 
     def _resample():
@@ -184,7 +184,7 @@ def mask_controls(method: str = "ga"):
 
     k[5].button("Resample", on_click=_resample, icon=":material/casino:", key="ex_resample",
                 help="Draw a new mask: the seed goes up by one.")
-    layers = k[6].multiselect("Layers masked", list(range(L)), key="ex_mask_layers", persist_state=SS,
+    layers = k[6].multiselect("Layers masked", list(range(L)), key="ex_mask_layers", **ui.KEPT,
                               format_func=lambda l: f"L{l}", placeholder="none",
                               help="AD-DROP masks every layer; choose fewer to see one layer's effect.")
     if not nums.report():
@@ -280,9 +280,9 @@ def one_head(expl_key, mask_key, expl, view, method: str, backend: str):
     """One head's two maps; choosing another layer or head reruns only this."""
     mask, summary = view.mask, view.summary
     h1, h2 = st.columns(2)
-    layer = h1.selectbox("Layer", list(range(L)), key="ex_layer", persist_state=SS, format_func=lambda l: f"layer {l}",
+    layer = h1.selectbox("Layer", list(range(L)), key="ex_layer", **ui.KEPT, format_func=lambda l: f"layer {l}",
                          help="Which layer's head to show.", label_visibility="collapsed")
-    head = h2.selectbox("Head", list(range(H)), key="ex_head", persist_state=SS, format_func=lambda h: f"head {h}",
+    head = h2.selectbox("Head", list(range(H)), key="ex_head", **ui.KEPT, format_func=lambda h: f"head {h}",
                         help="Which head of that layer to show.", label_visibility="collapsed")
     row = summary[(summary["layer"] == layer) & (summary["head"] == head)].iloc[0]
     rho = row["spearman"]

@@ -14,7 +14,6 @@ from pages import _common as ui
 from pages import _jobs as jobs
 
 KIND = plans.PRIOR
-SS = "session"
 LRS = [1e-5, 2e-5, 3e-5, 5e-5, 1e-4, 2e-4]
 COUNT_LABELS = {"equal": "equal: n − int(n(1−r)) keys for high, low and random",
                 "reference": "reference: high n − int(n(1−r)), low int(nr), random a coin per key"}
@@ -190,29 +189,29 @@ with st.container(border=True):  # not a form: the caption's time estimate follo
         "pr", len(train), len(dev), "Every epoch of every strategy uses its masks (no cross-tuning here).",
         "Examples per training step.")
     a, b, d, e = st.columns(4)
-    lr = a.select_slider("Learning rate", LRS, key="pr_lr", persist_state=SS, format_func=lambda v: f"{v:.0e}",
+    lr = a.select_slider("Learning rate", LRS, key="pr_lr", **ui.KEPT, format_func=lambda v: f"{v:.0e}",
                          help="Peak learning rate of AdamW (linear warm-up over 10% of the steps, then decay).")
-    layers = b.multiselect("Layers masked", list(range(L)), key="pr_layers", persist_state=SS,
+    layers = b.multiselect("Layers masked", list(range(L)), key="pr_layers", **ui.KEPT,
                            format_func=lambda l: f"layer {l}",
                            help="The paper masks the first layer; its Appendix B tries others.")
     if not layers:
         nums.problems.append("Layers masked: choose at least one layer.")
     if st.session_state.get("pr_layers_said"):
         b.caption(st.session_state.pop("pr_layers_said"))
-    rate = d.slider("Drop rate r", 0.05, 0.9, step=0.05, key="pr_rate", persist_state=SS,
+    rate = d.slider("Drop rate r", 0.05, 0.9, step=0.05, key="pr_rate", **ui.KEPT,
                     help="Share of each attention row dropped (the paper uses 0.3).")
-    seed = nums.field(e, "Seed", 0, 1_000_000, key="pr_seed", persist_state=SS,
+    seed = nums.field(e, "Seed", 0, 1_000_000, key="pr_seed", **ui.KEPT,
                       help="Seeds the subsets, the data order, the masks, dropout and the new head.")
     with st.expander("More"):
         a, b, d = st.columns(3)
-        maxlen = nums.field(a, "Max tokens per example", 8, 512, key="pr_maxlen", persist_state=SS,
+        maxlen = nums.field(a, "Max tokens per example", 8, 512, key="pr_maxlen", **ui.KEPT,
                             help="Longer examples are cut.")
-        count = b.selectbox("Keys dropped per row", list(COUNTS), key="pr_count", persist_state=SS,
+        count = b.selectbox("Keys dropped per row", list(COUNTS), key="pr_count", **ui.KEPT,
                             format_func=COUNT_LABELS.get,
                             help="equal (default): the three drop-* strategies drop the same number of keys from "
                                  "each row. reference: the reference code's rule, which on a 13-key row at r = 0.3 "
                                  "drops 4 keys for high and 3 for low, so the comparison is confounded.")
-        precision = d.selectbox("Precision", list(PRECISIONS), key="pr_precision", persist_state=SS,
+        precision = d.selectbox("Precision", list(PRECISIONS), key="pr_precision", **ui.KEPT,
                                 format_func=PRECISION_LABELS.get, help=PRECISION_HELP)
         keep, keep_note = jobs.keep_weights_toggle(st, "pr_keep", loaded, 4, default=False)  # a contrast's runs
     settings_ok = nums.report()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from streamlit.testing.v1 import AppTest
 
 from pages._models import OTHER_MODEL
+from tests.test_app import ROOT as _ROOT
 from tests.test_app import _app, _errors, _ok, env  # noqa: F401 (env: the autouse fixture)
 
 
@@ -83,3 +84,32 @@ def test_a_model_the_address_names_that_does_not_load_is_an_error_in_the_sidebar
     assert at.sidebar.selectbox(key="model_choice").value == OTHER_MODEL
     assert at.sidebar.text_input(key="model_custom").value == "no/such-model-anywhere"
     assert at.sidebar.error and "no/such-model-anywhere" in at.sidebar.error[0].value
+
+
+def test_a_page_s_settings_are_in_its_address_too(env):
+    """A training page's and the explorer's settings are bound to the address (pages/_fields.py KEPT): a link or a
+    reload opens them; one a widget cannot take is dropped, a number out of range is said, and nothing else moves."""
+    at = AppTest.from_file(str(_ROOT / "app.py"), default_timeout=180)
+    for k, v in dict(pr_rate="0.5", pr_epochs="5", pr_layers=["layer 1"], pr_precision="bogus").items():
+        at.query_params[k] = v
+    at.switch_page("pages/prior.py")
+    at.run()
+    _ok(at)
+    assert at.slider(key="pr_rate").value == 0.5 and at.number_input(key="pr_epochs").value == 5
+    assert at.multiselect(key="pr_layers").value == [1]
+    assert at.selectbox(key="pr_precision").value == "auto"  # not an option: the default
+    assert any("4 runs × 5 epochs" in c.value for c in at.caption)
+    bad = AppTest.from_file(str(_ROOT / "app.py"), default_timeout=180)
+    bad.query_params["pr_train"] = "100000"
+    bad.switch_page("pages/prior.py")
+    bad.run()
+    assert any("Training examples: between 1 and" in e.value for e in bad.error)  # said, Start disabled
+    assert bad.button(key="pr_start").disabled
+    ex = AppTest.from_file(str(_ROOT / "app.py"), default_timeout=180)
+    for k, v in dict(ex_p="0.6", ex_q="0.2", ex_seed="7").items():
+        ex.query_params[k] = v
+    ex.switch_page("pages/explorer.py")
+    ex.run()
+    _ok(ex)
+    assert (ex.slider(key="ex_p").value, ex.slider(key="ex_q").value, ex.number_input(key="ex_seed").value) == \
+        (0.6, 0.2, 7)
