@@ -45,8 +45,8 @@ SIDE_BY_SIDE_PARAMS = 5_000_000  # a smaller model trains a run in less time tha
 
 def app_workers(loaded, n_runs: int) -> tuple[int, int]:
     """(worker processes, torch threads each) for a plan of `n_runs` runs started from the app, (1, 0) meaning one
-    after the other in the server. Two side by side, on one thread each (docs/performance.md: the prior
-    experiment's defaults about a quarter faster), where that pays: a CPU of two cores or more, a model of at least
+    after the other in the server. Two side by side, on one thread each (docs/performance.md: the prior page's
+    defaults in about a third less time), where that pays: a CPU of two cores or more, a model of at least
     SIDE_BY_SIDE_PARAMS parameters, and memory for two more processes training it. ADDROP_APP_WORKERS=N sets N."""
     from ..experiments.sweeps.cell import available_cpus
 
