@@ -249,26 +249,39 @@ def run_plan(progress: Progress, plan: Plan, loaded=None, splits=None, load_for_
                     runs=runs, group=plan.group, path=str(root), kind=plan.kind, total_epochs=plan.total_epochs,
                     workers=nworkers)
 
+    now: dict[int, str] = {}  # what each run under way is doing (several at once side by side)
+
+    def say(i: int, text: str | None, **kw) -> None:
+        """The progress message: every run under way, e.g. 'runs 3 and 4 of 4 · drop-low: ...; drop-high: ...'."""
+        if text is None:
+            now.pop(i, None)
+        else:
+            now[i] = text
+        ids = sorted(now)
+        if ids:
+            nums = [str(j + 1) for j in ids]
+            head = f"run {nums[0]}/{n}" if len(nums) == 1 else f"runs {', '.join(nums[:-1])} and {nums[-1]} of {n}"
+            kw["message"] = f"{head} · " + "; ".join(now[j] for j in ids)
+        progress.update(**kw)
+
     def on_step(i, info):
         cfg = plan.configs[i]
         frac[i] = float(info["fraction"])
-        progress.update(fraction=sum(frac) / n,
-                        message=f"run {i + 1}/{n} · {cfg.name}: epoch {info['epoch']}/{cfg.epochs}, "
-                                f"step {info['step']}/{info['total_steps']}")
+        say(i, f"{cfg.name}: epoch {info['epoch']}/{cfg.epochs}, step {info['step']}/{info['total_steps']}",
+            fraction=sum(frac) / n)
 
     def on_epoch(i, rec):
         cfg = plan.configs[i]
         done["epochs"] += 1
         row = dict(rec, run=cfg.name, strategy=cfg.strategy, seed=cfg.seed)
         epochs.append(row)
-        progress.update(epochs=epochs, done_epochs=done["epochs"],
-                        message=f"run {i + 1}/{n} · {cfg.name}: epoch {rec['epoch']}/{cfg.epochs} done")
+        say(i, f"{cfg.name}: epoch {rec['epoch']}/{cfg.epochs} done", epochs=epochs, done_epochs=done["epochs"])
         progress.add_event(dict(row))
 
     def on_done(i, res):
         frac[i] = 1.0 if res["status"] == "finished" else frac[i]
         runs[i].update(status=res["status"], reason=res.get("reason"), path=res.get("path"), id=res.get("id"))
-        progress.update(runs=runs)
+        say(i, None, runs=runs)
 
     if nworkers > 1:
         from .parallel import run_side_by_side
@@ -282,7 +295,7 @@ def run_plan(progress: Progress, plan: Plan, loaded=None, splits=None, load_for_
             elif kind == "epoch":
                 on_epoch(i, payload)
             elif kind == "message":
-                progress.update(message=f"run {i + 1}/{n} · {payload}")
+                say(i, payload)
 
         run_side_by_side(plan.configs, plan.root, splits, nworkers, threads, on_event, on_done,
                          progress.should_stop)

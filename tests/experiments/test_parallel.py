@@ -54,6 +54,31 @@ def test_side_by_side_gives_the_runs_one_after_the_other_gives(tmp_path):
         assert b[col].tolist() == pytest.approx(a[col].tolist(), rel=1e-5, abs=1e-7), col
 
 
+class _Said(_Job):
+    """Keeps every progress message."""
+
+    def __init__(self, **kw):
+        super().__init__(**kw)
+        self.said: list[str] = []
+
+    def update(self, **kw):
+        super().update(**kw)
+        if "message" in kw:
+            self.said.append(kw["message"])
+
+
+def test_the_progress_message_names_every_run_under_way(tmp_path):
+    turn, side = _Said(), _Said()
+    plans.run_plan(turn, plans.prior_plan(_base(epochs=6), 0.3, [0], str(tmp_path), group="t"), workers=1)
+    plans.run_plan(side, plans.prior_plan(_base(epochs=6), 0.3, [0], str(tmp_path), group="s"), workers=2)
+    assert not [m for m in turn.said if m.startswith("runs ")]  # one after the other: one run at a time
+    assert any(m.startswith("run 4/4 · drop-high: epoch 6/6") for m in turn.said)
+    both = [m for m in side.said if m.startswith("runs ")]
+    assert both and all(m.count(": epoch") + m.count(": loading") == 2 for m in both), both[:3]
+    assert any(m.startswith("runs 3 and 4 of 4 · drop-low: ") and "; drop-high: " in m for m in both), both[-3:]
+    assert side.said[-1] == turn.said[-1] == "done"
+
+
 def test_side_by_side_stop_reaches_the_workers(tmp_path):
     plan = plans.prior_plan(_base(epochs=40), 0.3, [0], str(tmp_path), group="stop")
     out = plans.run_plan(_Job(stop_after=1), plan, workers=2)
