@@ -271,7 +271,9 @@ def test_a_kept_pool_serves_plan_after_plan_a_stop_included(tmp_path):
         assert not parallel.keep_workers(*shape, preload)  # kept already: nothing new
         assert not parallel.keep_workers(*shape, preload[:3] + (7,))  # nor for another seed (a run loads its own)
         assert parallel.kept_workers() == {"shape": shape, "preload": preload, "busy": False}
-        first = plans.run_plan(_Job(), plans.prior_plan(base, 0.3, [0], str(tmp_path), group="a"), workers=2)
+        said = _Said()
+        first = plans.run_plan(said, plans.prior_plan(base, 0.3, [0], str(tmp_path), group="a"), workers=2)
+        assert not [m for m in said.said if "loading the model" in m]  # the workers had loaded it ahead
         stopped = plans.run_plan(_Job(stop_after=1), plans.prior_plan(_base(epochs=40), 0.3, [0], str(tmp_path),
                                                                       group="stop"), workers=2)
         again = plans.run_plan(_Job(), plans.prior_plan(base, 0.3, [0], str(tmp_path), group="b"), workers=2)
