@@ -224,7 +224,7 @@ _RUNNING: set = set()  # the stop events of the pools that run a plan or sweep n
 def _stop_at_exit() -> None:
     """At the interpreter's exit (the app's server stopped with Ctrl-C while a plan's runs train side by side), before
     concurrent.futures waits for the work under way: ask those runs to stop at their next step. The exit then waits
-    a step instead of the runs' ends (measured: 23.5 s for the prior experiment's defaults); their records end
+    a step instead of the runs' ends (measured: 1.1 s instead of 23.5 s, minilm, 10 epochs); their records end
     "stopped"."""
     for stop in list(_RUNNING):
         stop.set()
