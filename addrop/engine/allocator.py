@@ -24,31 +24,28 @@ def env_set() -> bool:
     return all(os.environ.get(k) for k in MALLOC_ENV)
 
 
-def mallopt(mmap_threshold: int, trim_threshold: int) -> bool:
-    """Set glibc's thresholds in this process (False where there is no glibc)."""
+def _glibc(call) -> bool:
+    """call(libc, ctypes) on this process's glibc; False where there is none (or it lacks the function)."""
     if not sys.platform.startswith("linux"):
         return False
     try:
         import ctypes
 
-        libc = ctypes.CDLL("libc.so.6")
-        return bool(libc.mallopt(_M_MMAP_THRESHOLD, ctypes.c_int(mmap_threshold))
-                    and libc.mallopt(_M_TRIM_THRESHOLD, ctypes.c_int(trim_threshold)))
+        return bool(call(ctypes.CDLL("libc.so.6"), ctypes))
     except (OSError, AttributeError):
         return False
+
+
+def mallopt(mmap_threshold: int, trim_threshold: int) -> bool:
+    """Set glibc's thresholds in this process (False where there is no glibc)."""
+    return _glibc(lambda libc, c: libc.mallopt(_M_MMAP_THRESHOLD, c.c_int(mmap_threshold))
+                  and libc.mallopt(_M_TRIM_THRESHOLD, c.c_int(trim_threshold)))
 
 
 def give_back_freed() -> bool:
     """Return the memory this process has freed to the OS (glibc's malloc_trim), which the thresholds above keep
     otherwise: a worker process the app keeps between plans calls it after each run. False where there is no glibc."""
-    if not sys.platform.startswith("linux"):
-        return False
-    try:
-        import ctypes
-
-        return bool(ctypes.CDLL("libc.so.6").malloc_trim(0))
-    except (OSError, AttributeError):
-        return False
+    return _glibc(lambda libc, c: libc.malloc_trim(0))
 
 
 def tune_for_training() -> bool:
