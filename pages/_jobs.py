@@ -53,10 +53,9 @@ def side_by_side(loaded, model: str, device: str, num_labels: int, seed, n_runs:
     `seed` ahead), so that Start does not wait for them."""
     from addrop.studio.background import app_workers, warm_workers
 
-    w = app_workers(loaded, n_runs)[0]
-    if w > 1 and not running:
-        warm_workers(loaded, model, device, num_labels, int(seed) if isinstance(seed, (int, float)) else 0, n_runs)
-    return w
+    if running:  # the workers are busy with it (or the plan runs in turn): nothing to start
+        return app_workers(loaded, n_runs)[0]
+    return warm_workers(loaded, model, device, num_labels, int(seed) if isinstance(seed, (int, float)) else 0, n_runs)
 
 
 def how(at_once: int) -> str:

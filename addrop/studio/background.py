@@ -64,12 +64,15 @@ def app_workers(loaded, n_runs: int) -> tuple[int, int]:
     return (w, max(1, cpus // w)) if w > 1 else (1, 0)
 
 
-def warm_workers(loaded, model: str, device: str, num_labels: int, seed: int, n_runs: int) -> bool:
-    """Where a plan of `n_runs` runs would run side by side (app_workers): start its worker processes now, each
-    loading `model` with `seed`, and keep them between plans (experiments.parallel.keep_workers), so that pressing
-    Start does not wait for them. A page that trains calls it as it is drawn. Returns whether it started them."""
+def warm_workers(loaded, model: str, device: str, num_labels: int, seed: int, n_runs: int) -> int:
+    """How many runs of a plan of `n_runs` the app trains at once (app_workers); where more than one, their worker
+    processes are started now, each loading `model` with `seed`, and kept between plans
+    (experiments.parallel.keep_workers), so that pressing Start does not wait for them. A page that trains calls it
+    as it is drawn."""
     w, threads = app_workers(loaded, n_runs)
-    return w > 1 and keep_workers(w, threads, (model, device, num_labels, seed))
+    if w > 1:
+        keep_workers(w, threads, (model, device, num_labels, seed))
+    return w
 
 
 def _available_bytes() -> int | None:

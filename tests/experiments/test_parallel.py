@@ -316,6 +316,7 @@ def test_the_app_runs_side_by_side_where_it_pays(monkeypatch):
 
     import torch
 
+    from addrop.experiments import parallel
     from addrop.studio import background
 
     def model(params: int, device: str = "cpu"):
@@ -336,7 +337,8 @@ def test_the_app_runs_side_by_side_where_it_pays(monkeypatch):
     assert background.app_workers(big, 4) == (1, 0)
     monkeypatch.setenv(background.WORKERS_ENV, "3")
     assert background.app_workers(tiny, 4)[0] == 3 and background.app_workers(tiny, 2)[0] == 2
-    assert not background.warm_workers(big, "minilm", "cpu", 2, 0, 1)  # nothing started for one run
+    assert background.warm_workers(big, "minilm", "cpu", 2, 0, 1) == 1  # one run: in turn, nothing started
+    assert parallel.kept_workers() is None
 
 
 def test_the_exit_of_the_process_stops_the_runs_side_by_side(tmp_path):
